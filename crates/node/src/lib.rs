@@ -1,0 +1,18 @@
+//! The addon node loads (mpgit.<platform>.node): registers each module's exports.
+//! N-API types stay in `napi`; the modules below translate between it and mpgit-core.
+
+mod napi;
+mod net;
+
+use napi::{Env, JsResult, RawEnv, RawValue, Value};
+
+fn register(env: Env, exports: Value) -> JsResult<()> {
+    net::register(env, exports)?;
+    Ok(())
+}
+
+/// The entry point node looks up in every addon (N-API's NAPI_MODULE_INIT).
+#[no_mangle]
+pub unsafe extern "C" fn napi_register_module_v1(env: RawEnv, exports: RawValue) -> RawValue {
+    napi::module_init(env, exports, register)
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// mpgit's command line: one module per command under commands/, composed here.
+
+import { Command, CommanderError } from 'commander';
+import { describe, MpgitError } from './errors.js';
+import { commands } from './commands/index.js';
+
+const program = new Command('mpgit')
+  .description('git transport for big repositories on fast, flaky, multi-link networks')
+  .version(process.env.npm_package_version ?? '0.1.0')
+  .showHelpAfterError()
+  .exitOverride();
+
+for (const register of commands) register(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode);
+  process.stderr.write(`fatal: ${describe(e)}\n`);
+  if (process.env.MPGIT_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  process.exit(e instanceof MpgitError && e.code === 'MPGIT_CONFIG' ? 129 : 128);
+}

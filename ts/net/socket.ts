@@ -1,0 +1,87 @@
+// Sockets for daemon and client: MPTCP when asked and the kernel allows it, TCP otherwise.
+// The sockets are made in Rust (IPPROTO_MPTCP is not reachable from node's net module) and
+// adopted by node through their descriptors.
+
+import net from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { native, nativeLoadError, type ConnInfo } from '../native.js';
+import { MpgitError, TimeoutError } from '../errors.js';
+
+export interface Connected {
+  socket: net.Socket;
+  /** The socket was created as MPTCP (the peer may still make it fall back to TCP). */
+  mptcpSocket: boolean;
+  /** Why MPTCP was not used although asked for, if it was not. */
+  fallback: string | null;
+  address: string;
+  port: number;
+}
+
+/** Every address of `host`, IPv6 and IPv4, in the resolver's order. */
+export async function resolveAll(host: string): Promise<string[]> {
+  const bare = host.replace(/^\[|\]$/g, '');
+  if (net.isIP(bare)) return [bare];
+  const found = await lookup(bare, { all: true, verbatim: true });
+  if (!found.length) throw new MpgitError('MPGIT_DNS', `could not resolve ${host}`, 'check the host name');
+  return found.map((a) => a.address);
+}
+
+/** Connects to host:port, trying each address in turn; MPTCP when `mptcp` and possible. */
+export async function connect(host: string, port: number, opts: { mptcp: boolean; timeoutMs: number }): Promise<Connected> {
+  const addrs = await resolveAll(host);
+  const errors: string[] = [];
+  for (const address of addrs) {
+    try {
+      return await connectOne(address, port, opts);
+    } catch (e) {
+      errors.push(`${address}: ${(e as Error).message}`);
+    }
+  }
+  throw new MpgitError(
+    'MPGIT_CONNECT',
+    `unable to connect to ${host}:${port}: ${errors.join('; ')}`,
+    'check that the daemon is running and the port is right',
+  );
+}
+
+async function connectOne(address: string, port: number, opts: { mptcp: boolean; timeoutMs: number }): Promise<Connected> {
+  if (native) {
+    const made = await native.connectSocket(address, port, opts.mptcp, opts.timeoutMs);
+    const socket = new net.Socket({ fd: made.fd, readable: true, writable: true });
+    return { socket, mptcpSocket: made.mptcp, fallback: opts.mptcp && !made.mptcp ? made.fallback : null, address, port };
+  }
+  // Without the addon: plain TCP through node.
+  const socket = net.connect({ host: address, port, noDelay: true });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new TimeoutError(`connect to ${address}:${port}`, opts.timeoutMs));
+    }, opts.timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    socket.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+  return { socket, mptcpSocket: false, fallback: opts.mptcp ? `native addon unavailable (${nativeLoadError})` : null, address, port };
+}
+
+/** The descriptor behind a node socket (for the kernel's counters). */
+export function socketFd(socket: net.Socket): number | null {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : null;
+}
+
+/** MPTCP/TCP counters of a live connection, or null when they cannot be read. */
+export function connInfo(socket: net.Socket): ConnInfo | null {
+  const fd = socketFd(socket);
+  if (fd === null || !native) return null;
+  try {
+    return native.connInfo(fd);
+  } catch {
+    return null;
+  }
+}
