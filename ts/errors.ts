@@ -51,6 +51,14 @@ export class TimeoutError extends MpgitError {
   }
 }
 
+/** A thin pack whose delta bases are neither in it nor in the repository. */
+export class MissingBaseError extends MpgitError {
+  constructor(message: string, hint = 'the pack is thin: index it with --fix-thin in a repository that has its bases, or fetch a complete pack') {
+    super('MPGIT_MISSING_BASE', message, hint);
+    this.name = 'MissingBaseError';
+  }
+}
+
 /** One line for the terminal: "fatal: message" plus the hint on its own line. */
 export function describe(err: unknown): string {
   if (err instanceof MpgitError) return err.hint ? `${err.message}\nhint: ${err.hint}` : err.message;

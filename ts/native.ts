@@ -28,7 +28,48 @@ export interface NativeAddon {
   connectSocket(ip: string, port: number, mptcp: boolean, timeoutMs: number): Promise<MadeSocket>;
   connInfo(fd: number): ConnInfo;
   kernelMptcp(): string | null;
+  // The pack indexer (crates/node/src/pack.rs); optional until the addon is built with it.
+  packIndexerNew?(packPath: string, opts: { threads: number; maxCacheBytes?: number }): PackHandle;
+  packIndexerWrite?(h: PackHandle, chunk: Buffer): number;
+  packIndexerProgress?(h: PackHandle): NativeIndexProgress;
+  packIndexerResolve?(h: PackHandle): Promise<{ missing: string[] }>;
+  packIndexerAddBase?(h: PackHandle, oid: string, type: number, data: Buffer): void;
+  packIndexerFinish?(h: PackHandle, opts: { idxPath: string; revPath: string | null; fixThin: boolean }): Promise<NativeIndexResult>;
+  indexPackFile?(packPath: string, opts: { threads: number; idxPath: string; revPath: string | null }): Promise<NativeIndexResult>;
+  // The object database, checkout and connectivity check (crates/node/src/odb.rs).
+  odbOpen?(gitDir: string, opts?: { cacheBytes?: number }): OdbHandle;
+  odbAddPack?(h: OdbHandle, packPath: string, idxPath: string): void;
+  odbClose?(h: OdbHandle): void;
+  odbHas?(h: OdbHandle, oid: string): boolean;
+  odbRead?(h: OdbHandle, oid: string): { type: number; data: Buffer } | null;
+  odbReadCommit?(h: OdbHandle, oid: string): { tree: string; parents: string[]; time: number } | null;
+  checkoutNew?(h: OdbHandle, treeOrCommit: string, workTree: string, opts: { threads: number; indexPath: string | null }): CheckoutHandle;
+  checkoutRun?(c: CheckoutHandle): Promise<{ entries: number; directories: number; bytes: number }>;
+  checkoutProgress?(c: CheckoutHandle): { done: number; total: number };
+  connectivityCheck?(h: OdbHandle, tips: string[], shallow: string[], before: OdbHandle | null): Promise<{ objects: number }>;
   [name: string]: unknown;
+}
+
+/** An indexer's state inside the addon (an N-API external). */
+export type PackHandle = { readonly __brand: 'PackHandle' };
+/** An open object database inside the addon. */
+export type OdbHandle = { readonly __brand: 'OdbHandle' };
+/** A checkout set up by checkoutNew. */
+export type CheckoutHandle = { readonly __brand: 'CheckoutHandle' };
+
+export interface NativeIndexProgress {
+  bytes: number;
+  objectsTotal: number;
+  objectsReceived: number;
+  deltasTotal: number;
+  deltasResolved: number;
+}
+
+export interface NativeIndexResult {
+  packChecksum: string;
+  objectCount: number;
+  deltaCount: number;
+  appendedBases: number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -49,3 +49,30 @@ export async function makeRepo(dir: string, spec: RepoSpec = {}): Promise<string
   const head = await git(['rev-parse', 'refs/heads/main'], { cwd: dir });
   return head.stdout.trim();
 }
+
+/**
+ * A bare repository whose pack is about `mb` MB of incompressible (but deterministic) blobs, in
+ * two commits: for tests that need a transfer to last a while. The blobs are marked as too big
+ * to delta (core.bigFileThreshold), so serving them costs the server no delta search.
+ */
+export async function makeBulkRepo(dir: string, mb: number): Promise<string> {
+  const { createCipheriv } = await import('node:crypto');
+  const blobBytes = 1 << 20;
+  const stream = createCipheriv('aes-128-ctr', Buffer.alloc(16, 7), Buffer.alloc(16, 1)); // deterministic noise
+  const parts: Buffer[] = [];
+  const half = Math.max(1, Math.round(mb / 2));
+  for (let c = 0; c < 2; c++) {
+    parts.push(Buffer.from(`commit refs/heads/main\ncommitter Test <test@example.com> ${1700000000 + c} +0000\ndata 5\nbulk\n`));
+    for (let i = c * half; i < (c === 0 ? half : Math.max(half + 1, mb)); i++) {
+      const blob = stream.update(Buffer.alloc(blobBytes));
+      parts.push(Buffer.from(`M 100644 inline data/blob${i}.bin\ndata ${blob.length}\n`), blob, Buffer.from('\n'));
+    }
+    const readme = `bulk ${c}\n`;
+    parts.push(Buffer.from(`M 100644 inline README.md\ndata ${readme.length}\n${readme}\n\n`));
+  }
+  await mkdir(dir, { recursive: true });
+  await git(['init', '-q', '--bare', '-b', 'main', dir]);
+  await git(['config', 'core.bigFileThreshold', '256k'], { cwd: dir });
+  await runOk('git', ['fast-import', '--quiet'], { cwd: dir, input: Buffer.concat(parts) });
+  return (await git(['rev-parse', 'refs/heads/main'], { cwd: dir })).stdout.trim();
+}

@@ -48,6 +48,8 @@ async function connectOne(address: string, port: number, opts: { mptcp: boolean;
   if (native) {
     const made = await native.connectSocket(address, port, opts.mptcp, opts.timeoutMs);
     const socket = new net.Socket({ fd: made.fd, readable: true, writable: true });
+    // As on the daemon's side: keepalive reaches every MPTCP subflow.
+    socket.setKeepAlive(true, 10_000);
     return { socket, mptcpSocket: made.mptcp, fallback: opts.mptcp && !made.mptcp ? made.fallback : null, address, port };
   }
   // Without the addon: plain TCP through node.

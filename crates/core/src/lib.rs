@@ -1,5 +1,11 @@
 //! mpgit's core, in plain Rust: what must be fast or needs system calls.
 //! `mptcp`: MPTCP/TCP sockets and their counters. `pack`: pack parsing, delta resolution,
-//! object ids and index writing.
+//! object ids and index writing. `odb`: reading a repository's objects, checkout and the
+//! index, the connectivity check.
 
 pub mod mptcp;
+pub mod odb;
+pub mod pack;
+
+#[cfg(test)]
+mod testutil;

@@ -3,11 +3,15 @@
 
 mod napi;
 mod net;
+mod odb;
+mod pack;
 
 use napi::{Env, JsResult, RawEnv, RawValue, Value};
 
 fn register(env: Env, exports: Value) -> JsResult<()> {
     net::register(env, exports)?;
+    pack::register(env, exports)?;
+    odb::register(env, exports)?;
     Ok(())
 }
 

@@ -64,6 +64,9 @@ extern "C" {
     fn napi_create_object(env: napi_env, r: *mut napi_value) -> napi_status;
     fn napi_create_array_with_length(env: napi_env, len: usize, r: *mut napi_value) -> napi_status;
     fn napi_set_element(env: napi_env, arr: napi_value, i: u32, v: napi_value) -> napi_status;
+    fn napi_is_array(env: napi_env, v: napi_value, r: *mut bool) -> napi_status;
+    fn napi_get_array_length(env: napi_env, arr: napi_value, r: *mut u32) -> napi_status;
+    fn napi_get_element(env: napi_env, arr: napi_value, i: u32, r: *mut napi_value) -> napi_status;
     fn napi_create_buffer_copy(env: napi_env, len: usize, data: *const c_void, out: *mut *mut c_void, r: *mut napi_value) -> napi_status;
     fn napi_create_error(env: napi_env, code: napi_value, msg: napi_value, r: *mut napi_value) -> napi_status;
     fn napi_throw(env: napi_env, err: napi_value) -> napi_status;
@@ -141,6 +144,10 @@ impl Args {
             .get(i)
             .map(|v| Value(*v))
             .ok_or_else(|| JsError::type_error(format!("argument {} is missing", i)))
+    }
+    /// Argument `i` as is (an options object, say).
+    pub fn value(&self, i: usize) -> JsResult<Value> {
+        self.get(i)
     }
     pub fn is_nullish(&self, i: usize) -> bool {
         match self.values.get(i) {
@@ -280,6 +287,36 @@ impl Env {
         check(unsafe { napi_get_value_double(self.0, v.0, &mut n) }, "get_value_double")
             .map_err(|_| JsError::type_error("expected a number"))?;
         Ok(n)
+    }
+    pub fn get_bool(self, v: Value) -> JsResult<bool> {
+        let mut b = false;
+        check(unsafe { napi_get_value_bool(self.0, v.0, &mut b) }, "get_value_bool")
+            .map_err(|_| JsError::type_error("expected a boolean"))?;
+        Ok(b)
+    }
+    /// The strings of an array of strings.
+    pub fn get_string_array(self, v: Value) -> JsResult<Vec<String>> {
+        let mut is = false;
+        check(unsafe { napi_is_array(self.0, v.0, &mut is) }, "is_array")?;
+        if !is {
+            return Err(JsError::type_error("expected an array of strings"));
+        }
+        let mut len = 0u32;
+        check(unsafe { napi_get_array_length(self.0, v.0, &mut len) }, "get_array_length")?;
+        let mut out = Vec::with_capacity(len as usize);
+        for i in 0..len {
+            let mut e = ptr::null_mut();
+            check(unsafe { napi_get_element(self.0, v.0, i, &mut e) }, "get_element")?;
+            out.push(self.get_string(Value(e)).map_err(|_| JsError::type_error("expected an array of strings"))?);
+        }
+        Ok(out)
+    }
+    /// Whether `v` is undefined or null (an absent optional property).
+    pub fn is_nullish(self, v: Value) -> bool {
+        let mut t = 0;
+        // SAFETY: v is a live handle of the current scope.
+        unsafe { napi_typeof(self.0, v.0, &mut t) };
+        t == NAPI_UNDEFINED || t == NAPI_NULL
     }
     pub fn get_property(self, obj: Value, name: &str) -> JsResult<Value> {
         let mut r = ptr::null_mut();

@@ -1,0 +1,107 @@
+// mpgit index-pack against git index-pack on the same pack, at 1 and 2 threads: wall time,
+// peak RSS, ratio to git at the same thread count. The pure-TypeScript indexer is an extra
+// row. Every index produced is checked byte for byte against git's before it counts.
+//
+//   npm run bench:index-pack [-- --preset small|medium|bench] [--runs N]
+
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { nativePackMissing } from '../ts/pack/native.js';
+import { machine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
+import { BENCH_ROOT, cachedRepo, PRESETS } from './lib/genrepo.js';
+
+const MPGIT = join(BENCH_ROOT, '..', 'bin', 'mpgit');
+
+interface Case {
+  name: string;
+  threads: number;
+  cmd: string;
+  args: (pack: string, idx: string) => string[];
+  env?: NodeJS.ProcessEnv;
+  /** Why this row cannot run, if it cannot. */
+  unavailable?: string | null;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { preset: { type: 'string', default: 'bench' }, runs: { type: 'string', default: '3' } } });
+  const spec = PRESETS[values.preset as keyof typeof PRESETS];
+  if (!spec) throw new Error(`unknown preset ${values.preset}: ${Object.keys(PRESETS).join(', ')}`);
+  const runs = Math.max(1, Number(values.runs));
+  const repo = await cachedRepo(spec);
+  const work = mkdtempSync(join(tmpdir(), 'mpgit-bench-index-pack-'));
+  try {
+    const pack = join(work, 'bench.pack');
+    copyFileSync(repo.packPath, pack);
+    const reference = readFileSync(repo.idxPath);
+    const native = nativePackMissing();
+    const cases: Case[] = [];
+    for (const threads of [1, 2]) {
+      cases.push({ name: 'git index-pack', threads, cmd: 'git', args: (p, i) => ['index-pack', `--threads=${threads}`, '-o', i, p] });
+      cases.push({
+        name: 'mpgit index-pack (native)',
+        threads,
+        cmd: process.execPath,
+        args: (p, i) => [MPGIT, 'index-pack', '--impl', 'native', '--threads', String(threads), '-o', i, p],
+        unavailable: native && 'native indexer not built (npm run build:native)',
+      });
+    }
+    cases.push({ name: 'mpgit index-pack (js)', threads: 1, cmd: process.execPath, args: (p, i) => [MPGIT, 'index-pack', '--impl', 'js', '-o', i, p] });
+
+    // Rounds over all cases (not all runs of one case, then the next) so that a change in the
+    // machine's load during the bench hits every row alike.
+    const runnable = cases.filter((c) => !c.unavailable);
+    const walls = new Map<Case, number[]>(runnable.map((c) => [c, []]));
+    const rss = new Map<Case, number[]>(runnable.map((c) => [c, []]));
+    for (let r = 0; r < runs; r++) {
+      for (const c of runnable) {
+        const idx = join(work, 'run.idx');
+        rmSync(idx, { force: true });
+        const m = await measure(c.cmd, c.args(pack, idx), { env: c.env });
+        if (!readFileSync(idx).equals(reference)) throw new Error(`${c.name} (${c.threads} threads) wrote an index that differs from git's`);
+        rmSync(idx, { force: true });
+        walls.get(c)!.push(m.wallMs);
+        rss.get(c)!.push(m.peakRssMB);
+        process.stderr.write(`round ${r + 1}/${runs}: ${c.name} threads=${c.threads}: ${(m.wallMs / 1000).toFixed(2)} s, ${m.peakRssMB.toFixed(0)} MB\n`);
+      }
+    }
+    const results: (Row & { wallMs?: number })[] = cases.map((c): Row & { wallMs?: number } =>
+      c.unavailable
+        ? { indexer: c.name, threads: c.threads, note: c.unavailable }
+        : { indexer: c.name, threads: c.threads, wallMs: median(walls.get(c)!), peakRssMB: Math.max(...rss.get(c)!), runsMs: walls.get(c)!.map((w) => round(w, 0)).join(' ') },
+    );
+    const gitAt = (threads: number) => results.find((r) => r.indexer === 'git index-pack' && r.threads === threads)?.wallMs;
+    const rows: Row[] = results.map((r) => {
+      const git = gitAt(r.threads as number);
+      return r.wallMs === undefined
+        ? { indexer: r.indexer, threads: r.threads, 'wall s': '-', 'peak RSS MB': '-', 'x git': '-', note: r.note ?? '' }
+        : {
+            indexer: r.indexer,
+            threads: r.threads,
+            'wall s': round(r.wallMs / 1000),
+            'peak RSS MB': round(r.peakRssMB as number, 0),
+            'x git': git ? round(r.wallMs / git) : '-',
+            note: '',
+          };
+    });
+    const title = `index-pack: ${repo.objects} objects, ${(repo.packBytes / 1e6).toFixed(1)} MB pack, median of ${runs} (x git: wall time / git's at the same threads)`;
+    printTable(title, rows);
+    const path = writeJson('index-pack', {
+      bench: 'index-pack',
+      date: new Date().toISOString(),
+      machine: machine(),
+      pack: { objects: repo.objects, bytes: repo.packBytes, preset: values.preset, spec: repo.spec },
+      runs,
+      results: results.map((r) => ({ ...r, ratioToGit: r.wallMs !== undefined && gitAt(r.threads as number) ? r.wallMs / gitAt(r.threads as number)! : null })),
+    });
+    process.stdout.write(`wrote ${path}\n`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench index-pack: ${(e as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,103 @@
+// Shared bench plumbing: run a command measuring wall time and peak RSS (through
+// /usr/bin/time), print a table, write JSON to benches/out/<name>.json. Peak RSS is GNU time's
+// %M, the kernel's ru_maxrss for the command: the largest resident set any single process of
+// its tree reached (the command and every descendant it waited for, e.g. git clone's
+// index-pack), not a sum over processes running at once.
+
+import { execFileSync, spawn } from 'node:child_process';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BENCH_ROOT } from './genrepo.js';
+
+export const OUT_DIR = join(BENCH_ROOT, 'out');
+const TIME = '/usr/bin/time';
+/** Longest a single measured command may run. */
+const RUN_TIMEOUT_MS = 30 * 60_000;
+
+export interface Measured {
+  wallMs: number;
+  peakRssMB: number;
+  stdout: string;
+}
+
+/** Runs `cmd args` once; throws with its output unless it exits 0. */
+export function measure(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdinFile?: string } = {}): Promise<Measured> {
+  if (!existsSync(TIME)) throw new Error(`${TIME} is missing: install the "time" package (apt-get install time)`);
+  const scratch = mkdtempSync(join(tmpdir(), 'mpgit-bench-'));
+  const report = join(scratch, 'time');
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(TIME, ['-f', '%M', '-o', report, cmd, ...args], {
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env },
+      stdio: [opts.stdinFile ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    });
+    if (opts.stdinFile) {
+      createReadStream(opts.stdinFile).pipe(child.stdin!);
+      child.stdin!.on('error', () => {});
+    }
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+      try {
+        if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.slice(-2000)}`);
+        const kb = Number(readFileSync(report, 'utf8').trim().split('\n').pop());
+        resolve({ wallMs, peakRssMB: kb / 1024, stdout: out });
+      } catch (e) {
+        reject(e);
+      } finally {
+        rmSync(scratch, { recursive: true, force: true });
+      }
+    });
+  });
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export type Row = Record<string, string | number>;
+
+/** Prints rows as an aligned text table (numbers right-aligned). */
+export function printTable(title: string, rows: Row[]): void {
+  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const cell = (v: string | number | undefined) => (v === undefined ? '' : String(v));
+  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: (string | number | undefined)[]) =>
+    vals.map((v, i) => (typeof v === 'number' ? cell(v).padStart(width[i]!) : cell(v).padEnd(width[i]!))).join('  ');
+  process.stdout.write(`\n${title}\n${line(cols)}\n${width.map((w) => '-'.repeat(w)).join('  ')}\n`);
+  for (const r of rows) process.stdout.write(`${line(cols.map((c) => r[c]))}\n`);
+  process.stdout.write('\n');
+}
+
+/** What the numbers were measured on. */
+export function machine(): Row {
+  let gitVersion = 'unknown';
+  try {
+    gitVersion = execFileSync('git', ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    // reported as unknown
+  }
+  // The 1-minute load average: timings taken on a busy machine are noisy (ratios less so).
+  return { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, git: gitVersion, loadavg1: round(loadavg()[0]!) };
+}
+
+/** Writes benches/out/<name>.json; returns its path. */
+export function writeJson(name: string, data: unknown): string {
+  mkdirSync(OUT_DIR, { recursive: true });
+  const path = join(OUT_DIR, `${name}.json`);
+  writeFileSync(path, `${JSON.stringify(data, null, 2)}\n`);
+  return path;
+}
+
+/** Rounds for display. */
+export const round = (x: number, digits = 2): number => Number(x.toFixed(digits));

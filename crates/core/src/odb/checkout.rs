@@ -1,0 +1,213 @@
+//! Checking out a tree into an empty work tree, and writing the index for it.
+//!
+//! The tree is flattened first (every path checked as git's verify_path does), then every
+//! directory is created, parents first, then the entries are written by `threads` threads,
+//! a directory's worth at a time (opened once; entries created relative to it, never
+//! following a symbolic link): regular files (the exec bit from the mode, the umask applied,
+//! as git does), symbolic links, and gitlinks as empty directories (as git leaves a submodule
+//! that is not initialized). Each entry's stat is taken from its descriptor as it is written,
+//! and the index v2 is written from those, so `git status` is clean without reading a file.
+
+use super::index_file::{self, Stat};
+use super::parse::{self, MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_SYMLINK, MODE_TREE};
+use super::{kind_name, Odb, PackError, Result};
+use crate::pack::entry::{OBJ_BLOB, OBJ_COMMIT, OBJ_TREE};
+use crate::pack::hex;
+use rayon::prelude::*;
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Deepest tree nesting followed.
+const MAX_TREE_DEPTH: usize = 4096;
+/// Most entries of one directory handed to a thread at once (big directories are shared).
+const UNIT_MAX: usize = 256;
+
+/// Counters the caller can read while the checkout runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub total: AtomicU64,
+    pub done: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Files, symbolic links and gitlinks written (the index's entries).
+    pub entries: u64,
+    pub directories: u64,
+    /// Bytes of file content and link targets.
+    pub bytes: u64,
+}
+
+/// What writing one entry gives back: its position, its stat (None for a gitlink), its bytes.
+type Written = (u32, Option<Stat>, u64);
+
+struct Item {
+    path: Vec<u8>,
+    /// Where the last component starts in `path`.
+    name_at: usize,
+    dir: u32,
+    mode: u32,
+    oid: [u8; 20],
+}
+
+/// Writes the tree of `tree_or_commit` into `work_tree` (which must hold none of its paths),
+/// then, with `index`, the index for it there. `threads` at least 1.
+pub fn checkout(odb: &Odb, tree_or_commit: &[u8; 20], work_tree: &Path, index: Option<&Path>, threads: usize, progress: &Progress) -> Result<Summary> {
+    let root = odb.read_existing(tree_or_commit, "tree")?;
+    let tree = match root.kind {
+        OBJ_TREE => *tree_or_commit,
+        OBJ_COMMIT => parse::commit(&root.data, tree_or_commit)?.tree,
+        k => return Err(PackError::bad(format!("{} is a {}, expected a tree or a commit", hex(tree_or_commit), kind_name(k)))),
+    };
+    let (dirs, items) = flatten(odb, &tree)?;
+    progress.total.store(items.len() as u64, Ordering::Relaxed);
+    for d in &dirs[1..] {
+        let p = work_tree.join(OsStr::from_bytes(d));
+        std::fs::create_dir(&p).map_err(|e| PackError::io(&e, format!("creating {}", p.display())))?;
+    }
+
+    // A directory's entries together, in bounded units.
+    let mut by_dir: Vec<Vec<u32>> = vec![Vec::new(); dirs.len()];
+    for (i, it) in items.iter().enumerate() {
+        by_dir[it.dir as usize].push(i as u32);
+    }
+    let units: Vec<(u32, &[u32])> = by_dir.iter().enumerate().flat_map(|(d, list)| list.chunks(UNIT_MAX).map(move |c| (d as u32, c))).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("mpgit-checkout-{}", i))
+        .build()
+        .map_err(|e| PackError::io(&std::io::Error::other(e.to_string()), "starting the checkout threads"))?;
+    let written: Result<Vec<Vec<Written>>> = pool.install(|| {
+        units
+            .par_iter()
+            .map(|&(d, list)| write_unit(odb, work_tree, &dirs[d as usize], &items, list, progress))
+            .collect::<Result<Vec<_>>>()
+    });
+    drop(pool);
+    // The threads' arenas (decoded blobs, freed) go back to the system.
+    crate::pack::release_free_memory();
+    let written = written?;
+
+    let mut stats: Vec<Option<Stat>> = vec![None; items.len()];
+    let mut bytes = 0;
+    for (i, st, n) in written.into_iter().flatten() {
+        stats[i as usize] = st;
+        bytes += n;
+    }
+    if let Some(index) = index {
+        let mut entries: Vec<index_file::Entry> = items.iter().zip(&stats).map(|(it, st)| index_file::Entry { path: &it.path, mode: it.mode, oid: it.oid, stat: *st }).collect();
+        index_file::write_locked(index, &index_file::encode(&mut entries)?)?;
+    }
+    Ok(Summary { entries: items.len() as u64, directories: (dirs.len() - 1) as u64, bytes })
+}
+
+/// The directories (parents before children; the first is the root, "") and the other
+/// entries of `tree`, with their modes as a checkout writes them.
+fn flatten(odb: &Odb, tree: &[u8; 20]) -> Result<(Vec<Vec<u8>>, Vec<Item>)> {
+    let mut dirs: Vec<Vec<u8>> = vec![Vec::new()];
+    let mut items = Vec::new();
+    let mut stack: Vec<([u8; 20], u32, usize)> = vec![(*tree, 0, 0)];
+    while let Some((oid, dir, depth)) = stack.pop() {
+        if depth > MAX_TREE_DEPTH {
+            return Err(PackError::bad(format!("tree {} nests deeper than {} levels", hex(&oid), MAX_TREE_DEPTH)));
+        }
+        let obj = odb.read_existing(&oid, "tree")?;
+        if obj.kind != OBJ_TREE {
+            return Err(PackError::bad(format!("{} is a {}, expected a tree", hex(&oid), kind_name(obj.kind))));
+        }
+        for e in parse::tree(&obj.data, &oid, true)? {
+            let prefix = &dirs[dir as usize];
+            let mut path = Vec::with_capacity(prefix.len() + 1 + e.name.len());
+            path.extend_from_slice(prefix);
+            if !prefix.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(e.name);
+            if e.mode == MODE_TREE {
+                dirs.push(path);
+                stack.push((e.oid, (dirs.len() - 1) as u32, depth + 1));
+            } else {
+                let mode = match e.mode {
+                    MODE_GITLINK | MODE_SYMLINK => e.mode,
+                    m if m & 0o111 != 0 => MODE_EXEC,
+                    _ => MODE_FILE,
+                };
+                items.push(Item { name_at: path.len() - e.name.len(), path, dir, mode, oid: e.oid });
+            }
+        }
+    }
+    Ok((dirs, items))
+}
+
+fn cstr(b: &[u8], what: &str) -> Result<CString> {
+    CString::new(b).map_err(|_| PackError::bad(format!("{} contains a NUL byte", what)))
+}
+
+fn last_os_error(what: String) -> PackError {
+    PackError::io(&std::io::Error::last_os_error(), what)
+}
+
+/// Writes the entries `list` of the directory `dir`; their stats (None for gitlinks) and sizes.
+fn write_unit(odb: &Odb, work_tree: &Path, dir: &[u8], items: &[Item], list: &[u32], progress: &Progress) -> Result<Vec<Written>> {
+    let dir_path = work_tree.join(OsStr::from_bytes(dir));
+    let c = cstr(dir_path.as_os_str().as_bytes(), "a path")?;
+    // SAFETY: a NUL-terminated path; the descriptor is owned (closed on drop) right away.
+    let raw = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW) };
+    if raw < 0 {
+        return Err(last_os_error(format!("opening {}", dir_path.display())));
+    }
+    let dfd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut out = Vec::with_capacity(list.len());
+    for &i in list {
+        let it = &items[i as usize];
+        let shown = || String::from_utf8_lossy(&it.path).into_owned();
+        let name = cstr(&it.path[it.name_at..], "a path")?;
+        if it.mode == MODE_GITLINK {
+            // SAFETY: a directory descriptor and a NUL-terminated name.
+            if unsafe { libc::mkdirat(dfd.as_raw_fd(), name.as_ptr(), 0o777) } != 0 {
+                return Err(last_os_error(format!("creating {}", shown())));
+            }
+            out.push((i, None, 0));
+            progress.done.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let obj = odb
+            .read(&it.oid)?
+            .ok_or_else(|| PackError::missing_object(format!("blob {} ({}) is missing from the repository", hex(&it.oid), shown())))?;
+        if obj.kind != OBJ_BLOB {
+            return Err(PackError::bad(format!("{}: {} is a {}, expected a blob", shown(), hex(&it.oid), kind_name(obj.kind))));
+        }
+        // SAFETY (all calls below): valid descriptors, NUL-terminated strings, a stat buffer
+        // the kernel fills.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if it.mode == MODE_SYMLINK {
+            let target = cstr(&obj.data, &format!("the target of the symbolic link {}", shown()))?;
+            if unsafe { libc::symlinkat(target.as_ptr(), dfd.as_raw_fd(), name.as_ptr()) } != 0 {
+                return Err(last_os_error(format!("creating {}", shown())));
+            }
+            if unsafe { libc::fstatat(dfd.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+                return Err(last_os_error(format!("reading back {}", shown())));
+            }
+        } else {
+            // Created 0666/0777 so that the umask applies, as git does.
+            let perm = if it.mode == MODE_EXEC { 0o777 } else { 0o666 };
+            let fd = unsafe { libc::openat(dfd.as_raw_fd(), name.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC, perm as libc::c_uint) };
+            if fd < 0 {
+                return Err(last_os_error(format!("creating {}", shown())));
+            }
+            let mut f = unsafe { File::from_raw_fd(fd) };
+            f.write_all(&obj.data).map_err(|e| PackError::io(&e, format!("writing {}", shown())))?;
+            if unsafe { libc::fstat(f.as_raw_fd(), &mut st) } != 0 {
+                return Err(last_os_error(format!("reading back {}", shown())));
+            }
+        }
+        out.push((i, Some(Stat::from_libc(&st)), obj.data.len() as u64));
+        progress.done.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(out)
+}

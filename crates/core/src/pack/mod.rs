@@ -1,0 +1,95 @@
+//! Packs: from a pack's bytes (streamed, or a file) to its `.idx` v2 and `.rev`, byte for byte
+//! what `git index-pack` writes.
+//!
+//! The flow: `scan` (first pass, as the bytes arrive: entry boundaries, CRC-32s, object ids of
+//! whole objects, the trailer) -> `resolve` (second pass, parallel: deltas rebuilt from their
+//! bases and hashed) -> `indexer` (thin-pack completion, then `index` writes the files).
+//! `sha1dc` computes object ids (collision-detecting SHA-1, as git); `inflate` and `delta` are
+//! the codecs; `entry` the per-entry header.
+
+mod alloc;
+pub mod delta;
+pub mod entry;
+pub mod error;
+pub mod index;
+pub mod indexer;
+pub mod inflate;
+pub mod resolve;
+pub mod scan;
+pub mod sha1dc;
+
+pub use alloc::release_free_memory;
+pub use error::{ErrorKind, PackError, Result};
+pub use indexer::{index_pack_file, Indexer, Options, Summary};
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Rust's allocations in any program using mpgit-core (see `alloc`): large blocks mapped
+/// directly, so that indexing's resident memory is what it uses.
+#[global_allocator]
+static ALLOC: alloc::MpgitAlloc = alloc::MpgitAlloc;
+
+/// Counters the caller can read at any time while a pack is indexed.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub bytes: AtomicU64,
+    pub objects_total: AtomicU64,
+    pub objects_received: AtomicU64,
+    pub deltas_total: AtomicU64,
+    pub deltas_resolved: AtomicU64,
+}
+
+/// A copy of the counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ProgressSnapshot {
+    pub bytes: u64,
+    pub objects_total: u64,
+    pub objects_received: u64,
+    pub deltas_total: u64,
+    pub deltas_resolved: u64,
+}
+
+impl Progress {
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        ProgressSnapshot {
+            bytes: self.bytes.load(Ordering::Relaxed),
+            objects_total: self.objects_total.load(Ordering::Relaxed),
+            objects_received: self.objects_received.load(Ordering::Relaxed),
+            deltas_total: self.deltas_total.load(Ordering::Relaxed),
+            deltas_resolved: self.deltas_resolved.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Lower-case hex of an object id or checksum.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// An object id from 40 hex digits.
+pub fn parse_oid(s: &str) -> Option<[u8; 20]> {
+    let b = s.as_bytes();
+    if b.len() != 40 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 20];
+    for i in 0..20 {
+        out[i] = (digit(b[2 * i])? << 4) | digit(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+// Repositories and servers for the packfile-URI tests: a fully packed repository with big
+// incompressible blobs (what offload is for), and `mpgit daemon` serving a base path.
+
+import { randomBytes } from 'node:crypto';
+import { readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { git, runOk, tempDir } from './proc.js';
+import { startDaemon, type MpgitDaemonHandle } from './daemon.js';
+
+export interface BigRepoSpec {
+  /** Big blobs (default 6), spread over the commits. */
+  big?: number;
+  /** Size of each big blob (default 200 KB). */
+  bigBytes?: number;
+  /** Commits on main (default 3). */
+  commits?: number;
+  /** Leave the objects loose instead of `git repack -ad` (default false: fully packed). */
+  loose?: boolean;
+}
+
+/**
+ * A bare repository at `dir`: small text files edited in every commit, `big` random blobs under
+ * big/, a branch `topic` one commit behind, an annotated tag v1 on main. Returns main's commit.
+ */
+export async function bigRepo(dir: string, spec: BigRepoSpec = {}): Promise<string> {
+  const big = spec.big ?? 6;
+  const commits = spec.commits ?? 3;
+  const bigBytes = spec.bigBytes ?? 200_000;
+  await git(['init', '-q', '--bare', '-b', 'main', dir]);
+  const parts: Buffer[] = [];
+  for (let c = 0; c < commits; c++) {
+    parts.push(Buffer.from(`commit refs/heads/main\nmark :${c + 1}\ncommitter T <t@example.com> ${1700000000 + c * 60} +0000\ndata 3\nc${c}\n`));
+    for (let f = 0; f < 5; f++) {
+      const body = Buffer.from(Array.from({ length: 60 }, (_, i) => `file ${f} line ${i} rev ${i % 5 === c % 5 ? c : 0}`).join('\n') + '\n');
+      parts.push(Buffer.from(`M 100644 inline small/f${f}.txt\ndata ${body.length}\n`), body, Buffer.from('\n'));
+    }
+    for (let b = c; b < big; b += commits) {
+      const body = randomBytes(bigBytes);
+      parts.push(Buffer.from(`M 100644 inline big/b${b}.bin\ndata ${body.length}\n`), body, Buffer.from('\n'));
+    }
+    parts.push(Buffer.from('\n'));
+  }
+  parts.push(Buffer.from(`reset refs/heads/topic\nfrom :${Math.max(1, commits - 1)}\n\n`));
+  parts.push(Buffer.from('tag v1\nfrom refs/heads/main\ntagger T <t@example.com> 1700009999 +0000\ndata 3\nv1\n\n'));
+  await runOk('git', ['fast-import', '--quiet'], { cwd: dir, input: Buffer.concat(parts) });
+  if (!spec.loose) await git(['repack', '-adq'], { cwd: dir });
+  else {
+    // fast-import writes a pack: explode it into loose objects (git's blobPackfileUri needs them).
+    const packDir = join(dir, 'objects', 'pack');
+    for (const name of await readdir(packDir)) {
+      if (!name.endsWith('.pack')) continue;
+      const moved = join(dir, name);
+      await rename(join(packDir, name), moved);
+      await rm(join(packDir, name.replace(/\.pack$/, '.idx')), { force: true });
+      await runOk('sh', ['-c', `git unpack-objects -q < '${moved}'`], { cwd: dir });
+      await rm(moved);
+    }
+  }
+  return (await git(['rev-parse', 'refs/heads/main'], { cwd: dir })).stdout.trim();
+}
+
+/** Adds a commit on main: one small file changed, and optionally a new big blob. */
+export async function commitUpstream(dir: string, opts: { bigBytes?: number; time?: number } = {}): Promise<string> {
+  const t = opts.time ?? 1700100000;
+  const parts = [Buffer.from(`commit refs/heads/main\ncommitter T <t@example.com> ${t} +0000\ndata 7\nupdate\nfrom refs/heads/main^0\n`)];
+  const small = Buffer.from(`changed at ${t}\n`);
+  parts.push(Buffer.from(`M 100644 inline small/f0.txt\ndata ${small.length}\n`), small, Buffer.from('\n'));
+  if (opts.bigBytes) {
+    const body = randomBytes(opts.bigBytes);
+    parts.push(Buffer.from(`M 100644 inline big/new-${t}.bin\ndata ${body.length}\n`), body, Buffer.from('\n'));
+  }
+  parts.push(Buffer.from('\n'));
+  await runOk('git', ['fast-import', '--quiet'], { cwd: dir, input: Buffer.concat(parts) });
+  return (await git(['rev-parse', 'refs/heads/main'], { cwd: dir })).stdout.trim();
+}
+
+export type MpgitDaemon = MpgitDaemonHandle;
+
+/** Starts `mpgit daemon --export-all --base-path=<base>` on a free loopback port (ready once it says so). */
+export function mpgitDaemon(t: ExecutionContext, base: string, extra: string[] = []): Promise<MpgitDaemon> {
+  return startDaemon(t, [`--base-path=${base}`, '--export-all', '--reuseaddr', ...extra]);
+}
+
+/** A fresh directory for a server's repositories, and one for the published packs. */
+export async function offloadDirs(t: ExecutionContext): Promise<{ base: string; pub: string; work: string }> {
+  const root = await tempDir(t, 'mpgit-offload-');
+  const base = join(root, 'srv');
+  const pub = join(root, 'pub');
+  const work = join(root, 'work');
+  await runOk('mkdir', ['-p', base, pub, work]);
+  return { base, pub, work };
+}

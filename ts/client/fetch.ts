@@ -1,0 +1,284 @@
+// mpgit fetch: for a repository cloned by mpgit or by git. Reads the remote's url and
+// refspecs from .git/config, lists the matching remote refs (and tags, to follow the ones
+// pointing into fetched history, as git does by default), negotiates with haves from the
+// local refs, receives a thin pack completed from local objects, then updates the refs,
+// .git/shallow and FETCH_HEAD.
+
+import { MpgitError } from '../errors.js';
+import { GitConfig } from '../repo/config.js';
+import { findRepository } from '../repo/layout.js';
+import { ObjectDb } from '../repo/odb.js';
+import { parseTag } from '../repo/objects.js';
+import { listRefs, readRefRaw, readSymref, resolveRef, writeLocked, writeRef } from '../repo/refs.js';
+import { readShallow, updateShallow } from '../repo/shallow.js';
+import { RemoteProgress } from '../protocol/sideband.js';
+import type { RemoteRef } from '../protocol/wire.js';
+import type { ProgressSink } from '../progress.js';
+import { join } from 'node:path';
+import { parseGitUrl } from './url.js';
+import { RemoteSession } from './session.js';
+import { receivePack } from './receive.js';
+import { HaveWalker } from './haves.js';
+import { mapRef, parseRefspec, refPrefix, type Refspec } from './refspec.js';
+import { mptcpWanted, wrapSocketError } from './connection.js';
+import { checkConnected, PACKFILE_URI_PROTOCOLS, receivePackfileUris } from '../offload/client.js';
+
+export interface FetchOptions {
+  cwd: string;
+  /** Remote name or git:// URL (default: the current branch's remote, else origin). */
+  remote?: string;
+  mptcp?: boolean;
+  protocolVersion?: 0 | 2;
+  say: ((line: string) => void) | null;
+  verbose: ((line: string) => void) | null;
+  progress: ProgressSink | null;
+  /** Ask for packfile URIs (default true; --no-packfile-uris turns it off). */
+  packfileUris?: boolean;
+}
+
+export interface RefUpdate {
+  remote: string;
+  local: string | null;
+  old: string | null;
+  new: string;
+  kind: 'new-branch' | 'new-tag' | 'new-ref' | 'fast-forward' | 'forced' | 'up-to-date' | 'rejected' | 'fetch-head';
+  forMerge: boolean;
+}
+
+export interface FetchResult {
+  updates: RefUpdate[];
+  objects: number;
+}
+
+/** How far back we look for an old tip among the ancestors of a new one (fast-forward check). */
+const MAX_ANCESTRY_WALK = 1_000_000;
+
+export async function fetch(opts: FetchOptions): Promise<FetchResult> {
+  const { gitDir } = findRepository(opts.cwd);
+  const config = GitConfig.load(join(gitDir, 'config'));
+  const head = readSymref(gitDir, 'HEAD');
+  const currentBranch = head?.startsWith('refs/heads/') ? head.slice('refs/heads/'.length) : null;
+  const remoteName = opts.remote ?? (currentBranch && config.get(`branch.${currentBranch}.remote`)) ?? 'origin';
+  const isUrl = remoteName.includes('://');
+  const urlText = isUrl ? remoteName : config.get(`remote.${remoteName}.url`);
+  if (!urlText) throw new MpgitError('MPGIT_NO_REMOTE', `'${remoteName}' does not appear to be a git repository (no remote.${remoteName}.url)`, 'name a configured remote or pass a git:// URL');
+  const url = parseGitUrl(urlText);
+  const specs: Refspec[] = isUrl ? [] : config.getAll(`remote.${remoteName}.fetch`).map(parseRefspec);
+  const tagOpt = isUrl ? undefined : config.get(`remote.${remoteName}.tagopt`);
+  const followTags = tagOpt !== '--no-tags';
+  const allTags = tagOpt === '--tags';
+  if (allTags) specs.push(parseRefspec('+refs/tags/*:refs/tags/*'));
+  // With no refspec git fetches the remote HEAD into FETCH_HEAD only.
+  const headOnly = specs.length === 0;
+  const mergeRef = currentBranch && config.get(`branch.${currentBranch}.remote`) === remoteName ? config.get(`branch.${currentBranch}.merge`) : undefined;
+
+  const session = await RemoteSession.open(url, { mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose });
+  try {
+    const prefixes = headOnly ? ['HEAD'] : [...new Set([...specs.map(refPrefix), ...(followTags ? ['refs/tags/'] : [])])];
+    const remoteRefs = await session.listRefs(prefixes);
+    const db = ObjectDb.openSync(gitDir);
+    try {
+      const updates = planUpdates(gitDir, remoteRefs, specs, headOnly, mergeRef);
+      const want = new Set<string>();
+      for (const u of updates) if (!db.hasSync(u.new)) want.add(u.new);
+      // Tags git would follow: annotated tags on commits we have (include-tag brings the ones
+      // on commits we are about to get).
+      const tagCandidates = followTags && !allTags ? remoteRefs.filter((r) => r.name.startsWith('refs/tags/') && r.oid && !readRefRaw(gitDir, r.name)) : [];
+      for (const t of tagCandidates) if (!db.hasSync(t.oid!) && t.peeled && db.hasSync(t.peeled)) want.add(t.oid!);
+
+      let objects = 0;
+      const shallow = readShallow(gitDir);
+      if (want.size) {
+        const tips = listRefs(gitDir).map((r) => r.oid);
+        const headOid = resolveRef(gitDir, 'HEAD');
+        if (headOid) tips.push(headOid);
+        const haves = new HaveWalker(db, [...new Set(tips)], new Set(shallow));
+        const remoteProgress = opts.progress ? new RemoteProgress(opts.progress.write, opts.progress.tty) : null;
+        // What the repository had before: complete, so the connectivity check stops there.
+        const before = ObjectDb.openSync(gitDir);
+        try {
+          const res = await session.fetch({
+            wants: [...want],
+            haves,
+            shallow,
+            thinPack: true,
+            progress: !!opts.progress,
+            packfileUris: opts.packfileUris === false ? undefined : PACKFILE_URI_PROTOCOLS,
+            onProgress: (c) => remoteProgress?.push(c),
+          });
+          try {
+            const pack = await receivePack(res.pack, gitDir, { fixThin: db, progress: opts.progress });
+            objects = pack.objectCount;
+            db.addPack(pack.packPath, pack.idxPath);
+            opts.verbose?.(`Received ${pack.objectCount} objects${pack.appendedBases ? ` (thin pack: ${pack.appendedBases} base${pack.appendedBases === 1 ? '' : 's'} completed from local objects)` : ''}`);
+          } finally {
+            remoteProgress?.flush();
+          }
+          updateShallow(gitDir, res.shallow, res.unshallow);
+          if (res.packfileUris.length) {
+            // Resumable: an interrupted download continues when the same fetch runs again.
+            for (const p of await receivePackfileUris(gitDir, res.packfileUris, { progress: opts.progress, say: opts.say, mptcp: mptcpWanted(opts.mptcp) })) {
+              db.addPack(p.packPath, p.idxPath);
+              objects += p.objectCount;
+            }
+          }
+          // As git does after every fetch: everything the new tips reach must be here now.
+          await checkConnected(gitDir, [...want], { shallow: readShallow(gitDir), before });
+        } finally {
+          before.close();
+        }
+        for (const w of want) {
+          if (!db.hasSync(w)) throw new MpgitError('MPGIT_BAD_PACK', `the server did not send ${w}`, 'the remote is inconsistent; try again');
+        }
+      }
+      await session.close();
+
+      for (const t of tagCandidates) {
+        if (db.hasSync(t.oid!)) updates.push({ remote: t.name, local: t.name, old: null, new: t.oid!, kind: 'new-tag', forMerge: false });
+      }
+      applyUpdates(gitDir, db, updates);
+      writeFetchHead(gitDir, url.url, updates);
+      report(opts.say, url.url, updates);
+      return { updates, objects };
+    } finally {
+      db.close();
+    }
+  } catch (e) {
+    session.destroy();
+    throw wrapSocketError(e, url);
+  }
+}
+
+function planUpdates(gitDir: string, remoteRefs: RemoteRef[], specs: Refspec[], headOnly: boolean, mergeRef: string | undefined): RefUpdate[] {
+  const out: RefUpdate[] = [];
+  if (headOnly) {
+    const h = remoteRefs.find((r) => r.name === 'HEAD');
+    if (h?.oid) out.push({ remote: 'HEAD', local: null, old: null, new: h.oid, kind: 'fetch-head', forMerge: true });
+    return out;
+  }
+  const seen = new Set<string>();
+  for (const r of remoteRefs) {
+    if (!r.oid || r.name === 'HEAD') continue;
+    for (const spec of specs) {
+      const local = mapRef(spec, r.name);
+      if (local === undefined) continue;
+      const key = `${r.name}\0${local}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const old = local ? resolveRef(gitDir, local) : null;
+      const forMerge = mergeRef === r.name;
+      const isTag = r.name.startsWith('refs/tags/');
+      let kind: RefUpdate['kind'];
+      if (!local) kind = 'fetch-head';
+      else if (!old) kind = isTag ? 'new-tag' : r.name.startsWith('refs/heads/') ? 'new-branch' : 'new-ref';
+      else if (old === r.oid) kind = 'up-to-date';
+      else kind = spec.force ? 'forced' : 'fast-forward'; // checked against ancestry after the fetch
+      out.push({ remote: r.name, local, old, new: r.oid, kind, forMerge });
+    }
+  }
+  return out;
+}
+
+/** Is `ancestor` reachable from `tip`? (bounded walk over parents) */
+function isAncestor(db: ObjectDb, ancestor: string, tip: string): boolean {
+  const seen = new Set<string>([tip]);
+  const stack = [tip];
+  while (stack.length && seen.size < MAX_ANCESTRY_WALK) {
+    const oid = stack.pop()!;
+    if (oid === ancestor) return true;
+    for (const p of db.readCommit(oid)?.parents ?? []) {
+      if (!seen.has(p)) {
+        seen.add(p);
+        stack.push(p);
+      }
+    }
+  }
+  return false;
+}
+
+function peelCommit(db: ObjectDb, oid: string): string {
+  let cur = oid;
+  for (let i = 0; i < 10; i++) {
+    const o = db.readSync(cur);
+    if (!o || o.type !== 'tag') return cur;
+    cur = parseTag(o.data, cur).object;
+  }
+  return cur;
+}
+
+function applyUpdates(gitDir: string, db: ObjectDb, updates: RefUpdate[]): void {
+  for (const u of updates) {
+    if (!u.local || u.kind === 'up-to-date' || u.kind === 'fetch-head') continue;
+    if (u.old && u.kind === 'fast-forward') {
+      // Tags never move without force; branches only forward.
+      const ff = !u.local.startsWith('refs/tags/') && isAncestor(db, peelCommit(db, u.old), peelCommit(db, u.new));
+      if (!ff) {
+        u.kind = 'rejected';
+        continue;
+      }
+    } else if (u.old && u.kind === 'forced' && isAncestor(db, peelCommit(db, u.old), peelCommit(db, u.new))) {
+      u.kind = 'fast-forward';
+    }
+    writeRef(gitDir, u.local, u.new);
+  }
+}
+
+function describeRef(name: string): [string, string] {
+  if (name.startsWith('refs/heads/')) return ['branch', name.slice(11)];
+  if (name.startsWith('refs/tags/')) return ['tag', name.slice(10)];
+  if (name === 'HEAD') return ['', ''];
+  return ['', name];
+}
+
+/** FETCH_HEAD as git writes it: merge candidates first, then the rest "not-for-merge". */
+function writeFetchHead(gitDir: string, url: string, updates: RefUpdate[]): void {
+  const lines = updates
+    .filter((u) => u.kind !== 'rejected')
+    .sort((a, b) => Number(b.forMerge) - Number(a.forMerge))
+    .map((u) => {
+      const [what, name] = describeRef(u.remote);
+      const desc = what ? `${what} '${name}' of ${url}` : name ? `'${name}' of ${url}` : url;
+      return `${u.new}\t${u.forMerge ? '' : 'not-for-merge'}\t${desc}\n`;
+    });
+  writeLocked(join(gitDir, 'FETCH_HEAD'), lines.join(''));
+}
+
+function short(name: string): string {
+  for (const p of ['refs/heads/', 'refs/tags/', 'refs/remotes/']) if (name.startsWith(p)) return name.slice(p.length);
+  return name;
+}
+
+function report(say: ((line: string) => void) | null, url: string, updates: RefUpdate[]): void {
+  if (!say) return;
+  const shown = updates.filter((u) => u.kind !== 'up-to-date' && !(u.kind === 'fetch-head' && u.remote !== 'HEAD'));
+  if (!shown.length) return;
+  say(`From ${url}`);
+  for (const u of shown) {
+    const from = short(u.remote);
+    const to = u.local ? short(u.local) : 'FETCH_HEAD';
+    const abbrev = (o: string | null) => (o ?? '').slice(0, 7);
+    switch (u.kind) {
+      case 'new-branch':
+        say(` * [new branch]      ${from} -> ${to}`);
+        break;
+      case 'new-tag':
+        say(` * [new tag]         ${from} -> ${to}`);
+        break;
+      case 'new-ref':
+        say(` * [new ref]         ${from} -> ${to}`);
+        break;
+      case 'fast-forward':
+        say(`   ${abbrev(u.old)}..${abbrev(u.new)}  ${from} -> ${to}`);
+        break;
+      case 'forced':
+        say(` + ${abbrev(u.old)}...${abbrev(u.new)} ${from} -> ${to}  (forced update)`);
+        break;
+      case 'rejected':
+        say(` ! [rejected]        ${from} -> ${to}  (${u.local?.startsWith('refs/tags/') ? 'would clobber existing tag' : 'non-fast-forward'})`);
+        break;
+      case 'fetch-head':
+        say(` * branch            ${from} -> FETCH_HEAD`);
+        break;
+    }
+  }
+}

@@ -1,0 +1,103 @@
+// `mpgit daemon`: the git:// server. Flags follow `git daemon`; --config FILE gives the same
+// settings as JSON (flags override it).
+
+import { Command, Option } from 'commander';
+// Only what --help needs loads with the CLI; the daemon itself (zod, the offload responder)
+// loads when the command runs: every other command starts ~200 ms sooner.
+import type { DaemonConfig, Settings } from '../daemon/config.js';
+import type { Daemon, DaemonOptions } from '../daemon/daemon.js';
+import { SERVICE_NAMES } from '../daemon/service-names.js';
+import type { RegisterCommand } from './index.js';
+
+const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
+
+/** Runs a daemon until SIGTERM/SIGINT: stop accepting, let transfers finish, exit 0. */
+export async function runDaemon(cfg: DaemonConfig, opts: DaemonOptions = {}, onReady?: (d: Daemon) => void): Promise<never> {
+  const { Daemon, makeLog, serveInetd } = await import('../daemon/daemon.js');
+  const log = opts.log ?? makeLog(cfg);
+  if (cfg.inetd) {
+    const code = await serveInetd(cfg, { ...opts, log });
+    process.exit(code === 0 ? 0 : 1);
+  }
+  const daemon = await Daemon.start(cfg, { ...opts, log });
+  onReady?.(daemon);
+  return new Promise<never>(() => {
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals++;
+      if (signals === 1) {
+        log.notice('signal', `Received ${sig}: no new connections; transfers in flight get ${cfg.gracePeriod} s to finish`, { signal: sig });
+        void daemon.stop().then(() => process.exit(0));
+      } else {
+        log.notice('signal', `Received ${sig} again: terminating transfers now`, { signal: sig });
+        void daemon.abort().then(() => process.exit(0));
+      }
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+/** Settings given on the command line (only those actually typed, so the file can fill the rest). */
+function givenSettings(cmd: Command, directories: string[], flagSettings: (given: Record<string, unknown>) => Settings): Settings {
+  const opts = cmd.opts() as Record<string, unknown>;
+  const given: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(opts)) {
+    if (k === 'config' || v === undefined) continue;
+    if (cmd.getOptionValueSource(k) === 'cli') given[k] = v;
+  }
+  if (directories.length) given.directories = directories;
+  return flagSettings(given);
+}
+
+export const registerDaemon: RegisterCommand = (program) => {
+  program
+    .command('daemon')
+    .summary('serve repositories over git:// (stock git clients, optionally Multipath TCP)')
+    .description(
+      'A git:// server that stock git clients use unchanged; flags follow `git daemon`. ' +
+        'Repositories are served when they hold a git-daemon-export-ok file, or with --export-all; directory arguments form an allow-list. ' +
+        'Every listen address must bind (retried up to --bind-timeout), or the daemon exits naming it. ' +
+        'SIGTERM stops accepting and lets transfers finish within --grace-period. ' +
+        'Sockets passed by systemd (LISTEN_FDS) are served as they are.',
+    )
+    .argument('[directory...]', 'allow-list: serve only repositories under these directories')
+    .option('--base-path <dir>', 'remap every requested path under this directory')
+    .option('--export-all', 'serve repositories even without a git-daemon-export-ok file')
+    .option('--strict-paths', 'match paths exactly (no .git suffix guessing); the allow-list must name each repository')
+    .option('--user-path [path]', 'allow ~user/ paths: the home directory, or with =path its <path> subdirectory')
+    .option('--interpolated-path <template>', 'path template (%H host, %CH canonical host, %IP host address, %P port, %D path, %%)')
+    .option('--listen <addr>', 'listen on this address or host name (repeatable; default: every address)', collect)
+    .option('--port <n>', 'TCP port (default 9418)')
+    .option('--mptcp', 'listen with Multipath TCP (falls back to TCP where the kernel refuses it)')
+    .option('--no-mptcp', 'plain TCP (overrides the config file)')
+    .option('--reuseaddr', 'accepted for git compatibility: SO_REUSEADDR is always on')
+    .addOption(new Option('--enable <service>', 'enable a service (repeatable)').choices(SERVICE_NAMES).argParser(collect))
+    .addOption(new Option('--disable <service>', 'disable a service (repeatable)').choices(SERVICE_NAMES).argParser(collect))
+    .addOption(new Option('--allow-override <service>', "let a repository's daemon.<service> config switch it (the default)").choices(SERVICE_NAMES).argParser(collect))
+    .addOption(new Option('--forbid-override <service>', "ignore the repository's daemon.<service> config").choices(SERVICE_NAMES).argParser(collect))
+    .option('--informative-errors', 'tell clients why a request was refused (default: "access denied or repository not exported")')
+    .option('--no-informative-errors', 'generic refusals (overrides the config file)')
+    .option('--max-connections <n>', 'connections served at once; more get an ERR (default 32, 0: no limit)')
+    .option('--timeout <n>', 'seconds of inactivity after which a transfer is dropped (default 600, 0: never)')
+    .option('--init-timeout <n>', 'seconds a client has to send its request (default 30)')
+    .option('--bind-timeout <n>', 'seconds to keep retrying an address that fails to bind (default 10)')
+    .option('--grace-period <n>', 'seconds transfers in flight get to finish after SIGTERM (default 60)')
+    .option('--access-hook <path>', 'run <path> <service> <repo> <host> <canon-host> <ip> <port> per request; non-zero exit refuses')
+    .option('--user <user>', 'switch to this user after binding (needs root)')
+    .option('--group <group>', 'with --user: switch to this group')
+    .option('--pid-file <file>', 'write the daemon pid to <file>')
+    .option('--inetd', 'serve one connection on stdin/stdout (inetd, or a git proxy command)')
+    .addOption(new Option('--log-format <format>', 'human lines like git daemon, or one JSON object per event').choices(['human', 'json']))
+    .addOption(new Option('--log-destination <dest>', 'where the log goes').choices(['stderr', 'none']))
+    .option('--verbose', 'log every connection, request and disconnection (with MPTCP subflows and bytes)')
+    .option('--config <file>', 'JSON file of settings (keys are the flag names in camelCase); flags override it')
+    .action(async function (this: Command, directories: string[]) {
+      const { flagSettings, loadConfigFile, resolveConfig } = await import('../daemon/config.js');
+      const { offloadHook } = await import('../offload/hook.js');
+      const flags = givenSettings(this, directories, flagSettings);
+      const file = this.opts().config ? await loadConfigFile(this.opts().config as string) : {};
+      // Offloaded repositories answer protocol v2 fetch in-process (packfile URIs); git serves the rest.
+      await runDaemon(resolveConfig(file, flags), { hooks: [offloadHook] });
+    });
+};

@@ -1,0 +1,23 @@
+// mpgit fetch [-q] [-v] [--mptcp] [remote]
+
+import type { Command } from 'commander';
+import { outputs } from './output.js';
+
+export function registerFetch(program: Command): void {
+  program
+    .command('fetch')
+    .description('fetch from a git:// remote into the repository here (cloned by mpgit or git)')
+    .argument('[remote]', 'remote name or git:// URL (default: the branch\'s remote, else origin)')
+    .option('--mptcp', 'connect with Multipath TCP (also: GIT_ENABLE_MPTCP set to any value)')
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('-v, --verbose', 'report the transport (TCP or MPTCP, subflows)')
+    .option('--progress', 'show progress even when stderr is not a terminal')
+    .option('--no-packfile-uris', 'do not ask the server for packfile URIs (get everything from it)')
+    .action(async (remote: string | undefined, o: { mptcp?: boolean; quiet?: boolean; verbose?: boolean; progress?: boolean; packfileUris?: boolean }) => {
+      // Loaded on use: the CLI starts fast whatever command runs.
+      const { fetch } = await import('../client/fetch.js');
+      const r = await fetch({ cwd: process.cwd(), remote, mptcp: o.mptcp, packfileUris: o.packfileUris, ...outputs(o) });
+      // Like git: a rejected ref update is an error exit.
+      if (r.updates.some((u) => u.kind === 'rejected')) process.exitCode = 1;
+    });
+}

@@ -1,0 +1,212 @@
+// The daemon's settings: one table names each setting's config-file key, its flag, its zod
+// schema, what it expects and its default. A JSON file (--config) and the command line are both
+// validated against it; flags override the file. Errors name the key (or flag), the value and
+// what is expected.
+
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { SERVICE_NAMES, type ServiceName } from './service-names.js';
+
+export { SERVICE_NAMES, type ServiceName } from './service-names.js';
+
+/** Largest config file read (a daemon config is a few hundred bytes). */
+const MAX_CONFIG_BYTES = 1 << 20;
+
+const service = z.enum(SERVICE_NAMES);
+const seconds = z.number().finite().min(0);
+
+/** Every setting: key in the file, flag on the command line, schema, what it expects. */
+const FIELDS = {
+  basePath: { flag: '--base-path', schema: z.string().min(1), expects: 'a directory path' },
+  exportAll: { flag: '--export-all', schema: z.boolean(), expects: 'true or false' },
+  directories: { flag: '[directory...]', schema: z.array(z.string().min(1)), expects: 'a list of directory paths' },
+  strictPaths: { flag: '--strict-paths', schema: z.boolean(), expects: 'true or false' },
+  userPath: { flag: '--user-path', schema: z.union([z.boolean(), z.string()]), expects: 'true, false or a path relative to the home directory' },
+  interpolatedPath: { flag: '--interpolated-path', schema: z.string().min(1), expects: 'a path template using %H %CH %IP %P %D %%' },
+  listen: { flag: '--listen', schema: z.array(z.string().min(1)), expects: 'a list of host names or IP addresses' },
+  port: { flag: '--port', schema: z.number().int().min(0).max(65535), expects: 'an integer from 0 to 65535' },
+  mptcp: { flag: '--mptcp', schema: z.boolean(), expects: 'true or false' },
+  reuseaddr: { flag: '--reuseaddr', schema: z.boolean(), expects: 'true or false' },
+  enable: { flag: '--enable', schema: z.array(service), expects: `a list of services (${SERVICE_NAMES.join(', ')})` },
+  disable: { flag: '--disable', schema: z.array(service), expects: `a list of services (${SERVICE_NAMES.join(', ')})` },
+  allowOverride: { flag: '--allow-override', schema: z.array(service), expects: `a list of services (${SERVICE_NAMES.join(', ')})` },
+  forbidOverride: { flag: '--forbid-override', schema: z.array(service), expects: `a list of services (${SERVICE_NAMES.join(', ')})` },
+  informativeErrors: { flag: '--informative-errors', schema: z.boolean(), expects: 'true or false' },
+  maxConnections: { flag: '--max-connections', schema: z.number().int().min(0), expects: 'an integer of 0 (no limit) or more' },
+  timeout: { flag: '--timeout', schema: z.number().int().min(0), expects: 'a whole number of seconds (0: no timeout)' },
+  initTimeout: { flag: '--init-timeout', schema: seconds.positive(), expects: 'a number of seconds above 0' },
+  bindTimeout: { flag: '--bind-timeout', schema: seconds, expects: 'a number of seconds (0: no retry)' },
+  gracePeriod: { flag: '--grace-period', schema: seconds, expects: 'a number of seconds' },
+  accessHook: { flag: '--access-hook', schema: z.string().min(1), expects: 'the path of an executable' },
+  user: { flag: '--user', schema: z.string().min(1), expects: 'a user name or id' },
+  group: { flag: '--group', schema: z.string().min(1), expects: 'a group name or id' },
+  pidFile: { flag: '--pid-file', schema: z.string().min(1), expects: 'a file path' },
+  inetd: { flag: '--inetd', schema: z.boolean(), expects: 'true or false' },
+  logFormat: { flag: '--log-format', schema: z.enum(['human', 'json']), expects: '"human" or "json"' },
+  logDestination: { flag: '--log-destination', schema: z.enum(['stderr', 'none']), expects: '"stderr" or "none"' },
+  verbose: { flag: '--verbose', schema: z.boolean(), expects: 'true or false' },
+} as const;
+
+type Fields = typeof FIELDS;
+export type SettingKey = keyof Fields;
+export type Settings = { [K in SettingKey]?: z.infer<Fields[K]['schema']> };
+
+export interface DaemonConfig {
+  basePath: string | null;
+  exportAll: boolean;
+  directories: string[];
+  strictPaths: boolean;
+  /** false: ~user paths refused; true: ~user is the home directory; string: ~user/<userPath>. */
+  userPath: boolean | string;
+  interpolatedPath: string | null;
+  /** Addresses asked for; empty: every address (0.0.0.0 and ::). */
+  listen: string[];
+  port: number;
+  mptcp: boolean;
+  enable: ServiceName[];
+  disable: ServiceName[];
+  allowOverride: ServiceName[];
+  forbidOverride: ServiceName[];
+  informativeErrors: boolean;
+  maxConnections: number;
+  /** Seconds of inactivity after which upload-pack gives up (git upload-pack --timeout). */
+  timeout: number;
+  /** Seconds a client has to send its request line. */
+  initTimeout: number;
+  /** Seconds to keep retrying an address that fails to bind. */
+  bindTimeout: number;
+  /** Seconds transfers in flight get to finish after SIGTERM. */
+  gracePeriod: number;
+  accessHook: string | null;
+  user: string | null;
+  group: string | null;
+  pidFile: string | null;
+  inetd: boolean;
+  logFormat: 'human' | 'json';
+  logDestination: 'stderr' | 'none';
+  verbose: boolean;
+}
+
+export const DEFAULTS: DaemonConfig = {
+  basePath: null,
+  exportAll: false,
+  directories: [],
+  strictPaths: false,
+  userPath: false,
+  interpolatedPath: null,
+  listen: [],
+  port: 9418,
+  mptcp: false,
+  enable: [],
+  disable: [],
+  allowOverride: [],
+  forbidOverride: [],
+  informativeErrors: false,
+  maxConnections: 32,
+  timeout: 600,
+  initTimeout: 30,
+  bindTimeout: 10,
+  gracePeriod: 60,
+  accessHook: null,
+  user: null,
+  group: null,
+  pidFile: null,
+  inetd: false,
+  logFormat: 'human',
+  logDestination: 'stderr',
+  verbose: false,
+};
+
+const fileSchema = z.strictObject(
+  Object.fromEntries(Object.entries(FIELDS).map(([k, f]) => [k, f.schema.optional()])) as {
+    [K in SettingKey]: z.ZodOptional<Fields[K]['schema']>;
+  },
+);
+
+/** The flag of a setting (for messages and for `--help` cross-references). */
+export function flagOf(key: SettingKey): string {
+  return FIELDS[key].flag;
+}
+
+function show(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+function pathText(path: PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out;
+}
+
+/** Validates settings from `source` ("config file X" or "the command line"). */
+function validate(data: unknown, source: 'file' | 'flags', where: string): Settings {
+  const r = fileSchema.safeParse(data, { reportInput: true });
+  if (r.success) return r.data as Settings;
+  const lines: string[] = [];
+  for (const issue of r.error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const k of issue.keys) {
+        lines.push(`key ${show(k)} is not a setting; known keys: ${Object.keys(FIELDS).join(', ')}`);
+      }
+      continue;
+    }
+    const key = issue.path[0] as SettingKey | undefined;
+    const field = key !== undefined ? FIELDS[key] : undefined;
+    const name = source === 'flags' && field ? `option ${field.flag}` : `key ${show(pathText(issue.path))}`;
+    const expects = field?.expects ?? 'an object of settings';
+    lines.push(`${name}: value ${show(issue.input)} is not valid: expected ${expects}`);
+  }
+  throw new ConfigError(
+    `${where}: ${lines.join('; ')}`,
+    source === 'file' ? 'fix the value in the file, or override it on the command line' : 'see `mpgit daemon --help`',
+  );
+}
+
+/** Reads and validates a JSON config file. */
+export async function loadConfigFile(file: string): Promise<Settings> {
+  let text: string;
+  try {
+    const buf = await readFile(file);
+    if (buf.length > MAX_CONFIG_BYTES) throw new ConfigError(`config file ${file} is ${buf.length} bytes; the limit is ${MAX_CONFIG_BYTES}`);
+    text = buf.toString('utf8');
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(`cannot read config file ${file}: ${(e as Error).message}`, 'check the --config path');
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`config file ${file} is not valid JSON: ${(e as Error).message}`, 'the file must hold one JSON object');
+  }
+  return validate(data, 'file', `config file ${file}`);
+}
+
+/** Validates settings given as flags (numbers still as the strings typed). */
+export function flagSettings(given: Record<string, unknown>): Settings {
+  const typed: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(given)) {
+    const numeric = k in FIELDS && FIELDS[k as SettingKey].schema instanceof z.ZodNumber;
+    typed[k] = numeric && typeof v === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v;
+  }
+  return validate(typed, 'flags', 'invalid command line');
+}
+
+/** Defaults, then the file, then the flags; then the checks that span several settings. */
+export function resolveConfig(file: Settings, flags: Settings): DaemonConfig {
+  const merged = { ...DEFAULTS } as Record<string, unknown>;
+  for (const layer of [file, flags]) {
+    for (const [k, v] of Object.entries(layer)) if (v !== undefined) merged[k] = v;
+  }
+  const cfg = merged as unknown as DaemonConfig;
+  if (cfg.inetd && (flags.listen || flags.port !== undefined || flags.pidFile)) {
+    throw new ConfigError('--listen, --port and --pid-file are incompatible with --inetd', 'inetd hands the daemon one connection on stdin/stdout');
+  }
+  if (cfg.group && !cfg.user) throw new ConfigError('--group needs --user', 'give the user the service processes run as');
+  for (const s of cfg.enable) {
+    if (cfg.disable.includes(s)) throw new ConfigError(`service ${s} is both enabled and disabled`, 'keep it in one of --enable / --disable');
+  }
+  return cfg;
+}

@@ -1,0 +1,365 @@
+// One client connection, from its first byte to its close: read the request line, check it
+// against the service table and the path policy, then hand the connection to whoever serves it
+// (an in-process hook, or git's own service process), and log how it went. Refusals go back to
+// the client as an `ERR` pkt-line and into the log.
+
+import type net from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import type { ChildProcess } from 'node:child_process';
+import { parseRequest, requestedVersion, type GitRequest } from '../protocol/request.js';
+import { pkt } from '../pktline.js';
+import { MpgitError, TimeoutError } from '../errors.js';
+import { connInfo } from '../net/socket.js';
+import { native, type ConnInfo } from '../native.js';
+import { lookup } from 'node:dns/promises';
+import type { DaemonConfig, ServiceName } from './config.js';
+import type { ConnLog, DaemonLog } from './log.js';
+import { hostPort } from './log.js';
+import { ClientGoneError, readRequestLine, releaseReading, stopReading } from './request-reader.js';
+import { resolveRepo, type Refusal } from './paths.js';
+import { repoServiceSetting, runAccessHook, serviceArgs, serviceEnv, serviceFlags, serviceOf, spawnService } from './services.js';
+
+/** A request the daemon has accepted, offered to the service hooks before git runs it. */
+export interface ServiceCall {
+  service: ServiceName;
+  request: GitRequest;
+  /** Protocol version the client asked for (0 when none). */
+  protocolVersion: number;
+  /** The repository's real path. */
+  gitDir: string;
+  /** The client's bytes, paused. Reading starts where `leftover` ends. */
+  input: Readable;
+  /**
+   * Bytes the client sent after the request line, already read off the socket (normally none:
+   * git clients wait for the server to speak). A hook that takes the request must consume them
+   * first (e.g. `input.unshift(leftover)`).
+   */
+  leftover: Buffer;
+  output: Writable;
+  /** The TCP/MPTCP socket when there is one (not with --inetd over pipes). */
+  socket: net.Socket | null;
+  log: ConnLog;
+}
+
+/**
+ * Takes over a request in-process (e.g. packfile-URI offload answering v2 `fetch` itself):
+ * resolves to the exit status once it has served it, or null to let git serve it. A hook runs
+ * inside the daemon, so its transfers do not survive the daemon's death as git's do.
+ */
+export type ServiceHook = (call: ServiceCall) => Promise<number | null> | number | null;
+
+/** The two ends of a connection and what is known about it. */
+export interface ConnectionIO {
+  id: number;
+  input: Readable;
+  output: Writable;
+  /** What the service process gets as stdin/stdout: the socket itself, or fds 0/1 (inetd). */
+  stdio: [Readable | number, Writable | number];
+  socket: net.Socket | null;
+  /** Descriptor for the kernel's MPTCP/TCP counters. */
+  infoFd: number | null;
+  remote: { address: string; port: number } | null;
+  mptcp: boolean | null;
+  /** Refuse with "too many connections" once the request is read. */
+  overLimit: boolean;
+}
+
+export interface ConnectionContext {
+  cfg: DaemonConfig;
+  log: DaemonLog;
+  hooks: ServiceHook[];
+  /** Called with the service process once it runs (shutdown signals it after the grace period). */
+  onChild: (child: ChildProcess) => void;
+}
+
+/** How long after the service exits we wait for the client's close, to count the bytes it got. */
+const LINGER_MS = 2000;
+/** Bound on what we read (and discard) from a client after refusing it. */
+const DRAIN_MS = 1000;
+const DRAIN_MAX_BYTES = 256 * 1024;
+/** Bound on resolving the client-supplied host name (for %IP and the access hook). */
+const HOST_LOOKUP_TIMEOUT_MS = 3000;
+
+export interface ConnectionResult {
+  exitCode: number;
+  service: ServiceName | null;
+}
+
+function mptcpText(m: boolean | null): string {
+  return m === null ? 'unknown' : m ? 'yes' : 'no';
+}
+
+async function hostIp(host: string | undefined): Promise<string | undefined> {
+  if (!host) return undefined;
+  const bare = host.replace(/^\[|\]$/g, '');
+  const t = new Promise<undefined>((r) => setTimeout(() => r(undefined), HOST_LOOKUP_TIMEOUT_MS).unref());
+  const l = lookup(bare).then((a) => a.address, () => undefined);
+  return Promise.race([l, t]);
+}
+
+/** Reads the counters of the connection (null when it is not a socket or already gone). */
+function counters(io: ConnectionIO): ConnInfo | null {
+  if (io.socket) return connInfo(io.socket);
+  if (io.infoFd === null || !native) return null;
+  try {
+    return native.connInfo(io.infoFd);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Writes a last message and closes our sending side; then waits (bounded) for the client to
+ * close too, discarding what it sends. Returns the connection's counters as of the client's
+ * close (or the wait's end): by then the client has received what we sent.
+ */
+async function finish(io: ConnectionIO, last: Buffer | null, waitMs: number): Promise<ConnInfo | null> {
+  let info = counters(io);
+  if (io.socket) {
+    const s = io.socket;
+    if (s.destroyed) return info;
+    await new Promise<void>((resolve) => {
+      let seen = 0;
+      const timer = setTimeout(done, waitMs);
+      function done() {
+        // Before node closes the handle (right after 'end'), while the counters are readable.
+        info = later(info, counters(io));
+        clearTimeout(timer);
+        s.off('data', onData);
+        s.off('end', done);
+        s.off('close', done);
+        s.off('error', done);
+        resolve();
+      }
+      function onData(c: Buffer) {
+        seen += c.length;
+        if (seen > DRAIN_MAX_BYTES) done();
+      }
+      s.on('data', onData);
+      s.once('end', done);
+      s.once('close', done);
+      s.once('error', done);
+      if (last) s.end(last);
+      else s.end();
+      releaseReading(s);
+      s.resume();
+    });
+    return info;
+  }
+  // stdin/stdout (inetd): stdout cannot be ended; flush the message.
+  const out = io.output;
+  if (last && out.writable) await new Promise<void>((r) => out.write(last, () => r()));
+  return later(info, counters(io));
+}
+
+/** Interval of counter readings while a finished transfer's last bytes leave. */
+const SETTLE_POLL_MS = 50;
+
+/**
+ * After the service process exits: the socket it shared with us is in blocking mode now (the
+ * child's stdio must be), so we never read it again. We watch the counters until the bytes
+ * sent stop growing (the kernel has sent what the service wrote), bounded by `waitMs`.
+ */
+async function settle(io: ConnectionIO, waitMs: number): Promise<ConnInfo | null> {
+  let info = counters(io);
+  const deadline = Date.now() + waitMs;
+  while (info && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
+    const next = counters(io);
+    if (!next) break;
+    const moved = next.bytesSent !== info.bytesSent;
+    info = later(info, next);
+    if (!moved) break;
+  }
+  return info;
+}
+
+/**
+ * Counters read at two moments: bytes from the later reading (the client has everything by
+ * then), subflows from whichever saw more (subflows close as the connection winds down).
+ */
+function later(a: ConnInfo | null, b: ConnInfo | null): ConnInfo | null {
+  if (!a || !b) return b ?? a;
+  return { ...b, subflows: Math.max(a.subflows, b.subflows), subflowsUsed: Math.max(a.subflowsUsed, b.subflowsUsed) };
+}
+
+/** Serves one connection to its end. Refusals and failures of the client are logged, not thrown. */
+export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext): Promise<ConnectionResult> {
+  const { cfg } = ctx;
+  const log = ctx.log.connection(io.id);
+  const started = Date.now();
+  const remoteText = io.remote ? hostPort(io.remote.address, io.remote.port) : 'stdin';
+  log.info('connection', `Connection from ${remoteText} (mptcp: ${mptcpText(io.mptcp)})`, {
+    remote: io.remote ? hostPort(io.remote.address, io.remote.port) : null,
+    mptcp: io.mptcp,
+  });
+
+  let service: ServiceName | null = null;
+  let exitCode = 1;
+
+  const disconnected = (info: ConnInfo | null, extra: { why?: string } = {}) => {
+    const secs = ((Date.now() - started) / 1000).toFixed(2);
+    const traffic = info
+      ? `mptcp ${info.mptcp ? 'yes' : 'no'}, ${info.subflowsUsed} subflow${info.subflowsUsed === 1 ? '' : 's'} carried it (${info.subflows} open), ${info.bytesSent} bytes sent, ${info.bytesReceived} bytes received`
+      : 'counters unavailable';
+    log.info(
+      'disconnected',
+      `Disconnected${exitCode !== 0 ? ' (with error)' : ''}: ${extra.why ? `${extra.why}; ` : ''}${traffic}, ${secs} s`,
+      {
+        exitCode,
+        service,
+        mptcp: info?.mptcp ?? io.mptcp,
+        subflows: info?.subflows ?? null,
+        subflowsUsed: info?.subflowsUsed ?? null,
+        bytesSent: info?.bytesSent ?? null,
+        bytesReceived: info?.bytesReceived ?? null,
+        durationMs: Date.now() - started,
+      },
+    );
+  };
+
+  const refuse = async (clientMessage: string, why: string) => {
+    exitCode = 1;
+    disconnected(await finish(io, pkt(`ERR ${clientMessage}`), DRAIN_MS), { why });
+    return { exitCode, service };
+  };
+
+  // git daemon's refusal text: the real reason only with --informative-errors.
+  const pathRefusal = (r: Refusal, path: string) =>
+    `${cfg.informativeErrors ? r : 'access denied or repository not exported'}: ${path}`;
+
+  // 1. The request line.
+  let request: GitRequest;
+  let rest: Buffer;
+  try {
+    const line = await readRequestLine(io.input, { timeoutMs: cfg.initTimeout * 1000 });
+    rest = line.rest;
+    request = parseRequest(line.payload);
+  } catch (e) {
+    if (e instanceof ClientGoneError) {
+      log.info('client-gone', e.message);
+      disconnected(await finish(io, null, 0), { why: 'no request' });
+      return { exitCode, service };
+    }
+    if (e instanceof TimeoutError) {
+      log.error('request-timeout', `Timeout: no request line within ${cfg.initTimeout} s`);
+      return refuse(`timed out waiting for the request line (${cfg.initTimeout} s)`, 'timeout');
+    }
+    const msg = (e as Error).message;
+    log.error('protocol-error', `Protocol error: ${msg}`, { code: e instanceof MpgitError ? e.code : undefined });
+    return refuse(`protocol error: ${msg}`, 'protocol error');
+  }
+  if (request.host !== undefined) {
+    const h = request.port ? `${request.host}:${request.port}` : request.host;
+    log.info('extended-attribute', `Extended attribute "host": ${h}`, { name: 'host', value: h });
+  }
+  if (request.extra.length) {
+    const p = request.extra.join(':');
+    log.info('extended-attribute', `Extended attribute "protocol": ${p}`, { name: 'protocol', value: p });
+  }
+  service = serviceOf(request.service);
+  log.info('request', `Request ${service} for '${request.path}'`, { service, path: request.path });
+
+  if (io.overLimit) {
+    log.error('too-many-connections', `Too many connections (limit ${cfg.maxConnections}): refusing`, { limit: cfg.maxConnections });
+    return refuse(`too many connections: the server allows ${cfg.maxConnections}; try again later`, 'too many connections');
+  }
+
+  // 2. Is the service on?
+  const flags = serviceFlags(cfg, service!);
+  if (!flags.enabled && !flags.overridable) {
+    log.error('refused', `'${service}': service not enabled.`, { reason: 'service not enabled', service });
+    return refuse(`${cfg.informativeErrors ? 'service not enabled' : 'access denied or repository not exported'}: ${request.path}`, 'service not enabled');
+  }
+
+  // 3. Which repository, and may it be served?
+  const ip = cfg.interpolatedPath || cfg.accessHook ? await hostIp(request.host) : undefined;
+  const where = await resolveRepo(request.path, cfg, { host: request.host, port: request.port, hostIp: ip });
+  if (!where.ok) {
+    log.error('refused', where.log, { reason: where.refusal, path: request.path });
+    return refuse(pathRefusal(where.refusal, request.path), where.refusal);
+  }
+  const gitDir = where.gitDir;
+
+  // 4. The repository's own daemon.<service> setting, where overriding is allowed.
+  let enabled = flags.enabled;
+  if (flags.overridable) {
+    const setting = await repoServiceSetting(gitDir, service!);
+    if (setting instanceof Error) {
+      log.error('refused', `'${gitDir}': ${setting.message}`, { reason: 'bad config' });
+      return refuse(pathRefusal('service not enabled', request.path), 'bad repository config');
+    }
+    if (setting !== null) enabled = setting;
+  }
+  if (!enabled) {
+    log.error('refused', `'${service}': service not enabled for '${gitDir}'`, { reason: 'service not enabled', service, gitDir });
+    return refuse(pathRefusal('service not enabled', request.path), 'service not enabled');
+  }
+
+  // 5. The access hook.
+  const env = serviceEnv({
+    GIT_PROTOCOL: request.extra.length ? request.extra.join(':') : undefined,
+    REMOTE_ADDR: io.remote ? (io.remote.address.includes(':') ? `[${io.remote.address}]` : io.remote.address) : undefined,
+    REMOTE_PORT: io.remote ? String(io.remote.port) : undefined,
+  });
+  if (cfg.accessHook) {
+    const denied = await runAccessHook(cfg.accessHook, { service: service!, gitDir, host: request.host, hostIp: ip, port: request.port }, env);
+    if (denied !== null) {
+      log.error('refused', `'${gitDir}': access hook refused: ${denied}`, { reason: 'access hook', message: denied });
+      return refuse(`${denied}: ${request.path}`, 'access hook');
+    }
+  }
+
+  // 6. Serve it: a hook in-process, or git.
+  const call: ServiceCall = {
+    service: service!,
+    request,
+    protocolVersion: requestedVersion(request.extra),
+    gitDir,
+    input: io.input,
+    leftover: rest,
+    output: io.output,
+    socket: io.socket,
+    log,
+  };
+  for (const hook of ctx.hooks) {
+    let r: number | null;
+    releaseReading(io.input); // the hook may read the client from here on
+    try {
+      r = await hook(call);
+    } catch (e) {
+      log.error('hook-error', `in-process ${service} failed: ${(e as Error).message}`);
+      r = 1;
+    }
+    if (r === null) stopReading(io.input);
+    if (r !== null) {
+      exitCode = r;
+      disconnected(await finish(io, null, LINGER_MS), { why: `served in-process, exit ${r}` });
+      return { exitCode, service };
+    }
+  }
+
+  if (rest.length) log.info('relay', `client sent ${rest.length} bytes after its request: relaying the connection through the daemon`);
+  // Spawning from inside a read callback can lose the socket to the child (seen with libuv):
+  // make sure we are on a fresh tick.
+  await new Promise((r) => setImmediate(r));
+  const args = serviceArgs(service!, cfg);
+  const proc = spawnService({
+    args,
+    gitDir,
+    env,
+    // Relaying (bytes already read) goes through the streams; otherwise the child gets the socket.
+    stdin: rest.length ? io.input : io.stdio[0],
+    stdout: rest.length ? io.output : io.stdio[1],
+    leftover: rest,
+    onStderrLine: (line) => log.error('service-stderr', line),
+  });
+  if (proc.child.pid) {
+    ctx.onChild(proc.child);
+    log.info('service', `Serving '${gitDir}' with git ${args.join(' ')} (pid ${proc.child.pid})`, { service, gitDir, args, servicePid: proc.child.pid });
+  }
+  const end = await proc.exited;
+  exitCode = end.code;
+  disconnected(proc.relayed ? await finish(io, null, LINGER_MS) : await settle(io, LINGER_MS), { why: `${service} ${end.signal ? `killed by ${end.signal}` : `exited ${end.code}`}` });
+  return { exitCode, service };
+}

@@ -1,0 +1,243 @@
+// The git:// daemon: listeners (bound, or passed by systemd), a connection handler per client,
+// the connection limit, and shutdown (stop accepting, let transfers finish within the grace
+// period, then signal what is left). Also the --inetd mode: one connection on stdin/stdout.
+
+import net from 'node:net';
+import { writeFile, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { socketFd, connInfo } from '../net/socket.js';
+import { MpgitError } from '../errors.js';
+import type { DaemonConfig } from './config.js';
+import { DaemonLog, hostPort } from './log.js';
+import { bindListeners, systemdListeners, type Listener } from './listeners.js';
+import { handleConnection, type ConnectionIO, type ServiceHook } from './connection.js';
+import { native } from '../native.js';
+
+export interface DaemonOptions {
+  log?: DaemonLog;
+  /** In-process handlers offered every accepted request before git serves it. */
+  hooks?: ServiceHook[];
+}
+
+/** After the grace period: how long services get between SIGTERM and SIGKILL. */
+const KILL_WAIT_MS = 3000;
+/** Connections held while the daemon gets ready (beyond this, they are dropped). */
+const MAX_EARLY = 1024;
+
+interface Live {
+  id: number;
+  socket: net.Socket;
+  child: ChildProcess | null;
+}
+
+export function makeLog(cfg: DaemonConfig): DaemonLog {
+  return new DaemonLog({ format: cfg.logFormat, verbose: cfg.verbose, write: cfg.logDestination === 'none' ? null : undefined });
+}
+
+/** A user's name, uid and primary gid from the user database (name or numeric id). */
+function passwdEntry(user: string): { name: string; uid: number; gid: number; home: string } | null {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f.length >= 6 && (f[0] === user || f[2] === user)) return { name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5]! };
+    }
+  } catch {
+    // no user database
+  }
+  return null;
+}
+
+/** Drops root for --user/--group, after the sockets are bound (as git daemon does). */
+function dropPrivileges(cfg: DaemonConfig): void {
+  if (!cfg.user) return;
+  if (process.getuid?.() !== 0) throw new MpgitError('MPGIT_CONFIG', `--user ${cfg.user} needs the daemon to start as root`, 'start it as root, or drop --user');
+  const pw = passwdEntry(cfg.user);
+  if (!pw) throw new MpgitError('MPGIT_CONFIG', `--user ${cfg.user}: no such user`, 'give a user listed in /etc/passwd');
+  try {
+    const gid: number | string = cfg.group ? (/^\d+$/.test(cfg.group) ? Number(cfg.group) : cfg.group) : pw.gid;
+    (process as unknown as { initgroups?: (user: string, extra: number | string) => void }).initgroups?.(pw.name, gid);
+    process.setgid!(gid);
+    process.setuid!(pw.uid);
+    // git (the services, `git config`) reads $HOME/.gitconfig: the new user's, not root's.
+    process.env.HOME = pw.home;
+    process.env.USER = pw.name;
+    delete process.env.XDG_CONFIG_HOME;
+  } catch (e) {
+    throw new MpgitError('MPGIT_CONFIG', `cannot switch to user ${cfg.user}${cfg.group ? ` and group ${cfg.group}` : ''}: ${(e as Error).message}`, 'check that the user and group exist');
+  }
+}
+
+export class Daemon {
+  readonly log: DaemonLog;
+  listeners: Listener[] = [];
+  private readonly hooks: ServiceHook[];
+  private readonly live = new Map<number, Live>();
+  private nextId = 0;
+  private accepting = false;
+  /** Connections accepted before the daemon was ready (systemd hands over queued clients). */
+  private early: [net.Socket, Listener][] = [];
+  private stopping: Promise<void> | null = null;
+  private idle: (() => void) | null = null;
+
+  private constructor(readonly cfg: DaemonConfig, opts: DaemonOptions) {
+    this.log = opts.log ?? makeLog(cfg);
+    this.hooks = opts.hooks ?? [];
+  }
+
+  /** Binds (or adopts systemd's sockets), drops privileges, writes the pid file, logs "Ready". */
+  static async start(cfg: DaemonConfig, opts: DaemonOptions = {}): Promise<Daemon> {
+    const d = new Daemon(cfg, opts);
+    const t0 = Date.now();
+    const onConnection = (s: net.Socket, l: Listener) => d.accept(s, l);
+    const activated = await systemdListeners({ log: d.log, onConnection });
+    d.listeners = activated ?? (await bindListeners({ listen: cfg.listen, port: cfg.port, mptcp: cfg.mptcp, bindTimeoutMs: cfg.bindTimeout * 1000, log: d.log, onConnection }));
+    const bindMs = Date.now() - t0;
+    try {
+      dropPrivileges(cfg);
+      if (cfg.pidFile) await writeFile(cfg.pidFile, `${process.pid}\n`);
+    } catch (e) {
+      for (const l of d.listeners) l.server.close();
+      for (const [s] of d.early) s.destroy();
+      throw e;
+    }
+    d.accepting = true;
+    const where = d.listeners.map((l) => `${hostPort(l.address, l.port)}${l.mptcp ? ' (MPTCP)' : l.mptcp === null ? '' : ' (TCP)'}`).join(', ');
+    d.log.notice('ready', `Ready to rumble: listening on ${where}${activated ? ' (sockets from systemd)' : ''}; bound in ${bindMs} ms`, {
+      listeners: d.listeners.map((l) => ({ address: l.address, port: l.port, mptcp: l.mptcp, from: l.from })),
+      bindMs,
+    });
+    for (const [s, l] of d.early.splice(0)) d.accept(s, l);
+    return d;
+  }
+
+  /** Connections open right now. */
+  get connections(): number {
+    return this.live.size;
+  }
+
+  private accept(socket: net.Socket, listener: Listener): void {
+    socket.on('error', () => {}); // a reset from the client is logged by the connection's own flow
+    if (!this.accepting) {
+      if (this.stopping) socket.destroy();
+      else if (this.early.length < MAX_EARLY) this.early.push([socket, listener]);
+      else socket.destroy();
+      return;
+    }
+    const id = ++this.nextId;
+    const info = connInfo(socket);
+    const entry: Live = { id, socket, child: null };
+    this.live.set(id, entry);
+    const io: ConnectionIO = {
+      id,
+      input: socket,
+      output: socket,
+      stdio: [socket, socket],
+      socket,
+      infoFd: socketFd(socket),
+      remote: socket.remoteAddress ? { address: socket.remoteAddress, port: socket.remotePort ?? 0 } : null,
+      mptcp: info ? info.mptcp : listener.mptcp === false ? false : null,
+      overLimit: this.cfg.maxConnections > 0 && this.live.size > this.cfg.maxConnections,
+    };
+    handleConnection(io, { cfg: this.cfg, log: this.log, hooks: this.hooks, onChild: (c) => (entry.child = c) })
+      .catch((e) => this.log.error('internal-error', `connection ${id}: ${(e as Error).stack ?? e}`))
+      .finally(() => {
+        socket.destroy();
+        this.live.delete(id);
+        if (this.live.size === 0) this.idle?.();
+      });
+  }
+
+  /**
+   * Stops accepting (the listening sockets close at once, so a new daemon can bind), waits up
+   * to the grace period for connections in flight, then terminates the service processes left.
+   */
+  stop(graceMs = this.cfg.gracePeriod * 1000): Promise<void> {
+    this.stopping ??= this.doStop(graceMs);
+    return this.stopping;
+  }
+
+  private async doStop(graceMs: number): Promise<void> {
+    this.accepting = false;
+    // close() stops accepting at once (its callback would wait for every connection to end).
+    for (const l of this.listeners) l.server.close();
+    if (this.cfg.pidFile) await rm(this.cfg.pidFile, { force: true });
+    if (this.live.size) {
+      this.log.notice('shutdown', `Shutting down: waiting up to ${graceMs / 1000} s for ${this.live.size} connection${this.live.size === 1 ? '' : 's'} in flight`, { connections: this.live.size, graceMs });
+      const drained = await this.waitIdle(graceMs);
+      if (!drained) {
+        this.log.error('shutdown-timeout', `Grace period over: terminating ${this.live.size} connection${this.live.size === 1 ? '' : 's'}`, { connections: this.live.size });
+        this.signalAll('SIGTERM');
+        if (!(await this.waitIdle(KILL_WAIT_MS))) this.signalAll('SIGKILL');
+        await this.waitIdle(KILL_WAIT_MS);
+      }
+    }
+    this.log.notice('stopped', 'Stopped', {});
+  }
+
+  /** Ends everything now (a second SIGTERM): services killed, sockets closed. */
+  async abort(): Promise<void> {
+    this.accepting = false;
+    this.stopping ??= Promise.resolve();
+    for (const l of this.listeners) l.server.close();
+    this.signalAll('SIGKILL');
+    await this.waitIdle(KILL_WAIT_MS);
+    if (this.cfg.pidFile) await rm(this.cfg.pidFile, { force: true });
+  }
+
+  private signalAll(sig: NodeJS.Signals): void {
+    for (const c of this.live.values()) {
+      if (c.child?.pid && c.child.exitCode === null && c.child.signalCode === null) {
+        try {
+          process.kill(-c.child.pid, sig); // the service's whole group (pack-objects too)
+        } catch {
+          c.child.kill(sig);
+        }
+      } else if (!c.child) c.socket.destroy();
+    }
+  }
+
+  private waitIdle(ms: number): Promise<boolean> {
+    if (this.live.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.idle = null;
+        resolve(false);
+      }, ms);
+      this.idle = () => {
+        clearTimeout(timer);
+        this.idle = null;
+        resolve(true);
+      };
+    });
+  }
+}
+
+/** --inetd: serves the one connection on stdin/stdout; resolves with the exit status. */
+export async function serveInetd(cfg: DaemonConfig, opts: DaemonOptions = {}): Promise<number> {
+  const log = opts.log ?? makeLog(cfg);
+  const stdin = process.stdin;
+  const sock = stdin instanceof net.Socket && typeof stdin.remoteAddress === 'string' ? stdin : null;
+  let mptcp: boolean | null = null;
+  if (sock && native) {
+    try {
+      mptcp = native.connInfo(0).mptcp;
+    } catch {
+      mptcp = null;
+    }
+  }
+  const io: ConnectionIO = {
+    id: 1,
+    input: stdin,
+    output: process.stdout,
+    stdio: [0, 1],
+    socket: null,
+    infoFd: sock ? 0 : null,
+    remote: sock ? { address: sock.remoteAddress!, port: sock.remotePort ?? 0 } : null,
+    mptcp,
+    overLimit: false,
+  };
+  dropPrivileges(cfg);
+  const r = await handleConnection(io, { cfg, log, hooks: opts.hooks ?? [], onChild: () => {} });
+  return r.exitCode;
+}

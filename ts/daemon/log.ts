@@ -1,0 +1,78 @@
+// The daemon's log: git daemon's human lines ("[pid] Connection from ...") on stderr, or one
+// JSON object per event. Levels follow git daemon: errors (refusals, failures) always, the
+// per-connection story only with --verbose; lifecycle notices (ready, MPTCP fallback, bind
+// retries, shutdown) always, since operators and scripts wait for them.
+
+export type Level = 'error' | 'notice' | 'info';
+
+export interface LogOptions {
+  format: 'human' | 'json';
+  verbose: boolean;
+  /** Where lines go; default stderr. null discards them (--log-destination=none). */
+  write?: ((line: string) => void) | null;
+}
+
+export type Fields = Record<string, unknown>;
+
+export class DaemonLog {
+  private readonly write: ((line: string) => void) | null;
+
+  constructor(private readonly opts: LogOptions) {
+    this.write = opts.write === undefined ? (line) => process.stderr.write(line) : opts.write;
+  }
+
+  get verbose(): boolean {
+    return this.opts.verbose;
+  }
+
+  /** One event. `text` is the human line (without the "[pid] " prefix); `fields` go into JSON. */
+  emit(level: Level, event: string, text: string, fields: Fields = {}, tag = String(process.pid)): void {
+    if (!this.write) return;
+    if (level === 'info' && !this.opts.verbose) return;
+    if (this.opts.format === 'json') {
+      const obj = { time: new Date().toISOString(), level, event, pid: process.pid, ...fields, msg: text };
+      this.write(`${JSON.stringify(obj)}\n`);
+    } else {
+      // One line per event: a newline inside a message (git's stderr, a hook's output) must not
+      // let a client forge log lines.
+      this.write(`[${tag}] ${text.replace(/[\r\n]+/g, ' ')}\n`);
+    }
+  }
+
+  error(event: string, text: string, fields?: Fields): void {
+    this.emit('error', event, text, fields);
+  }
+  notice(event: string, text: string, fields?: Fields): void {
+    this.emit('notice', event, text, fields);
+  }
+  info(event: string, text: string, fields?: Fields): void {
+    this.emit('info', event, text, fields);
+  }
+
+  /** The log of one connection: human lines tagged "[pid:conn]", JSON with "conn". */
+  connection(id: number): ConnLog {
+    return new ConnLog(this, id);
+  }
+}
+
+export class ConnLog {
+  constructor(private readonly log: DaemonLog, readonly id: number) {}
+
+  emit(level: Level, event: string, text: string, fields: Fields = {}): void {
+    this.log.emit(level, event, text, { conn: this.id, ...fields }, `${process.pid}:${this.id}`);
+  }
+  error(event: string, text: string, fields?: Fields): void {
+    this.emit('error', event, text, fields);
+  }
+  notice(event: string, text: string, fields?: Fields): void {
+    this.emit('notice', event, text, fields);
+  }
+  info(event: string, text: string, fields?: Fields): void {
+    this.emit('info', event, text, fields);
+  }
+}
+
+/** "127.0.0.1:9418" / "[::1]:9418", as git daemon writes addresses. */
+export function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}

@@ -1,0 +1,193 @@
+// The services a git:// daemon runs, as git daemon defines them: which are on by default, which
+// a repository may switch with daemon.<name> in its config, the access hook, and the process
+// that serves one connection (`git upload-pack --strict --timeout=N .` and friends) with the
+// client's socket as its stdin/stdout, in a session of its own so that it outlives the daemon.
+
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { SERVICE_NAMES, type DaemonConfig, type ServiceName } from './config.js';
+import { releaseReading } from './request-reader.js';
+
+export interface ServiceDef {
+  name: ServiceName;
+  /** The daemon.<key> a repository's config may set. */
+  configKey: string;
+  enabledByDefault: boolean;
+}
+
+export const SERVICES: Record<ServiceName, ServiceDef> = {
+  'upload-pack': { name: 'upload-pack', configKey: 'uploadpack', enabledByDefault: true },
+  'upload-archive': { name: 'upload-archive', configKey: 'uploadarch', enabledByDefault: false },
+  'receive-pack': { name: 'receive-pack', configKey: 'receivepack', enabledByDefault: false },
+};
+
+/** Bound on `git config` and the access hook. */
+const HELPER_TIMEOUT_MS = 10_000;
+/** Bytes of a helper's output we look at. */
+const HELPER_MAX_OUTPUT = 64 * 1024;
+
+/** Environment variables that point git at a repository: never inherited by a service. */
+const LOCAL_GIT_ENV = [
+  'GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+  'GIT_COMMON_DIR', 'GIT_NAMESPACE', 'GIT_PREFIX', 'GIT_CONFIG', 'GIT_CONFIG_PARAMETERS', 'GIT_CONFIG_COUNT',
+  'GIT_GRAFT_FILE', 'GIT_IMPLICIT_WORK_TREE', 'GIT_NO_REPLACE_OBJECTS', 'GIT_REPLACE_REF_BASE',
+  'GIT_SHALLOW_FILE', 'GIT_PROTOCOL', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES',
+];
+
+/** The service named in a request ("git-upload-pack" -> "upload-pack"). */
+export function serviceOf(requestService: string): ServiceName | null {
+  const name = requestService.replace(/^git-/, '');
+  return (SERVICE_NAMES as readonly string[]).includes(name) ? (name as ServiceName) : null;
+}
+
+/** Whether the daemon's flags turn a service on, and whether a repository may override that. */
+export function serviceFlags(cfg: Pick<DaemonConfig, 'enable' | 'disable' | 'allowOverride' | 'forbidOverride'>, s: ServiceName): { enabled: boolean; overridable: boolean } {
+  let enabled = SERVICES[s].enabledByDefault;
+  if (cfg.enable.includes(s)) enabled = true;
+  if (cfg.disable.includes(s)) enabled = false;
+  // git daemon: every service is overridable unless --forbid-override says otherwise.
+  const overridable = !cfg.forbidOverride.includes(s) || cfg.allowOverride.includes(s);
+  return { enabled, overridable };
+}
+
+function runHelper(cmd: string, args: string[], opts: { cwd?: string; env: NodeJS.ProcessEnv }): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { ...opts, timeout: HELPER_TIMEOUT_MS, maxBuffer: HELPER_MAX_OUTPUT }, (err, stdout) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
+      resolve({ code, stdout: String(stdout) });
+    });
+  });
+}
+
+/** daemon.<key> in the repository's config (and the global/system ones): true, false or unset. */
+export async function repoServiceSetting(gitDir: string, s: ServiceName): Promise<boolean | null | Error> {
+  // GIT_DIR given explicitly: no discovery, so no "dubious ownership" refusal for a repository
+  // owned by another user (git daemon reads it the same way).
+  const r = await runHelper('git', ['config', '--bool', '--get', `daemon.${SERVICES[s].configKey}`], { cwd: gitDir, env: { ...serviceEnv(), GIT_DIR: gitDir } });
+  if (r.code === 1) return null;
+  if (r.code !== 0) return new Error(`git config daemon.${SERVICES[s].configKey} failed (exit ${r.code})`);
+  return r.stdout.trim() === 'true';
+}
+
+/** Runs --access-hook: exit 0 allows; otherwise its first line of output is the refusal. */
+export async function runAccessHook(hook: string, args: { service: ServiceName; gitDir: string; host?: string; hostIp?: string; port?: number }, env: NodeJS.ProcessEnv): Promise<string | null> {
+  const argv = [args.service, args.gitDir, args.host ?? '', args.host ?? '', args.hostIp ?? '', args.port ? String(args.port) : ''];
+  const r = await runHelper(hook, argv, { cwd: args.gitDir, env });
+  if (r.code === 0) return null;
+  const first = r.stdout.trim().split('\n')[0]!.trim();
+  return first || 'service rejected';
+}
+
+/** The daemon's environment minus variables that would redirect git to another repository. */
+export function serviceEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of LOCAL_GIT_ENV) delete env[k];
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
+  return env;
+}
+
+/** git's arguments for a service. */
+export function serviceArgs(s: ServiceName, cfg: Pick<DaemonConfig, 'timeout'>): string[] {
+  switch (s) {
+    case 'upload-pack':
+      return ['upload-pack', '--strict', `--timeout=${cfg.timeout}`, '.'];
+    case 'upload-archive':
+      return ['upload-archive', '.'];
+    case 'receive-pack':
+      return ['receive-pack', '.'];
+  }
+}
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  /** Resolves with the exit code (128 + signal number when killed) once the process exits. */
+  exited: Promise<{ code: number; signal: NodeJS.Signals | null }>;
+  /** The connection went through pipes (the socket was not handed to the process). */
+  relayed: boolean;
+}
+
+/**
+ * Starts the service with the client's connection as its stdin/stdout. Passing the socket
+ * itself (not pipes through the daemon) is what lets a transfer survive the daemon's death.
+ * When the client already sent bytes past the request line (git archive --remote sends its
+ * arguments at once), the daemon relays both directions through pipes instead, so that nothing
+ * is lost and the socket is never shared.
+ */
+export function spawnService(opts: {
+  args: string[];
+  gitDir: string;
+  env: NodeJS.ProcessEnv;
+  stdin: Readable | number;
+  stdout: Writable | number;
+  leftover: Buffer;
+  onStderrLine: (line: string) => void;
+}): ServiceProcess {
+  const relay = opts.leftover.length > 0;
+  const child = spawn('git', opts.args, {
+    cwd: opts.gitDir,
+    env: opts.env,
+    stdio: relay ? ['pipe', 'pipe', 'pipe'] : [opts.stdin as never, opts.stdout as never, 'pipe'],
+    // A session of its own: neither the daemon's death nor a signal to its process group
+    // (Ctrl-C, `kill -- -pgid`) reaches the transfer; shutdown signals it explicitly.
+    detached: true,
+  });
+  let relayed: Promise<void> = Promise.resolve();
+  if (relay) {
+    const input = opts.stdin as Readable;
+    const output = opts.stdout as Writable;
+    child.stdin!.on('error', () => {}); // the service may exit before reading everything
+    child.stdin!.write(opts.leftover);
+    releaseReading(input);
+    input.pipe(child.stdin!);
+    child.stdout!.pipe(output, { end: false });
+    relayed = new Promise((r) => {
+      child.stdout!.once('close', () => r());
+      child.stdout!.once('error', () => r());
+    });
+  }
+  relayLines(child.stderr!, opts.onStderrLine);
+  const exited = new Promise<{ code: number; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('error', (e) => {
+      opts.onStderrLine(`cannot run git ${opts.args[0]}: ${e.message}`);
+      resolve({ code: 127, signal: null });
+    });
+    child.on('exit', (code, signal) => {
+      // Relayed output still in the pipe reaches the client before we report the end.
+      void relayed.then(() => {
+        if (relay) (opts.stdin as Readable).unpipe(child.stdin!);
+        resolve({ code: code ?? 128, signal });
+      });
+    });
+  });
+  return { child, exited, relayed: relay };
+}
+
+/** Longest stderr line passed to the log, and most lines per connection. */
+const MAX_STDERR_LINE = 1000;
+const MAX_STDERR_LINES = 200;
+
+function relayLines(stream: Readable, onLine: (line: string) => void): void {
+  let partial = '';
+  let lines = 0;
+  const emit = (l: string) => {
+    if (++lines <= MAX_STDERR_LINES) onLine(l.length > MAX_STDERR_LINE ? `${l.slice(0, MAX_STDERR_LINE)}...` : l);
+    else if (lines === MAX_STDERR_LINES + 1) onLine('(further error output dropped)');
+  };
+  stream.setEncoding('utf8');
+  stream.on('data', (c: string) => {
+    partial += c;
+    let nl: number;
+    while ((nl = partial.indexOf('\n')) >= 0) {
+      emit(partial.slice(0, nl));
+      partial = partial.slice(nl + 1);
+    }
+    if (partial.length > MAX_STDERR_LINE) {
+      emit(partial);
+      partial = '';
+    }
+  });
+  stream.on('end', () => {
+    if (partial) emit(partial);
+  });
+  stream.on('error', () => {});
+}

@@ -1,0 +1,111 @@
+// Running git for the offload server side: pack generation, object listing and ref reading are
+// git's (`pack-objects`, `rev-list`, `for-each-ref`); this module runs them with bounded
+// captured output and errors that carry git's own message.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { MpgitError } from '../errors.js';
+import { serviceEnv } from '../daemon/services.js';
+
+/** Largest stdout captured in memory from one git command. */
+const MAX_CAPTURE = 256 * 1024 * 1024;
+/** Largest stderr kept for an error message. */
+const MAX_STDERR = 64 * 1024;
+
+export class GitCommandError extends MpgitError {
+  constructor(args: string[], detail: string) {
+    super('MPGIT_GIT', `git ${args.slice(0, 3).join(' ')} failed: ${detail}`, 'check that the repository is intact (`git fsck`) and that git is installed');
+    this.name = 'GitCommandError';
+  }
+}
+
+export interface GitRunOptions {
+  input?: string | Buffer;
+  env?: NodeJS.ProcessEnv;
+  /** Exit codes that are answers rather than failures (e.g. 1 for "no such ref"). */
+  okCodes?: number[];
+  maxOutput?: number;
+}
+
+/** Starts git in `gitDir` with piped stdio; stderr is collected (bounded) by the caller's choice. */
+export function spawnGit(gitDir: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+  return spawn('git', args, {
+    cwd: gitDir,
+    // Nothing inherited may point git at another repository.
+    env: { ...serviceEnv(), GIT_DIR: gitDir, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
+/** Runs git to completion; resolves with stdout, the exit code (when in okCodes) and stderr (bounded). */
+export function runGit(gitDir: string, args: string[], opts: GitRunOptions = {}): Promise<{ stdout: Buffer; code: number; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawnGit(gitDir, args, opts.env);
+    const out: Buffer[] = [];
+    let outLen = 0;
+    let err = '';
+    const max = opts.maxOutput ?? MAX_CAPTURE;
+    let overflow = false;
+    child.stdout!.on('data', (c: Buffer) => {
+      outLen += c.length;
+      if (outLen > max) {
+        overflow = true;
+        child.kill('SIGKILL');
+        return;
+      }
+      out.push(c);
+    });
+    child.stderr!.on('data', (c: Buffer) => {
+      if (err.length < MAX_STDERR) err += c.toString();
+    });
+    child.on('error', (e) => reject(new GitCommandError(args, e.message)));
+    child.on('close', (code, signal) => {
+      if (overflow) return reject(new GitCommandError(args, `output over ${max} bytes`));
+      if (code === 0 || (code !== null && opts.okCodes?.includes(code))) return resolve({ stdout: Buffer.concat(out), code, stderr: err });
+      reject(new GitCommandError(args, err.trim() || `exit ${code ?? signal}`));
+    });
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(opts.input ?? '');
+  });
+}
+
+/** stdout as text without the final newline. */
+export async function gitText(gitDir: string, args: string[], opts: GitRunOptions = {}): Promise<string> {
+  return (await runGit(gitDir, args, opts)).stdout.toString('utf8').replace(/\n$/, '');
+}
+
+/** stdout as non-empty lines. */
+export async function gitLines(gitDir: string, args: string[], opts: GitRunOptions = {}): Promise<string[]> {
+  const t = await gitText(gitDir, args, opts);
+  return t ? t.split('\n') : [];
+}
+
+/** The absolute git dir of the repository at `path` (bare or not). */
+export async function resolveGitDir(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('git', ['rev-parse', '--absolute-git-dir'], { cwd: path, env: serviceEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('error', (e) => reject(new MpgitError('MPGIT_NOT_A_REPO', `${path}: ${e.message}`, 'give the path of a git repository')));
+    child.on('close', (code) => {
+      if (code === 0) resolve(out.trim());
+      else reject(new MpgitError('MPGIT_NOT_A_REPO', `${path} is not a git repository: ${err.trim()}`, 'give the path of a git repository'));
+    });
+  });
+}
+
+/**
+ * Which of `oids` exist in the repository, with their types (one `cat-file --batch-check`).
+ * Missing objects are absent from the map.
+ */
+export async function objectTypes(gitDir: string, oids: string[]): Promise<Map<string, { type: string; size: number }>> {
+  const out = new Map<string, { type: string; size: number }>();
+  if (!oids.length) return out;
+  const text = await gitText(gitDir, ['cat-file', '--batch-check=%(objectname) %(objecttype) %(objectsize)'], { input: oids.join('\n') + '\n' });
+  for (const line of text.split('\n')) {
+    const [oid, type, size] = line.split(' ');
+    if (type && type !== 'missing' && oid) out.set(oid, { type, size: Number(size) });
+  }
+  return out;
+}

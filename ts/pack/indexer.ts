@@ -1,0 +1,161 @@
+// The pack indexer: a pack in (streamed, or a file), its .idx v2 (and .rev) out, with the
+// bases of a thin pack appended from the repository when asked (--fix-thin). Native (Rust)
+// when the addon has it, pure TypeScript otherwise; both write the same bytes as git.
+
+import { availableParallelism } from 'node:os';
+import { MpgitError } from '../errors.js';
+import type { ObjectReader, ObjectType } from '../repo/odb.js';
+import { JsIndexer } from './js/indexer.js';
+import { NativeIndexer, nativeIndexFile, nativePackMissing } from './native.js';
+
+export interface IndexProgress {
+  bytes: number;
+  objectsTotal: number;
+  objectsReceived: number;
+  deltasTotal: number;
+  deltasResolved: number;
+}
+
+export interface IndexResult {
+  packPath: string;
+  idxPath: string;
+  revPath: string | null;
+  packChecksum: string;
+  objectCount: number;
+  deltaCount: number;
+  appendedBases: number;
+}
+
+export interface PackIndexer {
+  readonly impl: 'native' | 'js';
+  /** Appends pack bytes; returns bytes queued but not yet parsed (pause input when large). */
+  write(chunk: Buffer): number;
+  progress(): IndexProgress;
+  /** End of input: checks the trailer, resolves deltas; `missing` = REF_DELTA bases not in the pack. */
+  resolve(): Promise<{ missing: string[] }>;
+  /** For --fix-thin: a base object read from the repository. */
+  addBase(oid: string, type: ObjectType, data: Buffer): void;
+  finish(opts: { idxPath: string; revPath: string | null; fixThin: boolean }): Promise<IndexResult>;
+  /** Stop, remove the partial pack. */
+  abort(): void;
+}
+
+export type IndexerImpl = 'native' | 'js';
+
+/** Queued-but-unparsed bytes above which indexStream stops reading its source. */
+const MAX_QUEUED_BYTES = 32 << 20;
+/** How often indexStream polls a full queue, and reports progress. */
+const QUEUE_POLL_MS = 2;
+const PROGRESS_EVERY_MS = 100;
+
+/** The implementation to use: as asked, else native when the addon has the indexer, else js. */
+export function pickImpl(impl?: IndexerImpl): IndexerImpl {
+  if (impl) return impl;
+  // MPGIT_NO_NATIVE keeps the addon from loading at all (ts/native.ts), so this covers it.
+  return nativePackMissing() ? 'js' : 'native';
+}
+
+export function defaultThreads(): number {
+  return availableParallelism();
+}
+
+/** An indexer that writes the pack it is fed to `packPath` (which must not exist). */
+export function createIndexer(packPath: string, opts: { threads?: number; impl?: IndexerImpl; maxCacheBytes?: number } = {}): PackIndexer {
+  if (pickImpl(opts.impl) === 'native') return new NativeIndexer(packPath, { threads: opts.threads ?? defaultThreads(), maxCacheBytes: opts.maxCacheBytes });
+  return new JsIndexer(packPath, { mode: 'create', maxCacheBytes: opts.maxCacheBytes });
+}
+
+/** `packPath` minus ".pack" plus `ext` (git's naming of the files next to a pack). */
+export function siblingPath(packPath: string, ext: '.idx' | '.rev'): string {
+  if (!packPath.endsWith('.pack')) throw new MpgitError('MPGIT_USAGE', `pack file name '${packPath}' does not end with '.pack'`, 'name the pack *.pack or give the index name with -o');
+  return packPath.slice(0, -'.pack'.length) + ext;
+}
+
+/**
+ * Streams a pack from `src` into `packPath` and indexes it. With `fixThin`, bases missing from
+ * a thin pack are read from that repository and appended. On any failure the partial pack is
+ * removed and no index is left behind.
+ */
+export async function indexStream(
+  src: AsyncIterable<Buffer>,
+  packPath: string,
+  opts: {
+    threads?: number;
+    impl?: IndexerImpl;
+    fixThin?: ObjectReader;
+    idxPath?: string;
+    revPath?: string | null;
+    onProgress?: (p: IndexProgress) => void;
+  } = {},
+): Promise<IndexResult> {
+  const ix = createIndexer(packPath, { threads: opts.threads, impl: opts.impl });
+  let last = 0;
+  const report = (force = false) => {
+    if (!opts.onProgress) return;
+    const now = Date.now();
+    if (!force && now - last < PROGRESS_EVERY_MS) return;
+    last = now;
+    opts.onProgress(ix.progress());
+  };
+  const timer = opts.onProgress ? setInterval(() => report(), PROGRESS_EVERY_MS) : null;
+  try {
+    for await (const chunk of src) {
+      let queued = ix.write(chunk);
+      while (queued > MAX_QUEUED_BYTES) {
+        await new Promise((r) => setTimeout(r, QUEUE_POLL_MS));
+        queued = ix.write(Buffer.alloc(0));
+      }
+      report();
+    }
+    report(true);
+    const { missing } = await ix.resolve();
+    if (missing.length && opts.fixThin) {
+      for (const oid of missing) {
+        const obj = await opts.fixThin.read(oid);
+        if (obj) ix.addBase(oid, obj.type, obj.data);
+      }
+    }
+    const result = await ix.finish({
+      idxPath: opts.idxPath ?? siblingPath(packPath, '.idx'),
+      revPath: opts.revPath ?? null,
+      fixThin: !!opts.fixThin,
+    });
+    report(true);
+    return result;
+  } catch (e) {
+    ix.abort();
+    throw e;
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+}
+
+/** Indexes a pack already on disk (no --fix-thin: git allows that only with --stdin). */
+export async function indexPackFile(
+  packPath: string,
+  opts: { threads?: number; impl?: IndexerImpl; idxPath?: string; revPath?: string | null; onProgress?: (p: IndexProgress) => void } = {},
+): Promise<IndexResult> {
+  const idxPath = opts.idxPath ?? siblingPath(packPath, '.idx');
+  const revPath = opts.revPath ?? null;
+  if (pickImpl(opts.impl) === 'native') return nativeIndexFile(packPath, { threads: opts.threads ?? defaultThreads(), idxPath, revPath });
+  const ix = new JsIndexer(packPath, { mode: 'existing' });
+  let last = 0;
+  const report = () => {
+    const now = Date.now();
+    if (opts.onProgress && now - last >= PROGRESS_EVERY_MS) {
+      last = now;
+      opts.onProgress(ix.progress());
+    }
+  };
+  const timer = opts.onProgress ? setInterval(report, PROGRESS_EVERY_MS) : null;
+  try {
+    await ix.readExisting(report);
+    await ix.resolve();
+    const r = await ix.finish({ idxPath, revPath, fixThin: false });
+    opts.onProgress?.(ix.progress());
+    return r;
+  } finally {
+    ix.close();
+    if (timer) clearInterval(timer);
+  }
+}

@@ -1,0 +1,43 @@
+// What every protocol module shares: the connection as packets in / bytes out, the ref as a
+// server lists it, ERR packets, and the checks on object ids and ref names from the wire.
+
+import { pktText, type Pkt, type PktReader } from '../pktline.js';
+import { ProtocolError, RemoteError } from '../errors.js';
+
+/** Both directions of a connection: packets in, bytes out. */
+export interface Wire {
+  reader: PktReader;
+  send(data: Buffer): Promise<void>;
+}
+
+/** A ref as a server lists it. `oid` is null for an unborn HEAD (v2 `unborn`). */
+export interface RemoteRef {
+  name: string;
+  oid: string | null;
+  /** Target of a symbolic ref (HEAD -> refs/heads/main). */
+  symref?: string;
+  /** What an annotated tag points at, fully peeled. */
+  peeled?: string;
+}
+
+export const OID_RE = /^[0-9a-f]{40}$/;
+export const ZERO_OID = '0'.repeat(40);
+/** Bound on the refs of one advertisement or ls-refs answer. */
+export const MAX_REFS = 2_000_000;
+
+/** An `ERR <message>` packet, which a server may send at any point instead of what we wait for. */
+export function checkErr(p: Pkt): void {
+  if (p.kind === 'data' && p.data.subarray(0, 4).toString('latin1') === 'ERR ') throw new RemoteError(pktText(p).slice(4));
+}
+
+/**
+ * Ref names a server sends become paths in our repository: refuse anything git itself would
+ * refuse (check-ref-format), in particular ".." components that would escape .git/refs.
+ */
+export function checkRefName(name: string): void {
+  const bad =
+    name !== 'HEAD' &&
+    (!name.startsWith('refs/') ||
+      /(^|\/)\.|\.\.|[\x00-\x20\x7f~^:?*[\\]|@\{|\/\/|\/$|\.lock(\/|$)|\.$/.test(name));
+  if (bad) throw new ProtocolError(`the server sent an invalid ref name ${JSON.stringify(name)}`);
+}
