@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { NetBed } from '../ts/netbed/bed.js';
 import { git, mpgit, MPGIT, start, tempDir } from './helpers/proc.js';
 import { bigRepo } from './helpers/offload.js';
+import { nginxConfig, type AccessEntry } from './helpers/nginx.js';
 
 // Packfile URIs over the two-link bed: a clone asked to use MPTCP gets the offloaded packs from
 // an MPTCP-capable HTTP server (nginx under mptcpize) over MPTCP too, on both links.
@@ -12,31 +13,12 @@ const DAEMON_PORT = 9418;
 const HTTP_PORT = 8080;
 
 /** nginx serving `root` on every address of the server namespace, its sockets made MPTCP. */
-async function mptcpNginx(t: ExecutionContext, bed: NetBed, root: string): Promise<{ accessLog(): Promise<string[]> }> {
+async function mptcpNginx(t: ExecutionContext, bed: NetBed, root: string): Promise<{ accessLog(): Promise<AccessEntry[]> }> {
   const dir = await tempDir(t, 'mpgit-bed-nginx-');
   await mkdir(join(dir, 'tmp'), { recursive: true });
   const log = join(dir, 'access.log');
   await writeFile(log, '');
-  await writeFile(
-    join(dir, 'nginx.conf'),
-    `daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log ${log};
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-  default_type application/octet-stream;
-  server { listen 0.0.0.0:${HTTP_PORT}; root ${root}; }
-}
-`,
-  );
+  await writeFile(join(dir, 'nginx.conf'), nginxConfig(dir, { listen: `0.0.0.0:${HTTP_PORT}`, root, log }));
   const [cmd, args] = bed.argv('server', 'mptcpize', ['run', 'nginx', '-p', `${dir}/`, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')]);
   const nginx = start(t, cmd, args);
   // Listening (as MPTCP) once ss in the namespace shows the socket.
@@ -45,7 +27,7 @@ http {
     if (nginx.child.exitCode !== null || Date.now() > deadline) throw new Error(`nginx did not listen as MPTCP on ${HTTP_PORT}: ${nginx.output()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { accessLog: async () => (await readFile(log, 'utf8')).split('\n').filter(Boolean) };
+  return { accessLog: async () => (await readFile(log, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as AccessEntry) };
 }
 
 test('with --mptcp the packfile-URI download also goes over MPTCP, on both links', async (t) => {
@@ -73,7 +55,7 @@ test('with --mptcp the packfile-URI download also goes over MPTCP, on both links
   const fsck = await git(['fsck', '--strict'], { cwd: dir });
   t.is(fsck.stdout, '');
   // The packs came by URI...
-  const gets = (await nginx.accessLog()).filter((l) => /"GET \/[^ ]+\.pack HTTP/.test(l));
+  const gets = (await nginx.accessLog()).filter((e) => e.method === 'GET' && e.uri.endsWith('.pack'));
   t.true(gets.length > 0, 'no pack was downloaded from nginx: the clone did not use packfile URIs');
   // ...over MPTCP (the kernel's view from the client namespace), with a subflow on each link.
   t.false(seen.fallback && !seen.mptcp, 'the HTTP download fell back to TCP although nginx speaks MPTCP');

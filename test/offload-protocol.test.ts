@@ -210,3 +210,24 @@ test('bad requests get an ERR naming the problem, and the daemon goes on serving
   t.is(again.code, 0, again.stderr);
   t.regex(again.stdout, /refs\/heads\/main/);
 });
+
+test('a command sent in the same write as the request line is answered, not lost', async (t) => {
+  const s = await setup(t);
+  const sock = net.connect({ host: '127.0.0.1', port: s.daemon.port });
+  await new Promise<void>((resolve, reject) => {
+    sock.once('connect', resolve);
+    sock.once('error', reject);
+  });
+  t.teardown(() => sock.destroy());
+  const reader = new PktReader(sock, { timeoutMs: 30_000, what: 'mpgit daemon' });
+  // One segment: the daemon reads the request line and finds ls-refs already behind it.
+  sock.write(Buffer.concat([encodeRequest({ service: 'git-upload-pack', path: '/repo.git', host: '127.0.0.1', extra: ['version=2'] }), command('ls-refs', ['symrefs'])]));
+  const lines: string[] = [];
+  let flushes = 0;
+  while (flushes < 2) {
+    const p = await reader.expect();
+    if (p.kind === 'flush') flushes++;
+    else if (p.kind === 'data' && flushes === 1) lines.push(pktText(p));
+  }
+  t.true(lines.includes(`${s.head} refs/heads/main`), lines.join('\n'));
+});

@@ -21,7 +21,18 @@ export interface GitDaemonOptions {
 
 /** Starts `git daemon --export-all --base-path=<base>` on a free loopback port. */
 export async function gitDaemon(t: ExecutionContext, base: string, opts: GitDaemonOptions = {}): Promise<GitDaemon> {
-  const port = await freePort();
+  // A port found free may be taken by a parallel test before git daemon binds it (git then
+  // exits at once): try another port, a bounded number of times.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await gitDaemonOn(t, await freePort(), base, opts);
+    } catch (e) {
+      if (attempt >= 3) throw e;
+    }
+  }
+}
+
+async function gitDaemonOn(t: ExecutionContext, port: number, base: string, opts: GitDaemonOptions): Promise<GitDaemon> {
   const execPath = (await git(['--exec-path'])).stdout.trim();
   const args = [`--base-path=${base}`, '--export-all', '--reuseaddr', '--verbose', '--listen=127.0.0.1', `--port=${port}`];
   let cmd = join(execPath, 'git-daemon');

@@ -46,6 +46,37 @@ export interface NginxOptions {
 const START_TIMEOUT_MS = 10_000;
 const UNAVAILABLE_FLAG = '.mpgit-unavailable';
 
+/**
+ * A single-process nginx.conf with everything under `dir` (pid, temp paths, error log), one
+ * server on `listen` serving `root`, and an access log of JSON lines (see AccessEntry).
+ */
+export function nginxConfig(dir: string, o: { listen: string; root: string; log: string; locations?: string }): string {
+  return `
+daemon off;
+master_process off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 256; }
+http {
+  log_format mpgit escape=json '{"method":"$request_method","uri":"$uri","status":$status,"bytes":$body_bytes_sent,"range":"$http_range"}';
+  access_log ${o.log} mpgit;
+  client_body_temp_path ${dir}/tmp/body;
+  proxy_temp_path ${dir}/tmp/proxy;
+  fastcgi_temp_path ${dir}/tmp/fastcgi;
+  uwsgi_temp_path ${dir}/tmp/uwsgi;
+  scgi_temp_path ${dir}/tmp/scgi;
+  default_type application/octet-stream;
+  sendfile on;
+  keepalive_timeout 30s;
+  server {
+    listen ${o.listen};
+    root ${o.root};${o.locations ?? ''}
+  }
+}
+`;
+}
+
 /** Starts nginx serving `root` (read-only) on 127.0.0.1 at a free port. */
 export async function startNginx(t: Teardown, root: string, opts: NginxOptions = {}): Promise<Nginx> {
   const dir = await mkdtemp(join(tmpdir(), 'mpgit-nginx-'));
@@ -56,35 +87,17 @@ export async function startNginx(t: Teardown, root: string, opts: NginxOptions =
   // Ready means this nginx answers on the port: a port picked as free may have been taken by
   // another test's server meanwhile, which a bare connect would not notice.
   const token = randomBytes(8).toString('hex');
-  const conf = `
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 256; }
-http {
-  log_format mpgit escape=json '{"method":"$request_method","uri":"$uri","status":$status,"bytes":$body_bytes_sent,"range":"$http_range"}';
-  access_log ${log} mpgit;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-  default_type application/octet-stream;
-  sendfile on;
-  keepalive_timeout 30s;
-  server {
-    listen 127.0.0.1:${port};
-    root ${root};
+  const conf = nginxConfig(dir, {
+    listen: `127.0.0.1:${port}`,
+    root,
+    log,
+    locations: `
     location = /.mpgit-nginx-ready { access_log off; return 200 "${token}"; }
     location / {
       if (-f ${flag}) { return 503; }
       ${opts.limitRate ? `limit_rate ${opts.limitRate};` : ''}
-    }
-  }
-}
-`;
+    }`,
+  });
   await writeFile(join(dir, 'nginx.conf'), conf);
   await writeFile(log, '');
   const child = spawn('nginx', ['-p', `${dir}/`, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });

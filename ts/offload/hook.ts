@@ -22,6 +22,7 @@ export const offloadHook: ServiceHook = async (call) => {
   const stats = await serveV2({
     gitDir: call.gitDir,
     input: call.input,
+    initial: call.leftover,
     output: call.output,
     log: (msg) => call.log.info('offload', msg),
   });
