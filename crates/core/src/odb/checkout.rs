@@ -26,6 +26,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const MAX_TREE_DEPTH: usize = 4096;
 /// Most entries of one directory handed to a thread at once (big directories are shared).
 const UNIT_MAX: usize = 256;
+/// Fewest: a unit opens its directory once, so a few entries per unit cost little, and a
+/// directory of a few big files (binaries, assets) is still spread over every thread.
+const UNIT_MIN: usize = 4;
+/// Units per thread aimed at, so that one slow unit does not leave the other threads idle.
+const UNITS_PER_THREAD: usize = 8;
 
 /// Counters the caller can read while the checkout runs.
 #[derive(Debug, Default)]
@@ -76,7 +81,8 @@ pub fn checkout(odb: &Odb, tree_or_commit: &[u8; 20], work_tree: &Path, index: O
     for (i, it) in items.iter().enumerate() {
         by_dir[it.dir as usize].push(i as u32);
     }
-    let units: Vec<(u32, &[u32])> = by_dir.iter().enumerate().flat_map(|(d, list)| list.chunks(UNIT_MAX).map(move |c| (d as u32, c))).collect();
+    let unit = (items.len() / (threads.max(1) * UNITS_PER_THREAD)).clamp(UNIT_MIN, UNIT_MAX);
+    let units: Vec<(u32, &[u32])> = by_dir.iter().enumerate().flat_map(|(d, list)| list.chunks(unit).map(move |c| (d as u32, c))).collect();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .thread_name(|i| format!("mpgit-checkout-{}", i))
@@ -163,6 +169,8 @@ fn write_unit(odb: &Odb, work_tree: &Path, dir: &[u8], items: &[Item], list: &[u
     }
     let dfd = unsafe { OwnedFd::from_raw_fd(raw) };
     let mut out = Vec::with_capacity(list.len());
+    // One content buffer for the unit, reused from object to object.
+    let mut data = Vec::new();
     for &i in list {
         let it = &items[i as usize];
         let shown = || String::from_utf8_lossy(&it.path).into_owned();
@@ -176,17 +184,17 @@ fn write_unit(odb: &Odb, work_tree: &Path, dir: &[u8], items: &[Item], list: &[u
             progress.done.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        let obj = odb
-            .read(&it.oid)?
+        let kind = odb
+            .read_into(&it.oid, &mut data)?
             .ok_or_else(|| PackError::missing_object(format!("blob {} ({}) is missing from the repository", hex(&it.oid), shown())))?;
-        if obj.kind != OBJ_BLOB {
-            return Err(PackError::bad(format!("{}: {} is a {}, expected a blob", shown(), hex(&it.oid), kind_name(obj.kind))));
+        if kind != OBJ_BLOB {
+            return Err(PackError::bad(format!("{}: {} is a {}, expected a blob", shown(), hex(&it.oid), kind_name(kind))));
         }
         // SAFETY (all calls below): valid descriptors, NUL-terminated strings, a stat buffer
         // the kernel fills.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         if it.mode == MODE_SYMLINK {
-            let target = cstr(&obj.data, &format!("the target of the symbolic link {}", shown()))?;
+            let target = cstr(&data, &format!("the target of the symbolic link {}", shown()))?;
             if unsafe { libc::symlinkat(target.as_ptr(), dfd.as_raw_fd(), name.as_ptr()) } != 0 {
                 return Err(last_os_error(format!("creating {}", shown())));
             }
@@ -201,12 +209,12 @@ fn write_unit(odb: &Odb, work_tree: &Path, dir: &[u8], items: &[Item], list: &[u
                 return Err(last_os_error(format!("creating {}", shown())));
             }
             let mut f = unsafe { File::from_raw_fd(fd) };
-            f.write_all(&obj.data).map_err(|e| PackError::io(&e, format!("writing {}", shown())))?;
+            f.write_all(&data).map_err(|e| PackError::io(&e, format!("writing {}", shown())))?;
             if unsafe { libc::fstat(f.as_raw_fd(), &mut st) } != 0 {
                 return Err(last_os_error(format!("reading back {}", shown())));
             }
         }
-        out.push((i, Some(Stat::from_libc(&st)), obj.data.len() as u64));
+        out.push((i, Some(Stat::from_libc(&st)), data.len() as u64));
         progress.done.fetch_add(1, Ordering::Relaxed);
     }
     Ok(out)

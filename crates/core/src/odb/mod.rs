@@ -58,8 +58,9 @@ thread_local! {
     static SCRATCH: RefCell<Option<Scratch>> = const { RefCell::new(None) };
 }
 
-/// Entry buffers larger than this are let go after use rather than kept for the next read.
-const KEEP_MAX: usize = 1 << 20;
+/// Entry buffers larger than this are let go after use rather than kept for the next read
+/// (kept ones save the page faults of a fresh mapping per big object).
+const KEEP_MAX: usize = 16 << 20;
 
 fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
     SCRATCH.with(|cell| {
@@ -181,6 +182,31 @@ impl Odb {
         with_scratch(|s| self.read_with(s, oid, 0))
     }
 
+    /// As `read`, the content going into `out`, whose capacity is reused: a caller reading
+    /// many big objects one after another (checkout) does not fault in fresh pages for each.
+    /// Returns the object's type, or None when it is not here.
+    pub fn read_into(&self, oid: &[u8; 20], out: &mut Vec<u8>) -> Result<Option<u8>> {
+        self.check_open()?;
+        with_scratch(|s| {
+            for p in self.packs() {
+                if let Some(i) = p.find(oid) {
+                    let at = p.offset_at(i)?;
+                    let h = p.read_entry(at, &mut s.entry)?;
+                    if matches!(h.base, BaseRef::None) {
+                        inflate_into(s, &p, at, h.size, h.len, out)?;
+                        return Ok(Some(h.kind));
+                    }
+                    break;
+                }
+            }
+            // Deltified or loose: the result is a new buffer anyway.
+            Ok(self.read_with(s, oid, 0)?.map(|o| {
+                *out = o.data;
+                o.kind
+            }))
+        })
+    }
+
     /// The object, or a `MissingObject` error naming it (`what` says what it is to the caller).
     pub fn read_existing(&self, oid: &[u8; 20], what: &str) -> Result<Object> {
         self.read(oid)?.ok_or_else(|| PackError::missing_object(format!("{} {} is missing from the repository", what, hex(oid))))
@@ -269,10 +295,16 @@ impl Odb {
 
 /// Inflates the entry read into `s.entry` (header of `hdr_len` bytes) to exactly `size` bytes.
 fn inflate(s: &mut Scratch, pack: &PackFile, at: u64, size: u64, hdr_len: usize) -> Result<Vec<u8>> {
-    let size_us = usize::try_from(size).map_err(|_| PackError::bad(format!("{}: object at offset {} is too large for this machine", pack.name(), at)))?;
     let mut out = Vec::new();
-    match s.inflater.inflate_vec(&s.entry[hdr_len..], &mut out, size_us) {
-        Ok(_) => Ok(out),
+    inflate_into(s, pack, at, size, hdr_len, &mut out)?;
+    Ok(out)
+}
+
+/// As `inflate`, into `out` (its contents replaced).
+fn inflate_into(s: &mut Scratch, pack: &PackFile, at: u64, size: u64, hdr_len: usize, out: &mut Vec<u8>) -> Result<()> {
+    let size_us = usize::try_from(size).map_err(|_| PackError::bad(format!("{}: object at offset {} is too large for this machine", pack.name(), at)))?;
+    match s.inflater.inflate_vec(&s.entry[hdr_len..], out, size_us) {
+        Ok(_) => Ok(()),
         Err(None) => Err(PackError::bad(format!("{}: cannot allocate {} bytes for the object at offset {}", pack.name(), size, at))),
         Err(Some(InflateError::BadData)) => Err(PackError::bad(format!("{}: corrupt object at offset {}: bad zlib data", pack.name(), at))),
         Err(Some(_)) => Err(PackError::bad(format!("{}: corrupt object at offset {}: it does not inflate to the {} bytes its header says", pack.name(), at, size))),
