@@ -6,11 +6,11 @@
 import test, { type ExecutionContext } from 'ava';
 import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { git, tempDir } from './helpers/proc.js';
+import { alive, git, tempDir } from './helpers/proc.js';
 import { makeBulkRepo } from './helpers/repo.js';
 import { startDaemon, type MpgitDaemonHandle } from './helpers/daemon.js';
 
@@ -35,16 +35,6 @@ function big(): Promise<{ base: string; head: string; packBytes: number }> {
 test.after.always(async () => {
   if (bigBase) await rm((await bigBase).base, { recursive: true, force: true });
 });
-
-/** The process runs (a zombie does not count: an orphan's reaper may be slow or absent). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 async function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;

@@ -169,6 +169,55 @@ test('paths that escape the base path are refused', async (t) => {
   t.regex((await git(['ls-remote', d.url('alias.git')])).stdout, /refs\/heads\/main/);
 });
 
+test('--base-path-relaxed: a path not under the base is looked up as it is, with every check still applied', async (t) => {
+  const s = await served(t);
+  const old = await tempDir(t, 'mpgit-relaxed-');
+  const head = await makeRepo(join(old, 'allowed', 'old.git'));
+  await writeFile(join(old, 'allowed', 'old.git', 'git-daemon-export-ok'), '');
+  await makeRepo(join(old, 'allowed', 'private.git')); // not exported
+  await makeRepo(join(old, 'other', 'stray.git'));
+  await writeFile(join(old, 'other', 'stray.git', 'git-daemon-export-ok'), '');
+  await symlink(join(old, 'other', 'stray.git'), join(old, 'allowed', 'link.git')); // leaves the allow-list
+  const oldPath = join(old, 'allowed', 'old.git');
+
+  // Without the flag the old absolute path is looked up under the base only.
+  const plain = await startDaemon(t, [`--base-path=${s.base}`]);
+  t.regex((await run('git', ['ls-remote', plain.url(oldPath)])).stderr, /remote error: access denied or repository not exported/);
+  t.regex(plain.proc.output(), new RegExp(`'${s.base}${oldPath}' does not appear to be a git repository`));
+
+  const d = await startDaemon(t, [`--base-path=${s.base}`, '--base-path-relaxed', '--informative-errors', s.base, join(old, 'allowed')]);
+  const work = join(s.base, 'work');
+  await git(['clone', '-q', d.url(oldPath), work]);
+  t.is((await git(['rev-parse', 'HEAD'], { cwd: work })).stdout.trim(), head);
+  t.regex(d.proc.output(), new RegExp(`'${oldPath}' is not under the base path: found as it is \\(--base-path-relaxed\\)`));
+  // The new paths still come first, and still work.
+  t.regex((await git(['ls-remote', d.url('repo.git')])).stdout, /refs\/heads\/main/);
+
+  const refusals: [string, RegExp, RegExp][] = [
+    [join(old, 'allowed', 'private.git'), /remote error: repository not exported/, /private\.git': repository not exported\./],
+    [join(old, 'other', 'stray.git'), /remote error: no such repository/, /stray\.git': not in directory list/],
+    [join(old, 'allowed', 'link.git'), /remote error: no such repository/, /link\.git': not in directory list/],
+    [`${join(old, 'allowed')}/../other/stray.git`, /remote error: no such repository/, /\/\.\.\/other\/stray\.git': aliased/],
+    ['/nowhere/x.git', /remote error: no such repository/, new RegExp(`'${s.base}/nowhere/x\\.git' does not appear to be a git repository \\(nor does '/nowhere/x\\.git'\\)`)],
+  ];
+  for (const [path, client, logged] of refusals) {
+    const r = await rawExchange(d.port, request(path));
+    t.regex(`remote error: ${r.text.replace(/^ERR /, '')}`, client, path);
+    t.regex(d.proc.output(), logged, path);
+  }
+
+  // --export-all lifts the export check for relaxed paths as for any other.
+  const all = await startDaemon(t, [`--base-path=${s.base}`, '--base-path-relaxed', '--export-all', s.base, join(old, 'allowed')]);
+  t.regex((await git(['ls-remote', all.url(join(old, 'allowed', 'private.git'))])).stdout, /refs\/heads\/main/);
+
+  // --strict-paths: the relaxed path must be exact, and the allow-list must name it.
+  const strict = await startDaemon(t, [`--base-path=${s.base}`, '--base-path-relaxed', '--strict-paths', oldPath]);
+  t.regex((await git(['ls-remote', strict.url(oldPath)])).stdout, /refs\/heads\/main/);
+  t.regex((await run('git', ['ls-remote', strict.url(oldPath.replace(/\.git$/, ''))])).stderr, /remote error: access denied/);
+  t.regex((await run('git', ['ls-remote', strict.url(join(old, 'allowed', 'private.git'))])).stderr, /remote error: access denied/);
+  t.regex(strict.proc.output(), /private\.git': not in directory list/);
+});
+
 test('the directory allow-list limits what is served', async (t) => {
   const base = await tempDir(t, 'mpgit-daemon-');
   await makeRepo(join(base, 'allowed', 'a.git'));
@@ -332,7 +381,7 @@ test('--log-format=json writes one JSON object per event', async (t) => {
 test('--help lists every option', async (t) => {
   const r = await mpgit(['daemon', '--help']);
   t.is(r.code, 0);
-  for (const flag of ['--base-path', '--export-all', '--listen', '--port', '--mptcp', '--reuseaddr', '--enable', '--disable', '--max-connections', '--timeout', '--init-timeout', '--bind-timeout', '--grace-period', '--inetd', '--config', '--log-format', '--verbose', '--user-path', '--strict-paths', '--pid-file']) {
+  for (const flag of ['--base-path', '--base-path-relaxed', '--export-all', '--listen', '--port', '--mptcp', '--reuseaddr', '--enable', '--disable', '--max-connections', '--timeout', '--init-timeout', '--bind-timeout', '--grace-period', '--inetd', '--detach', '--syslog', '--log-destination', 'MPGIT_SYSLOG_SOCKET', '--config', '--log-format', '--verbose', '--user-path', '--strict-paths', '--pid-file']) {
     t.regex(r.stdout, new RegExp(`${flag}\\b`), flag);
   }
 });

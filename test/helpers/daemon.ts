@@ -3,9 +3,11 @@
 // would send.
 
 import net from 'node:net';
+import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { ExecutionContext } from 'ava';
 import type { SpawnOptions } from 'node:child_process';
-import { freePort, MPGIT, start, type Running } from './proc.js';
+import { freePort, MPGIT, start, tempDir, type Running } from './proc.js';
 import { parsePkts } from '../../ts/pktline.js';
 
 export interface MpgitDaemonHandle {
@@ -90,4 +92,55 @@ export function holdConnection(t: ExecutionContext, port: number, host = '127.0.
     s.on('error', reject);
     t.teardown(() => s.destroy());
   });
+}
+
+export interface SyslogSink {
+  /** The unix datagram socket (give it to the daemon as MPGIT_SYSLOG_SOCKET). */
+  socket: string;
+  /** The datagrams received so far, one per entry. */
+  lines(): Promise<string[]>;
+  /** Resolves with the first received line matching `re` (rejects after timeoutMs). */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<string>;
+}
+
+// A syslog stand-in: a unix datagram socket (what /dev/log is) whose datagrams are appended to a
+// file, one per line. Node has no unix datagram sockets, hence python3.
+const SYSLOG_PY = `
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], 'ab', buffering=0) as f:
+    print('listening', flush=True)
+    time.sleep(float(sys.argv[3]))
+    while True:
+        f.write(s.recv(65536).rstrip(b'\\n') + b'\\n')
+`;
+
+/** Starts a syslog stand-in, stopped when the test ends; `stallMs`: it reads nothing at first. */
+export async function syslogSink(t: ExecutionContext, opts: { stallMs?: number } = {}): Promise<SyslogSink> {
+  const dir = await tempDir(t, 'mpgit-syslog-');
+  const socket = join(dir, 'log.sock');
+  const file = join(dir, 'received');
+  const proc = start(t, 'python3', ['-c', SYSLOG_PY, socket, file, String((opts.stallMs ?? 0) / 1000)]);
+  await proc.waitFor(/listening/, 15_000);
+  const lines = async () => {
+    try {
+      return (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '');
+    } catch {
+      return [];
+    }
+  };
+  return {
+    socket,
+    lines,
+    async waitFor(re, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const hit = (await lines()).find((l) => re.test(l));
+        if (hit !== undefined) return hit;
+        if (Date.now() > deadline) throw new Error(`${re} did not reach syslog within ${timeoutMs} ms; received:\n${(await lines()).join('\n')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
 }

@@ -2,6 +2,7 @@
 // settings as JSON (flags override it).
 
 import { Command, Option } from 'commander';
+import { describe } from '../errors.js';
 // Only what --help needs loads with the CLI; the daemon itself (zod, the offload responder)
 // loads when the command runs: every other command starts ~200 ms sooner.
 import type { DaemonConfig, Settings } from '../daemon/config.js';
@@ -14,12 +15,32 @@ const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 /** Runs a daemon until SIGTERM/SIGINT: stop accepting, let transfers finish, exit 0. */
 export async function runDaemon(cfg: DaemonConfig, opts: DaemonOptions = {}, onReady?: (d: Daemon) => void): Promise<never> {
   const { Daemon, makeLog, serveInetd } = await import('../daemon/daemon.js');
-  const log = opts.log ?? makeLog(cfg);
+  const { ReadyChannel } = await import('../daemon/detach.js');
+  // Started by --detach: the command that waits for us hears our warnings, error or readiness.
+  const channel = ReadyChannel.fromEnv();
+  // A daemon that does not log to stderr must not die of EPIPE when whatever read it is gone.
+  if (cfg.logDestination !== 'stderr') process.stderr.on('error', () => {});
+  const warn = (text: string) => {
+    if (!channel?.send(text)) process.stderr.write(text);
+  };
+  const log = opts.log ?? makeLog(cfg, warn);
+  await log.opened();
   if (cfg.inetd) {
     const code = await serveInetd(cfg, { ...opts, log });
+    await log.close();
     process.exit(code === 0 ? 0 : 1);
   }
-  const daemon = await Daemon.start(cfg, { ...opts, log });
+  let daemon: Daemon;
+  try {
+    daemon = await Daemon.start(cfg, { ...opts, log });
+  } catch (e) {
+    channel?.send(`fatal: ${describe(e)}\n`);
+    // stderr gets it from the CLI; syslog would otherwise never hear why the daemon stopped.
+    if (cfg.logDestination === 'syslog') log.error('fatal', `fatal: ${describe(e)}`);
+    await log.close();
+    throw e;
+  }
+  channel?.ready(daemon.readyText);
   onReady?.(daemon);
   return new Promise<never>(() => {
     let signals = 0;
@@ -27,10 +48,10 @@ export async function runDaemon(cfg: DaemonConfig, opts: DaemonOptions = {}, onR
       signals++;
       if (signals === 1) {
         log.notice('signal', `Received ${sig}: no new connections; transfers in flight get ${cfg.gracePeriod} s to finish`, { signal: sig });
-        void daemon.stop().then(() => process.exit(0));
+        void daemon.stop().then(() => log.close()).then(() => process.exit(0));
       } else {
         log.notice('signal', `Received ${sig} again: terminating transfers now`, { signal: sig });
-        void daemon.abort().then(() => process.exit(0));
+        void daemon.abort().then(() => log.close()).then(() => process.exit(0));
       }
     };
     process.on('SIGTERM', onSignal);
@@ -63,6 +84,7 @@ export const registerDaemon: RegisterCommand = (program) => {
     )
     .argument('[directory...]', 'allow-list: serve only repositories under these directories')
     .option('--base-path <dir>', 'remap every requested path under this directory')
+    .option('--base-path-relaxed', 'with --base-path: a path not found under it is looked up as it is (allow-list, export and strict-paths checks still apply)')
     .option('--export-all', 'serve repositories even without a git-daemon-export-ok file')
     .option('--strict-paths', 'match paths exactly (no .git suffix guessing); the allow-list must name each repository')
     .option('--user-path [path]', 'allow ~user/ paths: the home directory, or with =path its <path> subdirectory')
@@ -88,16 +110,25 @@ export const registerDaemon: RegisterCommand = (program) => {
     .option('--group <group>', 'with --user: switch to this group')
     .option('--pid-file <file>', 'write the daemon pid to <file>')
     .option('--inetd', 'serve one connection on stdin/stdout (inetd, or a git proxy command)')
+    .option('--detach', 'run in the background once every address is bound (implies --syslog); if binding fails, print why and exit non-zero')
+    .option('--no-detach', 'stay in the foreground (overrides the config file)')
     .addOption(new Option('--log-format <format>', 'human lines like git daemon, or one JSON object per event').choices(['human', 'json']))
-    .addOption(new Option('--log-destination <dest>', 'where the log goes').choices(['stderr', 'none']))
+    .addOption(new Option('--log-destination <dest>', 'where the log goes (syslog: see --syslog)').choices(['stderr', 'syslog', 'none']))
+    .option('--syslog', 'log to syslog (short for --log-destination=syslog): lines go through `logger` tagged mpgit-daemon[pid], facility daemon, to /dev/log or to the unix socket in $MPGIT_SYSLOG_SOCKET')
     .option('--verbose', 'log every connection, request and disconnection (with MPTCP subflows and bytes)')
     .option('--config <file>', 'JSON file of settings (keys are the flag names in camelCase); flags override it')
     .action(async function (this: Command, directories: string[]) {
       const { flagSettings, loadConfigFile, resolveConfig } = await import('../daemon/config.js');
-      const { offloadHook } = await import('../offload/hook.js');
       const flags = givenSettings(this, directories, flagSettings);
       const file = this.opts().config ? await loadConfigFile(this.opts().config as string) : {};
+      const cfg = resolveConfig(file, flags);
+      if (cfg.detach) {
+        const { detach } = await import('../daemon/detach.js');
+        const given = [file, flags].some((l) => l.logDestination !== undefined || l.syslog);
+        process.exit(await detach(cfg, given));
+      }
       // Offloaded repositories answer protocol v2 fetch in-process (packfile URIs); git serves the rest.
-      await runDaemon(resolveConfig(file, flags), { hooks: [offloadHook] });
+      const { offloadHook } = await import('../offload/hook.js');
+      await runDaemon(cfg, { hooks: [offloadHook] });
     });
 };

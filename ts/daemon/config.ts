@@ -19,6 +19,7 @@ const seconds = z.number().finite().min(0);
 /** Every setting: key in the file, flag on the command line, schema, what it expects. */
 const FIELDS = {
   basePath: { flag: '--base-path', schema: z.string().min(1), expects: 'a directory path' },
+  basePathRelaxed: { flag: '--base-path-relaxed', schema: z.boolean(), expects: 'true or false' },
   exportAll: { flag: '--export-all', schema: z.boolean(), expects: 'true or false' },
   directories: { flag: '[directory...]', schema: z.array(z.string().min(1)), expects: 'a list of directory paths' },
   strictPaths: { flag: '--strict-paths', schema: z.boolean(), expects: 'true or false' },
@@ -43,8 +44,10 @@ const FIELDS = {
   group: { flag: '--group', schema: z.string().min(1), expects: 'a group name or id' },
   pidFile: { flag: '--pid-file', schema: z.string().min(1), expects: 'a file path' },
   inetd: { flag: '--inetd', schema: z.boolean(), expects: 'true or false' },
+  detach: { flag: '--detach', schema: z.boolean(), expects: 'true or false' },
   logFormat: { flag: '--log-format', schema: z.enum(['human', 'json']), expects: '"human" or "json"' },
-  logDestination: { flag: '--log-destination', schema: z.enum(['stderr', 'none']), expects: '"stderr" or "none"' },
+  logDestination: { flag: '--log-destination', schema: z.enum(['stderr', 'syslog', 'none']), expects: '"stderr", "syslog" or "none"' },
+  syslog: { flag: '--syslog', schema: z.boolean(), expects: 'true or false' },
   verbose: { flag: '--verbose', schema: z.boolean(), expects: 'true or false' },
 } as const;
 
@@ -54,6 +57,8 @@ export type Settings = { [K in SettingKey]?: z.infer<Fields[K]['schema']> };
 
 export interface DaemonConfig {
   basePath: string | null;
+  /** A path not found under the base path is looked up as it is (same checks otherwise). */
+  basePathRelaxed: boolean;
   exportAll: boolean;
   directories: string[];
   strictPaths: boolean;
@@ -83,13 +88,18 @@ export interface DaemonConfig {
   group: string | null;
   pidFile: string | null;
   inetd: boolean;
+  /** Run in the background once every address is bound (implies syslog). */
+  detach: boolean;
   logFormat: 'human' | 'json';
-  logDestination: 'stderr' | 'none';
+  logDestination: 'stderr' | 'syslog' | 'none';
+  /** --syslog: short for logDestination "syslog" (kept equal to it after resolving). */
+  syslog: boolean;
   verbose: boolean;
 }
 
 export const DEFAULTS: DaemonConfig = {
   basePath: null,
+  basePathRelaxed: false,
   exportAll: false,
   directories: [],
   strictPaths: false,
@@ -113,8 +123,10 @@ export const DEFAULTS: DaemonConfig = {
   group: null,
   pidFile: null,
   inetd: false,
+  detach: false,
   logFormat: 'human',
   logDestination: 'stderr',
+  syslog: false,
   verbose: false,
 };
 
@@ -199,8 +211,16 @@ export function resolveConfig(file: Settings, flags: Settings): DaemonConfig {
   const merged = { ...DEFAULTS } as Record<string, unknown>;
   for (const layer of [file, flags]) {
     for (const [k, v] of Object.entries(layer)) if (v !== undefined) merged[k] = v;
+    // --syslog is --log-destination=syslog; within one layer they must agree, a later layer wins.
+    if (layer.syslog && layer.logDestination && layer.logDestination !== 'syslog') {
+      throw new ConfigError(`--syslog contradicts --log-destination=${layer.logDestination}`, 'give one of them');
+    }
+    if (layer.syslog) merged.logDestination = 'syslog';
   }
+  merged.syslog = merged.logDestination === 'syslog';
   const cfg = merged as unknown as DaemonConfig;
+  if (cfg.detach && cfg.inetd) throw new ConfigError('--detach is incompatible with --inetd', 'inetd starts the daemon per connection: drop --detach');
+  if (cfg.basePathRelaxed && !cfg.basePath) throw new ConfigError('--base-path-relaxed needs --base-path', 'give the base path that requested paths are looked up under first');
   if (cfg.inetd && (flags.listen || flags.port !== undefined || flags.pidFile)) {
     throw new ConfigError('--listen, --port and --pid-file are incompatible with --inetd', 'inetd hands the daemon one connection on stdin/stdout');
   }

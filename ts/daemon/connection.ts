@@ -280,6 +280,7 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
     return refuse(pathRefusal(where.refusal, request.path), where.refusal);
   }
   const gitDir = where.gitDir;
+  if (where.relaxed) log.info('relaxed', `'${request.path}' is not under the base path: found as it is (--base-path-relaxed)`, { path: request.path, gitDir });
 
   // 4. The repository's own daemon.<service> setting, where overriding is allowed.
   let enabled = flags.enabled;

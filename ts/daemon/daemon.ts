@@ -10,6 +10,7 @@ import { socketFd, connInfo } from '../net/socket.js';
 import { MpgitError } from '../errors.js';
 import type { DaemonConfig } from './config.js';
 import { DaemonLog, hostPort } from './log.js';
+import { SyslogWriter } from './syslog.js';
 import { bindListeners, systemdListeners, type Listener } from './listeners.js';
 import { handleConnection, type ConnectionIO, type ServiceHook } from './connection.js';
 import { native } from '../native.js';
@@ -31,7 +32,12 @@ interface Live {
   child: ChildProcess | null;
 }
 
-export function makeLog(cfg: DaemonConfig): DaemonLog {
+/** The log the settings ask for; `warn` takes the syslog writer's one warning (default stderr). */
+export function makeLog(cfg: DaemonConfig, warn?: (text: string) => void): DaemonLog {
+  if (cfg.logDestination === 'syslog') {
+    const w = new SyslogWriter({ warn });
+    return new DaemonLog({ format: cfg.logFormat, verbose: cfg.verbose, write: (line, level) => w.write(line, level), opened: w.opened, close: () => w.close() });
+  }
   return new DaemonLog({ format: cfg.logFormat, verbose: cfg.verbose, write: cfg.logDestination === 'none' ? null : undefined });
 }
 
@@ -71,6 +77,8 @@ function dropPrivileges(cfg: DaemonConfig): void {
 export class Daemon {
   readonly log: DaemonLog;
   listeners: Listener[] = [];
+  /** The ready line logged once every address is bound ("Ready to rumble: listening on ..."). */
+  readyText = '';
   private readonly hooks: ServiceHook[];
   private readonly live = new Map<number, Live>();
   private nextId = 0;
@@ -103,7 +111,8 @@ export class Daemon {
     }
     d.accepting = true;
     const where = d.listeners.map((l) => `${hostPort(l.address, l.port)}${l.mptcp ? ' (MPTCP)' : l.mptcp === null ? '' : ' (TCP)'}`).join(', ');
-    d.log.notice('ready', `Ready to rumble: listening on ${where}${activated ? ' (sockets from systemd)' : ''}; bound in ${bindMs} ms`, {
+    d.readyText = `Ready to rumble: listening on ${where}${activated ? ' (sockets from systemd)' : ''}; bound in ${bindMs} ms`;
+    d.log.notice('ready', d.readyText, {
       listeners: d.listeners.map((l) => ({ address: l.address, port: l.port, mptcp: l.mptcp, from: l.from })),
       bindMs,
     });

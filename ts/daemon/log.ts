@@ -1,7 +1,7 @@
-// The daemon's log: git daemon's human lines ("[pid] Connection from ...") on stderr, or one
-// JSON object per event. Levels follow git daemon: errors (refusals, failures) always, the
-// per-connection story only with --verbose; lifecycle notices (ready, MPTCP fallback, bind
-// retries, shutdown) always, since operators and scripts wait for them.
+// The daemon's log: git daemon's human lines ("[pid] Connection from ...") on stderr or syslog
+// (syslog.ts), or one JSON object per event. Levels follow git daemon: errors (refusals,
+// failures) always, the per-connection story only with --verbose; lifecycle notices (ready,
+// MPTCP fallback, bind retries, shutdown) always, since operators and scripts wait for them.
 
 export type Level = 'error' | 'notice' | 'info';
 
@@ -9,13 +9,17 @@ export interface LogOptions {
   format: 'human' | 'json';
   verbose: boolean;
   /** Where lines go; default stderr. null discards them (--log-destination=none). */
-  write?: ((line: string) => void) | null;
+  write?: ((line: string, level: Level) => void) | null;
+  /** Resolves once the destination can take lines (the syslog writer has started). */
+  opened?: Promise<void>;
+  /** Flushes what is queued and releases the destination (bounded). */
+  close?: () => Promise<void>;
 }
 
 export type Fields = Record<string, unknown>;
 
 export class DaemonLog {
-  private readonly write: ((line: string) => void) | null;
+  private readonly write: ((line: string, level: Level) => void) | null;
 
   constructor(private readonly opts: LogOptions) {
     this.write = opts.write === undefined ? (line) => process.stderr.write(line) : opts.write;
@@ -25,17 +29,27 @@ export class DaemonLog {
     return this.opts.verbose;
   }
 
+  /** Resolves once the destination takes lines (a missing syslog writer has been reported). */
+  opened(): Promise<void> {
+    return this.opts.opened ?? Promise.resolve();
+  }
+
+  /** Flushes and releases the destination; call before the process exits. */
+  close(): Promise<void> {
+    return this.opts.close?.() ?? Promise.resolve();
+  }
+
   /** One event. `text` is the human line (without the "[pid] " prefix); `fields` go into JSON. */
   emit(level: Level, event: string, text: string, fields: Fields = {}, tag = String(process.pid)): void {
     if (!this.write) return;
     if (level === 'info' && !this.opts.verbose) return;
     if (this.opts.format === 'json') {
       const obj = { time: new Date().toISOString(), level, event, pid: process.pid, ...fields, msg: text };
-      this.write(`${JSON.stringify(obj)}\n`);
+      this.write(`${JSON.stringify(obj)}\n`, level);
     } else {
       // One line per event: a newline inside a message (git's stderr, a hook's output) must not
       // let a client forge log lines.
-      this.write(`[${tag}] ${text.replace(/[\r\n]+/g, ' ')}\n`);
+      this.write(`[${tag}] ${text.replace(/[\r\n]+/g, ' ')}\n`, level);
     }
   }
 

@@ -1,7 +1,9 @@
 // Which repository a requested path names, and whether it may be served (git daemon's path_ok
 // and enter_repo, plus a containment check git lacks): no "." or ".." components, ~user only
 // with --user-path, absolute paths under --base-path, the directory allow-list, and the
-// repository's real path (symlinks and gitfiles followed) must stay inside its root.
+// repository's real path (symlinks and gitfiles followed) must stay inside its root. With
+// --base-path-relaxed a path not found under the base is looked up as it is, as if there were
+// no base path: the allow-list, export and strict-paths checks still apply to it.
 
 import { lstat, readFile, realpath, stat, access } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
@@ -9,6 +11,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 
 export interface PathPolicy {
   basePath: string | null;
+  basePathRelaxed?: boolean;
   directories: string[];
   strictPaths: boolean;
   userPath: boolean | string;
@@ -27,7 +30,7 @@ export interface RequestContext {
 export type Refusal = 'no such repository' | 'repository not exported' | 'service not enabled' | 'access denied';
 
 export type Resolution =
-  | { ok: true; gitDir: string; requested: string }
+  | { ok: true; gitDir: string; requested: string; /** Found without the base path (--base-path-relaxed). */ relaxed: boolean }
   | { ok: false; refusal: Refusal; log: string };
 
 /** Longest path we resolve (PATH_MAX). */
@@ -169,7 +172,19 @@ export async function resolveRepo(requested: string, policy: PathPolicy, ctx: Re
     root = null;
   }
 
-  const found = await enterRepo(dir, policy.strictPaths);
+  let found = await enterRepo(dir, policy.strictPaths);
+  let relaxed = false;
+  // git daemon retries ~user paths too (expanding ~ its own way, past --user-path's subdirectory):
+  // not here, so --user-path keeps meaning what it says.
+  if (!found && policy.basePath && policy.basePathRelaxed && !requested.startsWith('~')) {
+    found = await enterRepo(requested, policy.strictPaths);
+    if (found) {
+      relaxed = true;
+      root = null; // as without --base-path: only the allow-list bounds it
+    } else {
+      return refuse('no such repository', `'${dir}' does not appear to be a git repository (nor does '${requested}')`);
+    }
+  }
   if (!found) return refuse('no such repository', `'${dir}' does not appear to be a git repository`);
 
   let real: string;
@@ -210,5 +225,5 @@ export async function resolveRepo(requested: string, policy: PathPolicy, ctx: Re
   if (!policy.exportAll && !(await exists(join(real, 'git-daemon-export-ok')))) {
     return refuse('repository not exported', `'${found}': repository not exported.`);
   }
-  return { ok: true, gitDir: real, requested };
+  return { ok: true, gitDir: real, requested, relaxed };
 }
