@@ -3,7 +3,7 @@
 
 import { Command, CommanderError } from 'commander';
 import { describe, MpgitError } from './errors.js';
-import { commands } from './commands/index.js';
+import { commandsFor } from './commands/index.js';
 
 const program = new Command('mpgit')
   .description('git transport for big repositories on fast, flaky, multi-link networks')
@@ -11,7 +11,7 @@ const program = new Command('mpgit')
   .showHelpAfterError()
   .exitOverride();
 
-for (const register of commands) register(program);
+for (const c of commandsFor(process.argv.slice(2))) (await c.load())(program);
 
 try {
   await program.parseAsync(process.argv);
