@@ -3,14 +3,15 @@
 // read from standard input and written to PACK, or into the repository's objects/pack as
 // pack-<checksum>.pack, and "pack\t<checksum>" is printed.
 
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, renameSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Option, type Command } from 'commander';
 import { ConfigError, MpgitError } from '../errors.js';
 import { defaultThreads, indexPackFile, indexStream, pickImpl, siblingPath, type IndexProgress, type IndexResult, type IndexerImpl } from '../pack/indexer.js';
 import { Progress, stderrSink } from '../progress.js';
 import { ObjectDb } from '../repo/odb.js';
+import { findRepository } from '../repo/layout.js';
 
 interface Opts {
   threads?: string;
@@ -65,7 +66,7 @@ async function indexPack(pack: string | undefined, opts: Opts): Promise<void> {
 
   // --stdin: into PACK, or into the repository's objects/pack under temporary names that are
   // renamed to pack-<checksum>.* once the checksum is known.
-  const gitDir = !pack || opts.fixThin ? findGitDir(process.cwd()) : null;
+  const gitDir = !pack || opts.fixThin ? findRepository(process.cwd()).gitDir : null;
   let packPath: string;
   let idx: string;
   let rev: string | null;
@@ -127,22 +128,6 @@ function revPathFor(idx: string, opts: Opts): string | null {
 function chmodReadOnly(idx: string, rev: string | null): void {
   chmodSync(idx, 0o444);
   if (rev) chmodSync(rev, 0o444);
-}
-
-/** The repository around `cwd`: $GIT_DIR, else the nearest .git (directory or gitfile) or bare repository. */
-function findGitDir(cwd: string): string {
-  if (process.env.GIT_DIR) return resolve(process.env.GIT_DIR);
-  for (let d = resolve(cwd); ; d = dirname(d)) {
-    const dotGit = join(d, '.git');
-    if (existsSync(dotGit)) {
-      if (statSync(dotGit).isDirectory()) return dotGit;
-      const m = /^gitdir: (.+)$/m.exec(readFileSync(dotGit, 'utf8'));
-      if (m) return resolve(d, m[1]!.trim());
-    }
-    if (existsSync(join(d, 'HEAD')) && existsSync(join(d, 'objects')) && existsSync(join(d, 'refs'))) return d;
-    if (dirname(d) === d) break;
-  }
-  throw new MpgitError('MPGIT_NOT_A_REPO', `not a git repository (or any parent up to /): ${cwd}`, 'run this inside a repository, or give the pack file name');
 }
 
 /** git's two meters: objects received (or indexed), then deltas resolved. */
