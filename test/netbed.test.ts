@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { NetBed } from '../ts/netbed/bed.js';
 import { bedOwner, listNamespaces, sweepOrphanBeds } from '../ts/netbed/cleanup.js';
 import { parseSsBoth, parseSsMptcp, parseSsTcp, parseTcQdisc, stallAfter } from '../ts/netbed/observe.js';
-import { ROOT, start, tempDir } from './helpers/proc.js';
+import { alive, ROOT, start, tempDir } from './helpers/proc.js';
 import { makeBulkRepo } from './helpers/repo.js';
 
 // The two-link test bed itself, with stock git as the peer on both ends (mptcpize turns its
@@ -114,21 +114,12 @@ function bedOwnerProcess(mode: 'exit' | 'throw' | 'wait') {
   return { child, ready, exited, stderr: () => err };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function gone(t: Parameters<typeof start>[0], info: { ns: { client: string; server: string }; sleeper: number }) {
   const list = await listNamespaces();
   t.false(list.includes(info.ns.client), `${info.ns.client} left behind`);
   t.false(list.includes(info.ns.server), `${info.ns.server} left behind`);
   // The process inside was killed too (give the kernel a moment to reap it).
-  for (let i = 0; i < 50 && alive(info.sleeper); i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 250 && alive(info.sleeper); i++) await new Promise((r) => setTimeout(r, 20));
   t.false(alive(info.sleeper), 'the process inside the bed is still running');
 }
 

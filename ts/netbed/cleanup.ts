@@ -7,6 +7,7 @@
 //   sweeps every bed whose owner pid is dead.
 // Only namespaces with our prefix are ever touched, and of those only our own or orphans.
 
+import { readFileSync } from 'node:fs';
 import { execSyncQuiet, exec } from '../net/iproute.js';
 
 export const BED_PREFIX = 'mpgb';
@@ -31,12 +32,13 @@ export function bedOwner(ns: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
+/** The process runs; a zombie (dead, its parent not reaping it) does not count. */
 function pidAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
   }
 }
 
