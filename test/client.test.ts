@@ -517,3 +517,41 @@ test('a server that stalls mid-pack: the wait is bounded, and an interrupted clo
   t.is(await running.exited, 130);
   t.deepEqual(readdirSync(work), [], 'nothing left after SIGINT');
 });
+
+test('clone and fetch keep reflogs as git does (git reflog, @{1})', async (t) => {
+  const base = await tempDir(t);
+  const src = await sourceRepo(t, base);
+  const d = await gitDaemon(t, base);
+  const work = await tempDir(t);
+  // Same identity and clock for both: the logs must then be the same bytes.
+  const env = { GIT_COMMITTER_NAME: 'Reflog Tester', GIT_COMMITTER_EMAIL: 'reflog@example.com', GIT_COMMITTER_DATE: '1700000000 +0100' };
+  const mine = await mpgit(['clone', '-q', d.url('src.git'), 'mine'], { cwd: work, env });
+  t.is(mine.code, 0, mine.stderr);
+  const theirs = await run('git', ['clone', '-q', d.url('src.git'), 'theirs'], { cwd: work, env });
+  t.is(theirs.code, 0, theirs.stderr);
+  const logs = (dir: string, ref: string) => readFileSync(join(work, dir, '.git', 'logs', ref), 'utf8');
+  for (const ref of ['HEAD', 'refs/heads/main', 'refs/remotes/origin/HEAD']) t.is(logs('mine', ref), logs('theirs', ref), `logs/${ref}`);
+  t.regex(logs('mine', 'HEAD'), /^0{40} [0-9a-f]{40} Reflog Tester <reflog@example\.com> 1700000000 \+0100\tclone: from git:\/\/127\.0\.0\.1:\d+\/src\.git\n$/);
+
+  await commitUpstream(src);
+  const f = await mpgit(['fetch', '-q'], { cwd: join(work, 'mine'), env });
+  t.is(f.code, 0, f.stderr);
+  const g = await run('git', ['fetch', '-q'], { cwd: join(work, 'theirs'), env });
+  t.is(g.code, 0, g.stderr);
+  t.is(logs('mine', 'refs/remotes/origin/main'), logs('theirs', 'refs/remotes/origin/main'));
+  t.regex(logs('mine', 'refs/remotes/origin/main'), /\tfetch -q: fast-forward\n$/);
+  // Stock git reads them: origin/main@{1} is where it was before the fetch.
+  const before = (await git(['rev-parse', 'origin/main@{1}'], { cwd: join(work, 'mine') })).stdout.trim();
+  t.is(before, (await git(['rev-parse', 'HEAD'], { cwd: join(work, 'mine') })).stdout.trim());
+  t.is((await git(['reflog', 'show', '--format=%gs', 'HEAD'], { cwd: join(work, 'mine') })).stdout, `clone: from ${d.url('src.git')}\n`);
+});
+
+test('a bare clone keeps no reflogs, as git', async (t) => {
+  const base = await tempDir(t);
+  await sourceRepo(t, base);
+  const d = await gitDaemon(t, base);
+  const work = await tempDir(t);
+  const r = await mpgit(['clone', '-q', '--bare', d.url('src.git'), 'b.git'], { cwd: work });
+  t.is(r.code, 0, r.stderr);
+  t.false(existsSync(join(work, 'b.git', 'logs')));
+});

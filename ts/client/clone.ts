@@ -20,6 +20,7 @@ import { defaultCloneDir, parseGitUrl } from './url.js';
 import { RemoteSession } from './session.js';
 import { receivePack } from './receive.js';
 import { mptcpWanted, wrapSocketError } from './connection.js';
+import { appendReflog, committerIdent } from '../repo/reflog.js';
 import { checkConnected, clearResume, PACKFILE_URI_PROTOCOLS, readResumeRecord, receivePackfileUris, restoreInlinePack, resumeDir, saveResumeRecord } from '../offload/client.js';
 import type { PackfileUri } from '../offload/download.js';
 
@@ -156,14 +157,21 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       session = null;
     }
 
+    // Reflogs as git starts them in a clone with a work tree (a bare clone logs nothing).
+    const ident = bare ? null : await committerIdent(parent);
     const db = ObjectDb.openSync(gitDir);
     try {
       for (const w of plan.wants) {
         if (!db.hasSync(w)) throw new MpgitError('MPGIT_BAD_PACK', `the server's pack lacks ${w}, which it advertised`, 'the server is inconsistent; clone again');
       }
-      writeCloneRefs(gitDir, refs, plan, bare, db);
+      const originHead = writeCloneRefs(gitDir, refs, plan, bare, db);
       let head: string | null = plan.headOid;
       if (plan.detached && head) writeRef(gitDir, 'HEAD', head);
+      if (ident && head) {
+        const message = `clone: from ${url.url}`;
+        const logged = ['HEAD', ...(!plan.detached && plan.headRef?.startsWith('refs/heads/') ? [plan.headRef] : []), ...(originHead ? ['refs/remotes/origin/HEAD'] : [])];
+        for (const ref of logged) appendReflog(gitDir, ref, null, ref === 'refs/remotes/origin/HEAD' ? originHead!.oid : head, ident, message);
+      }
       if (!bare && head) {
         const commit = db.readCommit(head);
         if (!commit) throw new MpgitError('MPGIT_BAD_PACK', `HEAD ${head} is not a commit in the received pack`, 'the server sent an incomplete pack; clone again');
@@ -302,7 +310,8 @@ function cloneConfig(url: string, bare: boolean, plan: ClonePlan): string {
  * Remote branches as refs/remotes/origin/* (bare: refs/heads/*) and tags, all in packed-refs,
  * as git clone writes them; the checked-out branch as a loose ref; origin/HEAD as a symref.
  */
-function writeCloneRefs(gitDir: string, refs: RemoteRef[], plan: ClonePlan, bare: boolean, db: ObjectDb): void {
+/** Writes the refs of a new clone; returns what refs/remotes/origin/HEAD was made to point at. */
+function writeCloneRefs(gitDir: string, refs: RemoteRef[], plan: ClonePlan, bare: boolean, db: ObjectDb): { ref: string; oid: string } | null {
   const packed: Ref[] = [];
   const branchPrefix = bare ? 'refs/heads/' : 'refs/remotes/origin/';
   for (const r of refs) {
@@ -317,9 +326,11 @@ function writeCloneRefs(gitDir: string, refs: RemoteRef[], plan: ClonePlan, bare
     }
   }
   if (packed.length) writePackedRefs(gitDir, packed);
-  if (!bare) {
-    if (plan.headRef?.startsWith('refs/heads/') && plan.headOid) writeRef(gitDir, plan.headRef, plan.headOid);
-    const originHead = plan.remoteHead?.startsWith('refs/heads/') ? `refs/remotes/origin/${plan.remoteHead.slice('refs/heads/'.length)}` : null;
-    if (originHead && packed.some((r) => r.name === originHead)) writeSymref(gitDir, 'refs/remotes/origin/HEAD', originHead);
-  }
+  if (bare) return null;
+  if (plan.headRef?.startsWith('refs/heads/') && plan.headOid) writeRef(gitDir, plan.headRef, plan.headOid);
+  const originHead = plan.remoteHead?.startsWith('refs/heads/') ? `refs/remotes/origin/${plan.remoteHead.slice('refs/heads/'.length)}` : null;
+  const target = originHead ? packed.find((r) => r.name === originHead) : undefined;
+  if (!target) return null;
+  writeSymref(gitDir, 'refs/remotes/origin/HEAD', target.name);
+  return { ref: target.name, oid: target.oid };
 }

@@ -21,6 +21,7 @@ import { receivePack } from './receive.js';
 import { HaveWalker } from './haves.js';
 import { mapRef, parseRefspec, refPrefix, type Refspec } from './refspec.js';
 import { mptcpWanted, wrapSocketError } from './connection.js';
+import { appendReflog, committerIdent, logsRef } from '../repo/reflog.js';
 import { checkConnected, PACKFILE_URI_PROTOCOLS, receivePackfileUris } from '../offload/client.js';
 
 export interface FetchOptions {
@@ -34,6 +35,8 @@ export interface FetchOptions {
   progress: ProgressSink | null;
   /** Ask for packfile URIs (default true; --no-packfile-uris turns it off). */
   packfileUris?: boolean;
+  /** What the reflog entries say did it, as git's GIT_REFLOG_ACTION (default "fetch"). */
+  reflogAction?: string;
 }
 
 export interface RefUpdate {
@@ -50,11 +53,20 @@ export interface FetchResult {
   objects: number;
 }
 
+/** The reflog message of each kind of ref update, as git fetch writes it. */
+const REFLOG_MESSAGES: Partial<Record<RefUpdate['kind'], string>> = {
+  'new-tag': 'storing tag',
+  'new-branch': 'storing head',
+  'new-ref': 'storing ref',
+  'fast-forward': 'fast-forward',
+  forced: 'forced-update',
+};
+
 /** How far back we look for an old tip among the ancestors of a new one (fast-forward check). */
 const MAX_ANCESTRY_WALK = 1_000_000;
 
 export async function fetch(opts: FetchOptions): Promise<FetchResult> {
-  const { gitDir } = findRepository(opts.cwd);
+  const { gitDir, workTree } = findRepository(opts.cwd);
   const config = GitConfig.load(join(gitDir, 'config'));
   const head = readSymref(gitDir, 'HEAD');
   const currentBranch = head?.startsWith('refs/heads/') ? head.slice('refs/heads/'.length) : null;
@@ -137,6 +149,16 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
         if (db.hasSync(t.oid!)) updates.push({ remote: t.name, local: t.name, old: null, new: t.oid!, kind: 'new-tag', forMerge: false });
       }
       applyUpdates(gitDir, db, updates);
+      const bare = workTree === null || config.get('core.bare') === 'true';
+      const logged = updates.filter((u) => u.local && REFLOG_MESSAGES[u.kind] && logsRef(gitDir, u.local, config.get('core.logAllRefUpdates'), bare));
+      if (logged.length) {
+        const ident = await committerIdent(gitDir);
+        const action = process.env.GIT_REFLOG_ACTION ?? opts.reflogAction ?? 'fetch';
+        for (const u of logged) {
+          const what = u.kind === 'forced' && u.local!.startsWith('refs/tags/') ? 'updating tag' : REFLOG_MESSAGES[u.kind]!;
+          appendReflog(gitDir, u.local!, u.old, u.new, ident, `${action}: ${what}`);
+        }
+      }
       writeFetchHead(gitDir, url.url, updates);
       report(opts.say, url.url, updates);
       return { updates, objects };

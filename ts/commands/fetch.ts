@@ -16,7 +16,9 @@ export function registerFetch(program: Command): void {
     .action(async (remote: string | undefined, o: { mptcp?: boolean; quiet?: boolean; verbose?: boolean; progress?: boolean; packfileUris?: boolean }) => {
       // Loaded on use: the CLI starts fast whatever command runs.
       const { fetch } = await import('../client/fetch.js');
-      const r = await fetch({ cwd: process.cwd(), remote, mptcp: o.mptcp, packfileUris: o.packfileUris, ...outputs(o) });
+      // git's reflog action is the command line after "git": "fetch", "fetch -q origin".
+      const reflogAction = ['fetch', ...process.argv.slice(process.argv.indexOf('fetch') + 1)].join(' ');
+      const r = await fetch({ cwd: process.cwd(), remote, mptcp: o.mptcp, packfileUris: o.packfileUris, reflogAction, ...outputs(o) });
       // Like git: a rejected ref update is an error exit.
       if (r.updates.some((u) => u.kind === 'rejected')) process.exitCode = 1;
     });

@@ -1,0 +1,64 @@
+// Reflogs as git keeps them (logs/<ref>, one "<old> <new> <ident> <time> <tz>\t<message>" line
+// per update), so that `git reflog`, `@{1}` and `git checkout -` work in what mpgit cloned or
+// fetched into, as in what git did.
+
+import { spawn } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
+
+const ZERO = '0'.repeat(40);
+/** Longest wait for `git var` (it reads config, nothing else). */
+const IDENT_TIMEOUT_MS = 5_000;
+
+/**
+ * The committer identity and time git would log now: `git var GIT_COMMITTER_IDENT` (config,
+ * GIT_COMMITTER_* and the date variables, as git resolves them), else the user and host names.
+ */
+export async function committerIdent(cwd: string): Promise<string> {
+  const fromGit = await new Promise<string | null>((resolve) => {
+    let out = '';
+    const child = spawn('git', ['var', 'GIT_COMMITTER_IDENT'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), IDENT_TIMEOUT_MS);
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.on('error', () => resolve(null));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve(code === 0 && /^.*<.*> \d+ [+-]\d{4}$/.test(out.trim()) ? out.trim() : null);
+    });
+  });
+  if (fromGit) return fromGit;
+  const user = safeUser();
+  const offset = -new Date().getTimezoneOffset();
+  const abs = Math.abs(offset);
+  const tz = `${offset < 0 ? '-' : '+'}${String(Math.floor(abs / 60)).padStart(2, '0')}${String(abs % 60).padStart(2, '0')}`;
+  return `${user} <${user}@${hostname()}> ${Math.floor(Date.now() / 1000)} ${tz}`;
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username || 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Whether git would log an update of `ref` (core.logAllRefUpdates: "always" every ref; true,
+ * the default of a repository with a work tree, branches, remote-tracking refs, notes and HEAD;
+ * a ref that has a log already is always logged).
+ */
+export function logsRef(gitDir: string, ref: string, logAllRefUpdates: string | undefined, bare: boolean): boolean {
+  if (existsSync(join(gitDir, 'logs', ref))) return true;
+  const v = (logAllRefUpdates ?? (bare ? 'false' : 'true')).toLowerCase();
+  if (v === 'always') return true;
+  if (!['true', 'yes', 'on', '1'].includes(v)) return false;
+  return ref === 'HEAD' || ref.startsWith('refs/heads/') || ref.startsWith('refs/remotes/') || ref.startsWith('refs/notes/');
+}
+
+/** Appends one update of `ref` to its log (`old` null: created). */
+export function appendReflog(gitDir: string, ref: string, old: string | null, now: string, ident: string, message: string): void {
+  const file = join(gitDir, 'logs', ref);
+  mkdirSync(dirname(file), { recursive: true });
+  appendFileSync(file, `${old ?? ZERO} ${now} ${ident}\t${message.replace(/\s*\n\s*/g, ' ')}\n`);
+}
