@@ -555,3 +555,40 @@ test('a bare clone keeps no reflogs, as git', async (t) => {
   t.is(r.code, 0, r.stderr);
   t.false(existsSync(join(work, 'b.git', 'logs')));
 });
+
+test('fetch --prune deletes remote-tracking refs of deleted branches; fetch.prune and --no-prune as in git', async (t) => {
+  const base = await tempDir(t);
+  const src = await sourceRepo(t, base);
+  await git(['--git-dir', src, 'branch', 'old', 'main~1']);
+  await git(['--git-dir', src, 'branch', 'feature/x', 'main~2']);
+  const d = await gitDaemon(t, base);
+  const work = await tempDir(t);
+  const c = await mpgit(['clone', '-q', d.url('src.git'), 'c'], { cwd: work });
+  t.is(c.code, 0, c.stderr);
+  const dir = join(work, 'c');
+  const tracking = async () => [...(await refs(join(dir, '.git'), ['refs/remotes/'])).keys()].sort();
+  t.deepEqual(await tracking(), ['refs/remotes/origin/HEAD', 'refs/remotes/origin/feature/x', 'refs/remotes/origin/main', 'refs/remotes/origin/old', 'refs/remotes/origin/topic']);
+
+  await git(['--git-dir', src, 'branch', '-D', 'old']);
+  const keep = await mpgit(['fetch'], { cwd: dir });
+  t.is(keep.code, 0, keep.stderr);
+  t.true((await tracking()).includes('refs/remotes/origin/old'), 'without --prune the ref stays, as in git');
+
+  const p = await mpgit(['fetch', '--prune'], { cwd: dir });
+  t.is(p.code, 0, p.stderr);
+  t.regex(p.stderr, /^ - \[deleted\] +\(none\) +-> origin\/old$/m);
+  t.deepEqual(await tracking(), ['refs/remotes/origin/HEAD', 'refs/remotes/origin/feature/x', 'refs/remotes/origin/main', 'refs/remotes/origin/topic']);
+
+  // fetch.prune in the config prunes without the flag; --no-prune overrides it.
+  await git(['--git-dir', src, 'branch', '-D', 'feature/x']);
+  await git(['config', 'fetch.prune', 'true'], { cwd: dir });
+  const held = await mpgit(['fetch', '--no-prune'], { cwd: dir });
+  t.is(held.code, 0, held.stderr);
+  t.true((await tracking()).includes('refs/remotes/origin/feature/x'));
+  const byConfig = await mpgit(['fetch', '-q'], { cwd: dir });
+  t.is(byConfig.code, 0, byConfig.stderr);
+  t.deepEqual(await tracking(), ['refs/remotes/origin/HEAD', 'refs/remotes/origin/main', 'refs/remotes/origin/topic']);
+  const fsck = await run('git', ['fsck', '--full'], { cwd: dir });
+  t.is(fsck.code, 0, fsck.stderr);
+  t.is((await git(['status', '--porcelain'], { cwd: dir })).stdout, '');
+});

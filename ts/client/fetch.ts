@@ -9,7 +9,7 @@ import { GitConfig } from '../repo/config.js';
 import { findRepository } from '../repo/layout.js';
 import { ObjectDb } from '../repo/odb.js';
 import { parseTag } from '../repo/objects.js';
-import { listRefs, readRefRaw, readSymref, resolveRef, writeLocked, writeRef } from '../repo/refs.js';
+import { deleteRef, listRefs, readRefRaw, readSymref, resolveRef, writeLocked, writeRef } from '../repo/refs.js';
 import { readShallow, updateShallow } from '../repo/shallow.js';
 import { RemoteProgress } from '../protocol/sideband.js';
 import type { RemoteRef } from '../protocol/wire.js';
@@ -19,7 +19,7 @@ import { parseGitUrl } from './url.js';
 import { RemoteSession } from './session.js';
 import { receivePack } from './receive.js';
 import { HaveWalker } from './haves.js';
-import { mapRef, parseRefspec, refPrefix, type Refspec } from './refspec.js';
+import { mapRef, parseRefspec, refPrefix, sourceOf, type Refspec } from './refspec.js';
 import { mptcpWanted, wrapSocketError } from './connection.js';
 import { appendReflog, committerIdent, logsRef } from '../repo/reflog.js';
 import { checkConnected, PACKFILE_URI_PROTOCOLS, receivePackfileUris } from '../offload/client.js';
@@ -35,6 +35,9 @@ export interface FetchOptions {
   progress: ProgressSink | null;
   /** Ask for packfile URIs (default true; --no-packfile-uris turns it off). */
   packfileUris?: boolean;
+  /** Delete remote-tracking refs whose remote ref is gone (--prune / --no-prune; default:
+   * remote.<name>.prune, else fetch.prune, else no). */
+  prune?: boolean;
   /** What the reflog entries say did it, as git's GIT_REFLOG_ACTION (default "fetch"). */
   reflogAction?: string;
 }
@@ -50,6 +53,8 @@ export interface RefUpdate {
 
 export interface FetchResult {
   updates: RefUpdate[];
+  /** Remote-tracking refs deleted by --prune. */
+  pruned: string[];
   objects: number;
 }
 
@@ -88,6 +93,8 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
   try {
     const prefixes = headOnly ? ['HEAD'] : [...new Set([...specs.map(refPrefix), ...(followTags ? ['refs/tags/'] : [])])];
     const remoteRefs = await session.listRefs(prefixes);
+    const prune = opts.prune ?? configBool(config.get(`remote.${remoteName}.prune`) ?? config.get('fetch.prune'));
+    const pruned = prune && !headOnly ? pruneStale(gitDir, remoteRefs, specs) : [];
     const db = ObjectDb.openSync(gitDir);
     try {
       const updates = planUpdates(gitDir, remoteRefs, specs, headOnly, mergeRef);
@@ -160,8 +167,8 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
         }
       }
       writeFetchHead(gitDir, url.url, updates);
-      report(opts.say, url.url, updates);
-      return { updates, objects };
+      report(opts.say, url.url, updates, pruned);
+      return { updates, objects, pruned };
     } finally {
       db.close();
     }
@@ -169,6 +176,29 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
     session.destroy();
     throw wrapSocketError(e, url);
   }
+}
+
+function configBool(v: string | undefined): boolean {
+  return v !== undefined && ['true', 'yes', 'on', '1'].includes(v.toLowerCase());
+}
+
+/**
+ * Deletes the local refs a refspec fills from remote refs that no longer exist (git fetch
+ * --prune). Symbolic refs (origin/HEAD) and tags are left alone, as git leaves them without
+ * --prune-tags. Returns the deleted refs' names.
+ */
+function pruneStale(gitDir: string, remoteRefs: RemoteRef[], specs: Refspec[]): string[] {
+  const present = new Set(remoteRefs.filter((r) => r.oid).map((r) => r.name));
+  const out: string[] = [];
+  for (const r of listRefs(gitDir)) {
+    if (r.name.startsWith('refs/tags/') || readRefRaw(gitDir, r.name)?.startsWith('ref: ')) continue;
+    const sources = specs.map((spec) => sourceOf(spec, r.name)).filter((x): x is string => x !== undefined);
+    if (sources.length && !sources.some((src) => present.has(src))) {
+      deleteRef(gitDir, r.name);
+      out.push(r.name);
+    }
+  }
+  return out;
 }
 
 function planUpdates(gitDir: string, remoteRefs: RemoteRef[], specs: Refspec[], headOnly: boolean, mergeRef: string | undefined): RefUpdate[] {
@@ -270,11 +300,12 @@ function short(name: string): string {
   return name;
 }
 
-function report(say: ((line: string) => void) | null, url: string, updates: RefUpdate[]): void {
+function report(say: ((line: string) => void) | null, url: string, updates: RefUpdate[], pruned: string[]): void {
   if (!say) return;
   const shown = updates.filter((u) => u.kind !== 'up-to-date' && !(u.kind === 'fetch-head' && u.remote !== 'HEAD'));
-  if (!shown.length) return;
+  if (!shown.length && !pruned.length) return;
   say(`From ${url}`);
+  for (const name of pruned) say(` - [deleted]         (none)     -> ${short(name)}`);
   for (const u of shown) {
     const from = short(u.remote);
     const to = u.local ? short(u.local) : 'FETCH_HEAD';

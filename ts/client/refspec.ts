@@ -30,14 +30,20 @@ function expandShort(name: string): string {
   return name === 'HEAD' || name.startsWith('refs/') ? name : `refs/heads/${name}`;
 }
 
+/** What `*` stands for when `name` matches `pattern` ('' for a pattern without one), else undefined. */
+function matchStar(pattern: string, name: string): string | undefined {
+  const star = pattern.indexOf('*');
+  if (star < 0) return name === pattern ? '' : undefined;
+  const pre = pattern.slice(0, star);
+  const post = pattern.slice(star + 1);
+  if (!name.startsWith(pre) || !name.endsWith(post) || name.length < pre.length + post.length) return undefined;
+  return name.slice(pre.length, name.length - post.length);
+}
+
 /** The local ref `name` maps to under `spec`, or undefined when the spec does not take it. */
 export function mapRef(spec: Refspec, name: string): string | null | undefined {
-  const star = spec.src.indexOf('*');
-  if (star < 0) return name === spec.src ? spec.dst : undefined;
-  const pre = spec.src.slice(0, star);
-  const post = spec.src.slice(star + 1);
-  if (!name.startsWith(pre) || !name.endsWith(post) || name.length < pre.length + post.length) return undefined;
-  const mid = name.slice(pre.length, name.length - post.length);
+  const mid = matchStar(spec.src, name);
+  if (mid === undefined) return undefined;
   return spec.dst === null ? null : spec.dst.replace('*', mid);
 }
 
@@ -45,4 +51,11 @@ export function mapRef(spec: Refspec, name: string): string | null | undefined {
 export function refPrefix(spec: Refspec): string {
   const star = spec.src.indexOf('*');
   return star < 0 ? spec.src : spec.src.slice(0, star);
+}
+
+/** The remote ref that lands in local ref `local` under `spec`, or undefined when none does. */
+export function sourceOf(spec: Refspec, local: string): string | undefined {
+  if (spec.dst === null) return undefined;
+  const mid = matchStar(spec.dst, local);
+  return mid === undefined ? undefined : spec.src.replace('*', mid);
 }

@@ -150,3 +150,11 @@ export function writeRef(gitDir: string, name: string, oid: string): void {
 export function writeSymref(gitDir: string, name: string, target: string): void {
   writeLocked(join(gitDir, name), `ref: ${target}\n`);
 }
+
+/** Deletes a ref (loose and packed) and its reflog, as `git update-ref -d` does. */
+export function deleteRef(gitDir: string, name: string): void {
+  rmSync(join(gitDir, name), { force: true });
+  const packed = readPackedRefs(gitDir);
+  if (packed.delete(name)) writePackedRefs(gitDir, [...packed.values()]);
+  rmSync(join(gitDir, 'logs', name), { force: true });
+}
