@@ -592,3 +592,37 @@ test('fetch --prune deletes remote-tracking refs of deleted branches; fetch.prun
   t.is(fsck.code, 0, fsck.stderr);
   t.is((await git(['status', '--porcelain'], { cwd: dir })).stdout, '');
 });
+
+test('fetch --depth deepens a shallow clone, --unshallow completes it (v2 and v0), as git fetch does', async (t) => {
+  for (const v0 of [false, true]) {
+    const base = await tempDir(t);
+    const src = await sourceRepo(t, base);
+    const d = await gitDaemon(t, base, { v0 });
+    const work = await tempDir(t);
+    const r = await mpgit(['clone', '-q', '--depth', '1', d.url('src.git'), 'c'], { cwd: work });
+    t.is(r.code, 0, r.stderr);
+    const dir = join(work, 'c');
+    const count = async () => (await git(['rev-list', '--count', 'origin/main'], { cwd: dir })).stdout.trim();
+    t.is(await count(), '1');
+
+    const deeper = await mpgit(['fetch', '-q', '--depth', '3'], { cwd: dir });
+    t.is(deeper.code, 0, deeper.stderr);
+    t.is(await count(), '3', `v${v0 ? 0 : 2}: --depth 3`);
+    const third = (await git(['rev-parse', 'main~2'], { cwd: src })).stdout.trim();
+    t.is(readFileSync(join(dir, '.git', 'shallow'), 'utf8'), `${third}\n`);
+    t.is((await run('git', ['fsck', '--full'], { cwd: dir })).code, 0);
+
+    const all = await mpgit(['fetch', '-q', '--unshallow'], { cwd: dir });
+    t.is(all.code, 0, all.stderr);
+    t.false(existsSync(join(dir, '.git', 'shallow')), 'a complete repository has no shallow file');
+    t.is(await count(), (await git(['rev-list', '--count', 'main'], { cwd: src })).stdout.trim());
+    t.is(await objects(join(dir, '.git')), await objects(src));
+    const fsck = await run('git', ['fsck', '--full', '--strict'], { cwd: dir });
+    t.is(fsck.code, 0, fsck.stderr);
+    t.is((await git(['status', '--porcelain'], { cwd: dir })).stdout, '');
+
+    const again = await mpgit(['fetch', '--unshallow'], { cwd: dir });
+    t.not(again.code, 0);
+    t.regex(again.stderr, /--unshallow on a complete repository does not make sense/);
+  }
+});

@@ -4,7 +4,7 @@
 // local refs, receives a thin pack completed from local objects, then updates the refs,
 // .git/shallow and FETCH_HEAD.
 
-import { MpgitError } from '../errors.js';
+import { ConfigError, MpgitError } from '../errors.js';
 import { GitConfig } from '../repo/config.js';
 import { findRepository } from '../repo/layout.js';
 import { ObjectDb } from '../repo/odb.js';
@@ -35,6 +35,10 @@ export interface FetchOptions {
   progress: ProgressSink | null;
   /** Ask for packfile URIs (default true; --no-packfile-uris turns it off). */
   packfileUris?: boolean;
+  /** Deepen or shorten the history to this many commits from each fetched tip (--depth). */
+  depth?: number;
+  /** Fetch the whole history of a shallow repository (--unshallow). */
+  unshallow?: boolean;
   /** Delete remote-tracking refs whose remote ref is gone (--prune / --no-prune; default:
    * remote.<name>.prune, else fetch.prune, else no). */
   prune?: boolean;
@@ -67,6 +71,9 @@ const REFLOG_MESSAGES: Partial<Record<RefUpdate['kind'], string>> = {
   forced: 'forced-update',
 };
 
+/** git's INFINITE_DEPTH, sent as the depth of --unshallow. */
+const INFINITE_DEPTH = 0x7fffffff;
+
 /** How far back we look for an old tip among the ancestors of a new one (fast-forward check). */
 const MAX_ANCESTRY_WALK = 1_000_000;
 
@@ -89,6 +96,13 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
   const headOnly = specs.length === 0;
   const mergeRef = currentBranch && config.get(`branch.${currentBranch}.remote`) === remoteName ? config.get(`branch.${currentBranch}.merge`) : undefined;
 
+  // git's "infinite" depth: every ancestor, which is what --unshallow asks for.
+  const depth = opts.unshallow ? INFINITE_DEPTH : opts.depth;
+  if (opts.unshallow && !readShallow(gitDir).length) {
+    throw new ConfigError('--unshallow on a complete repository does not make sense', 'the repository already has its whole history');
+  }
+  if (opts.unshallow && opts.depth !== undefined) throw new ConfigError('--depth and --unshallow cannot be used together');
+
   const session = await RemoteSession.open(url, { mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose });
   try {
     const prefixes = headOnly ? ['HEAD'] : [...new Set([...specs.map(refPrefix), ...(followTags ? ['refs/tags/'] : [])])];
@@ -99,7 +113,8 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
     try {
       const updates = planUpdates(gitDir, remoteRefs, specs, headOnly, mergeRef);
       const want = new Set<string>();
-      for (const u of updates) if (!db.hasSync(u.new)) want.add(u.new);
+      // Deepening needs the tips asked for even where they are here already.
+      for (const u of updates) if (depth !== undefined || !db.hasSync(u.new)) want.add(u.new);
       // Tags git would follow: annotated tags on commits we have (include-tag brings the ones
       // on commits we are about to get).
       const tagCandidates = followTags && !allTags ? remoteRefs.filter((r) => r.name.startsWith('refs/tags/') && r.oid && !readRefRaw(gitDir, r.name)) : [];
@@ -120,6 +135,7 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
             wants: [...want],
             haves,
             shallow,
+            depth,
             thinPack: true,
             progress: !!opts.progress,
             packfileUris: opts.packfileUris === false ? undefined : PACKFILE_URI_PROTOCOLS,

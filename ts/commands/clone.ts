@@ -3,15 +3,10 @@
 
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
+import { positiveInt } from './args.js';
 import { MpgitError } from '../errors.js';
 import { outputs } from './output.js';
-
-export function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
 
 export function registerClone(program: Command): void {
   program
