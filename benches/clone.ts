@@ -12,7 +12,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { nativePackMissing } from '../ts/pack/native.js';
 import { machine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
-import { BENCH_ROOT, cachedRepo, PRESETS } from './lib/genrepo.js';
+import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
 
 const MPGIT = join(BENCH_ROOT, '..', 'bin', 'mpgit');
 /** Longest wait for the daemon to come up. */
@@ -70,8 +70,7 @@ function check(dir: string, head: string): void {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { preset: { type: 'string', default: 'bench' }, runs: { type: 'string', default: '3' } } });
-  const spec = PRESETS[values.preset as keyof typeof PRESETS];
-  if (!spec) throw new Error(`unknown preset ${values.preset}: ${Object.keys(PRESETS).join(', ')}`);
+  const spec = presetSpec(values.preset!);
   const runs = Math.max(1, Number(values.runs));
   const repo = await cachedRepo(spec);
   const daemon = await startDaemon(dirname(repo.gitDir));

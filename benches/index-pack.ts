@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { nativePackMissing } from '../ts/pack/native.js';
 import { machine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
-import { BENCH_ROOT, cachedRepo, PRESETS } from './lib/genrepo.js';
+import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
 
 const MPGIT = join(BENCH_ROOT, '..', 'bin', 'mpgit');
 
@@ -26,8 +26,7 @@ interface Case {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { preset: { type: 'string', default: 'bench' }, runs: { type: 'string', default: '3' } } });
-  const spec = PRESETS[values.preset as keyof typeof PRESETS];
-  if (!spec) throw new Error(`unknown preset ${values.preset}: ${Object.keys(PRESETS).join(', ')}`);
+  const spec = presetSpec(values.preset!);
   const runs = Math.max(1, Number(values.runs));
   const repo = await cachedRepo(spec);
   const work = mkdtempSync(join(tmpdir(), 'mpgit-bench-index-pack-'));

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { NetBed, type MonitorResult } from '../ts/netbed/bed.js';
 import { stallAfter, type ProgressSample } from '../ts/netbed/observe.js';
 import { machine, median, printTable, round, writeJson, type Row } from './lib/bench.js';
-import { BENCH_ROOT, cachedRepo, PRESETS, type GeneratedRepo, type GenSpec } from './lib/genrepo.js';
+import { BENCH_ROOT, cachedRepo, presetSpec, type GeneratedRepo, type GenSpec } from './lib/genrepo.js';
 
 const MPGIT = join(BENCH_ROOT, '..', 'bin', 'mpgit');
 /** The longest one clone may take over the bed. */
@@ -234,8 +234,7 @@ async function main(): Promise<void> {
       'failover-runs': { type: 'string', default: '6' },
     },
   });
-  const spec = values.preset === 'transfer' ? TRANSFER_SPEC : PRESETS[values.preset as keyof typeof PRESETS];
-  if (!spec) throw new Error(`unknown preset ${values.preset}: transfer, ${Object.keys(PRESETS).join(', ')}`);
+  const spec = presetSpec(values.preset!, { transfer: TRANSFER_SPEC });
   const rateMbit = Number(values.rate);
   const queueMs = Number(values['queue-ms']);
   const runs = Math.max(1, Number(values.runs));

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import net from 'node:net';
 import { machine, median, printTable, round, writeJson, type Row } from './lib/bench.js';
-import { BENCH_ROOT, cachedRepo, PRESETS } from './lib/genrepo.js';
+import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
 import { startNginx } from '../test/helpers/nginx.js';
 
 const MPGIT = join(BENCH_ROOT, '..', 'bin', 'mpgit');
@@ -128,8 +128,7 @@ async function main(): Promise<void> {
       concurrent: { type: 'string', default: '8' },
     },
   });
-  const spec = PRESETS[values.preset as keyof typeof PRESETS];
-  if (!spec) throw new Error(`unknown preset ${values.preset}: ${Object.keys(PRESETS).join(', ')}`);
+  const spec = presetSpec(values.preset!);
   const runs = Math.max(1, Number(values.runs));
   const back = Math.max(0, Number(values['base-back']));
   const fleet = Math.max(0, Number(values.concurrent));

@@ -83,6 +83,14 @@ export const PRESETS = {
   small: specFor({ objects: 4_000, packMB: 3 }),
 } satisfies Record<string, GenSpec>;
 
+/** The spec of a named preset (`extra` adds a bench's own), or an error listing the names. */
+export function presetSpec(name: string, extra: Record<string, GenSpec> = {}): GenSpec {
+  const all: Record<string, GenSpec> = { ...extra, ...PRESETS };
+  const spec = all[name];
+  if (!spec) throw new Error(`unknown preset ${name}: ${Object.keys(all).join(', ')}`);
+  return spec;
+}
+
 export interface GeneratedRepo {
   /** The bare repository. */
   gitDir: string;
@@ -338,8 +346,7 @@ async function main(): Promise<void> {
   });
   let spec: GenSpec;
   if (values.preset) {
-    const p = PRESETS[values.preset as keyof typeof PRESETS];
-    if (!p) throw new Error(`unknown preset ${values.preset}: ${Object.keys(PRESETS).join(', ')}`);
+    const p = presetSpec(values.preset);
     spec = { ...p, seed: values.seed ? Number(values.seed) : p.seed };
   } else {
     spec = specFor({ objects: Number(values.objects ?? 200_000), packMB: Number(values['pack-mb'] ?? 100), seed: values.seed ? Number(values.seed) : 1 });
