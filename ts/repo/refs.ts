@@ -37,13 +37,28 @@ export function writeLocked(path: string, content: string | Buffer): void {
   }
 }
 
-/** The entries of packed-refs (name -> ref), in file order. */
-export function readPackedRefs(gitDir: string): Map<string, Ref> {
-  const out = new Map<string, Ref>();
+/**
+ * packed-refs as last parsed, with the stat it was parsed at: every single-ref lookup reads
+ * it, and a repository may hold 100k packed tags. Writers replace the file by rename (git and
+ * we alike), so a new inode, size or mtime tells that it changed.
+ */
+let packedCache: { path: string; stamp: string; refs: Map<string, Ref> } | null = null;
+
+function packedRefs(gitDir: string): ReadonlyMap<string, Ref> {
   const path = join(gitDir, 'packed-refs');
-  if (!existsSync(path)) return out;
+  const st = statSync(path, { throwIfNoEntry: false });
+  if (!st) return new Map();
+  const stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+  if (packedCache?.path === path && packedCache.stamp === stamp) return packedCache.refs;
+  const refs = parsePackedRefs(readFileSync(path, 'utf8'));
+  packedCache = { path, stamp, refs };
+  return refs;
+}
+
+function parsePackedRefs(text: string): Map<string, Ref> {
+  const out = new Map<string, Ref>();
   let last: Ref | null = null;
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
+  for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;
     if (line.startsWith('^')) {
       if (last && OID.test(line.slice(1))) last.peeled = line.slice(1);
@@ -56,6 +71,11 @@ export function readPackedRefs(gitDir: string): Map<string, Ref> {
     out.set(last.name, last);
   }
   return out;
+}
+
+/** The entries of packed-refs (name -> ref), in file order: the caller's own copy. */
+export function readPackedRefs(gitDir: string): Map<string, Ref> {
+  return new Map([...packedRefs(gitDir)].map(([name, r]) => [name, { ...r }]));
 }
 
 function readLooseDir(gitDir: string, dir: string, out: Map<string, string>): void {
@@ -84,7 +104,7 @@ export function readRefRaw(gitDir: string, name: string): string | null {
   const path = join(gitDir, name);
   const st = statSync(path, { throwIfNoEntry: false });
   if (st?.isFile()) return readFileSync(path, 'utf8').trim();
-  const packed = readPackedRefs(gitDir).get(name);
+  const packed = packedRefs(gitDir).get(name);
   return packed ? packed.oid : null;
 }
 
