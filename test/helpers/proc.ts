@@ -2,7 +2,6 @@
 // for a line in its output. Everything started is killed at the end of the test.
 
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -67,14 +66,7 @@ export async function tempDir(t: ExecutionContext, prefix = 'mpgit-test-'): Prom
 }
 
 /** The process runs (a zombie does not count: an orphan's reaper may be slow or absent). */
-export function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
+export { pidAlive as alive } from '../../ts/netbed/cleanup.js';
 
 /** A TCP port nobody listens on right now. */
 export function freePort(host = '127.0.0.1'): Promise<number> {

@@ -33,7 +33,7 @@ export function bedOwner(ns: string): number | null {
 }
 
 /** The process runs; a zombie (dead, its parent not reaping it) does not count. */
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
