@@ -21,8 +21,8 @@ import { RemoteSession } from './session.js';
 import { receivePack } from './receive.js';
 import { mptcpWanted, wrapSocketError } from './connection.js';
 import { appendReflog, committerIdent } from '../repo/reflog.js';
-import { checkConnected, clearResume, PACKFILE_URI_PROTOCOLS, readResumeRecord, receivePackfileUris, restoreInlinePack, resumeDir, saveResumeRecord } from '../offload/client.js';
-import type { PackfileUri } from '../offload/download.js';
+import { checkConnected, clearResume, PACKFILE_URI_PROTOCOLS, readResumeRecord, receivePackfileUris, restoreInlinePack, resumeDir, saveResumeRecord } from './uri-packs.js';
+import type { PackfileUri } from './download.js';
 
 export interface CloneOptions {
   url: string;

@@ -22,7 +22,7 @@ import { HaveWalker } from './haves.js';
 import { mapRef, parseRefspec, refPrefix, sourceOf, type Refspec } from './refspec.js';
 import { mptcpWanted, wrapSocketError } from './connection.js';
 import { appendReflog, committerIdent, logsRef } from '../repo/reflog.js';
-import { checkConnected, PACKFILE_URI_PROTOCOLS, receivePackfileUris } from '../offload/client.js';
+import { checkConnected, PACKFILE_URI_PROTOCOLS, receivePackfileUris } from './uri-packs.js';
 
 export interface FetchOptions {
   cwd: string;

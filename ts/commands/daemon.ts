@@ -128,7 +128,7 @@ export const registerDaemon: RegisterCommand = (program) => {
         process.exit(await detach(cfg, given));
       }
       // Offloaded repositories answer protocol v2 fetch in-process (packfile URIs); git serves the rest.
-      const { offloadHook } = await import('../offload/hook.js');
+      const { offloadHook } = await import('../daemon/offload-hook.js');
       await runDaemon(cfg, { hooks: [offloadHook] });
     });
 };

@@ -3,8 +3,8 @@
 // captured output and errors that carry git's own message.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { MpgitError } from '../errors.js';
-import { serviceEnv } from '../daemon/services.js';
+import { MpgitError } from './errors.js';
+import { serviceEnv } from './daemon/services.js';
 
 /** Largest stdout captured in memory from one git command. */
 const MAX_CAPTURE = 256 * 1024 * 1024;
