@@ -5,50 +5,18 @@
 // bodies and stalls, and check that each pack's trailing checksum is the hash the server named
 // (what git checks after `http-fetch`: index-pack's "keep\t<hash>" against the named hash).
 
-import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
-import { join } from 'node:path';
-import net from 'node:net';
-import tls from 'node:tls';
-import { Agent, interceptors, request, type buildConnector, type Dispatcher } from 'undici';
-import { connect } from '../net/socket.js';
-import { MpgitError } from '../errors.js';
-import { AGENT } from '../protocol/capabilities.js';
-import { humanBytes } from '../progress.js';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { Agent, interceptors, type Dispatcher } from 'undici';
+import { mptcpConnector } from '../net/mptcp-connector.js';
+import { PACKFILE_URI_PROTOCOLS, type PackfileUri } from '../protocol/packfile-uris.js';
+import { Rate, type DownloadProgress } from './download-progress.js';
+import { attempt, UriDownloadError, type Job } from './pack-request.js';
+import { downloadPaths, fileSize, hashPrefix, readPartState, type PackStreamHash } from './partial-pack.js';
 
-export interface PackfileUri {
-  /** The pack's trailing SHA-1 checksum, as the server named it. */
-  hash: string;
-  uri: string;
-}
-
-export type UriState = 'queued' | 'downloading' | 'retrying' | 'verifying' | 'done' | 'failed';
-
-export interface UriProgress {
-  hash: string;
-  uri: string;
-  state: UriState;
-  /** Bytes on disk (including those from an earlier, interrupted run). */
-  received: number;
-  /** Bytes fetched over the network by this run. */
-  fetched: number;
-  /** Full size, once a response told it. */
-  total: number | null;
-  /** Bytes per second over the last few seconds. */
-  rate: number;
-  attempts: number;
-}
-
-export interface DownloadProgress {
-  uris: UriProgress[];
-  received: number;
-  fetched: number;
-  /** Sum of the known totals (null while any is unknown). */
-  total: number | null;
-  rate: number;
-  done: number;
-}
+export type { DownloadProgress, UriProgress, UriState } from './download-progress.js';
+export { DownloadProgressPrinter } from './download-progress.js';
+export { UriDownloadError } from './pack-request.js';
+export { downloadPaths, PackStreamHash } from './partial-pack.js';
 
 export interface RetryEvent {
   hash: string;
@@ -94,18 +62,6 @@ export interface DownloadedPack {
   fetched: number;
 }
 
-/** A packfile URI that could not be fetched or served bad bytes. */
-export class UriDownloadError extends MpgitError {
-  readonly uri: string;
-  readonly retryable: boolean;
-  constructor(uri: string, message: string, hint: string, retryable = false, options?: { cause?: unknown }) {
-    super('MPGIT_URI_DOWNLOAD', `${message} (${uri})`, hint, options);
-    this.name = 'UriDownloadError';
-    this.uri = uri;
-    this.retryable = retryable;
-  }
-}
-
 const DEFAULT_CONCURRENCY = 4;
 const MAX_CONCURRENCY = 16;
 const DEFAULT_STALL_MS = 30_000;
@@ -120,10 +76,7 @@ const MAX_ATTEMPTS = 100;
 const MAX_REDIRECTS = 5;
 /** Progress callbacks at most this often (state changes always report). */
 const PROGRESS_INTERVAL_MS = 100;
-/** Window over which rates are measured. */
-const RATE_WINDOW_MS = 3000;
 const HASH_RE = /^[0-9a-f]{40}$/;
-const TRAILER = 20;
 
 /** Error codes of the network and of undici that a new attempt may cure. */
 const RETRYABLE_CODES = new Set([
@@ -132,91 +85,8 @@ const RETRYABLE_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_CLOSED',
 ]);
 
-/** State kept next to a partial pack so another process can resume it safely. */
-interface PartState {
-  hash: string;
-  uri: string;
-  /** Strong ETag or Last-Modified of the response the partial bytes came from (for If-Range). */
-  validator: string | null;
-  total: number | null;
-}
-
-/**
- * SHA-1 of a pack stream without its last 20 bytes (the trailer), plus the trailer, plus a check
- * of the 12-byte header as soon as it is complete, so a URI serving an HTML page fails at once.
- */
-export class PackStreamHash {
-  private hash = createHash('sha1');
-  private tail = Buffer.alloc(0);
-  private head = Buffer.alloc(0);
-  bytes = 0;
-
-  update(chunk: Buffer): void {
-    if (this.head.length < 12) {
-      this.head = Buffer.concat([this.head, chunk.subarray(0, 12 - this.head.length)]);
-      if (this.head.length === 12) checkPackHeader(this.head);
-    }
-    this.bytes += chunk.length;
-    if (chunk.length >= TRAILER) {
-      this.hash.update(this.tail);
-      this.hash.update(chunk.subarray(0, chunk.length - TRAILER));
-      this.tail = Buffer.from(chunk.subarray(chunk.length - TRAILER));
-    } else {
-      const both = Buffer.concat([this.tail, chunk]);
-      const keep = Math.max(0, both.length - TRAILER);
-      this.hash.update(both.subarray(0, keep));
-      this.tail = both.subarray(keep);
-    }
-  }
-
-  /** The computed checksum and the trailer the stream carried. */
-  finish(): { computed: string; trailer: string } {
-    if (this.head.length < 12 || this.tail.length < TRAILER) throw new Error(`${this.bytes} bytes are too short for a pack`);
-    return { computed: this.hash.digest('hex'), trailer: this.tail.toString('hex') };
-  }
-}
-
-function checkPackHeader(head: Buffer): void {
-  if (head.toString('latin1', 0, 4) !== 'PACK') throw new Error(`not a pack: starts with ${JSON.stringify(head.toString('latin1', 0, 4))}`);
-  const version = head.readUInt32BE(4);
-  if (version !== 2 && version !== 3) throw new Error(`unsupported pack version ${version}`);
-}
-
-class Rate {
-  private samples: { t: number; bytes: number }[] = [];
-  add(bytes: number): void {
-    const t = Date.now();
-    this.samples.push({ t, bytes });
-    while (this.samples.length && t - this.samples[0]!.t > RATE_WINDOW_MS) this.samples.shift();
-  }
-  get(): number {
-    const now = Date.now();
-    const live = this.samples.filter((s) => now - s.t <= RATE_WINDOW_MS);
-    if (!live.length) return 0;
-    const span = Math.max(250, now - live[0]!.t);
-    return (live.reduce((a, s) => a + s.bytes, 0) * 1000) / span;
-  }
-}
-
-interface Job {
-  hash: string;
-  /** Every URI that named this pack (the first is tried first; others are fallbacks). */
-  uris: string[];
-  progress: UriProgress;
-  rate: Rate;
-  part: string;
-  stateFile: string;
-  final: string;
-  reused: number;
-}
-
-/** `<dir>/<hash>.pack` once verified; where partial bytes and their state live meanwhile. */
-export function downloadPaths(dir: string, hash: string): { final: string; part: string; state: string } {
-  return { final: join(dir, `${hash}.pack`), part: join(dir, `${hash}.pack.part`), state: join(dir, `${hash}.part.json`) };
-}
-
 /** Checks one `<hash> <uri>` entry: hash form and an accepted scheme. */
-export function checkPackfileUri(p: PackfileUri, protocols: string[] = ['http', 'https']): void {
+export function checkPackfileUri(p: PackfileUri, protocols: string[] = PACKFILE_URI_PROTOCOLS): void {
   if (!HASH_RE.test(p.hash)) throw new UriDownloadError(p.uri, `bad pack hash ${JSON.stringify(p.hash)} for a packfile URI`, 'the server sent a malformed packfile-uris line; report it to the server operator');
   let url: URL;
   try {
@@ -237,7 +107,7 @@ export function checkPackfileUri(p: PackfileUri, protocols: string[] = ['http', 
  * stay on disk for the next run).
  */
 export async function downloadPacks(list: PackfileUri[], opts: DownloadOptions): Promise<DownloadedPack[]> {
-  const protocols = opts.protocols ?? ['http', 'https'];
+  const protocols = opts.protocols ?? PACKFILE_URI_PROTOCOLS;
   const byHash = new Map<string, Job>();
   await mkdir(opts.dir, { recursive: true });
   for (const p of list) {
@@ -317,71 +187,6 @@ export async function downloadPacks(list: PackfileUri[], opts: DownloadOptions):
   return jobs.map((j) => results.get(j.hash)!);
 }
 
-/**
- * An undici connector whose sockets are MPTCP (made in Rust, see net/socket.ts): the bulk of a
- * clone then rides every link, as the git:// connection does. TLS goes on top for https.
- */
-function mptcpConnector(timeoutMs: number): buildConnector.connector {
-  return (o, callback) => {
-    const port = Number(o.port) || (o.protocol === 'https:' ? 443 : 80);
-    connect(o.hostname, port, { mptcp: true, timeoutMs }).then(
-      ({ socket }) => {
-        socket.setNoDelay(true);
-        if (o.protocol !== 'https:') return callback(null, socket);
-        const servername = o.servername ?? (net.isIP(o.hostname.replace(/^\[|\]$/g, '')) ? undefined : o.hostname);
-        const secure = tls.connect({ socket, servername, ALPNProtocols: ['http/1.1'] });
-        const fail = (e: Error) => {
-          secure.destroy();
-          callback(e, null);
-        };
-        const timer = setTimeout(() => fail(new Error(`TLS handshake with ${o.hostname}:${port} timed out after ${timeoutMs} ms`)), timeoutMs);
-        secure.once('error', (e) => {
-          clearTimeout(timer);
-          fail(e);
-        });
-        secure.once('secureConnect', () => {
-          clearTimeout(timer);
-          secure.removeAllListeners('error');
-          callback(null, secure);
-        });
-      },
-      (e: Error) => callback(e, null),
-    );
-  };
-}
-
-async function exists(path: string): Promise<number | null> {
-  try {
-    return (await stat(path)).size;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
-}
-
-async function readState(file: string, hash: string): Promise<PartState | null> {
-  try {
-    const s = JSON.parse(await readFile(file, 'utf8')) as PartState;
-    return s && s.hash === hash ? s : null;
-  } catch {
-    return null;
-  }
-}
-
-async function writeState(file: string, s: PartState): Promise<void> {
-  const tmp = `${file}.tmp`;
-  await writeFile(tmp, JSON.stringify(s));
-  await rename(tmp, file);
-}
-
-/** Feeds the first `bytes` of `path` to a fresh hash (after a restart, or after a failed write). */
-async function hashPrefix(path: string, bytes: number): Promise<PackStreamHash> {
-  const h = new PackStreamHash();
-  if (bytes === 0) return h;
-  for await (const c of createReadStream(path, { start: 0, end: bytes - 1, highWaterMark: 1 << 20 })) h.update(c as Buffer);
-  return h;
-}
-
 function backoffDelay(failures: number, b: { baseMs: number; maxMs: number }): number {
   const raw = Math.min(b.maxMs, b.baseMs * 2 ** Math.max(0, failures - 1));
   // Jitter keeps a fleet of clients from retrying against a CDN in lockstep.
@@ -429,7 +234,7 @@ async function downloadOne(
   report: (force: boolean) => void,
 ): Promise<DownloadedPack> {
   const p = job.progress;
-  const done = await exists(job.final);
+  const done = await fileSize(job.final);
   if (done !== null) {
     // Renamed into place only after verification: a finished pack from an earlier run.
     Object.assign(p, { state: 'done', received: done, total: done });
@@ -439,8 +244,8 @@ async function downloadOne(
   }
   const retries = opts.retries ?? DEFAULT_RETRIES;
   const backoff = opts.backoff ?? DEFAULT_BACKOFF;
-  let state = await readState(job.stateFile, job.hash);
-  let onDisk = (await exists(job.part)) ?? 0;
+  let state = await readPartState(job.stateFile, job.hash);
+  let onDisk = (await fileSize(job.part)) ?? 0;
   if (onDisk > 0 && !state) {
     // Bytes without their validator cannot be trusted to belong to this response.
     await rm(job.part, { force: true });
@@ -463,13 +268,14 @@ async function downloadOne(
     const before = p.fetched;
     let outcome: 'complete' | 'restart';
     try {
-      onDisk = (await exists(job.part)) ?? 0;
-      state = await readState(job.stateFile, job.hash);
+      onDisk = (await fileSize(job.part)) ?? 0;
+      state = await readPartState(job.stateFile, job.hash);
       // Re-read from disk whenever the hash is not in step with the file (a new process, a
       // failed write, a dropped partial).
       if (!ctx.hasher || ctx.hasher.bytes !== onDisk) ctx.hasher = await hashPrefix(job.part, onDisk);
       p.received = onDisk;
-      const r = await attempt(job, uri, onDisk, state, ctx, opts, dispatcher, signal, report);
+      const limits = { maxPackBytes: opts.maxPackBytes ?? DEFAULT_MAX_PACK, headersTimeoutMs: opts.headersTimeoutMs ?? DEFAULT_HEADERS_MS, stallTimeoutMs: opts.stallTimeoutMs ?? DEFAULT_STALL_MS };
+      const r = await attempt(job, uri, onDisk, state, ctx, limits, dispatcher, signal, report);
       state = r.state;
       outcome = r.outcome;
     } catch (e) {
@@ -541,169 +347,3 @@ async function downloadOne(
   }
 }
 
-function parseContentRange(v: string | undefined): { start: number; end: number; total: number | null } | { unsatisfied: number } | null {
-  if (!v) return null;
-  let m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(v.trim());
-  if (m) return { start: Number(m[1]), end: Number(m[2]), total: m[3] === '*' ? null : Number(m[3]) };
-  m = /^bytes \*\/(\d+)$/.exec(v.trim());
-  if (m) return { unsatisfied: Number(m[1]) };
-  return null;
-}
-
-function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
-  const v = h[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-/** One HTTP request: appends to the partial file; 'restart' when the partial must be dropped. */
-async function attempt(
-  job: Job,
-  uri: string,
-  onDisk: number,
-  state: PartState | null,
-  ctx: { hasher: PackStreamHash | null },
-  opts: DownloadOptions,
-  dispatcher: Dispatcher,
-  signal: AbortSignal,
-  report: (force: boolean) => void,
-): Promise<{ outcome: 'complete' | 'restart'; state: PartState | null }> {
-  const p = job.progress;
-  const maxBytes = opts.maxPackBytes ?? DEFAULT_MAX_PACK;
-  const headers: Record<string, string> = { 'user-agent': AGENT, 'accept-encoding': 'identity' };
-  if (onDisk > 0) {
-    headers.range = `bytes=${onDisk}-`;
-    if (state?.validator) headers['if-range'] = state.validator;
-  }
-  const res = await request(uri, {
-    method: 'GET',
-    headers,
-    dispatcher,
-    signal,
-    headersTimeout: opts.headersTimeoutMs ?? DEFAULT_HEADERS_MS,
-    bodyTimeout: opts.stallTimeoutMs ?? DEFAULT_STALL_MS,
-  });
-  const restart = async () => {
-    await res.body.dump().catch(() => {});
-    await rm(job.part, { force: true });
-    p.received = 0;
-    return { outcome: 'restart' as const, state: null };
-  };
-  const status = res.statusCode;
-  const cr = parseContentRange(header(res.headers, 'content-range'));
-  if (status === 416) {
-    if (cr && 'unsatisfied' in cr && cr.unsatisfied === onDisk && onDisk > 0) {
-      await res.body.dump().catch(() => {});
-      return { outcome: 'complete', state };
-    }
-    return restart();
-  }
-  if (status >= 500 || status === 408 || status === 429) {
-    await res.body.dump().catch(() => {});
-    throw new UriDownloadError(uri, `HTTP ${status} for pack ${job.hash}`, 'the URI server failed; run the same command again to resume', true);
-  }
-  if (status !== 200 && status !== 206) {
-    await res.body.dump().catch(() => {});
-    throw new UriDownloadError(uri, `HTTP ${status} for pack ${job.hash}`, status === 404 ? 'the server named a pack its URI server does not have; report it to the server operator, or fetch with --no-packfile-uris' : 'the URI server refused the download; report it to the server operator, or fetch with --no-packfile-uris');
-  }
-  let offset = 0;
-  let total: number | null = null;
-  const length = Number(header(res.headers, 'content-length') ?? NaN);
-  if (status === 206) {
-    if (!cr || 'unsatisfied' in cr || cr.start !== onDisk) return restart();
-    offset = onDisk;
-    total = cr.total;
-  } else {
-    if (onDisk > 0) {
-      // The server ignored the range (or the file changed, per If-Range): start over.
-      await rm(job.part, { force: true });
-      p.received = 0;
-      ctx.hasher = new PackStreamHash();
-      job.reused = 0;
-    }
-    total = Number.isFinite(length) ? length : null;
-  }
-  if (total !== null && total > maxBytes) {
-    await res.body.dump().catch(() => {});
-    throw new UriDownloadError(uri, `pack ${job.hash} is ${total} bytes, over the limit of ${maxBytes}`, 'raise the download size limit if this pack is expected');
-  }
-  const etag = header(res.headers, 'etag');
-  const validator = etag && !etag.startsWith('W/') ? etag : (header(res.headers, 'last-modified') ?? null);
-  const newState: PartState = { hash: job.hash, uri, validator, total };
-  await writeState(job.stateFile, newState);
-  p.total = total;
-  const expectEnd = status === 206 && Number.isFinite(length) ? offset + length : total;
-
-  const hasher = ctx.hasher!;
-  let fh: FileHandle | null = null;
-  try {
-    fh = await open(job.part, offset === 0 ? 'w' : 'a');
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      if (p.received + chunk.length > maxBytes) throw new UriDownloadError(uri, `pack ${job.hash} exceeds the limit of ${maxBytes} bytes`, 'raise the download size limit if this pack is expected');
-      try {
-        hasher.update(chunk);
-      } catch (e) {
-        await fh.close();
-        fh = null;
-        await rm(job.part, { force: true });
-        await rm(job.stateFile, { force: true });
-        throw new UriDownloadError(uri, `pack ${job.hash}: ${(e as Error).message}`, 'the URI serves something else than a pack; report it to the server operator, or fetch with --no-packfile-uris');
-      }
-      await fh.write(chunk);
-      p.received += chunk.length;
-      p.fetched += chunk.length;
-      job.rate.add(chunk.length);
-      report(false);
-    }
-  } finally {
-    await fh?.close();
-  }
-  if (expectEnd !== null && p.received !== expectEnd) {
-    throw new UriDownloadError(uri, `pack ${job.hash}: body ended at ${p.received} of ${expectEnd} bytes`, 'the connection was cut; run the same command again to resume', true);
-  }
-  return { outcome: 'complete', state: newState };
-}
-
-/**
- * Renders download progress on stderr: one line rewritten in place on a terminal (total, rate,
- * per-URI shares), and a line per finished pack.
- */
-export class DownloadProgressPrinter {
-  private announced = new Set<string>();
-  private lastLine = '';
-  constructor(
-    private readonly write: (text: string) => void,
-    private readonly tty: boolean,
-  ) {}
-
-  update(p: DownloadProgress): void {
-    for (const u of p.uris) {
-      if (u.state === 'done' && !this.announced.has(u.hash)) {
-        this.announced.add(u.hash);
-        const how = u.fetched === 0 ? 'already downloaded' : u.fetched < u.received ? `resumed, fetched ${humanBytes(u.fetched)}` : 'downloaded';
-        this.clear();
-        this.write(`Pack ${u.hash.slice(0, 12)}: ${humanBytes(u.received)} ${how} from ${u.uri}\n`);
-      }
-    }
-    if (!this.tty) return;
-    const total = p.total !== null ? ` / ${humanBytes(p.total)}` : '';
-    const parts = p.uris
-      .filter((u) => u.state === 'downloading' || u.state === 'retrying')
-      .map((u) => `${u.hash.slice(0, 7)} ${u.total ? Math.floor((u.received * 100) / u.total) : 0}%${u.state === 'retrying' ? ' (retrying)' : ''}`);
-    const line = `Downloading packs: ${p.done}/${p.uris.length}, ${humanBytes(p.received)}${total} | ${humanBytes(p.rate)}/s${parts.length ? ` [${parts.join(', ')}]` : ''}`;
-    this.lastLine = line;
-    this.write(`\r${line}\x1b[K`);
-  }
-
-  private clear(): void {
-    if (this.tty && this.lastLine) this.write('\r\x1b[K');
-  }
-
-  /** Final summary line. */
-  finish(packs: DownloadedPack[], ms: number): void {
-    this.clear();
-    const bytes = packs.reduce((a, p) => a + p.size, 0);
-    const fetched = packs.reduce((a, p) => a + p.fetched, 0);
-    const rate = ms > 0 ? (fetched * 1000) / ms : 0;
-    this.write(`Downloaded ${packs.length} pack${packs.length === 1 ? '' : 's'} from packfile URIs: ${humanBytes(bytes)} (${humanBytes(fetched)} fetched now, ${humanBytes(rate)}/s)\n`);
-  }
-}

@@ -15,7 +15,7 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { PackfileUri } from '../client/download.js';
+import type { PackfileUri } from '../protocol/packfile-uris.js';
 import { GitCommandError, gitText, runGit, spawnGit } from '../git.js';
 import { livePacks, packUri, type BasePack, type OffloadState } from './state.js';
 
