@@ -13,7 +13,7 @@ const TS = join(ROOT, 'ts');
 /** Lowest first; a module may import from a lower layer, or from its own folder. Keep in step with docs/ARCHITECTURE.md. */
 export const LAYERS: string[][] = [
   ['errors.ts', 'progress.ts', 'oid.ts'],
-  ['native.ts', 'core', 'git.ts'],
+  ['core', 'git.ts'],
   ['net', 'pktline.ts'],
   ['protocol'],
   ['pack'],
