@@ -14,7 +14,7 @@ const TS = join(ROOT, 'ts');
 export const LAYERS: string[][] = [
   ['errors.ts', 'progress.ts', 'oid.ts'],
   ['core', 'git.ts'],
-  ['net', 'pktline.ts'],
+  ['net', 'pktline.ts', 'version.ts'],
   ['protocol'],
   ['pack'],
   ['repo'],

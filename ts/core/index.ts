@@ -5,21 +5,31 @@
 // the codes the core throws become mpgit's typed errors.
 
 import { MissingBaseError, MpgitError, PackError } from '../errors.js';
-import { loadNative } from './native.js';
+import { loadNative, nativePath } from './native.js';
 import type { Core } from './types.js';
 
 export type * from './types.js';
+export { SHA1_BACKENDS } from './types.js';
 
 function choose(): Core {
   const n = loadNative();
   if (n.core) return n.core;
-  return { kind: 'js', loadError: n.error, net: null, indexer: null, odb: null, checkout: null, connectivity: null };
+  return { kind: 'js', path: nativePath, loadError: n.error, net: null, indexer: null, odb: null, checkout: null, connectivity: null, info: null };
 }
 
 export const core: Core = choose();
 
+/**
+ * The one stderr line a command prints when the compiled core should have loaded and did not
+ * (null when it loaded, or when MPGIT_NO_NATIVE turned it off on purpose).
+ */
+export function coreMissingWarning(): string | null {
+  if (core.kind !== 'js' || process.env.MPGIT_NO_NATIVE) return null;
+  return `warning: native addon not loaded (${core.loadError}): using the TypeScript fallback, which is slower and computes SHA-1 without collision detection (set MPGIT_NO_NATIVE=1 to choose it and silence this line)`;
+}
+
 /** Why `area` is not available from the core (for the messages of features that need it). */
-export function coreMissing(area: Exclude<keyof Core, 'kind' | 'loadError'>): string | null {
+export function coreMissing(area: Exclude<keyof Core, 'kind' | 'path' | 'loadError'>): string | null {
   if (core[area]) return null;
   return core.loadError ?? `the ${core.kind} core has no ${area}`;
 }

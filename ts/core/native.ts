@@ -5,10 +5,12 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CheckoutCore, ConnectivityCore, Core, IndexerCore, NetCore, OdbCore } from './types.js';
+import type { CheckoutCore, ConnectivityCore, Core, IndexerCore, InfoCore, NetCore, OdbCore } from './types.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fileName = `mpgit.${process.platform}-${process.arch}${process.platform === 'linux' ? '-gnu' : ''}.node`;
+/** The file the addon is (or would be) loaded from: MPGIT_NATIVE_PATH names another build. */
+export const nativePath: string = process.env.MPGIT_NATIVE_PATH || join(root, fileName);
 
 const AREAS = {
   net: ['listenSocket', 'connectSocket', 'connInfo', 'kernelMptcp'],
@@ -16,6 +18,7 @@ const AREAS = {
   odb: ['odbOpen', 'odbAddPack', 'odbClose', 'odbHas', 'odbRead', 'odbReadCommit'],
   checkout: ['checkoutNew', 'checkoutRun', 'checkoutProgress'],
   connectivity: ['connectivityCheck'],
+  info: ['coreInfo', 'sha1Hash'],
 } as const;
 
 type Area = keyof typeof AREAS;
@@ -24,8 +27,8 @@ type Area = keyof typeof AREAS;
 export function loadNative(): { core: Core; error: null } | { core: null; error: string } {
   if (process.env.MPGIT_NO_NATIVE) return { core: null, error: 'disabled by MPGIT_NO_NATIVE' };
   // Resolved from dist/core/ and from ts/core/ alike: the addon sits at the package root.
-  const path = join(root, fileName);
-  if (!existsSync(path)) return { core: null, error: `${path} is missing: run \`npm run build:native\`` };
+  const path = nativePath;
+  if (!existsSync(path)) return { core: null, error: `${path} is missing: ${process.env.MPGIT_NATIVE_PATH ? 'check MPGIT_NATIVE_PATH' : 'run `npm run build:native`'}` };
   let addon: Record<string, unknown>;
   try {
     addon = createRequire(import.meta.url)(path) as Record<string, unknown>;
@@ -41,11 +44,13 @@ export function loadNative(): { core: Core; error: null } | { core: null; error:
   };
   const core: Core = {
     kind: 'native',
+    path,
     net: area<NetCore>('net'),
     indexer: area<IndexerCore>('indexer'),
     odb: area<OdbCore>('odb'),
     checkout: area<CheckoutCore>('checkout'),
     connectivity: area<ConnectivityCore>('connectivity'),
+    info: area<InfoCore>('info'),
     loadError: null,
   };
   return { core: lacking.length ? { ...core, loadError: `${path} lacks ${lacking.join('; ')}: run \`npm run build:native\`` } : core, error: null };

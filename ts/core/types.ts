@@ -86,8 +86,34 @@ export interface ConnectivityCore {
   connectivityCheck(h: OdbHandle, tips: string[], shallow: string[], before: OdbHandle | null): Promise<{ objects: number }>;
 }
 
+/** The SHA-1 backends of the collision-detecting hasher, portable first. */
+export const SHA1_BACKENDS = ['portable', 'shani', 'shani-avx512'] as const;
+export type Sha1Backend = (typeof SHA1_BACKENDS)[number];
+
+export interface CoreInfo {
+  sha1: {
+    /** Null when MPGIT_SHA1_BACKEND asks for one that cannot run (`error` says why). */
+    backend: Sha1Backend | null;
+    forced: boolean;
+    error: string | null;
+    sampleBytes: number | null;
+    backends: { name: Sha1Backend; supported: boolean; missingFlags: string[]; mbPerSec: number | null }[];
+  };
+  /** The CPU flags the core sees (MPGIT_HIDE_CPU_FLAGS hides some). */
+  cpuFlags: Record<'sha_ni' | 'ssse3' | 'sse4_1' | 'avx2' | 'avx512f', boolean>;
+  inflate: { whole: string; streaming: string };
+}
+
+/** What the core runs on this CPU (crates/node/src/info.rs). */
+export interface InfoCore {
+  coreInfo(): CoreInfo;
+  sha1Hash(data: Buffer, backend: string, objectBytes: number): string;
+}
+
 export interface Core {
   readonly kind: CoreKind;
+  /** Where the compiled core is (or would be) loaded from. */
+  readonly path: string;
   /** Why no compiled core is in use (kind 'js'), or why an area is missing; null when all is there. */
   readonly loadError: string | null;
   readonly net: NetCore | null;
@@ -95,4 +121,5 @@ export interface Core {
   readonly odb: OdbCore | null;
   readonly checkout: CheckoutCore | null;
   readonly connectivity: ConnectivityCore | null;
+  readonly info: InfoCore | null;
 }
