@@ -5,16 +5,10 @@
 import { type Command, CommanderError } from 'commander';
 import { describe, MpgitError } from './errors.js';
 
+export { UsageError } from './errors.js';
+
 export const EXIT_USAGE = 129;
 export const EXIT_FATAL = 128;
-
-/** A command-line mistake found after parsing (two options that exclude each other...). */
-export class UsageError extends MpgitError {
-  constructor(message: string, hint?: string) {
-    super('MPGIT_USAGE', message, hint);
-    this.name = 'UsageError';
-  }
-}
 
 /** git's messages for a missing required argument, per command. */
 const MISSING_ARGUMENT: Record<string, string> = {

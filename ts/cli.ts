@@ -11,6 +11,10 @@ const program = new Command('mpgit')
   .version(process.env.npm_package_version ?? '0.1.0')
   .option('-c <name>=<value>', 'set a configuration value for this command, as `git -c` (repeatable)');
 
+// A missing addon is not silent: one line per command (MPGIT_NO_NATIVE=1 chooses it quietly).
+const warning = (await import('./native.js')).nativeMissingWarning();
+if (warning) process.stderr.write(`${warning}\n`);
+
 let errors: ReturnType<typeof gitStyleErrors> | null = null;
 try {
   // `mpgit -c k=v cmd`: into GIT_CONFIG_PARAMETERS, as git does, so git processes we run see it too.

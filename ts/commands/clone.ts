@@ -5,8 +5,7 @@ import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { positiveInt } from './args.js';
-import { MpgitError } from '../errors.js';
-import { UsageError } from '../cli-errors.js';
+import { MpgitError, UsageError } from '../errors.js';
 import { outputs } from './output.js';
 
 interface CloneCliOptions {
@@ -58,7 +57,7 @@ export function registerClone(program: Command): void {
       if (o.resume) {
         // `mpgit clone --resume DIR`: the URL and the options come from the clone's record.
         if (dir !== undefined) throw new UsageError('with --resume, give only the directory of the interrupted clone');
-        const { readResumeRecord } = await import('../offload/client.js');
+        const { readResumeRecord } = await import('../client/resume.js');
         const rec = readResumeRecord<{ bare: boolean }>(resolve(url));
         if (!rec) throw new MpgitError('MPGIT_RESUME', `${url} holds no interrupted clone to resume`, 'start the clone again: mpgit clone URL DIR');
         dir = url;

@@ -2,8 +2,7 @@
 // GIT_CONFIG_PARAMETERS exactly as git puts it there, so every git process mpgit runs sees it
 // too; and the reading of GIT_CONFIG_PARAMETERS / GIT_CONFIG_COUNT for the parser without git.
 
-import { MpgitError } from '../errors.js';
-import { UsageError } from '../cli-errors.js';
+import { MpgitError, UsageError } from '../errors.js';
 
 import type { ConfigEntry } from '../repo/config.js';
 
