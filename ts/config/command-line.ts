@@ -48,9 +48,21 @@ export function takeConfigArgs(argv: string[], env: NodeJS.ProcessEnv): string[]
   return argv.slice(i);
 }
 
-/** The command scope as git builds it: GIT_CONFIG_PARAMETERS, then GIT_CONFIG_COUNT's pairs. */
+/** The command scope as git builds it: GIT_CONFIG_COUNT's pairs, then GIT_CONFIG_PARAMETERS. */
 export function commandScopeEntries(env: NodeJS.ProcessEnv): ConfigEntry[] {
   const out: ConfigEntry[] = [];
+  const count = env.GIT_CONFIG_COUNT;
+  if (count !== undefined && count !== '') {
+    const n = Number(count);
+    if (!Number.isInteger(n) || n < 0) throw new MpgitError('MPGIT_BAD_CONFIG', 'bogus count in GIT_CONFIG_COUNT');
+    for (let k = 0; k < n; k++) {
+      const key = env[`GIT_CONFIG_KEY_${k}`];
+      const value = env[`GIT_CONFIG_VALUE_${k}`];
+      if (key === undefined) throw new MpgitError('MPGIT_BAD_CONFIG', `missing config key GIT_CONFIG_KEY_${k}`);
+      if (value === undefined) throw new MpgitError('MPGIT_BAD_CONFIG', `missing config value GIT_CONFIG_VALUE_${k}`);
+      out.push({ key: canonicalKey(key), value });
+    }
+  }
   const text = env.GIT_CONFIG_PARAMETERS ?? '';
   let i = 0;
   const bad = () => new MpgitError('MPGIT_BAD_CONFIG', 'bogus format in GIT_CONFIG_PARAMETERS', 'unset GIT_CONFIG_PARAMETERS or fix its quoting');
@@ -84,18 +96,6 @@ export function commandScopeEntries(env: NodeJS.ProcessEnv): ConfigEntry[] {
       // The older form 'key=value' (or 'key' alone).
       const eq = first.indexOf('=');
       out.push(eq < 0 ? { key: canonicalKey(first), value: null } : { key: canonicalKey(first.slice(0, eq)), value: first.slice(eq + 1) });
-    }
-  }
-  const count = env.GIT_CONFIG_COUNT;
-  if (count !== undefined && count !== '') {
-    const n = Number(count);
-    if (!Number.isInteger(n) || n < 0) throw new MpgitError('MPGIT_BAD_CONFIG', 'bogus count in GIT_CONFIG_COUNT');
-    for (let k = 0; k < n; k++) {
-      const key = env[`GIT_CONFIG_KEY_${k}`];
-      const value = env[`GIT_CONFIG_VALUE_${k}`];
-      if (key === undefined) throw new MpgitError('MPGIT_BAD_CONFIG', `missing config key GIT_CONFIG_KEY_${k}`);
-      if (value === undefined) throw new MpgitError('MPGIT_BAD_CONFIG', `missing config value GIT_CONFIG_VALUE_${k}`);
-      out.push({ key: canonicalKey(key), value });
     }
   }
   return out;

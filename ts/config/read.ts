@@ -3,14 +3,15 @@
 // read by mpgit's own parser (ts/config/files.ts), which says once what it leaves out.
 
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { MpgitError } from '../errors.js';
 import { GitConfig } from '../repo/config.js';
 import { readConfigFiles, type Scope, type ScopedEntry } from './files.js';
 
 /** Longest `git config --list` output we take (a config beyond this is refused). */
 const MAX_CONFIG_BYTES = 32 << 20;
-/** GIT_DIR for reading outside any repository: system, global and command scopes only. */
-const NO_REPOSITORY = '/nonexistent/mpgit-no-repository';
 
 export interface ReadConfig {
   entries: ScopedEntry[];
@@ -37,20 +38,31 @@ export function readConfig(gitDir: string | null, env: NodeJS.ProcessEnv = proce
 
 /** The entries as git lists them, or null when git is not installed. */
 function readWithGit(gitDir: string | null, env: NodeJS.ProcessEnv): ScopedEntry[] | null {
-  const r = spawnSync('git', ['config', '--list', '--show-scope', '-z'], {
-    env: { ...env, GIT_DIR: gitDir ?? NO_REPOSITORY },
-    maxBuffer: MAX_CONFIG_BYTES,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // Outside any repository (a clone): git runs in an empty directory it may not look above,
+  // so that it reads the system, global and command scopes only.
+  const nowhere = gitDir ? null : mkdtempSync(join(tmpdir(), 'mpgit-config-'));
+  const runEnv = { ...env };
+  if (gitDir) runEnv.GIT_DIR = gitDir;
+  else {
+    delete runEnv.GIT_DIR;
+    delete runEnv.GIT_WORK_TREE;
+    runEnv.GIT_CEILING_DIRECTORIES = dirname(nowhere!);
+  }
+  let r: ReturnType<typeof spawnSync>;
+  try {
+    r = spawnSync('git', ['config', '--list', '--show-scope', '-z'], { cwd: nowhere ?? gitDir!, env: runEnv, maxBuffer: MAX_CONFIG_BYTES, stdio: ['ignore', 'pipe', 'pipe'] });
+  } finally {
+    if (nowhere) rmdirSync(nowhere);
+  }
   const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT') return null;
   if (code === 'ENOBUFS') throw new MpgitError('MPGIT_BAD_CONFIG', `the git configuration is larger than ${MAX_CONFIG_BYTES >> 20} MiB`, 'look for a runaway include.path');
   if (r.error) throw new MpgitError('MPGIT_BAD_CONFIG', `could not run git config: ${r.error.message}`);
   if (r.status !== 0) {
-    const said = r.stderr.toString().trim().split('\n').pop()?.replace(/^fatal: /, '') ?? `git config exited ${r.status}`;
+    const said = (r.stderr as Buffer).toString().trim().split('\n').pop()?.replace(/^fatal: /, '') ?? `git config exited ${r.status}`;
     throw new MpgitError('MPGIT_BAD_CONFIG', said, 'fix the configuration file it names (git config --edit)');
   }
-  return parseListZ(r.stdout.toString('utf8'));
+  return parseListZ((r.stdout as Buffer).toString('utf8'));
 }
 
 /** `--show-scope -z` output: scope NUL key [LF value] NUL ... */
