@@ -11,6 +11,10 @@ const program = new Command('mpgit')
   .showHelpAfterError()
   .exitOverride();
 
+// A missing addon is not silent: one line per command (MPGIT_NO_NATIVE=1 chooses it quietly).
+const warning = (await import('./native.js')).nativeMissingWarning();
+if (warning) process.stderr.write(`${warning}\n`);
+
 for (const c of commandsFor(process.argv.slice(2))) (await c.load())(program);
 
 try {

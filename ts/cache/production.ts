@@ -6,7 +6,7 @@
 
 import { spawn } from 'node:child_process';
 import { open, rm, type FileHandle } from 'node:fs/promises';
-import { serviceEnv } from '../daemon/services.js';
+import { serviceEnv } from '../git.js';
 
 /** How often the file's size is read while followers wait for bytes. */
 const POLL_MS = 20;

@@ -17,7 +17,8 @@ import type { ConnLog, DaemonLog } from './log.js';
 import { hostPort } from './log.js';
 import { ClientGoneError, readRequestLine, releaseReading, stopReading } from './request-reader.js';
 import { resolveRepo, type Refusal } from './paths.js';
-import { repoServiceSetting, runAccessHook, serviceArgs, serviceEnv, serviceFlags, serviceOf, spawnService } from './services.js';
+import { repoServiceSetting, runAccessHook, serviceArgs, serviceFlags, serviceOf, spawnService } from './services.js';
+import { serviceEnv } from '../git.js';
 import type { TransferRecord } from './access.js';
 import type { PackCache } from '../cache/pack-cache.js';
 

@@ -150,7 +150,7 @@ export class Daemon {
   }
 
   private async startCache(): Promise<void> {
-    const { startPackCache } = await import('../cache/setup.js');
+    const { startPackCache } = await import('./cache-setup.js');
     this.packCache = await startPackCache(this.cfg, this.log, this.metrics?.cacheEvents() ?? {});
   }
 
@@ -166,7 +166,7 @@ export class Daemon {
         await old?.close();
       } else if (!this.packCache) await this.startCache();
     } else if (this.packCache && plan.apply.some((c) => c.key.startsWith('cache'))) {
-      const { cacheBounds } = await import('../cache/setup.js');
+      const { cacheBounds } = await import('./cache-setup.js');
       await this.packCache.setBounds(cacheBounds(this.cfg));
     }
   }

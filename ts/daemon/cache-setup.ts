@@ -3,11 +3,11 @@
 
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { DaemonConfig } from '../daemon/config.js';
-import type { DaemonLog } from '../daemon/log.js';
-import type { CacheBounds } from './store.js';
-import { PackCache, type CacheEvents } from './pack-cache.js';
-import { findPackHook } from './hook-path.js';
+import type { DaemonConfig } from './config.js';
+import type { DaemonLog } from './log.js';
+import type { CacheBounds } from '../cache/store.js';
+import { PackCache, type CacheEvents } from '../cache/pack-cache.js';
+import { findPackHook } from '../cache/hook-path.js';
 
 /**
  * The default --cache-dir: systemd's CacheDirectory= ($CACHE_DIRECTORY) when set, else
