@@ -19,7 +19,7 @@ export const LAYERS: string[][] = [
   ['pack'],
   ['repo'],
   ['offload', 'config'],
-  ['serve', 'client'],
+  ['serve', 'client', 'cache'],
   ['daemon', 'doctor'],
   ['commands', 'cli-errors.ts'],
   ['cli.ts'],
