@@ -47,7 +47,28 @@ export interface NativeAddon {
   checkoutRun?(c: CheckoutHandle): Promise<{ entries: number; directories: number; bytes: number }>;
   checkoutProgress?(c: CheckoutHandle): { done: number; total: number };
   connectivityCheck?(h: OdbHandle, tips: string[], shallow: string[], before: OdbHandle | null): Promise<{ objects: number }>;
+  // What the core runs on this CPU (crates/node/src/info.rs).
+  coreInfo?(): NativeCoreInfo;
+  sha1Hash?(data: Buffer, backend: string, objectBytes: number): string;
   [name: string]: unknown;
+}
+
+/** The SHA-1 backends of the collision-detecting hasher, portable first. */
+export const SHA1_BACKENDS = ['portable', 'shani', 'shani-avx512'] as const;
+export type Sha1Backend = (typeof SHA1_BACKENDS)[number];
+
+export interface NativeCoreInfo {
+  sha1: {
+    /** Null when MPGIT_SHA1_BACKEND asks for one that cannot run (`error` says why). */
+    backend: Sha1Backend | null;
+    forced: boolean;
+    error: string | null;
+    sampleBytes: number | null;
+    backends: { name: Sha1Backend; supported: boolean; missingFlags: string[]; mbPerSec: number | null }[];
+  };
+  /** The CPU flags the core sees (MPGIT_HIDE_CPU_FLAGS hides some). */
+  cpuFlags: Record<'sha_ni' | 'ssse3' | 'sse4_1' | 'avx2' | 'avx512f', boolean>;
+  inflate: { whole: string; streaming: string };
 }
 
 /** An indexer's state inside the addon (an N-API external). */
@@ -75,11 +96,13 @@ export interface NativeIndexResult {
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const fileName = `mpgit.${process.platform}-${process.arch}${process.platform === 'linux' ? '-gnu' : ''}.node`;
+/** The file the addon is (or would be) loaded from: MPGIT_NATIVE_PATH names another build. */
+export const nativePath: string = process.env.MPGIT_NATIVE_PATH || join(root, fileName);
 
 function load(): { addon: NativeAddon | null; error: string | null } {
   if (process.env.MPGIT_NO_NATIVE) return { addon: null, error: 'disabled by MPGIT_NO_NATIVE' };
-  const path = join(root, fileName);
-  if (!existsSync(path)) return { addon: null, error: `${path} is missing: run \`npm run build:native\`` };
+  const path = nativePath;
+  if (!existsSync(path)) return { addon: null, error: `${path} is missing: ${process.env.MPGIT_NATIVE_PATH ? 'check MPGIT_NATIVE_PATH' : 'run `npm run build:native`'}` };
   try {
     return { addon: createRequire(import.meta.url)(path) as NativeAddon, error: null };
   } catch (e) {
@@ -90,6 +113,15 @@ function load(): { addon: NativeAddon | null; error: string | null } {
 const loaded = load();
 export const native: NativeAddon | null = loaded.addon;
 export const nativeLoadError: string | null = loaded.error;
+
+/**
+ * The one stderr line a command prints when the addon should have loaded and did not (null
+ * when it loaded, or when MPGIT_NO_NATIVE turned it off on purpose).
+ */
+export function nativeMissingWarning(): string | null {
+  if (native || process.env.MPGIT_NO_NATIVE) return null;
+  return `warning: native addon not loaded (${nativeLoadError}): using the TypeScript fallback, which is slower and computes SHA-1 without collision detection (set MPGIT_NO_NATIVE=1 to choose it and silence this line)`;
+}
 
 /** The addon, or an error naming why it is missing (for features with no pure-JS path). */
 export function requireNative(feature: string): NativeAddon {

@@ -15,4 +15,12 @@ fn main() {
         println!("cargo:rerun-if-changed={}/{}", dir, f);
     }
     println!("cargo:rustc-link-lib=deflate");
+    // libdeflate has no run-time version call: reports name the headers it was built against.
+    let header = ["/usr/include/libdeflate.h", "/usr/local/include/libdeflate.h"].into_iter().find_map(|p| std::fs::read_to_string(p).ok());
+    let version = header
+        .as_deref()
+        .and_then(|h| h.lines().find_map(|l| l.strip_prefix("#define LIBDEFLATE_VERSION_STRING")))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .unwrap_or_else(|| "(version unknown)".into());
+    println!("cargo:rustc-env=MPGIT_LIBDEFLATE_VERSION={}", version);
 }

@@ -12,8 +12,9 @@ import { parseV2Advertisement, type Capabilities } from '../../ts/protocol/capab
 import { lsRefs, fetchPack } from '../../ts/protocol/v2.js';
 import { checkRefName, OID_RE, type Wire } from '../../ts/protocol/wire.js';
 import { RemoteProgress, sidebandData } from '../../ts/protocol/sideband.js';
-import { readCommand } from '../../ts/offload/serve.js';
-import { parseFetchArgs } from '../../ts/offload/fetch.js';
+import { readCommand } from '../../ts/serve/serve.js';
+import { encodePackfileUri, parsePackfileUri } from '../../ts/protocol/packfile-uris.js';
+import { parseFetchArgs } from '../../ts/serve/fetch.js';
 import { check, hostile, streamOf, type TsTarget } from './lib.js';
 
 const oid = fc.stringMatching(/^[0-9a-f]{40}$/);
@@ -233,7 +234,10 @@ const packfileUris: TsTarget = {
   ),
   async run(input) {
     const res = await fetchPack(wireOver(input), fetchCaps, { wants: ['1'.repeat(40)], thinPack: false, progress: true, packfileUris: ['https', 'http'], onProgress: () => {} });
-    for (const u of res.packfileUris) check(OID_RE.test(u.hash) && u.uri.length > 0 && !/\s/.test(u.uri), () => `bad packfile-uri line accepted: ${JSON.stringify(u)}`);
+    for (const u of res.packfileUris) {
+      check(OID_RE.test(u.hash) && u.uri.length > 0 && !/\s/.test(u.uri), () => `bad packfile-uri line accepted: ${JSON.stringify(u)}`);
+      check(isDeepStrictEqual(parsePackfileUri(encodePackfileUri(u)), u), () => `packfile-uri line re-encodes differently: ${JSON.stringify(u)}`);
+    }
     let packBytes = 0;
     for await (const c of res.pack) packBytes += c.length;
     return { verdict: 'parsed', resultBytes: json(res.packfileUris) + packBytes };

@@ -291,6 +291,7 @@ fn write_file(path: &Path, fill: impl FnOnce(BufWriter<File>) -> std::io::Result
 
 /// Indexes a pack already on disk (no thin-pack completion: missing bases are an error).
 pub fn index_pack_file(pack_path: &Path, opts: Options, idx_path: &Path, rev_path: Option<&Path>) -> Result<Summary> {
+    PackError::sha1_backend()?;
     let mut file = File::open(pack_path).map_err(|e| PackError::io(&e, format!("opening {}", pack_path.display())))?;
     let progress = Arc::new(Progress::default());
     let mut scanner = Scanner::new(progress.clone());
@@ -340,6 +341,7 @@ pub struct Indexer {
 impl Indexer {
     /// Creates `pack_path` (which must not exist) and starts the parser thread.
     pub fn create(pack_path: &Path, opts: Options) -> Result<Indexer> {
+        PackError::sha1_backend()?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -25,6 +25,18 @@ extern "C" {
     ) -> i32;
 }
 
+extern "C" {
+    fn zlibVersion() -> *const std::ffi::c_char;
+}
+
+/// The inflaters in use, for reports: libdeflate (the version built against) for whole
+/// entries, and the zlib streaming inflate resolves to (in node, node's own zlib).
+pub fn libraries() -> (String, String) {
+    // SAFETY: zlibVersion returns a static NUL-terminated string.
+    let zlib = unsafe { std::ffi::CStr::from_ptr(zlibVersion()) }.to_string_lossy().into_owned();
+    (format!("libdeflate {}", env!("MPGIT_LIBDEFLATE_VERSION")), format!("zlib {}", zlib))
+}
+
 const LIBDEFLATE_SUCCESS: i32 = 0;
 const LIBDEFLATE_INSUFFICIENT_SPACE: i32 = 3;
 

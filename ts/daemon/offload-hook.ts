@@ -3,9 +3,9 @@
 // names those packs as packfile URIs); everything else (v0/v1, other services, repositories
 // without offload) is left to git upload-pack.
 
-import type { ServiceHook } from '../daemon/connection.js';
-import { livePacks, loadStateCached } from './state.js';
-import { serveV2 } from './serve.js';
+import type { ServiceHook } from './connection.js';
+import { livePacks, loadStateCached } from '../offload/state.js';
+import { serveV2 } from '../serve/serve.js';
 
 export const offloadHook: ServiceHook = async (call) => {
   if (call.service !== 'upload-pack' || call.protocolVersion !== 2) return null;
@@ -26,6 +26,7 @@ export const offloadHook: ServiceHook = async (call) => {
     output: call.output,
     log: (msg) => call.log.info('offload', msg),
   });
+  call.served.packfileUris += stats.packfileUris;
   call.log.info('offload-done', `offload session: ${stats.commands} commands, ${stats.fetches} packs, ${stats.packfileUris} packfile URIs, ${stats.bytesOut} bytes`, { ...stats });
   return 0;
 };
