@@ -18,10 +18,10 @@ export const LAYERS: string[][] = [
   ['protocol'],
   ['pack'],
   ['repo'],
-  ['offload'],
-  ['serve', 'client'],
+  ['offload', 'config'],
+  ['serve', 'client', 'cache'],
   ['daemon', 'doctor'],
-  ['commands'],
+  ['commands', 'cli-errors.ts'],
   ['cli.ts'],
 ];
 

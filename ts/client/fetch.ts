@@ -5,7 +5,7 @@
 // .git/shallow and FETCH_HEAD.
 
 import { ConfigError, MpgitError } from '../errors.js';
-import { GitConfig } from '../repo/config.js';
+import { readConfig } from '../config/read.js';
 import { findRepository } from '../repo/layout.js';
 import { ObjectDb } from '../repo/odb.js';
 import { parseTag } from '../repo/objects.js';
@@ -15,7 +15,7 @@ import { RemoteProgress } from '../protocol/sideband.js';
 import type { RemoteRef } from '../protocol/wire.js';
 import type { ProgressSink } from '../progress.js';
 import { join } from 'node:path';
-import { parseGitUrl } from './url.js';
+import { parseRemoteUrl } from './url.js';
 import { RemoteSession } from './session.js';
 import { receivePack } from './receive.js';
 import { HaveWalker } from './haves.js';
@@ -81,14 +81,16 @@ const MAX_ANCESTRY_WALK = 1_000_000;
 
 export async function fetch(opts: FetchOptions): Promise<FetchResult> {
   const { gitDir, workTree } = findRepository(opts.cwd);
-  const config = GitConfig.load(join(gitDir, 'config'));
+  // Every scope, -c and includes, as git reads them (fetch.prune in ~/.gitconfig counts).
+  const config = readConfig(gitDir).config;
   const head = readSymref(gitDir, 'HEAD');
   const currentBranch = head?.startsWith('refs/heads/') ? head.slice('refs/heads/'.length) : null;
   const remoteName = opts.remote ?? (currentBranch && config.get(`branch.${currentBranch}.remote`)) ?? 'origin';
-  const isUrl = remoteName.includes('://');
+  // Not a configured remote: a URL (perhaps one that url.<base>.insteadOf rewrites).
+  const isUrl = remoteName.includes('://') || (config.get(`remote.${remoteName}.url`) === undefined && /[:/]/.test(remoteName));
   const urlText = isUrl ? remoteName : config.get(`remote.${remoteName}.url`);
   if (!urlText) throw new MpgitError('MPGIT_NO_REMOTE', `'${remoteName}' does not appear to be a git repository (no remote.${remoteName}.url)`, 'name a configured remote or pass a git:// URL');
-  const url = parseGitUrl(urlText);
+  const url = parseRemoteUrl(urlText, config);
   const specs: Refspec[] = isUrl ? [] : config.getAll(`remote.${remoteName}.fetch`).map(parseRefspec);
   const tagOpt = isUrl ? undefined : config.get(`remote.${remoteName}.tagopt`);
   const followTags = tagOpt !== '--no-tags';

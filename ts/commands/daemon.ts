@@ -64,10 +64,17 @@ export const registerDaemon: RegisterCommand = (program) => {
     .option('--detach', 'run in the background once every address is bound (implies --syslog); if binding fails, print why and exit non-zero')
     .option('--no-detach', 'stay in the foreground (overrides the config file)')
     .addOption(new Option('--log-format <format>', 'human lines like git daemon, or one JSON object per event').choices(['human', 'json']))
-    .addOption(new Option('--log-destination <dest>', 'where the log goes (syslog: see --syslog)').choices(['stderr', 'syslog', 'none']))
+    .addOption(new Option('--log-destination <dest>', 'where the log goes (syslog: see --syslog; file: see --log-file)').choices(['stderr', 'syslog', 'file', 'none']))
+    .option('--log-file <file>', 'append the log to <file> (implies --log-destination=file); SIGUSR1 reopens it after rotation')
     .option('--syslog', 'log to syslog (short for --log-destination=syslog): lines go through `logger` tagged mpgit-daemon[pid], facility daemon, to /dev/log or to the unix socket in $MPGIT_SYSLOG_SOCKET')
     .option('--verbose', 'log every connection, request and disconnection (with MPTCP subflows and bytes)')
-    .option('--config <file>', 'JSON file of settings (keys are the flag names in camelCase); flags override it')
+    .option('--no-pack-cache', 'run pack-objects for every fetch (no pack cache)')
+    .option('--cache-dir <dir>', 'pack cache directory (default: $CACHE_DIRECTORY/pack-cache under systemd, /var/cache/mpgit/pack-cache for root, else ~/.cache/mpgit/pack-cache)')
+    .option('--cache-max-bytes <size>', 'pack cache size bound; least recently used entries go first (default 2g)')
+    .option('--cache-max-age <secs>', 'pack cache entries older than this are removed (default 3600; suffix s m h d)')
+    .option('--cache-min-occurrences <n>', 'requests of the same pack before it is kept (default 1)')
+    .option('--metrics-listen <addr:port>', 'serve Prometheus /metrics and /healthz over HTTP on this address (off by default)')
+    .option('--config <file>', 'JSON file of settings (keys are the flag names in camelCase); flags override it; SIGHUP re-reads it')
     .action(async function (this: Command, directories: string[]) {
       const { flagSettings, loadConfigFile, resolveConfig } = await import('../daemon/config.js');
       const flags = givenSettings(this, directories, flagSettings);
@@ -81,6 +88,8 @@ export const registerDaemon: RegisterCommand = (program) => {
       // Offloaded repositories answer protocol v2 fetch in-process (packfile URIs); git serves the rest.
       const { offloadHook } = await import('../daemon/offload-hook.js');
       const { runDaemon } = await import('../daemon/run.js');
-      await runDaemon(cfg, { hooks: [offloadHook] });
+      const path = this.opts().config as string | undefined;
+      const reload = path ? async () => resolveConfig(await loadConfigFile(path), flags) : null;
+      await runDaemon(cfg, { hooks: [offloadHook], reload });
     });
 };
