@@ -47,7 +47,7 @@ interface CommandRequest {
 }
 
 /** Reads one command request; null when the client ends the session (flush or hang-up). */
-async function readCommand(reader: PktReader): Promise<CommandRequest | null> {
+export async function readCommand(reader: PktReader): Promise<CommandRequest | null> {
   const raw: Pkt[] = [];
   let bytes = 0;
   const capabilities: string[] = [];
