@@ -95,14 +95,55 @@ export interface NativeIndexResult {
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
-const fileName = `mpgit.${process.platform}-${process.arch}${process.platform === 'linux' ? '-gnu' : ''}.node`;
-/** The file the addon is (or would be) loaded from: MPGIT_NATIVE_PATH names another build. */
-export const nativePath: string = process.env.MPGIT_NATIVE_PATH || join(root, fileName);
+
+/** napi-rs's name for this platform: linux-x64-gnu, linux-arm64-musl, darwin-arm64, win32-x64-msvc. */
+export function platformName(): string {
+  const { platform, arch } = process;
+  if (platform === 'linux') {
+    const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+    return `linux-${arch}-${header?.glibcVersionRuntime ? 'gnu' : 'musl'}`;
+  }
+  return platform === 'win32' ? `win32-${arch}-msvc` : `${platform}-${arch}`;
+}
+
+const fileName = `mpgit.${platformName()}.node`;
+
+/**
+ * The directory of the installed platform package (`mpgit-<platform>`, an optional dependency
+ * holding the addon and mpgit-pack-hook), or null when npm did not install one.
+ */
+export function platformPackageDir(): string | null {
+  try {
+    return dirname(createRequire(import.meta.url).resolve(`mpgit-${platformName()}/package.json`));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The file the addon is (or would be) loaded from: MPGIT_NATIVE_PATH names another build; a
+ * build in the checkout (development) comes before the platform package (an install).
+ */
+function findNative(): string {
+  if (process.env.MPGIT_NATIVE_PATH) return process.env.MPGIT_NATIVE_PATH;
+  const local = join(root, fileName);
+  if (existsSync(local)) return local;
+  const pkg = platformPackageDir();
+  return pkg ? join(pkg, fileName) : local;
+}
+export const nativePath: string = findNative();
 
 function load(): { addon: NativeAddon | null; error: string | null } {
   if (process.env.MPGIT_NO_NATIVE) return { addon: null, error: 'disabled by MPGIT_NO_NATIVE' };
   const path = nativePath;
-  if (!existsSync(path)) return { addon: null, error: `${path} is missing: ${process.env.MPGIT_NATIVE_PATH ? 'check MPGIT_NATIVE_PATH' : 'run `npm run build:native`'}` };
+  if (!existsSync(path)) {
+    const fix = process.env.MPGIT_NATIVE_PATH
+      ? 'check MPGIT_NATIVE_PATH'
+      : existsSync(join(root, 'Cargo.toml'))
+        ? 'run `npm run build:native`'
+        : `npm did not install mpgit-${platformName()} (no prebuilt package for this platform, or --omit=optional)`;
+    return { addon: null, error: `${path} is missing: ${fix}` };
+  }
   try {
     return { addon: createRequire(import.meta.url)(path) as NativeAddon, error: null };
   } catch (e) {
