@@ -14,14 +14,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
-/** napi-rs's platform name for this machine: linux-x64-gnu, darwin-arm64, win32-x64-msvc. */
-export function platformName() {
-  const { platform, arch } = process;
-  if (platform === 'linux') {
-    const glibc = process.report?.getReport()?.header?.glibcVersionRuntime;
-    return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`;
-  }
-  return platform === 'win32' ? `win32-${arch}-msvc` : `${platform}-${arch}`;
+/** napi-rs's platform name for this machine (the CLI's own answer, from the built dist/). */
+async function platformName() {
+  const { platformName: name } = await import('../dist/core/platform.js');
+  return name();
 }
 
 /** Copies the built addon and hook into npm/<platform>/, stripped of debug information. */
@@ -52,12 +48,12 @@ if (mode === '--prepack') {
     run(npm, ['run', 'build:ts']);
   }
 } else if (mode === '--stage') {
-  stage(process.argv[3] ?? platformName());
+  stage(process.argv[3] ?? (await platformName()));
 } else if (mode === '--all') {
   run(npm, ['run', 'build']);
   const out = join(root, 'pkg');
   mkdirSync(out, { recursive: true });
-  const dir = stage(platformName());
+  const dir = stage(await platformName());
   const env = { ...process.env, MPGIT_PACK_BUILT: '1' };
   run(npm, ['pack', '--pack-destination', out, dir], { env });
   run(npm, ['pack', '--pack-destination', out], { env });

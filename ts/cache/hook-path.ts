@@ -5,7 +5,7 @@
 import { accessSync, constants } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { platformPackageDir } from '../native.js';
+import { platformPackageDir } from '../core/platform.js';
 
 const NAME = 'mpgit-pack-hook';
 

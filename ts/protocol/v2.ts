@@ -5,10 +5,11 @@
 import { DELIM, FLUSH, pktLine, pktText, type Pkt } from '../pktline.js';
 import { ProtocolError, RemoteError } from '../errors.js';
 import { AGENT, v2Features, type Capabilities } from './capabilities.js';
-import { checkErr, checkRefName, MAX_REFS, OID_RE, type RemoteRef, type Wire } from './wire.js';
+import { checkErr, checkRefName, MAX_REFS, SHALLOW_INFO, type RemoteRef, type Wire } from './wire.js';
 import { BAND_DATA, BAND_ERROR, BAND_PROGRESS, sidebandData } from './sideband.js';
 import { NegotiationState, type FetchRequest, type PackResponse } from './negotiation.js';
 import { parsePackfileUri } from './packfile-uris.js';
+import { OID_RE } from '../oid.js';
 
 /** Bound on the lines of one non-pack response section. */
 const MAX_SECTION_LINES = 1_000_000;
@@ -170,7 +171,7 @@ async function readPackSections(wire: Wire, first: string, req: FetchRequest, st
     const lines = await sectionLines(wire, header);
     for (const line of lines) {
       if (header === 'shallow-info') {
-        const m = /^(shallow|unshallow) ([0-9a-f]{40})$/.exec(line);
+        const m = SHALLOW_INFO.exec(line);
         if (!m) throw new ProtocolError(`malformed shallow-info line ${JSON.stringify(line)}`);
         (m[1] === 'shallow' ? res.shallow : res.unshallow).push(m[2]!);
       } else if (header === 'packfile-uris') {

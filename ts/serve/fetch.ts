@@ -9,6 +9,7 @@ import type { Pkt } from '../pktline.js';
 import { pkt, pktText, FLUSH, DELIM, RESPONSE_END } from '../pktline.js';
 import { ProtocolError } from '../errors.js';
 import { GitCommandError, objectTypes, runGit, serviceEnv } from '../git.js';
+import { isOid } from '../oid.js';
 import { planFetch } from '../offload/plan.js';
 import { listServerRefs, refTips } from '../repo/server-refs.js';
 import type { OffloadState } from '../offload/state.js';
@@ -19,7 +20,6 @@ import { humanBytes } from '../progress.js';
 import type { ResponseWriter } from './response.js';
 import { encodePackfileUri, type PackfileUri } from '../protocol/packfile-uris.js';
 
-const OID = /^[0-9a-f]{40}$/;
 /** Silence on the pack stream after which an empty band-1 packet tells the client we are alive. */
 const KEEPALIVE_MS = 5000;
 /** Bound on the commits listed when deciding "ready" (past it, the client negotiates on). */
@@ -71,7 +71,7 @@ export function parseFetchArgs(args: Pkt[]): FetchArgs {
     switch (word) {
       case 'want':
       case 'have':
-        if (!OID.test(rest)) throw new BadRequestError(`upload-pack: protocol error, expected to get object ID, not '${line}'`);
+        if (!isOid(rest)) throw new BadRequestError(`upload-pack: protocol error, expected to get object ID, not '${line}'`);
         (word === 'want' ? a.wants : a.haves).push(rest);
         break;
       case 'done':
