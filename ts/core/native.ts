@@ -5,12 +5,31 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { platformName, platformPackageDir } from './platform.js';
 import type { CheckoutCore, ConnectivityCore, Core, IndexerCore, InfoCore, NetCore, OdbCore } from './types.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const fileName = `mpgit.${process.platform}-${process.arch}${process.platform === 'linux' ? '-gnu' : ''}.node`;
-/** The file the addon is (or would be) loaded from: MPGIT_NATIVE_PATH names another build. */
-export const nativePath: string = process.env.MPGIT_NATIVE_PATH || join(root, fileName);
+const fileName = `mpgit.${platformName()}.node`;
+
+/**
+ * The file the addon is (or would be) loaded from: MPGIT_NATIVE_PATH names another build; a
+ * build in the checkout (development) comes before the platform package (an install).
+ */
+function findNative(): string {
+  if (process.env.MPGIT_NATIVE_PATH) return process.env.MPGIT_NATIVE_PATH;
+  const local = join(root, fileName);
+  if (existsSync(local)) return local;
+  const pkg = platformPackageDir();
+  return pkg ? join(pkg, fileName) : local;
+}
+export const nativePath: string = findNative();
+
+/** Why the addon file is not there, and what to do. */
+function missingReason(): string {
+  if (process.env.MPGIT_NATIVE_PATH) return 'check MPGIT_NATIVE_PATH';
+  if (existsSync(join(root, 'Cargo.toml'))) return 'run `npm run build:native`';
+  return `npm did not install mpgit-${platformName()} (no prebuilt package for this platform, or --omit=optional)`;
+}
 
 const AREAS = {
   net: ['listenSocket', 'connectSocket', 'connInfo', 'kernelMptcp'],
@@ -28,7 +47,7 @@ export function loadNative(): { core: Core; error: null } | { core: null; error:
   if (process.env.MPGIT_NO_NATIVE) return { core: null, error: 'disabled by MPGIT_NO_NATIVE' };
   // Resolved from dist/core/ and from ts/core/ alike: the addon sits at the package root.
   const path = nativePath;
-  if (!existsSync(path)) return { core: null, error: `${path} is missing: ${process.env.MPGIT_NATIVE_PATH ? 'check MPGIT_NATIVE_PATH' : 'run `npm run build:native`'}` };
+  if (!existsSync(path)) return { core: null, error: `${path} is missing: ${missingReason()}` };
   let addon: Record<string, unknown>;
   try {
     addon = createRequire(import.meta.url)(path) as Record<string, unknown>;

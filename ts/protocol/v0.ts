@@ -81,15 +81,17 @@ async function readLine(reader: PktReader, what: string): Promise<string | null>
 /** Runs a v0 fetch on a connection whose advertisement has been read. */
 export async function fetchPack(wire: Wire, adv: V0Advertisement, req: FetchRequest): Promise<PackResponse> {
   if (!req.wants.length) throw new ProtocolError('nothing to fetch');
-  const caps = v0ClientCapabilities(adv.caps, { progress: req.progress, thinPack: req.thinPack, depth: !!req.depth });
+  const filtered = !!req.filter && adv.caps.has('filter');
+  const caps = v0ClientCapabilities(adv.caps, { progress: req.progress, thinPack: req.thinPack, depth: !!req.depth, filter: filtered });
   const multiAck = adv.caps.has('multi_ack_detailed');
   const lines: Buffer[] = req.wants.map((w, i) => pktLine(i === 0 ? `want ${w} ${caps.join(' ')}` : `want ${w}`));
   for (const s of req.shallow ?? []) lines.push(pktLine(`shallow ${s}`));
   if (req.depth) lines.push(pktLine(`deepen ${req.depth}`));
+  if (filtered) lines.push(pktLine(`filter ${req.filter}`));
   lines.push(FLUSH);
   await wire.send(Buffer.concat(lines));
 
-  const res: Omit<PackResponse, 'pack'> = { shallow: [], unshallow: [], packfileUris: [], common: [] };
+  const res: Omit<PackResponse, 'pack'> = { shallow: [], unshallow: [], packfileUris: [], common: [], filtered };
   if (req.depth) {
     for (;;) {
       const line = await readLine(wire.reader, 'the shallow list');

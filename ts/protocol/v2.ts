@@ -107,6 +107,8 @@ export async function fetchPack(wire: Wire, caps: Capabilities, req: FetchReques
   fixed.push('include-tag', 'ofs-delta');
   for (const s of req.shallow ?? []) fixed.push(`shallow ${s}`);
   if (req.depth) fixed.push(`deepen ${req.depth}`);
+  const filtered = !!req.filter && features.has('filter');
+  if (filtered) fixed.push(`filter ${req.filter}`);
   if (req.packfileUris?.length && features.has('packfile-uris')) {
     fixed.push(`packfile-uris ${req.packfileUris.join(',')}`);
     if (features.has('sideband-all')) {
@@ -134,7 +136,7 @@ export async function fetchPack(wire: Wire, caps: Capabilities, req: FetchReques
       if (end !== 'delim') throw new ProtocolError('"ready" must be followed by the pack sections');
       header = await sectionHeader(wire);
     }
-    return readPackSections(wire, header, req, state);
+    return readPackSections(wire, header, req, state, filtered);
   }
 }
 
@@ -159,8 +161,8 @@ async function readAcknowledgments(wire: Wire, state: NegotiationState, req: Fet
   }
 }
 
-async function readPackSections(wire: Wire, first: string, req: FetchRequest, state: NegotiationState): Promise<PackResponse> {
-  const res: Omit<PackResponse, 'pack'> = { shallow: [], unshallow: [], packfileUris: [], common: state.common };
+async function readPackSections(wire: Wire, first: string, req: FetchRequest, state: NegotiationState, filtered: boolean): Promise<PackResponse> {
+  const res: Omit<PackResponse, 'pack'> = { shallow: [], unshallow: [], packfileUris: [], common: state.common, filtered };
   let header = first;
   for (;;) {
     if (header === 'packfile') {

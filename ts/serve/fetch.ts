@@ -36,8 +36,10 @@ export interface FetchArgs {
   waitForDone: boolean;
   /** Schemes of `packfile-uris`, null when not sent. */
   packfileUris: string[] | null;
-  /** Any shallow/deepen argument: the request is answered by git upload-pack. */
+  /** Any shallow/deepen (or filter) argument: the request is answered by git upload-pack. */
   shallow: boolean;
+  /** A filter argument (partial clone). */
+  filtered: boolean;
 }
 
 /** A request the client should not have sent: an ERR packet says why. */
@@ -61,6 +63,7 @@ export function parseFetchArgs(args: Pkt[]): FetchArgs {
     waitForDone: false,
     packfileUris: null,
     shallow: false,
+    filtered: false,
   };
   for (const p of args) {
     const line = pktText(p);
@@ -97,6 +100,11 @@ export function parseFetchArgs(args: Pkt[]): FetchArgs {
       case 'packfile-uris':
         a.packfileUris = rest.split(',').filter(Boolean);
         break;
+      case 'filter':
+        // A partial clone's filter: git upload-pack applies it (and checks uploadpack.allowFilter).
+        a.shallow = true;
+        a.filtered = true;
+        break;
       case 'shallow':
       case 'deepen':
       case 'deepen-since':
@@ -132,7 +140,7 @@ export interface FetchOutcome {
 export async function handleFetch(ctx: FetchContext, args: FetchArgs): Promise<FetchOutcome> {
   const { gitDir, writer } = ctx;
   if (args.shallow) {
-    await delegate(ctx);
+    await delegate(ctx, args.filtered ? 'filtered' : 'shallow');
     return { sentPack: true, uris: [] };
   }
   if (!args.wants.length && !args.waitForDone) throw new BadRequestError('fetch without any want');
@@ -291,7 +299,7 @@ async function sendCached(ctx: FetchContext, args: FetchArgs, hit: CacheHit): Pr
 }
 
 /** Hands the request, as received, to `git upload-pack --stateless-rpc` and relays its answer. */
-async function delegate(ctx: FetchContext): Promise<void> {
+async function delegate(ctx: FetchContext, what: 'shallow' | 'filtered'): Promise<void> {
   const raw = Buffer.concat(
     ctx.raw.map((p) => (p.kind === 'data' ? pkt(p.data) : p.kind === 'flush' ? FLUSH : p.kind === 'delim' ? DELIM : RESPONSE_END)),
   );
@@ -308,7 +316,7 @@ async function delegate(ctx: FetchContext): Promise<void> {
     for await (const chunk of child.stdout! as AsyncIterable<Buffer>) await ctx.writer.write(chunk);
     const code = await exited;
     if (code !== 0) throw new GitCommandError(['upload-pack', '--stateless-rpc'], errText.trim() || `exit ${code}`);
-    ctx.log('fetch: shallow request answered by git upload-pack');
+    ctx.log(`fetch: ${what} request answered by git upload-pack`);
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
