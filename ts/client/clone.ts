@@ -211,5 +211,5 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
 
 /** The flags an interrupted clone records, to resume in the same shape. */
 function cloneFlags(o: CloneFlags): CloneFlags {
-  return { mirror: o.mirror, singleBranch: o.singleBranch, origin: o.origin, tags: o.tags, checkout: o.checkout, filter: o.filter };
+  return { mirror: o.mirror, singleBranch: o.singleBranch, origin: o.origin, tags: o.tags, checkout: o.checkout, filter: o.filter, recurseSubmodules: o.recurseSubmodules };
 }
