@@ -29,7 +29,10 @@ export type Outcome = { ok: true; size: number } | { ok: false; message: string 
 
 export class Production {
   private readonly followers = new Set<Follower>();
+  /** Told the path, not yet opened: they hear no sizes until they have. */
   private readonly unopened = new Set<Follower>();
+  /** Not yet opened, within OPEN_WAIT_MS: the temp file is not renamed away under them. */
+  private readonly holding = new Set<Follower>();
   private openWaiters: (() => void)[] = [];
   private size = 0;
   private outcome: Outcome | null = null;
@@ -57,22 +60,29 @@ export class Production {
   follow(f: Follower): void {
     this.followers.add(f);
     this.unopened.add(f);
+    this.holding.add(f);
     f.path(this.current);
-    setTimeout(() => this.opened(f), OPEN_WAIT_MS).unref();
+    // A follower that never answers no longer holds the rename back (it may still answer).
+    setTimeout(() => this.release(f), OPEN_WAIT_MS).unref();
   }
 
-  /** The follower opened the file (or gave up: it no longer holds the rename back). */
+  /** The follower opened the file: from now on it hears of every byte. */
   opened(f: Follower): void {
     if (!this.unopened.delete(f)) return;
     if (this.outcome) this.tell(f);
     else if (this.size > 0) f.grew(this.size);
-    if (this.unopened.size === 0) for (const w of this.openWaiters.splice(0)) w();
+    this.release(f);
   }
 
-  /** The follower is gone (its client disconnected): the run goes on. */
+  /** The follower is gone (its client disconnected, or it could not open the file): the run goes on. */
   leave(f: Follower): void {
-    this.opened(f);
     this.followers.delete(f);
+    this.unopened.delete(f);
+    this.release(f);
+  }
+
+  private release(f: Follower): void {
+    if (this.holding.delete(f) && this.holding.size === 0) for (const w of this.openWaiters.splice(0)) w();
   }
 
   private tell(f: Follower): void {
@@ -108,7 +118,7 @@ export class Production {
     await this.fh?.close().catch(() => {});
     if (outcome.ok) this.size = outcome.size;
     // Followers open the temp path: it must stay until each has (or has given up).
-    if (this.unopened.size) await new Promise<void>((r) => this.openWaiters.push(r));
+    if (this.holding.size) await new Promise<void>((r) => this.openWaiters.push(r));
     let kept: string | null = null;
     if (outcome.ok) {
       try {
