@@ -235,6 +235,7 @@ export class PackCache {
     const production = prod;
     const f: Follower = {
       path: (p) => lines(`P ${p}\n`),
+      producer: (pid) => lines(`W ${pid}\n`),
       grew: (n) => lines(`S ${n}\n`),
       done: (n) => {
         this.events.served?.(n);

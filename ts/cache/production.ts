@@ -18,6 +18,8 @@ const STDERR_KEEP = 4096;
 export interface Follower {
   /** The file to open (`P`); the follower answers through `opened()`. */
   path(p: string): void;
+  /** The pid of the pack-objects writing the file (`W`): lets a follower finish without us. */
+  producer(pid: number): void;
   /** The first n bytes are final (`S`). */
   grew(n: number): void;
   /** The file is complete at n bytes (`D`). */
@@ -29,6 +31,7 @@ export type Outcome = { ok: true; size: number } | { ok: false; message: string 
 
 export class Production {
   private readonly followers = new Set<Follower>();
+  private pid = 0;
   /** Told the path, not yet opened: they hear no sizes until they have. */
   private readonly unopened = new Set<Follower>();
   /** Not yet opened, within OPEN_WAIT_MS: the temp file is not renamed away under them. */
@@ -62,6 +65,7 @@ export class Production {
     this.unopened.add(f);
     this.holding.add(f);
     f.path(this.current);
+    if (this.pid && !this.outcome) f.producer(this.pid);
     // A follower that never answers no longer holds the rename back (it may still answer).
     setTimeout(() => this.release(f), OPEN_WAIT_MS).unref();
   }
@@ -136,9 +140,16 @@ export class Production {
   }
 
   private produce(opts: { gitDir: string; args: string[]; request: Buffer; onStderr?: (text: string) => void }): Promise<Outcome> {
-    const [cmd, ...args] = opts.args;
+    // No progress: nobody sees it, and a pack-objects that writes nothing to stderr lives on
+    // (and finishes the file for its followers) if the daemon is killed.
+    const [cmd, ...args] = opts.args.map((a) => (a === '--progress' ? '-q' : a));
     return new Promise((resolve) => {
-      const child = spawn(cmd!, args, { cwd: opts.gitDir, env: serviceEnv(), stdio: ['pipe', this.fh!.fd, 'pipe'] });
+      // A session of its own, as upload-pack has: a signal to the daemon's group spares it.
+      const child = spawn(cmd!, args, { cwd: opts.gitDir, env: serviceEnv(), stdio: ['pipe', this.fh!.fd, 'pipe'], detached: true });
+      if (child.pid) {
+        this.pid = child.pid;
+        for (const f of this.followers) f.producer(child.pid);
+      }
       let stderr = '';
       child.stderr!.setEncoding('utf8');
       child.stderr!.on('data', (c: string) => {
