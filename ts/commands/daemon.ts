@@ -22,9 +22,22 @@ function givenSettings(cmd: Command, directories: string[], flagSettings: (given
   return flagSettings(given);
 }
 
+/**
+ * git daemon's --user-path takes a value only as --user-path=DIR; alone it turns user paths on.
+ * commander would take the next word as the value, so a lone --user-path becomes --user-path=.
+ */
+function gitStyleUserPath(cmd: Command): Command {
+  const parse = cmd.parseOptions.bind(cmd);
+  cmd.parseOptions = (argv: string[]) => {
+    const end = argv.indexOf('--');
+    return parse(argv.map((a, i) => (a === '--user-path' && (end < 0 || i < end) ? '--user-path=' : a)));
+  };
+  return cmd;
+}
+
 export const registerDaemon: RegisterCommand = (program) => {
-  program
-    .command('daemon')
+  gitStyleUserPath(program
+    .command('daemon'))
     .summary('serve repositories over git:// (stock git clients, optionally Multipath TCP)')
     .description(
       'A git:// server that stock git clients use unchanged; flags follow `git daemon`. ' +
@@ -38,7 +51,7 @@ export const registerDaemon: RegisterCommand = (program) => {
     .option('--base-path-relaxed', 'with --base-path: a path not found under it is looked up as it is (allow-list, export and strict-paths checks still apply)')
     .option('--export-all', 'serve repositories even without a git-daemon-export-ok file')
     .option('--strict-paths', 'match paths exactly (no .git suffix guessing); the allow-list must name each repository')
-    .option('--user-path [path]', 'allow ~user/ paths: the home directory, or with =path its <path> subdirectory')
+    .addOption(new Option('--user-path [path]', 'allow ~user/ paths: the home directory, or with =path its <path> subdirectory (as git: a value only after =)').argParser((v) => v || true))
     .option('--interpolated-path <template>', 'path template (%H host, %CH canonical host, %IP host address, %P port, %D path, %%)')
     .option('--listen <addr>', 'listen on this address or host name (repeatable; default: every address)', collect)
     .option('--port <n>', 'TCP port (default 9418)')

@@ -15,7 +15,7 @@ import { SyslogWriter } from './syslog.js';
 import { LogFile } from './logfile.js';
 import { bindListeners, systemdListeners, type Listener } from './listeners.js';
 import { handleConnection, type ConnectionIO, type ServiceHook } from './connection.js';
-import { native } from '../native.js';
+import { core } from '../core/index.js';
 import { logAccess } from './access.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { PackCache } from '../cache/pack-cache.js';
@@ -288,9 +288,9 @@ export async function serveInetd(cfg: DaemonConfig, opts: DaemonOptions = {}): P
   const stdin = process.stdin;
   const sock = stdin instanceof net.Socket && typeof stdin.remoteAddress === 'string' ? stdin : null;
   let mptcp: boolean | null = null;
-  if (sock && native) {
+  if (sock && core.net) {
     try {
-      mptcp = native.connInfo(0).mptcp;
+      mptcp = core.net.connInfo(0).mptcp;
     } catch {
       mptcp = null;
     }

@@ -235,10 +235,12 @@ impl Indexed {
     fn check_complete(&self) -> Result<()> {
         let n = self.unresolved();
         if n > 0 {
+            let first = self.entries.iter().zip(&self.known).find(|(_, &k)| !k).map_or(0, |(e, _)| e.offset);
             return Err(PackError::missing(format!(
-                "pack has {} unresolved delta{} (bases missing: {}): it is thin; complete it from a repository that has them",
+                "pack has {} unresolved delta{}, the first at offset {} (bases missing: {}): it is thin; complete it from a repository that has them",
                 n,
                 if n == 1 { "" } else { "s" },
+                first,
                 self.missing().iter().take(3).map(|id| hex(id)).collect::<Vec<_>>().join(", ")
             )));
         }
