@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { freePort, git, MPGIT, ROOT, run, start, tempDir } from './helpers/proc.js';
 import { makeRepo } from './helpers/repo.js';
 import { READY_RE } from './helpers/daemon.js';
-import { native } from '../ts/native.js';
+import { core } from '../ts/core/index.js';
 
 const UNITS = join(ROOT, 'contrib', 'systemd');
 
@@ -69,7 +69,8 @@ test('the service and socket units: systemd-socket-activate starts the daemon as
 });
 
 test('the MPTCP socket unit: a SocketProtocol=mptcp socket is served as MPTCP', async (t) => {
-  if (!native) {
+  const net = core.net;
+  if (!net) {
     t.fail('the native addon is needed to make an MPTCP socket: run `npm run build:native`');
     return;
   }
@@ -79,7 +80,7 @@ test('the MPTCP socket unit: a SocketProtocol=mptcp socket is served as MPTCP', 
   for (const k of ['ListenStream', 'Service', 'Backlog']) t.is(sock.get(k), plain.get(k), k);
   const { dir, config } = await setup(t);
   const port = await freePort();
-  const made = native.listenSocket('127.0.0.1', port, true, 511);
+  const made = net.listenSocket('127.0.0.1', port, true, 511);
   t.true(made.mptcp, `the kernel refused MPTCP (${made.fallback})`);
   // What systemd does: the socket as fd 3, LISTEN_FDS=1 and LISTEN_PID=<the service's pid>.
   const argv = await execStart(config);

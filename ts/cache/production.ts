@@ -70,6 +70,16 @@ export class Production {
     setTimeout(() => this.release(f), OPEN_WAIT_MS).unref();
   }
 
+  /** Stops the run (the daemon is stopping and nobody is left to follow it): no entry. */
+  abort(): void {
+    if (!this.pid || this.outcome) return;
+    try {
+      process.kill(-this.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+
   /** The follower opened the file: from now on it hears of every byte. */
   opened(f: Follower): void {
     if (!this.unopened.delete(f)) return;
