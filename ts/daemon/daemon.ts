@@ -150,7 +150,8 @@ export class Daemon {
       if (!this.cfg.packCache) {
         const old = this.packCache;
         this.packCache = null;
-        await old?.close();
+        // Transfers following a run keep it: it finishes in the background.
+        void old?.close({ finishRuns: true });
       } else if (!this.packCache) await this.startCache();
     } else if (this.packCache && plan.apply.some((c) => c.key.startsWith('cache'))) {
       const { cacheBounds } = await import('./cache-setup.js');
