@@ -20,6 +20,7 @@ import { parseRemoteUrl } from './url.js';
 import { writePromisorFile } from './partial-clone.js';
 import { RemoteSession } from './session.js';
 import { receivePack } from './receive.js';
+import { zlibCompressionLevel } from '../repo/compression.js';
 import { HaveWalker } from './haves.js';
 import { mapRef, parseRefspec, refPrefix, sourceOf, type Refspec } from './refspec.js';
 import { mptcpWanted, wrapSocketError } from './connection.js';
@@ -153,7 +154,7 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
           });
           if (filter && !res.filtered) opts.say?.('warning: filtering not recognized by server, ignoring');
           try {
-            const pack = await receivePack(res.pack, gitDir, { fixThin: db, progress: opts.progress });
+            const pack = await receivePack(res.pack, gitDir, { fixThin: db, compressionLevel: zlibCompressionLevel(config), progress: opts.progress });
             if (promisor) writePromisorFile(pack.packPath, remoteRefs);
             objects = pack.objectCount;
             db.addPack(pack.packPath, pack.idxPath);
