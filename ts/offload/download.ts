@@ -5,7 +5,6 @@
 // bodies and stalls, and check that each pack's trailing checksum is the hash the server named
 // (what git checks after `http-fetch`: index-pack's "keep\t<hash>" against the named hash).
 
-import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
@@ -16,11 +15,18 @@ import { connect } from '../net/socket.js';
 import { MpgitError } from '../errors.js';
 import { AGENT } from '../protocol/capabilities.js';
 import { humanBytes } from '../progress.js';
+import { PackStreamHash, type StreamCheck } from '../pack/stream-hash.js';
+import { BundleStreamCheck } from '../bundle/format.js';
 
 export interface PackfileUri {
-  /** The pack's trailing SHA-1 checksum, as the server named it. */
+  /** The pack's trailing SHA-1 checksum, as the server named it (for a bundle: an id of its URI). */
   hash: string;
   uri: string;
+  /**
+   * A bundle (header, then a pack) rather than a pack: the header is parsed as it arrives and
+   * the pack's trailer checked against its content only (nobody named its hash).
+   */
+  bundle?: boolean;
 }
 
 export type UriState = 'queued' | 'downloading' | 'retrying' | 'verifying' | 'done' | 'failed';
@@ -123,7 +129,6 @@ const PROGRESS_INTERVAL_MS = 100;
 /** Window over which rates are measured. */
 const RATE_WINDOW_MS = 3000;
 const HASH_RE = /^[0-9a-f]{40}$/;
-const TRAILER = 20;
 
 /** Error codes of the network and of undici that a new attempt may cure. */
 const RETRYABLE_CODES = new Set([
@@ -139,47 +144,6 @@ interface PartState {
   /** Strong ETag or Last-Modified of the response the partial bytes came from (for If-Range). */
   validator: string | null;
   total: number | null;
-}
-
-/**
- * SHA-1 of a pack stream without its last 20 bytes (the trailer), plus the trailer, plus a check
- * of the 12-byte header as soon as it is complete, so a URI serving an HTML page fails at once.
- */
-export class PackStreamHash {
-  private hash = createHash('sha1');
-  private tail = Buffer.alloc(0);
-  private head = Buffer.alloc(0);
-  bytes = 0;
-
-  update(chunk: Buffer): void {
-    if (this.head.length < 12) {
-      this.head = Buffer.concat([this.head, chunk.subarray(0, 12 - this.head.length)]);
-      if (this.head.length === 12) checkPackHeader(this.head);
-    }
-    this.bytes += chunk.length;
-    if (chunk.length >= TRAILER) {
-      this.hash.update(this.tail);
-      this.hash.update(chunk.subarray(0, chunk.length - TRAILER));
-      this.tail = Buffer.from(chunk.subarray(chunk.length - TRAILER));
-    } else {
-      const both = Buffer.concat([this.tail, chunk]);
-      const keep = Math.max(0, both.length - TRAILER);
-      this.hash.update(both.subarray(0, keep));
-      this.tail = both.subarray(keep);
-    }
-  }
-
-  /** The computed checksum and the trailer the stream carried. */
-  finish(): { computed: string; trailer: string } {
-    if (this.head.length < 12 || this.tail.length < TRAILER) throw new Error(`${this.bytes} bytes are too short for a pack`);
-    return { computed: this.hash.digest('hex'), trailer: this.tail.toString('hex') };
-  }
-}
-
-function checkPackHeader(head: Buffer): void {
-  if (head.toString('latin1', 0, 4) !== 'PACK') throw new Error(`not a pack: starts with ${JSON.stringify(head.toString('latin1', 0, 4))}`);
-  const version = head.readUInt32BE(4);
-  if (version !== 2 && version !== 3) throw new Error(`unsupported pack version ${version}`);
 }
 
 class Rate {
@@ -208,11 +172,13 @@ interface Job {
   stateFile: string;
   final: string;
   reused: number;
+  bundle: boolean;
 }
 
 /** `<dir>/<hash>.pack` once verified; where partial bytes and their state live meanwhile. */
-export function downloadPaths(dir: string, hash: string): { final: string; part: string; state: string } {
-  return { final: join(dir, `${hash}.pack`), part: join(dir, `${hash}.pack.part`), state: join(dir, `${hash}.part.json`) };
+export function downloadPaths(dir: string, hash: string, bundle = false): { final: string; part: string; state: string } {
+  const ext = bundle ? 'bundle' : 'pack';
+  return { final: join(dir, `${hash}.${ext}`), part: join(dir, `${hash}.${ext}.part`), state: join(dir, `${hash}.part.json`) };
 }
 
 /** Checks one `<hash> <uri>` entry: hash form and an accepted scheme. */
@@ -247,7 +213,7 @@ export async function downloadPacks(list: PackfileUri[], opts: DownloadOptions):
       if (!known.uris.includes(p.uri)) known.uris.push(p.uri);
       continue;
     }
-    const paths = downloadPaths(opts.dir, p.hash);
+    const paths = downloadPaths(opts.dir, p.hash, !!p.bundle);
     byHash.set(p.hash, {
       hash: p.hash,
       uris: [p.uri],
@@ -257,6 +223,7 @@ export async function downloadPacks(list: PackfileUri[], opts: DownloadOptions):
       stateFile: paths.state,
       final: paths.final,
       reused: 0,
+      bundle: !!p.bundle,
     });
   }
   const jobs = [...byHash.values()];
@@ -374,9 +341,18 @@ async function writeState(file: string, s: PartState): Promise<void> {
   await rename(tmp, file);
 }
 
+/** How messages name a download: a pack by its hash, a bundle by its URI (in the message). */
+function label(job: Job): string {
+  return job.bundle ? 'bundle' : `pack ${job.hash}`;
+}
+
+function newCheck(bundle: boolean): StreamCheck {
+  return bundle ? new BundleStreamCheck() : new PackStreamHash();
+}
+
 /** Feeds the first `bytes` of `path` to a fresh hash (after a restart, or after a failed write). */
-async function hashPrefix(path: string, bytes: number): Promise<PackStreamHash> {
-  const h = new PackStreamHash();
+async function hashPrefix(path: string, bytes: number, bundle: boolean): Promise<StreamCheck> {
+  const h = newCheck(bundle);
   if (bytes === 0) return h;
   for await (const c of createReadStream(path, { start: 0, end: bytes - 1, highWaterMark: 1 << 20 })) h.update(c as Buffer);
   return h;
@@ -449,7 +425,7 @@ async function downloadOne(
   job.reused = onDisk;
   p.received = onDisk;
   p.total = state?.total ?? null;
-  const ctx: { hasher: PackStreamHash | null } = { hasher: null };
+  const ctx: { hasher: StreamCheck | null } = { hasher: null };
   let streak = 0;
   let restartedAfterMismatch = false;
 
@@ -467,7 +443,7 @@ async function downloadOne(
       state = await readState(job.stateFile, job.hash);
       // Re-read from disk whenever the hash is not in step with the file (a new process, a
       // failed write, a dropped partial).
-      if (!ctx.hasher || ctx.hasher.bytes !== onDisk) ctx.hasher = await hashPrefix(job.part, onDisk);
+      if (!ctx.hasher || ctx.hasher.bytes !== onDisk) ctx.hasher = await hashPrefix(job.part, onDisk, job.bundle);
       p.received = onDisk;
       const r = await attempt(job, uri, onDisk, state, ctx, opts, dispatcher, signal, report);
       state = r.state;
@@ -478,13 +454,13 @@ async function downloadOne(
       const failure =
         e instanceof UriDownloadError
           ? e
-          : new UriDownloadError(uri, `downloading pack ${job.hash}: ${describeCause(e)}`, 'the URI server failed; run the same command again to resume', retryable, { cause: e });
+          : new UriDownloadError(uri, `downloading ${label(job)}: ${describeCause(e)}`, 'the URI server failed; run the same command again to resume', retryable, { cause: e });
       if (!retryable) throw failure;
       streak = p.fetched - before >= PROGRESS_BYTES ? 1 : streak + 1;
       if (streak > retries || p.attempts >= MAX_ATTEMPTS) {
         throw new UriDownloadError(
           uri,
-          `giving up on pack ${job.hash} after ${p.attempts} attempts: ${failure.message.replace(/ \([^()]*\)$/, '')}`,
+          `giving up on ${label(job)} after ${p.attempts} attempts: ${failure.message.replace(/ \([^()]*\)$/, '')}`,
           'the URI server keeps failing; what was downloaded is kept: run the same command again (or `mpgit clone --resume DIR`) to continue',
           false,
           { cause: e },
@@ -508,9 +484,9 @@ async function downloadOne(
     try {
       sums = ctx.hasher!.finish();
     } catch (e) {
-      throw new UriDownloadError(uri, `pack ${job.hash} is not a pack: ${(e as Error).message}`, 'the URI serves something else than the pack; report it to the server operator');
+      throw new UriDownloadError(uri, `${label(job)} is not a pack: ${(e as Error).message}`, 'the URI serves something else than the pack; report it to the server operator');
     }
-    if (sums.computed !== sums.trailer || sums.trailer !== job.hash) {
+    if (sums.computed !== sums.trailer || (!job.bundle && sums.trailer !== job.hash)) {
       await rm(job.part, { force: true });
       await rm(job.stateFile, { force: true });
       // Bytes kept from an earlier run may have come from a different file behind the same
@@ -561,7 +537,7 @@ async function attempt(
   uri: string,
   onDisk: number,
   state: PartState | null,
-  ctx: { hasher: PackStreamHash | null },
+  ctx: { hasher: StreamCheck | null },
   opts: DownloadOptions,
   dispatcher: Dispatcher,
   signal: AbortSignal,
@@ -599,11 +575,11 @@ async function attempt(
   }
   if (status >= 500 || status === 408 || status === 429) {
     await res.body.dump().catch(() => {});
-    throw new UriDownloadError(uri, `HTTP ${status} for pack ${job.hash}`, 'the URI server failed; run the same command again to resume', true);
+    throw new UriDownloadError(uri, `HTTP ${status} for ${label(job)}`, 'the URI server failed; run the same command again to resume', true);
   }
   if (status !== 200 && status !== 206) {
     await res.body.dump().catch(() => {});
-    throw new UriDownloadError(uri, `HTTP ${status} for pack ${job.hash}`, status === 404 ? 'the server named a pack its URI server does not have; report it to the server operator, or fetch with --no-packfile-uris' : 'the URI server refused the download; report it to the server operator, or fetch with --no-packfile-uris');
+    throw new UriDownloadError(uri, `HTTP ${status} for ${label(job)}`, status === 404 ? 'the server named a pack its URI server does not have; report it to the server operator, or fetch with --no-packfile-uris' : 'the URI server refused the download; report it to the server operator, or fetch with --no-packfile-uris');
   }
   let offset = 0;
   let total: number | null = null;
@@ -617,14 +593,14 @@ async function attempt(
       // The server ignored the range (or the file changed, per If-Range): start over.
       await rm(job.part, { force: true });
       p.received = 0;
-      ctx.hasher = new PackStreamHash();
+      ctx.hasher = newCheck(job.bundle);
       job.reused = 0;
     }
     total = Number.isFinite(length) ? length : null;
   }
   if (total !== null && total > maxBytes) {
     await res.body.dump().catch(() => {});
-    throw new UriDownloadError(uri, `pack ${job.hash} is ${total} bytes, over the limit of ${maxBytes}`, 'raise the download size limit if this pack is expected');
+    throw new UriDownloadError(uri, `${label(job)} is ${total} bytes, over the limit of ${maxBytes}`, 'raise the download size limit if this pack is expected');
   }
   const etag = header(res.headers, 'etag');
   const validator = etag && !etag.startsWith('W/') ? etag : (header(res.headers, 'last-modified') ?? null);
@@ -638,7 +614,7 @@ async function attempt(
   try {
     fh = await open(job.part, offset === 0 ? 'w' : 'a');
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      if (p.received + chunk.length > maxBytes) throw new UriDownloadError(uri, `pack ${job.hash} exceeds the limit of ${maxBytes} bytes`, 'raise the download size limit if this pack is expected');
+      if (p.received + chunk.length > maxBytes) throw new UriDownloadError(uri, `${label(job)} exceeds the limit of ${maxBytes} bytes`, 'raise the download size limit if this pack is expected');
       try {
         hasher.update(chunk);
       } catch (e) {
@@ -646,7 +622,7 @@ async function attempt(
         fh = null;
         await rm(job.part, { force: true });
         await rm(job.stateFile, { force: true });
-        throw new UriDownloadError(uri, `pack ${job.hash}: ${(e as Error).message}`, 'the URI serves something else than a pack; report it to the server operator, or fetch with --no-packfile-uris');
+        throw new UriDownloadError(uri, `${label(job)}: ${(e as Error).message}`, 'the URI serves something else than a pack; report it to the server operator, or fetch with --no-packfile-uris');
       }
       await fh.write(chunk);
       p.received += chunk.length;
@@ -658,7 +634,7 @@ async function attempt(
     await fh?.close();
   }
   if (expectEnd !== null && p.received !== expectEnd) {
-    throw new UriDownloadError(uri, `pack ${job.hash}: body ended at ${p.received} of ${expectEnd} bytes`, 'the connection was cut; run the same command again to resume', true);
+    throw new UriDownloadError(uri, `${label(job)}: body ended at ${p.received} of ${expectEnd} bytes`, 'the connection was cut; run the same command again to resume', true);
   }
   return { outcome: 'complete', state: newState };
 }

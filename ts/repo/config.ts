@@ -63,6 +63,11 @@ export class GitConfig {
   getAll(key: string): string[] {
     return this.values.get(GitConfig.norm(key)) ?? [];
   }
+
+  /** Every key ("section.subsection.name", as get() takes it) with its values in file order. */
+  entries(): [string, string[]][] {
+    return [...this.values];
+  }
 }
 
 function parseValue(raw: string, where: string): string {
