@@ -23,6 +23,8 @@ import { mptcpWanted, wrapSocketError } from './connection.js';
 import { appendReflog, committerIdent } from '../repo/reflog.js';
 import { checkConnected, clearResume, PACKFILE_URI_PROTOCOLS, readResumeRecord, receivePackfileUris, restoreInlinePack, resumeDir, saveResumeRecord } from '../offload/client.js';
 import type { PackfileUri } from '../offload/download.js';
+import { HaveWalker } from './haves.js';
+import { bundleTips, seedFromBundles } from './bundles.js';
 
 export interface CloneOptions {
   url: string;
@@ -42,6 +44,10 @@ export interface CloneOptions {
   onTempDir?: (dir: string | null) => void;
   /** Ask for packfile URIs (default true; --no-packfile-uris turns it off). */
   packfileUris?: boolean;
+  /** Use the bundles the server advertises (default: transfer.bundleURI, else true; --no-bundle-uri). */
+  bundleUris?: boolean;
+  /** --bundle-uri=URL: a bundle or bundle list to seed the clone from (instead of the server's). */
+  bundleUri?: string;
 }
 
 /** What an interrupted clone keeps (with its packfile URIs) to finish without the server. */
@@ -52,6 +58,8 @@ interface CloneRecord {
   bare: boolean;
   shallow: string[];
   unshallow: string[];
+  /** Saved while bundles download: a new run starts over, resuming those downloads. */
+  bundlePhase?: boolean;
 }
 
 export interface CloneResult {
@@ -74,14 +82,16 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
   const target = resolve(opts.dir ?? defaultCloneDir(url, bare));
   const targetExisted = existsSync(target);
   // A clone interrupted while downloading packfile URIs continues from what it kept there.
-  const resume = targetExisted ? readResumeRecord<CloneRecord>(target) : null;
-  if (resume && resume.url !== url.url) {
-    throw new MpgitError('MPGIT_EXISTS', `'${opts.dir ?? basename(target)}' holds an interrupted clone of ${resume.url}, not of ${url.url}`, `resume it with \`mpgit clone --resume ${opts.dir ?? basename(target)}\`, or choose another directory`);
+  const record = targetExisted ? readResumeRecord<CloneRecord>(target) : null;
+  const resume = record && !record.clone.bundlePhase ? record : null;
+  if (record && record.url !== url.url) {
+    throw new MpgitError('MPGIT_EXISTS', `'${opts.dir ?? basename(target)}' holds an interrupted clone of ${record.url}, not of ${url.url}`, `resume it with \`mpgit clone --resume ${opts.dir ?? basename(target)}\`, or choose another directory`);
   }
-  if (resume && readdirSync(target).some((n) => join(target, n) !== resumeDir(target))) {
+  if (record && readdirSync(target).some((n) => join(target, n) !== resumeDir(target))) {
     throw new MpgitError('MPGIT_EXISTS', `'${opts.dir ?? basename(target)}' holds an interrupted clone and other files`, 'remove the other files, or choose another directory');
   }
-  if (targetExisted && !resume && !(statSync(target).isDirectory() && readdirSync(target).length === 0)) {
+  if (opts.bundleUri && opts.depth !== undefined) throw new MpgitError('MPGIT_CONFIG', "options '--bundle-uri' and '--depth' cannot be used together", 'drop one of them');
+  if (targetExisted && !record && !(statSync(target).isDirectory() && readdirSync(target).length === 0)) {
     throw new MpgitError('MPGIT_EXISTS', `destination path '${opts.dir ?? basename(target)}' already exists and is not an empty directory`, 'choose another directory');
   }
   // Parents we create are removed again on failure, like the clone itself.
@@ -100,7 +110,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
   opts.say?.(bare ? `Cloning into bare repository '${opts.dir ?? basename(target)}'...` : `Cloning into '${opts.dir ?? basename(target)}'...`);
 
   let session: RemoteSession | null = null;
-  let resumable = !!resume;
+  let resumable = !!record;
   try {
     let refs: RemoteRef[];
     if (resume) refs = resume.clone.refs;
@@ -126,30 +136,52 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       objects += await fromUris(resume.uris, resume.clone.shallow);
     } else if (plan.wants.length && session) {
       const remoteProgress = opts.progress ? new RemoteProgress(opts.progress.write, opts.progress.tty) : null;
-      const res = await session.fetch({
-        wants: plan.wants,
-        depth: opts.depth,
-        thinPack: false,
-        progress: !!opts.progress,
-        packfileUris: opts.packfileUris === false ? undefined : PACKFILE_URI_PROTOCOLS,
-        onProgress: (c) => remoteProgress?.push(c),
-      });
-      let inline: { packPath: string; idxPath: string; checksum: string };
-      try {
-        const pack = await receivePack(res.pack, gitDir, { progress: opts.progress });
-        inline = pack;
-        objects = pack.objectCount;
-        opts.verbose?.(`Received ${pack.objectCount} objects (${humanBytes(pack.bytes)}) in ${(pack.receiveMs / 1000).toFixed(2)} s and indexed them in ${(pack.indexMs / 1000).toFixed(2)} s`);
-      } finally {
-        remoteProgress?.flush();
-      }
-      updateShallow(gitDir, res.shallow, res.unshallow);
-      await session.close();
-      session = null;
-      if (res.packfileUris.length) {
-        saveResumeRecord<CloneRecord>(target, { version: 1, url: url.url, uris: res.packfileUris, inlinePack: inline.checksum, clone: { refs, branch, depth, bare, shallow: res.shallow, unshallow: res.unshallow } }, inline);
+      // Bundles first (the server's, or --bundle-uri's); their refs are then our haves.
+      const saveBundlePhase = () => {
+        saveResumeRecord<CloneRecord>(target, { version: 1, url: url.url, uris: [], inlinePack: null, clone: { refs, branch, depth, bare, shallow: [], unshallow: [], bundlePhase: true } }, null);
         resumable = true;
-        objects += await fromUris(res.packfileUris, res.shallow);
+      };
+      const seeded = depth === undefined ? await seedFromBundles(gitDir, target, session, { ...opts, mptcp: mptcpWanted(opts.mptcp) }, saveBundlePhase) : null;
+      const tips = seeded ? bundleTips(seeded) : [];
+      for (const b of seeded?.applied ?? []) objects += b.objects;
+      const haveDb = tips.length ? ObjectDb.openSync(gitDir) : null;
+      if (haveDb && plan.wants.every((w) => haveDb.hasSync(w))) {
+        // The bundles brought every tip: nothing is left to fetch (the refs are checked below).
+        haveDb.close();
+        opts.verbose?.('The bundles carry every ref asked for: no pack to fetch');
+        await session.close();
+        session = null;
+        await checkConnected(gitDir, plan.wants);
+      } else {
+        const res = await session.fetch({
+          wants: plan.wants,
+          depth: opts.depth,
+          haves: haveDb ? new HaveWalker(haveDb, tips, new Set()) : undefined,
+          thinPack: !!haveDb,
+          progress: !!opts.progress,
+          packfileUris: opts.packfileUris === false ? undefined : PACKFILE_URI_PROTOCOLS,
+          onProgress: (c) => remoteProgress?.push(c),
+        });
+        let inline: { packPath: string; idxPath: string; checksum: string };
+        try {
+          const pack = await receivePack(res.pack, gitDir, { progress: opts.progress, fixThin: haveDb ?? undefined });
+          inline = pack;
+          objects += pack.objectCount;
+          opts.verbose?.(`Received ${pack.objectCount} objects (${humanBytes(pack.bytes)}) in ${(pack.receiveMs / 1000).toFixed(2)} s and indexed them in ${(pack.indexMs / 1000).toFixed(2)} s`);
+        } finally {
+          remoteProgress?.flush();
+          haveDb?.close();
+        }
+        updateShallow(gitDir, res.shallow, res.unshallow);
+        // After bundles, as after packfile URIs: the refs must reach only objects that are here.
+        if (tips.length && !res.packfileUris.length) await checkConnected(gitDir, plan.wants, { shallow: res.shallow });
+        await session.close();
+        session = null;
+        if (res.packfileUris.length) {
+          saveResumeRecord<CloneRecord>(target, { version: 1, url: url.url, uris: res.packfileUris, inlinePack: inline.checksum, clone: { refs, branch, depth, bare, shallow: res.shallow, unshallow: res.unshallow } }, inline);
+          resumable = true;
+          objects += await fromUris(res.packfileUris, res.shallow);
+        }
       }
     } else {
       opts.say?.('warning: You appear to have cloned an empty repository.');

@@ -23,6 +23,7 @@ import { mapRef, parseRefspec, refPrefix, sourceOf, type Refspec } from './refsp
 import { mptcpWanted, wrapSocketError } from './connection.js';
 import { appendReflog, committerIdent, logsRef } from '../repo/reflog.js';
 import { checkConnected, PACKFILE_URI_PROTOCOLS, receivePackfileUris } from '../offload/client.js';
+import { seedFetchFromBundles } from './bundles.js';
 
 export interface FetchOptions {
   cwd: string;
@@ -102,6 +103,10 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
     throw new ConfigError('--unshallow on a complete repository does not make sense', 'the repository already has its whole history');
   }
   if (opts.unshallow && opts.depth !== undefined) throw new ConfigError('--depth and --unshallow cannot be used together');
+
+  // fetch.bundleURI first, as git does: new bundles (by creationToken) before the server.
+  const bundleUri = config.get('fetch.bundleURI');
+  if (bundleUri && depth === undefined) await seedFetchFromBundles(gitDir, bundleUri, config.get('fetch.bundleCreationToken'), { ...opts, mptcp: mptcpWanted(opts.mptcp) });
 
   const session = await RemoteSession.open(url, { mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose });
   try {

@@ -22,8 +22,10 @@ export function registerClone(program: Command): void {
     .option('-v, --verbose', 'report the transport (TCP or MPTCP, subflows)')
     .option('--progress', 'show progress even when stderr is not a terminal')
     .option('--no-packfile-uris', 'do not ask the server for packfile URIs (get everything from it)')
+    .option('--bundle-uri <uri>', 'seed the clone from a bundle or bundle list (http, https or file) before fetching the rest')
+    .option('--no-bundle-uri', 'do not use the bundles the server advertises (as transfer.bundleURI=false)')
     .option('--resume', 'finish the interrupted clone in <url> (given as its directory), continuing its downloads')
-    .action(async (url: string, dir: string | undefined, o: { mptcp?: boolean; depth?: number; branch?: string; bare?: boolean; quiet?: boolean; verbose?: boolean; progress?: boolean; packfileUris?: boolean; resume?: boolean }) => {
+    .action(async (url: string, dir: string | undefined, o: { mptcp?: boolean; depth?: number; branch?: string; bare?: boolean; quiet?: boolean; verbose?: boolean; progress?: boolean; packfileUris?: boolean; bundleUri?: string | false; resume?: boolean }) => {
       // Loaded on use: the CLI starts fast whatever command runs.
       const { clone } = await import('../client/clone.js');
       const out = outputs(o);
@@ -46,7 +48,7 @@ export function registerClone(program: Command): void {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
-        await clone({ url, dir, mptcp: o.mptcp, depth: o.depth, branch: o.branch, bare: o.bare, packfileUris: o.packfileUris, ...out, onTempDir: (d) => (tmp = d) });
+        await clone({ url, dir, mptcp: o.mptcp, depth: o.depth, branch: o.branch, bare: o.bare, packfileUris: o.packfileUris, bundleUri: o.bundleUri || undefined, bundleUris: o.bundleUri === false ? false : undefined, ...out, onTempDir: (d) => (tmp = d) });
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
