@@ -23,10 +23,10 @@ import { parseBundleListFile, parseBundleListLines, type BundleList, type Bundle
 import { ObjectDb } from '../repo/odb.js';
 import { writeRef } from '../repo/refs.js';
 import { setConfigValue } from '../repo/config-write.js';
-import { resumeDir } from '../offload/client.js';
+import { resumeDir } from './resume.js';
 import type { RemoteSession } from './session.js';
-import { uriOptionsFromEnv, type ReceiveUrisOptions } from '../offload/client.js';
-import type { DownloadProgress, DownloadedPack } from '../offload/download.js';
+import { uriOptionsFromEnv, type ReceiveUrisOptions } from './uri-packs.js';
+import type { DownloadProgress, DownloadedPack } from './download.js';
 import { receivePack } from './receive.js';
 
 export interface BundleOptions {
@@ -215,7 +215,7 @@ async function fetchBundles(bundles: BundleListEntry[], opts: BundleOptions, fai
     }
   }
   if (!remote.length) return out;
-  const { DownloadProgressPrinter, downloadPacks } = await import('../offload/download.js');
+  const { DownloadProgressPrinter, downloadPacks } = await import('./download.js');
   const printer = opts.progress ? new DownloadProgressPrinter(opts.progress.write, opts.progress.tty) : null;
   const bounds = { ...uriOptionsFromEnv(), ...opts.download };
   const latest = new Map<string, DownloadProgress>();

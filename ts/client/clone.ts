@@ -21,8 +21,10 @@ import { RemoteSession } from './session.js';
 import { receivePack } from './receive.js';
 import { mptcpWanted, wrapSocketError } from './connection.js';
 import { appendReflog, committerIdent } from '../repo/reflog.js';
-import { checkConnected, clearResume, PACKFILE_URI_PROTOCOLS, readResumeRecord, receivePackfileUris, restoreInlinePack, resumeDir, saveResumeRecord } from '../offload/client.js';
-import type { PackfileUri } from '../offload/download.js';
+import { receivePackfileUris } from './uri-packs.js';
+import { clearResume, readResumeRecord, restoreInlinePack, resumeDir, saveResumeRecord } from './resume.js';
+import { checkConnected } from '../repo/connectivity.js';
+import { PACKFILE_URI_PROTOCOLS, type PackfileUri } from '../protocol/packfile-uris.js';
 import { HaveWalker } from './haves.js';
 import { bundleTips, seedFromBundles } from './bundles.js';
 

@@ -22,7 +22,9 @@ import { HaveWalker } from './haves.js';
 import { mapRef, parseRefspec, refPrefix, sourceOf, type Refspec } from './refspec.js';
 import { mptcpWanted, wrapSocketError } from './connection.js';
 import { appendReflog, committerIdent, logsRef } from '../repo/reflog.js';
-import { checkConnected, PACKFILE_URI_PROTOCOLS, receivePackfileUris } from '../offload/client.js';
+import { receivePackfileUris } from './uri-packs.js';
+import { checkConnected } from '../repo/connectivity.js';
+import { PACKFILE_URI_PROTOCOLS } from '../protocol/packfile-uris.js';
 import { seedFetchFromBundles } from './bundles.js';
 
 export interface FetchOptions {

@@ -32,7 +32,7 @@ export function registerClone(program: Command): void {
       if (o.resume) {
         // `mpgit clone --resume DIR`: the URL and the options come from the clone's record.
         if (dir !== undefined) throw new MpgitError('MPGIT_CONFIG', 'with --resume, give only the directory of the interrupted clone', 'usage: mpgit clone --resume DIR');
-        const { readResumeRecord } = await import('../offload/client.js');
+        const { readResumeRecord } = await import('../client/resume.js');
         const rec = readResumeRecord<{ bare: boolean }>(resolve(url));
         if (!rec) throw new MpgitError('MPGIT_RESUME', `${url} holds no interrupted clone to resume`, 'start the clone again: mpgit clone URL DIR');
         dir = url;

@@ -2,62 +2,13 @@
 // settings as JSON (flags override it).
 
 import { Command, Option } from 'commander';
-import { describe } from '../errors.js';
 // Only what --help needs loads with the CLI; the daemon itself (zod, the offload responder)
 // loads when the command runs: every other command starts ~200 ms sooner.
-import type { DaemonConfig, Settings } from '../daemon/config.js';
-import type { Daemon, DaemonOptions } from '../daemon/daemon.js';
+import type { Settings } from '../daemon/config.js';
 import { SERVICE_NAMES } from '../daemon/service-names.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './types.js';
 
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
-
-/** Runs a daemon until SIGTERM/SIGINT: stop accepting, let transfers finish, exit 0. */
-export async function runDaemon(cfg: DaemonConfig, opts: DaemonOptions = {}, onReady?: (d: Daemon) => void): Promise<never> {
-  const { Daemon, makeLog, serveInetd } = await import('../daemon/daemon.js');
-  const { ReadyChannel } = await import('../daemon/detach.js');
-  // Started by --detach: the command that waits for us hears our warnings, error or readiness.
-  const channel = ReadyChannel.fromEnv();
-  // A daemon that does not log to stderr must not die of EPIPE when whatever read it is gone.
-  if (cfg.logDestination !== 'stderr') process.stderr.on('error', () => {});
-  const warn = (text: string) => {
-    if (!channel?.send(text)) process.stderr.write(text);
-  };
-  const log = opts.log ?? makeLog(cfg, warn);
-  await log.opened();
-  if (cfg.inetd) {
-    const code = await serveInetd(cfg, { ...opts, log });
-    await log.close();
-    process.exit(code === 0 ? 0 : 1);
-  }
-  let daemon: Daemon;
-  try {
-    daemon = await Daemon.start(cfg, { ...opts, log });
-  } catch (e) {
-    channel?.send(`fatal: ${describe(e)}\n`);
-    // stderr gets it from the CLI; syslog would otherwise never hear why the daemon stopped.
-    if (cfg.logDestination === 'syslog') log.error('fatal', `fatal: ${describe(e)}`);
-    await log.close();
-    throw e;
-  }
-  channel?.ready(daemon.readyText);
-  onReady?.(daemon);
-  return new Promise<never>(() => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      signals++;
-      if (signals === 1) {
-        log.notice('signal', `Received ${sig}: no new connections; transfers in flight get ${cfg.gracePeriod} s to finish`, { signal: sig });
-        void daemon.stop().then(() => log.close()).then(() => process.exit(0));
-      } else {
-        log.notice('signal', `Received ${sig} again: terminating transfers now`, { signal: sig });
-        void daemon.abort().then(() => log.close()).then(() => process.exit(0));
-      }
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
-}
 
 /** Settings given on the command line (only those actually typed, so the file can fill the rest). */
 function givenSettings(cmd: Command, directories: string[], flagSettings: (given: Record<string, unknown>) => Settings): Settings {
@@ -128,7 +79,8 @@ export const registerDaemon: RegisterCommand = (program) => {
         process.exit(await detach(cfg, given));
       }
       // Offloaded repositories answer protocol v2 fetch in-process (packfile URIs); git serves the rest.
-      const { offloadHook } = await import('../offload/hook.js');
+      const { offloadHook } = await import('../daemon/offload-hook.js');
+      const { runDaemon } = await import('../daemon/run.js');
       await runDaemon(cfg, { hooks: [offloadHook] });
     });
 };

@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { Option } from 'commander';
 import { MpgitError } from '../errors.js';
-import { runDaemon } from './daemon.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './types.js';
 
 /** The repository name clients ask for: git://HOST:PORT/demo. */
 export const DEMO_NAME = 'demo';
@@ -110,6 +109,7 @@ export const registerDemo: RegisterCommand = (program) => {
       // The daemon's modules load when the command runs, not with every start of the CLI.
       const { flagSettings, resolveConfig } = await import('../daemon/config.js');
       const { hostPort } = await import('../daemon/log.js');
+      const { runDaemon } = await import('../daemon/run.js');
       const dir = opts.dir ?? defaultDemoDir();
       const flags = flagSettings({ ...(opts.port !== undefined ? { port: opts.port } : {}), listen: opts.listen ?? loopbacks(), mptcp: opts.mptcp, logFormat: opts.logFormat, verbose: !opts.quiet });
       const cfg = resolveConfig({}, { ...flags, basePath: dir });

@@ -2,9 +2,7 @@
 // it runs (or for the full help): a command does not pay for the others' modules (the
 // daemon's zod schemas, the HTTP client), in start-up time or in memory.
 
-import type { Command } from 'commander';
-
-export type RegisterCommand = (program: Command) => void;
+import type { RegisterCommand } from './types.js';
 
 export const commands: { name: string; load: () => Promise<RegisterCommand> }[] = [
   { name: 'demo', load: async () => (await import('./demo.js')).registerDemo },

@@ -17,7 +17,8 @@ import type { ConnLog, DaemonLog } from './log.js';
 import { hostPort } from './log.js';
 import { ClientGoneError, readRequestLine, releaseReading, stopReading } from './request-reader.js';
 import { resolveRepo, type Refusal } from './paths.js';
-import { repoServiceSetting, runAccessHook, serviceArgs, serviceEnv, serviceFlags, serviceOf, spawnService } from './services.js';
+import { repoServiceSetting, runAccessHook, serviceArgs, serviceFlags, serviceOf, spawnService } from './services.js';
+import { serviceEnv } from '../git.js';
 
 /** A request the daemon has accepted, offered to the service hooks before git runs it. */
 export interface ServiceCall {

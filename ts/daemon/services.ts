@@ -7,6 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { SERVICE_NAMES, type DaemonConfig, type ServiceName } from './config.js';
 import { releaseReading } from './request-reader.js';
+import { serviceEnv } from '../git.js';
 
 export interface ServiceDef {
   name: ServiceName;
@@ -25,14 +26,6 @@ export const SERVICES: Record<ServiceName, ServiceDef> = {
 const HELPER_TIMEOUT_MS = 10_000;
 /** Bytes of a helper's output we look at. */
 const HELPER_MAX_OUTPUT = 64 * 1024;
-
-/** Environment variables that point git at a repository: never inherited by a service. */
-const LOCAL_GIT_ENV = [
-  'GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_ALTERNATE_OBJECT_DIRECTORIES',
-  'GIT_COMMON_DIR', 'GIT_NAMESPACE', 'GIT_PREFIX', 'GIT_CONFIG', 'GIT_CONFIG_PARAMETERS', 'GIT_CONFIG_COUNT',
-  'GIT_GRAFT_FILE', 'GIT_IMPLICIT_WORK_TREE', 'GIT_NO_REPLACE_OBJECTS', 'GIT_REPLACE_REF_BASE',
-  'GIT_SHALLOW_FILE', 'GIT_PROTOCOL', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES',
-];
 
 /** The service named in a request ("git-upload-pack" -> "upload-pack"). */
 export function serviceOf(requestService: string): ServiceName | null {
@@ -76,14 +69,6 @@ export async function runAccessHook(hook: string, args: { service: ServiceName; 
   if (r.code === 0) return null;
   const first = r.stdout.trim().split('\n')[0]!.trim();
   return first || 'service rejected';
-}
-
-/** The daemon's environment minus variables that would redirect git to another repository. */
-export function serviceEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of LOCAL_GIT_ENV) delete env[k];
-  for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
-  return env;
 }
 
 /** git's arguments for a service. */

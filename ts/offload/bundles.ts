@@ -16,7 +16,7 @@ import { ConfigError } from '../errors.js';
 import { humanBytes } from '../progress.js';
 import { encodeBundleHeader } from '../bundle/format.js';
 import { bundleListPairs, formatBundleListFile } from '../bundle/list.js';
-import { gitText, runGit } from './git.js';
+import { gitText, runGit } from '../git.js';
 import { liveBundles, type OffloadState, type PublishedBundle } from './state.js';
 
 /** The bundle list file in the publish directory (one repository per publish directory). */

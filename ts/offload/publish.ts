@@ -23,7 +23,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ConfigError, MpgitError } from '../errors.js';
 import { humanBytes } from '../progress.js';
-import { GitCommandError, gitLines, gitText, objectTypes, resolveGitDir, runGit, spawnGit } from './git.js';
+import { GitCommandError, gitLines, gitText, objectTypes, resolveGitDir, runGit, spawnGit } from '../git.js';
 import { warmCloneCache, type WarmedAnswer } from './warm.js';
 import { carryBundles, publishBundles, pruneBundles } from './bundles.js';
 import { livePacks, readState, statePath, writeState, type BasePack, type BlobPack, type ConfigPack, type OffloadState, type PublishedBundle } from './state.js';

@@ -4,9 +4,8 @@
 import { rmSync } from 'node:fs';
 import { MissingBaseError, MpgitError, PackError } from '../errors.js';
 import { native, nativeLoadError, type NativeAddon, type NativeIndexResult, type PackHandle } from '../native.js';
-import type { ObjectType } from '../repo/odb.js';
-import type { IndexProgress, IndexResult, PackIndexer } from './indexer.js';
-import { typeCode } from './object.js';
+import type { IndexProgress, IndexResult, PackIndexer } from './types.js';
+import { typeCode, type ObjectType } from './object.js';
 
 type PackSurface = Required<
   Pick<

@@ -1,6 +1,8 @@
 // What a fetch asks for and what it gets back, the same for v0 and v2; and the bounds of the
 // want/have negotiation that both versions run.
 
+import type { PackfileUri } from './packfile-uris.js';
+
 /** Local commits to offer as "have", newest first; told which ones the server has too. */
 export interface HaveSource {
   /** Up to `max` more commits to offer ([] when there are none left). */
@@ -31,7 +33,7 @@ export interface PackResponse {
   shallow: string[];
   unshallow: string[];
   /** Packs to download besides the streamed one (v2 packfile-uris). */
-  packfileUris: { hash: string; uri: string }[];
+  packfileUris: PackfileUri[];
   /** The pack bytes, in order; ends where the pack ends. */
   pack: AsyncGenerator<Buffer>;
   /** Haves the server acknowledged as common. */

@@ -8,6 +8,7 @@ import { AGENT, v2Features, type Capabilities } from './capabilities.js';
 import { checkErr, checkRefName, MAX_REFS, OID_RE, type RemoteRef, type Wire } from './wire.js';
 import { BAND_DATA, BAND_ERROR, BAND_PROGRESS, sidebandData } from './sideband.js';
 import { NegotiationState, type FetchRequest, type PackResponse } from './negotiation.js';
+import { parsePackfileUri } from './packfile-uris.js';
 
 /** Bound on the lines of one non-pack response section. */
 const MAX_SECTION_LINES = 1_000_000;
@@ -191,9 +192,7 @@ async function readPackSections(wire: Wire, first: string, req: FetchRequest, st
         if (!m) throw new ProtocolError(`malformed shallow-info line ${JSON.stringify(line)}`);
         (m[1] === 'shallow' ? res.shallow : res.unshallow).push(m[2]!);
       } else if (header === 'packfile-uris') {
-        const m = /^([0-9a-f]{40}) (\S+)$/.exec(line);
-        if (!m) throw new ProtocolError(`malformed packfile-uris line ${JSON.stringify(line)}`);
-        res.packfileUris.push({ hash: m[1]!, uri: m[2]! });
+        res.packfileUris.push(parsePackfileUri(line));
       }
       // wanted-refs: we never send want-ref, so there is nothing to take from it.
     }

@@ -4,16 +4,12 @@
 
 import { MpgitError, PackError } from '../errors.js';
 import { native, type NativeAddon, type OdbHandle } from '../native.js';
-import { typeName, type ObjectType } from '../pack/object.js';
+import { typeName, type ObjectReader } from '../pack/object.js';
 import { JsObjectDb, type GitObject, type JsOdbOptions } from './odb-js.js';
 import { parseCommit } from './objects.js';
 
-export type { ObjectType } from '../pack/object.js';
+export type { ObjectReader, ObjectType } from '../pack/object.js';
 export type { GitObject } from './odb-js.js';
-
-export interface ObjectReader {
-  read(oid: string): Promise<{ type: ObjectType; data: Buffer } | null>;
-}
 
 export interface CommitInfo {
   tree: string;

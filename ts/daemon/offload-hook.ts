@@ -3,9 +3,9 @@
 // names those packs as packfile URIs); everything else (v0/v1, other services, repositories
 // without offload) is left to git upload-pack.
 
-import type { ServiceHook } from '../daemon/connection.js';
-import { liveBundles, livePacks, loadStateCached } from './state.js';
-import { serveV2 } from './serve.js';
+import type { ServiceHook } from './connection.js';
+import { liveBundles, livePacks, loadStateCached } from '../offload/state.js';
+import { serveV2 } from '../serve/serve.js';
 
 export const offloadHook: ServiceHook = async (call) => {
   if (call.service !== 'upload-pack' || call.protocolVersion !== 2) return null;

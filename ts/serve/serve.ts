@@ -8,9 +8,9 @@ import type { Readable, Writable } from 'node:stream';
 import { PktReader, pktText, type Pkt } from '../pktline.js';
 import { MpgitError, ProtocolError } from '../errors.js';
 import { encodeV2Advertisement } from '../protocol/capabilities.js';
-import { liveBundles, livePacks, loadStateCached, type OffloadState } from './state.js';
-import { bundleListLines } from './bundles.js';
-import { hiddenPatterns, listServerRefs } from './refs.js';
+import { liveBundles, livePacks, loadStateCached, type OffloadState } from '../offload/state.js';
+import { bundleListLines } from '../offload/bundles.js';
+import { hiddenPatterns, listServerRefs } from '../repo/server-refs.js';
 import { BadRequestError, handleFetch, parseFetchArgs } from './fetch.js';
 import { ClientGoneError, ResponseWriter } from './response.js';
 

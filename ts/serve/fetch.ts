@@ -8,17 +8,16 @@ import { spawn } from 'node:child_process';
 import type { Pkt } from '../pktline.js';
 import { pkt, pktText, FLUSH, DELIM, RESPONSE_END } from '../pktline.js';
 import { ProtocolError } from '../errors.js';
-import { GitCommandError, objectTypes, runGit } from './git.js';
-import { serviceEnv } from '../daemon/services.js';
-import { planFetch } from './plan.js';
-import { listServerRefs, refTips } from './refs.js';
-import type { OffloadState } from './state.js';
-import { cacheLookup, CacheWriter, cloneKey, type CacheHit } from './cache.js';
-import { PackObjects } from './pack-objects.js';
+import { GitCommandError, objectTypes, runGit, serviceEnv } from '../git.js';
+import { planFetch } from '../offload/plan.js';
+import { listServerRefs, refTips } from '../repo/server-refs.js';
+import type { OffloadState } from '../offload/state.js';
+import { cacheLookup, CacheWriter, cloneKey, type CacheHit } from '../offload/cache.js';
+import { PackObjects } from '../offload/pack-objects.js';
 import { createReadStream } from 'node:fs';
 import { humanBytes } from '../progress.js';
 import type { ResponseWriter } from './response.js';
-import type { PackfileUri } from './download.js';
+import { encodePackfileUri, type PackfileUri } from '../protocol/packfile-uris.js';
 
 const OID = /^[0-9a-f]{40}$/;
 /** Silence on the pack stream after which an empty band-1 packet tells the client we are alive. */
@@ -241,7 +240,7 @@ async function sendPack(ctx: FetchContext, args: FetchArgs, common: string[]): P
     cache = key ? await CacheWriter.start(gitDir, key) : null;
     if (!pack.started) throw new Error('pack-objects was not started');
     if (uris.length) {
-      await writer.lines(['packfile-uris', ...uris.map((u) => `${u.hash} ${u.uri}`)]);
+      await writer.lines(['packfile-uris', ...uris.map(encodePackfileUri)]);
       await writer.delim();
     }
     await writer.line('packfile');

@@ -10,7 +10,7 @@
 //   endpoint 10.71.2.1 dev c1 subflow; rule from 10.71.2.1 -> table 102 (default dev c1)
 
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { exec, execOk, type CommandResult } from '../net/iproute.js';
+import { exec, execOk, type CommandResult } from '../../ts/net/iproute.js';
 import {
   bedNamespaceNames,
   deleteNamespace,

@@ -8,7 +8,7 @@
 // Only namespaces with our prefix are ever touched, and of those only our own or orphans.
 
 import { readFileSync } from 'node:fs';
-import { execSyncQuiet, exec } from '../net/iproute.js';
+import { execSyncQuiet, exec } from '../../ts/net/iproute.js';
 
 export const BED_PREFIX = 'mpgb';
 /** `mpgb<owner pid>x<random hex><c|s>` */

@@ -5,7 +5,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { gitLines, gitText } from './git.js';
+import { gitLines, gitText } from '../git.js';
 
 export interface ServerRef {
   name: string;

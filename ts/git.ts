@@ -1,10 +1,25 @@
-// Running git for the offload server side: pack generation, object listing and ref reading are
-// git's (`pack-objects`, `rev-list`, `for-each-ref`); this module runs them with bounded
-// captured output and errors that carry git's own message.
+// Running git: pack generation, object listing and ref reading are git's (`pack-objects`,
+// `rev-list`, `for-each-ref`). This module runs it in an environment that cannot point it at
+// another repository, with bounded captured output and errors that carry git's own message.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { MpgitError } from '../errors.js';
-import { serviceEnv } from '../daemon/services.js';
+import { MpgitError } from './errors.js';
+
+/** Environment variables that point git at a repository: never inherited by a service. */
+const LOCAL_GIT_ENV = [
+  'GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+  'GIT_COMMON_DIR', 'GIT_NAMESPACE', 'GIT_PREFIX', 'GIT_CONFIG', 'GIT_CONFIG_PARAMETERS', 'GIT_CONFIG_COUNT',
+  'GIT_GRAFT_FILE', 'GIT_IMPLICIT_WORK_TREE', 'GIT_NO_REPLACE_OBJECTS', 'GIT_REPLACE_REF_BASE',
+  'GIT_SHALLOW_FILE', 'GIT_PROTOCOL', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES',
+];
+
+/** This process's environment minus variables that would redirect git to another repository. */
+export function serviceEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of LOCAL_GIT_ENV) delete env[k];
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
+  return env;
+}
 
 /** Largest stdout captured in memory from one git command. */
 const MAX_CAPTURE = 256 * 1024 * 1024;
