@@ -38,7 +38,7 @@ export interface Job {
 
 /** How messages name a download: a pack by its hash, a bundle by its URI (in the message). */
 export function label(job: Job): string {
-  return job.bundle ? 'bundle' : `${label(job)}`;
+  return job.bundle ? 'bundle' : `pack ${job.hash}`;
 }
 
 export interface AttemptLimits {
