@@ -95,7 +95,7 @@ export function parseBundleListFile(text: string, base: string): BundleList {
     throw new BundleError(`${base} is neither a bundle nor a bundle list: ${(e as Error).message}`);
   }
   const pairs: [string, string][] = [];
-  for (const [key, values] of cfg.entries()) for (const v of values) pairs.push([key, v]);
+  for (const key of cfg.keys()) for (const v of cfg.getAll(key)) pairs.push([key, v]);
   return bundleListFromPairs(pairs, base);
 }
 

@@ -67,7 +67,11 @@ function demoHistory(): string {
 /** Creates <dir>/demo.git once (built aside, then renamed into place); returns its path. */
 export async function ensureDemoRepo(dir: string): Promise<string> {
   const repo = join(dir, `${DEMO_NAME}.git`);
-  if (existsSync(join(repo, 'git-daemon-export-ok'))) return repo;
+  if (existsSync(join(repo, 'git-daemon-export-ok'))) {
+    // Partial clones (--filter) of the demo work: upload-pack honours filters only when allowed.
+    await git(['config', 'uploadpack.allowFilter', 'true'], { cwd: repo });
+    return repo;
+  }
   await mkdir(dir, { recursive: true });
   const tmp = join(dir, `.${DEMO_NAME}.tmp-${process.pid}`);
   await rm(tmp, { recursive: true, force: true });
@@ -75,6 +79,7 @@ export async function ensureDemoRepo(dir: string): Promise<string> {
     await git(['init', '-q', '--bare', tmp], { cwd: dir });
     await git(['symbolic-ref', 'HEAD', 'refs/heads/main'], { cwd: tmp });
     await git(['fast-import', '--quiet'], { cwd: tmp, input: demoHistory() });
+    await git(['config', 'uploadpack.allowFilter', 'true'], { cwd: tmp });
     await writeFile(join(tmp, 'git-daemon-export-ok'), '');
     await rm(repo, { recursive: true, force: true }); // a half-made one from an older version
     await rename(tmp, repo);

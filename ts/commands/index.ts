@@ -13,6 +13,7 @@ export const commands: { name: string; load: () => Promise<RegisterCommand> }[] 
   { name: 'index-pack', load: async () => (await import('./index-pack.js')).registerIndexPack },
   { name: 'offload', load: async () => (await import('./offload.js')).registerOffload },
   { name: 'doctor', load: async () => (await import('./doctor.js')).registerDoctor },
+  { name: 'version', load: async () => (await import('./version.js')).registerVersion },
 ];
 
 /** The commands to register for `argv` (after node and the script): the one named, else all. */

@@ -9,11 +9,17 @@ import type { ChildProcess } from 'node:child_process';
 import { socketFd, connInfo } from '../net/socket.js';
 import { MpgitError } from '../errors.js';
 import type { DaemonConfig } from './config.js';
-import { DaemonLog, hostPort } from './log.js';
+import { DaemonLog, hostPort, type ConnLog } from './log.js';
+import type { TransferRecord } from './access.js';
 import { SyslogWriter } from './syslog.js';
+import { LogFile } from './logfile.js';
 import { bindListeners, systemdListeners, type Listener } from './listeners.js';
 import { handleConnection, type ConnectionIO, type ServiceHook } from './connection.js';
-import { native } from '../native.js';
+import { core } from '../core/index.js';
+import { logAccess } from './access.js';
+import type { DaemonMetrics } from './metrics.js';
+import type { PackCache } from '../cache/pack-cache.js';
+import type { ReloadPlan } from './signals.js';
 
 export interface DaemonOptions {
   log?: DaemonLog;
@@ -37,6 +43,10 @@ export function makeLog(cfg: DaemonConfig, warn?: (text: string) => void): Daemo
   if (cfg.logDestination === 'syslog') {
     const w = new SyslogWriter({ warn });
     return new DaemonLog({ format: cfg.logFormat, verbose: cfg.verbose, write: (line, level) => w.write(line, level), opened: w.opened, close: () => w.close() });
+  }
+  if (cfg.logDestination === 'file' && cfg.logFile) {
+    const f = new LogFile(cfg.logFile, warn ?? ((t) => process.stderr.write(t)));
+    return new DaemonLog({ format: cfg.logFormat, verbose: cfg.verbose, write: (line) => f.write(line), reopen: () => f.reopen(), close: async () => f.close() });
   }
   return new DaemonLog({ format: cfg.logFormat, verbose: cfg.verbose, write: cfg.logDestination === 'none' ? null : undefined });
 }
@@ -87,6 +97,10 @@ export class Daemon {
   private early: [net.Socket, Listener][] = [];
   private stopping: Promise<void> | null = null;
   private idle: (() => void) | null = null;
+  /** The pack cache (null: off, by setting or because it could not start). */
+  packCache: PackCache | null = null;
+  metrics: DaemonMetrics | null = null;
+  private metricsServer: { close(): void } | null = null;
 
   private constructor(readonly cfg: DaemonConfig, opts: DaemonOptions) {
     this.log = opts.log ?? makeLog(cfg);
@@ -104,7 +118,9 @@ export class Daemon {
     try {
       dropPrivileges(cfg);
       if (cfg.pidFile) await writeFile(cfg.pidFile, `${process.pid}\n`);
+      await d.startExtras();
     } catch (e) {
+      d.metricsServer?.close();
       for (const l of d.listeners) l.server.close();
       for (const [s] of d.early) s.destroy();
       throw e;
@@ -118,6 +134,41 @@ export class Daemon {
     });
     for (const [s, l] of d.early.splice(0)) d.accept(s, l);
     return d;
+  }
+
+  /** Metrics (--metrics-listen) and the pack cache, once bound and running as the final user. */
+  private async startExtras(): Promise<void> {
+    if (this.cfg.metricsListen) {
+      const { DaemonMetrics, serveMetrics } = await import('./metrics.js');
+      this.metrics = new DaemonMetrics();
+      this.metricsServer = await serveMetrics(this.cfg.metricsListen, this.metrics, () =>
+        this.accepting ? { ok: true, text: `ok: serving, ${this.live.size} connections` } : { ok: false, text: this.stopping ? 'stopping' : 'starting' },
+      );
+      this.log.notice('metrics', `Metrics on http://${this.cfg.metricsListen}/metrics (health: /healthz)`, { metricsListen: this.cfg.metricsListen });
+    }
+    await this.startCache();
+  }
+
+  private async startCache(): Promise<void> {
+    const { startPackCache } = await import('./cache-setup.js');
+    this.packCache = await startPackCache(this.cfg, this.log, this.metrics?.cacheEvents() ?? {});
+  }
+
+  /** SIGHUP: the live settings change in place (each connection reads them as it comes). */
+  async applyReload(plan: ReloadPlan, next: DaemonConfig): Promise<void> {
+    const cfg = this.cfg as unknown as Record<string, unknown>;
+    for (const c of plan.apply) cfg[c.key] = next[c.key];
+    this.log.reconfigure({ format: this.cfg.logFormat, verbose: this.cfg.verbose });
+    if (plan.apply.some((c) => c.key === 'packCache')) {
+      if (!this.cfg.packCache) {
+        const old = this.packCache;
+        this.packCache = null;
+        await old?.close();
+      } else if (!this.packCache) await this.startCache();
+    } else if (this.packCache && plan.apply.some((c) => c.key.startsWith('cache'))) {
+      const { cacheBounds } = await import('./cache-setup.js');
+      await this.packCache.setBounds(cacheBounds(this.cfg));
+    }
   }
 
   /** Connections open right now. */
@@ -137,6 +188,7 @@ export class Daemon {
     const info = connInfo(socket);
     const entry: Live = { id, socket, child: null };
     this.live.set(id, entry);
+    this.metrics?.opened(info ? info.mptcp : listener.mptcp === false ? false : null);
     const io: ConnectionIO = {
       id,
       input: socket,
@@ -148,10 +200,16 @@ export class Daemon {
       mptcp: info ? info.mptcp : listener.mptcp === false ? false : null,
       overLimit: this.cfg.maxConnections > 0 && this.live.size > this.cfg.maxConnections,
     };
-    handleConnection(io, { cfg: this.cfg, log: this.log, hooks: this.hooks, onChild: (c) => (entry.child = c) })
+    const metrics = this.metrics;
+    const onFinished = (r: TransferRecord, log: ConnLog) => {
+      logAccess(log, r);
+      metrics?.finished(r);
+    };
+    handleConnection(io, { cfg: this.cfg, log: this.log, hooks: this.hooks, onChild: (c) => (entry.child = c), packCache: this.packCache, onFinished })
       .catch((e) => this.log.error('internal-error', `connection ${id}: ${(e as Error).stack ?? e}`))
       .finally(() => {
         socket.destroy();
+        metrics?.closed();
         this.live.delete(id);
         if (this.live.size === 0) this.idle?.();
       });
@@ -181,6 +239,8 @@ export class Daemon {
         await this.waitIdle(KILL_WAIT_MS);
       }
     }
+    this.metricsServer?.close();
+    await this.packCache?.close();
     this.log.notice('stopped', 'Stopped', {});
   }
 
@@ -228,9 +288,9 @@ export async function serveInetd(cfg: DaemonConfig, opts: DaemonOptions = {}): P
   const stdin = process.stdin;
   const sock = stdin instanceof net.Socket && typeof stdin.remoteAddress === 'string' ? stdin : null;
   let mptcp: boolean | null = null;
-  if (sock && native) {
+  if (sock && core.net) {
     try {
-      mptcp = native.connInfo(0).mptcp;
+      mptcp = core.net.connInfo(0).mptcp;
     } catch {
       mptcp = null;
     }
@@ -247,6 +307,6 @@ export async function serveInetd(cfg: DaemonConfig, opts: DaemonOptions = {}): P
     overLimit: false,
   };
   dropPrivileges(cfg);
-  const r = await handleConnection(io, { cfg, log, hooks: opts.hooks ?? [], onChild: () => {} });
+  const r = await handleConnection(io, { cfg, log, hooks: opts.hooks ?? [], onChild: () => {}, onFinished: (t, l) => logAccess(l, t) });
   return r.exitCode;
 }

@@ -29,6 +29,7 @@ export const offloadHook: ServiceHook = async (call) => {
     output: call.output,
     log: (msg) => call.log.info('offload', msg),
   });
+  call.served.packfileUris += stats.packfileUris;
   call.log.info('offload-done', `offload session: ${stats.commands} commands, ${stats.fetches} packs, ${stats.packfileUris} packfile URIs, ${stats.bundleLists} bundle lists, ${stats.bytesOut} bytes`, { ...stats });
   return 0;
 };

@@ -1,14 +1,22 @@
 // Running a daemon as a process: its log, the --detach readiness channel, inetd mode, and
-// SIGTERM/SIGINT (stop accepting, let transfers finish, exit 0). `mpgit daemon` and `mpgit demo`
+// its signals (signals.ts). `mpgit daemon` and `mpgit demo`
 // both end here.
 
 import { describe } from '../errors.js';
 import type { DaemonConfig } from './config.js';
 import { Daemon, makeLog, serveInetd, type DaemonOptions } from './daemon.js';
 import { ReadyChannel } from './detach.js';
+import { installSignals } from './signals.js';
 
 /** Runs a daemon until SIGTERM/SIGINT: stop accepting, let transfers finish, exit 0. */
-export async function runDaemon(cfg: DaemonConfig, opts: DaemonOptions = {}, onReady?: (d: Daemon) => void): Promise<never> {
+export async function runDaemon(
+  cfg: DaemonConfig,
+  opts: DaemonOptions & { reload?: (() => Promise<DaemonConfig>) | null } = {},
+  onReady?: (d: Daemon) => void,
+): Promise<never> {
+  // Before anything slow: a SIGUSR1 handler is what keeps node from opening its inspector.
+  const early = () => {};
+  process.on('SIGUSR1', early);
   // Started by --detach: the command that waits for us hears our warnings, error or readiness.
   const channel = ReadyChannel.fromEnv();
   // A daemon that does not log to stderr must not die of EPIPE when whatever read it is gone.
@@ -36,18 +44,14 @@ export async function runDaemon(cfg: DaemonConfig, opts: DaemonOptions = {}, onR
   channel?.ready(daemon.readyText);
   onReady?.(daemon);
   return new Promise<never>(() => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      signals++;
-      if (signals === 1) {
-        log.notice('signal', `Received ${sig}: no new connections; transfers in flight get ${cfg.gracePeriod} s to finish`, { signal: sig });
-        void daemon.stop().then(() => log.close()).then(() => process.exit(0));
-      } else {
-        log.notice('signal', `Received ${sig} again: terminating transfers now`, { signal: sig });
-        void daemon.abort().then(() => log.close()).then(() => process.exit(0));
-      }
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    installSignals({
+      log,
+      reload: opts.reload ?? null,
+      current: () => daemon.cfg,
+      apply: (plan, next) => daemon.applyReload(plan, next),
+      stop: () => daemon.stop().then(() => log.close()).then(() => process.exit(0)),
+      abort: () => daemon.abort().then(() => log.close()).then(() => process.exit(0)),
+    });
+    process.off('SIGUSR1', early);
   });
 }

@@ -133,7 +133,7 @@ export function spawnService(opts: {
   relayLines(child.stderr!, opts.onStderrLine);
   const exited = new Promise<{ code: number; signal: NodeJS.Signals | null }>((resolve) => {
     child.on('error', (e) => {
-      opts.onStderrLine(`cannot run git ${opts.args[0]}: ${e.message}`);
+      opts.onStderrLine(`cannot run git ${opts.args.find((a) => !a.startsWith('-') && !a.includes('='))}: ${e.message}`);
       resolve({ code: 127, signal: null });
     });
     child.on('exit', (code, signal) => {

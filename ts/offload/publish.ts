@@ -27,6 +27,9 @@ import { GitCommandError, gitLines, gitText, objectTypes, resolveGitDir, runGit,
 import { warmCloneCache, type WarmedAnswer } from './warm.js';
 import { carryBundles, publishBundles, pruneBundles } from './bundles.js';
 import { livePacks, readState, statePath, writeState, type BasePack, type BlobPack, type ConfigPack, type OffloadState, type PublishedBundle } from './state.js';
+import { isOid, OID_PATTERN } from '../oid.js';
+
+const BLOB_PACKFILE_URI = new RegExp(`^(${OID_PATTERN}) (${OID_PATTERN}) (\\S+)$`);
 
 export interface OffloadOptions {
   repo: string;
@@ -175,7 +178,7 @@ async function configPacks(gitDir: string): Promise<ConfigPack[]> {
   const values = await gitLines(gitDir, ['config', '--get-all', 'uploadpack.blobpackfileuri'], { okCodes: [1] });
   const byHash = new Map<string, ConfigPack>();
   for (const v of values) {
-    const m = /^([0-9a-f]{40}) ([0-9a-f]{40}) (\S+)$/.exec(v.trim());
+    const m = BLOB_PACKFILE_URI.exec(v.trim());
     if (!m) throw new ConfigError(`uploadpack.blobPackfileUri ${JSON.stringify(v)} is not "<object> <pack-hash> <uri>"`, 'fix or remove that configuration entry');
     checkBaseUrl(m[3]!);
     const known = byHash.get(m[2]!);
@@ -360,9 +363,9 @@ async function publishBlobs(gitDir: string, publishDir: string, state: OffloadSt
 async function publishBase(gitDir: string, publishDir: string, state: OffloadState, ref: string, now: Date, log: (l: string) => void, retired: (BasePack | BlobPack)[]): Promise<BasePack[]> {
   if (ref.startsWith('-')) throw new ConfigError(`--base ${JSON.stringify(ref)} is not a ref`);
   const object = await gitText(gitDir, ['rev-parse', '--verify', '-q', `${ref}^{object}`], { okCodes: [1] });
-  if (!/^[0-9a-f]{40}$/.test(object)) throw new ConfigError(`--base ${ref}: no such ref or commit in the repository`, 'give a branch, a tag or a commit id');
+  if (!isOid(object)) throw new ConfigError(`--base ${ref}: no such ref or commit in the repository`, 'give a branch, a tag or a commit id');
   const commit = await gitText(gitDir, ['rev-parse', '--verify', '-q', `${ref}^{commit}`], { okCodes: [1] });
-  if (!/^[0-9a-f]{40}$/.test(commit)) throw new ConfigError(`--base ${ref} does not name a commit`, 'give a branch, a tag or a commit id');
+  if (!isOid(commit)) throw new ConfigError(`--base ${ref} does not name a commit`, 'give a branch, a tag or a commit id');
   const current = state.packs.find((p): p is BasePack => p.kind === 'base' && p.retiredAt === null);
   if (current && current.object === object) {
     log(`base ${ref} is still ${object.slice(0, 12)}: ${current.file} stays`);

@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { MpgitError } from '../errors.js';
+import { OID_RE as OID } from '../oid.js';
 
 export interface Ref {
   name: string;
@@ -13,7 +14,6 @@ export interface Ref {
   peeled?: string;
 }
 
-const OID = /^[0-9a-f]{40}$/;
 /** How many symbolic refs we follow before calling it a loop. */
 const MAX_SYMREF_DEPTH = 5;
 

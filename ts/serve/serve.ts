@@ -11,6 +11,7 @@ import { encodeV2Advertisement } from '../protocol/capabilities.js';
 import { liveBundles, livePacks, loadStateCached, type OffloadState } from '../offload/state.js';
 import { bundleListLines } from '../offload/bundles.js';
 import { hiddenPatterns, listServerRefs } from '../repo/server-refs.js';
+import { gitText } from '../git.js';
 import { BadRequestError, handleFetch, parseFetchArgs } from './fetch.js';
 import { ClientGoneError, ResponseWriter } from './response.js';
 
@@ -50,7 +51,7 @@ interface CommandRequest {
 }
 
 /** Reads one command request; null when the client ends the session (flush or hang-up). */
-async function readCommand(reader: PktReader): Promise<CommandRequest | null> {
+export async function readCommand(reader: PktReader): Promise<CommandRequest | null> {
   const raw: Pkt[] = [];
   let bytes = 0;
   const capabilities: string[] = [];
@@ -91,8 +92,10 @@ async function readCommand(reader: PktReader): Promise<CommandRequest | null> {
 }
 
 /** The fetch features this server offers (packfile-uris only with something to name). */
-function fetchFeatures(state: OffloadState | null): string[] {
+function fetchFeatures(state: OffloadState | null, allowFilter: boolean): string[] {
   const f = ['shallow', 'wait-for-done', 'sideband-all'];
+  // Filtered fetches (partial clones) are git upload-pack's to answer, when the repository allows them.
+  if (allowFilter) f.push('filter');
   if (state && livePacks(state).length) f.push('packfile-uris');
   return f;
 }
@@ -108,8 +111,9 @@ export async function serveV2(opts: ServeV2Options): Promise<SessionStats> {
   let hiddenMemo: Promise<string[]> | null = null;
   const hidden = () => (hiddenMemo ??= hiddenPatterns(opts.gitDir));
   try {
+    const allowFilter = (await gitText(opts.gitDir, ['config', '--type=bool', '--get', 'uploadpack.allowFilter'], { okCodes: [1] })) === 'true';
     const bundleUri = !!state && liveBundles(state).length > 0;
-    await writer.write(encodeV2Advertisement({ lsRefs: ['unborn'], fetch: fetchFeatures(state), serverOption: true, bundleUri }));
+    await writer.write(encodeV2Advertisement({ lsRefs: ['unborn'], fetch: fetchFeatures(state, allowFilter), serverOption: true, bundleUri }));
     for (;;) {
       const req = await readCommand(reader);
       if (!req) break;
