@@ -201,3 +201,23 @@ test('mpgit fetch after an increment is published takes only the new bundle', as
     ['/bundle-list'],
   );
 });
+
+test('--no-bundle-uri and transfer.bundleURI=false clone without the bundles', async (t) => {
+  const s = await bundled(t);
+  for (const [name, args] of [
+    ['flag', ['clone', '--no-bundle-uri']],
+    ['config', ['-c', 'transfer.bundleURI=false', 'clone']],
+  ] as const) {
+    const dir = join(s.work, name);
+    const r = await mpgit([...args, s.daemon.url('repo.git'), dir]);
+    t.is(r.code, 0, r.stderr);
+    t.deepEqual(await refsUnder(dir, 'refs/bundles/'), []);
+    await checkClone(t, dir, s.repo);
+  }
+  // The base pack still comes by packfile URI (that is not a bundle).
+  t.deepEqual(
+    (await s.nginx.accessLog()).filter((e) => e.uri.startsWith('/bundle')),
+    [],
+    'no bundle asked for',
+  );
+});

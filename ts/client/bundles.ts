@@ -13,7 +13,7 @@
 
 import { createReadStream, existsSync, openSync, readSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MpgitError } from '../errors.js';
 import { AGENT } from '../protocol/capabilities.js';
@@ -271,28 +271,10 @@ export function bundleTips(r: BundlesResult): string[] {
   return [...new Set(r.applied.flatMap((b) => b.refs.map((x) => x.oid)))];
 }
 
-/**
- * transfer.bundleURI from the user's and the system's git config (`git config`, so `-c` and
- * includes count as git counts them). mpgit's default is on; null when git is not installed.
- */
-export async function transferBundleUri(cwd: string): Promise<boolean | null> {
-  const { spawn } = await import('node:child_process');
-  return new Promise((resolve) => {
-    let out = '';
-    const child = spawn('git', ['config', '--bool', '--get', 'transfer.bundleURI'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.on('error', () => resolve(null));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve(code === 0 ? out.trim() === 'true' : null);
-    });
-  });
-}
 
 /**
  * The bundle step of a clone: the list from --bundle-uri, or the one the server advertises
- * (unless --no-bundle-uri or transfer.bundleURI=false), applied into `gitDir`. `starting` runs
+ * (unless `bundleUris` is false: --no-bundle-uri, transfer.bundleURI=false), applied into `gitDir`. `starting` runs
  * before the first download (the clone records that it may be resumed). As git does, a list
  * with the creationToken heuristic is remembered for later fetches (fetch.bundleURI,
  * fetch.bundleCreationToken).
@@ -308,7 +290,6 @@ export async function seedFromBundles(
   let list: BundleList;
   if (!opts.bundleUri) {
     if (opts.bundleUris === false || !session.offersBundles) return none;
-    if (opts.bundleUris === undefined && (await transferBundleUri(dirname(target))) === false) return none;
     // A failure on the wire is the session's: it goes up like any other.
     const lines = await session.bundleUri();
     try {

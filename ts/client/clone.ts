@@ -142,7 +142,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       // their refs are then our haves, and the server sends only the rest.
       const seeded =
         depth === undefined && !shape.filter
-          ? await seedFromBundles(gitDir, target, session, { ...opts, bundleUri, mptcp: mptcpWanted(opts.mptcp) }, () => {
+          ? await seedFromBundles(gitDir, target, session, { ...opts, bundleUri, bundleUris: opts.bundleUris ?? config.getBool('transfer.bundleURI') ?? true, mptcp: mptcpWanted(opts.mptcp) }, () => {
               saveResumeRecord<CloneRecord>(target, { version: 1, url: url.url, uris: [], inlinePack: null, clone: { refs, branch, depth, bare, flags: cloneFlags(opts), shallow: [], unshallow: [], bundlePhase: true, bundleUri } }, null);
               resumable = true;
             })
