@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { nativePackMissing } from '../ts/pack/native.js';
-import { machine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
+import { machine, machineLine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
 
 const MPGIT = join(BENCH_ROOT, '..', 'bin', 'mpgit');
@@ -116,16 +116,18 @@ async function main(): Promise<void> {
       const paired = median(w.map((x, i) => x / gitWalls[i]!));
       return { clone: c.name, 'wall s': round(median(w) / 1000), 'peak RSS MB': round(Math.max(...rss.get(c.name)!), 0), 'x git': round(median(w) / gitWall), 'x git, per run': round(paired), note: '' };
     });
+    const m = machine();
     const title =
-      `clone${filter.length ? ` ${filter[0]}` : ''} over loopback from git daemon: ${repo.objects} objects, ${(repo.packBytes / 1e6).toFixed(1)} MB pack, median of ${runs} (goal: mpgit <= ${filter.length ? '0.6' : '0.85'}x git)\n` +
-      'peak RSS: the largest process of each clone\'s tree over the runs (GNU time %M; git clone\'s index-pack included)';
+      `clone${filter.length ? ` ${filter[0]}` : ''} over loopback from git daemon: ${repo.objects} objects, ${(repo.packBytes / 1e6).toFixed(1)} MB pack, median of ${runs} (goal: mpgit <= 0.6x git)\n` +
+      'peak RSS: the largest process of each clone\'s tree over the runs (GNU time %M; git clone\'s index-pack included)\n' +
+      `on ${machineLine(m)}`;
     printTable(title, rows);
     const path = writeJson(filter.length ? 'clone-filter' : 'clone', {
       preset: values.preset,
       filter: values.filter ?? null,
       repo: { objects: repo.objects, packBytes: repo.packBytes, head: repo.head },
       runs,
-      machine: machine(),
+      machine: m,
       results: cases.map((c) => ({ name: c.name, wallMs: walls.get(c.name)!, peakRssMB: rss.get(c.name)!, unavailable: c.unavailable ?? null })),
       rows,
     });
