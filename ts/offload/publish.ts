@@ -21,10 +21,11 @@ import { copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promis
 import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, MpgitError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import { humanBytes } from '../progress.js';
 import { GitCommandError, gitLines, gitText, objectTypes, resolveGitDir, runGit, spawnGit } from '../git.js';
 import { warmCloneCache, type WarmedAnswer } from './warm.js';
+import { holdLock } from '../repo/lockfile.js';
 import { livePacks, readState, statePath, writeState, type BasePack, type BlobPack, type ConfigPack, type OffloadState } from './state.js';
 import { isOid, OID_PATTERN } from '../oid.js';
 
@@ -183,19 +184,9 @@ async function configPacks(gitDir: string): Promise<ConfigPack[]> {
 }
 
 /** Takes the repository's offload lock; the returned function releases it. */
-async function lock(gitDir: string): Promise<() => Promise<void>> {
+function lock(gitDir: string): () => void {
   const path = `${statePath(gitDir)}.lock`;
-  try {
-    const fh = await open(path, 'wx');
-    await fh.write(`${process.pid}\n`);
-    await fh.close();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new MpgitError('MPGIT_LOCKED', `another \`mpgit offload\` is running on this repository (${path} exists)`, `wait for it, or remove ${path} if no such process is left`);
-    }
-    throw e;
-  }
-  return () => rm(path, { force: true });
+  return holdLock(path, { message: `another \`mpgit offload\` is running on this repository (${path} exists)`, hint: `wait for it, or remove ${path} if no such process is left` });
 }
 
 /** Prepares (or refreshes) offload for a repository and publishes its packs. */
@@ -209,7 +200,7 @@ export async function prepareOffload(opts: OffloadOptions): Promise<OffloadResul
   const publishDir = resolve(opts.publishDir);
   await mkdir(publishDir, { recursive: true });
   const mode = opts.minSize !== undefined ? 'blob' : 'base';
-  const unlock = await lock(gitDir);
+  const unlock = lock(gitDir);
   try {
     const old = await readState(gitDir);
     if (opts.refresh && !old) throw new ConfigError(`offload is not set up in ${opts.repo}`, 'run `mpgit offload` without --refresh first');
@@ -266,7 +257,7 @@ export async function prepareOffload(opts: OffloadOptions): Promise<OffloadResul
     const warmed = livePacks(state).length ? await warmCloneCache(gitDir, state, log) : [];
     return { gitDir, state, published, retired, removed, bitmap, warmed };
   } finally {
-    await unlock();
+    unlock();
   }
 }
 
