@@ -28,6 +28,7 @@ import { appendReflog, committerIdent, logsRef } from '../repo/reflog.js';
 import { receivePackfileUris } from './uri-packs.js';
 import { checkConnected } from '../repo/connectivity.js';
 import { PACKFILE_URI_PROTOCOLS } from '../protocol/packfile-uris.js';
+import { seedFetchFromBundles } from './bundles.js';
 
 export interface FetchOptions {
   cwd: string;
@@ -112,6 +113,10 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
     throw new ConfigError('--unshallow on a complete repository does not make sense', 'the repository already has its whole history');
   }
   if (opts.unshallow && opts.depth !== undefined) throw new ConfigError('--depth and --unshallow cannot be used together');
+
+  // fetch.bundleURI first, as git does: new bundles (by creationToken) before the server.
+  const bundleUri = config.get('fetch.bundleURI');
+  if (bundleUri && depth === undefined) await seedFetchFromBundles(gitDir, bundleUri, config.get('fetch.bundleCreationToken'), { ...opts, mptcp: mptcpWanted(opts.mptcp) });
 
   const session = await RemoteSession.open(url, { mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose });
   try {
