@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { native } from '../ts/native.js';
+import { core } from '../ts/core/index.js';
 import { versionReport } from '../ts/version.js';
 import { machine, machineLine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 
@@ -46,7 +46,8 @@ async function main(): Promise<void> {
     writeFileSync(file, data);
     const report = versionReport();
     const cases: Case[] = [];
-    const hash = native?.sha1Hash;
+    const info = core.info;
+    const hash = info && ((data: Buffer, backend: string, n: number) => info.sha1Hash(data, backend, n));
     for (const b of report.sha1.backends.filter((x) => x.supported)) {
       if (hash) cases.push({ name: `mpgit sha1dc ${b.name}${b.name === report.sha1.backend ? ' (chosen)' : ''}`, run: (buf, n) => hash(buf, b.name, n) });
     }

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { native, SHA1_BACKENDS } from '../ts/native.js';
+import { core, SHA1_BACKENDS } from '../ts/core/index.js';
 import type { VersionReport } from '../ts/version.js';
 import { makeRepo } from './helpers/repo.js';
 import { git, mpgit, ROOT, tempDir } from './helpers/proc.js';
@@ -162,7 +162,7 @@ test('mpgit doctor includes the version report', async (t) => {
 });
 
 test('every supported backend gives node:crypto\'s digests and refuses the SHAttered collision', (t) => {
-  const hash = native!.sha1Hash!;
+  const hash = core.info!.sha1Hash;
   const data = randomBytes(300_000);
   const backends = supportedHere();
   t.deepEqual(SHA1_BACKENDS.filter((b) => backends.includes(b)), backends);

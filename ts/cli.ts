@@ -12,7 +12,7 @@ const program = new Command('mpgit')
   .option('-c <name>=<value>', 'set a configuration value for this command, as `git -c` (repeatable)');
 
 // A missing addon is not silent: one line per command (MPGIT_NO_NATIVE=1 chooses it quietly).
-const warning = (await import('./native.js')).nativeMissingWarning();
+const warning = (await import('./core/index.js')).coreMissingWarning();
 if (warning) process.stderr.write(`${warning}\n`);
 
 let errors: ReturnType<typeof gitStyleErrors> | null = null;

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { native, nativeLoadError, nativePath, type NativeCoreInfo } from './native.js';
+import { core, type CoreInfo } from './core/index.js';
 
 /** The CPU flags that decide which code paths the core can take, as /proc/cpuinfo names them. */
 export const REPORTED_FLAGS = ['sha_ni', 'avx2', 'avx512f'] as const;
@@ -30,7 +30,7 @@ export interface VersionReport {
     /** Chosen by measurement, or forced by MPGIT_SHA1_BACKEND. */
     chosenBy: 'measurement' | 'MPGIT_SHA1_BACKEND' | null;
     error: string | null;
-    backends: NativeCoreInfo['sha1']['backends'];
+    backends: CoreInfo['sha1']['backends'];
   };
   inflate: { whole: string; streaming: string };
   threads: number;
@@ -60,7 +60,7 @@ export function cpuReport(): CpuReport {
 }
 
 export function versionReport(): VersionReport {
-  const info = native?.coreInfo?.() ?? null;
+  const info = core.info?.coreInfo() ?? null;
   const sha1: VersionReport['sha1'] = info
     ? {
         backend: info.sha1.backend,
@@ -74,9 +74,9 @@ export function versionReport(): VersionReport {
     mpgit: packageVersion(),
     node: process.version,
     native: {
-      loaded: native !== null,
-      path: nativePath,
-      error: native ? (info ? null : 'the addon predates coreInfo: rebuild it (npm run build:native)') : nativeLoadError,
+      loaded: core.kind === 'native',
+      path: core.path,
+      error: core.kind === 'native' ? (info ? null : 'the addon predates coreInfo: rebuild it (npm run build:native)') : core.loadError,
     },
     sha1,
     // pako is what the TypeScript indexer inflates with.

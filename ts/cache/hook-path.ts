@@ -5,6 +5,7 @@
 import { accessSync, constants } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { platformPackageDir } from '../core/platform.js';
 
 const NAME = 'mpgit-pack-hook';
 
@@ -13,7 +14,9 @@ export function findPackHook(): string | null {
   const here = dirname(fileURLToPath(import.meta.url));
   // dist/cache/ or ts/cache/ -> the package root.
   const root = resolve(here, '..', '..');
-  const candidates = [process.env.MPGIT_PACK_HOOK, join(root, 'target', 'release', NAME), join(root, NAME)];
+  const pkg = platformPackageDir();
+  // The checkout's build, else the installed platform package's copy.
+  const candidates = [process.env.MPGIT_PACK_HOOK, join(root, 'target', 'release', NAME), join(root, NAME), pkg && join(pkg, NAME)];
   for (const c of candidates) {
     if (!c) continue;
     try {

@@ -20,6 +20,8 @@ export interface CloneFlags {
   checkout?: boolean;
   /** --filter=<spec> */
   filter?: string;
+  /** --recurse-submodules: submodule.active = . in the config, as git writes it. */
+  recurseSubmodules?: boolean;
 }
 
 export interface CloneShape {
@@ -30,6 +32,7 @@ export interface CloneShape {
   tags: boolean;
   checkout: boolean;
   filter: string | null;
+  submodules: boolean;
 }
 
 export function cloneShape(flags: CloneFlags, config: GitConfig): CloneShape {
@@ -46,6 +49,7 @@ export function cloneShape(flags: CloneFlags, config: GitConfig): CloneShape {
     tags: flags.tags !== false,
     checkout: !bare && flags.checkout !== false,
     filter,
+    submodules: !!flags.recurseSubmodules && !bare && flags.checkout !== false,
   };
 }
 

@@ -89,6 +89,7 @@ export function cloneConfig(url: string, shape: CloneShape, plan: ClonePlan): st
   ];
   if (!shape.bare) core.push(['logallrefupdates', 'true']);
   const sections: [string, string | null, [string, string][]][] = [['core', null, core]];
+  if (shape.submodules) sections.push(['submodule', null, [['active', '.']]]);
   const remote: [string, string][] = [['url', url]];
   if (!shape.tags) remote.push(['tagOpt', '--no-tags']);
   if (shape.mirror) remote.push(['fetch', '+refs/*:refs/*'], ['mirror', 'true']);

@@ -19,6 +19,7 @@ import { readConfig } from '../config/read.js';
 import { cloneShape, type CloneFlags } from './clone-options.js';
 import { cloneConfig, planClone, writeCloneRefs } from './clone-refs.js';
 import { prepareTarget } from './clone-target.js';
+import { backfillForCheckout, writePromisorFile } from './partial-clone.js';
 import { RemoteSession } from './session.js';
 import { receivePack } from './receive.js';
 import { mptcpWanted, wrapSocketError } from './connection.js';
@@ -130,11 +131,15 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
         thinPack: false,
         progress: !!opts.progress,
         packfileUris: opts.packfileUris === false ? undefined : PACKFILE_URI_PROTOCOLS,
+        filter: shape.filter ?? undefined,
         onProgress: (c) => remoteProgress?.push(c),
       });
+      // git's words; the clone still becomes a partial one (promisor remote), as with git.
+      if (shape.filter && !res.filtered) opts.say?.('warning: filtering not recognized by server, ignoring');
       let inline: { packPath: string; idxPath: string; checksum: string };
       try {
         const pack = await receivePack(res.pack, gitDir, { progress: opts.progress });
+        if (shape.filter) writePromisorFile(pack.packPath, refs);
         inline = pack;
         objects = pack.objectCount;
         opts.verbose?.(`Received ${pack.objectCount} objects (${humanBytes(pack.bytes)}) in ${(pack.receiveMs / 1000).toFixed(2)} s and indexed them in ${(pack.indexMs / 1000).toFixed(2)} s`);
@@ -174,6 +179,8 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       if (shape.checkout && head) {
         const commit = db.readCommit(head);
         if (!commit) throw new MpgitError('MPGIT_BAD_PACK', `HEAD ${head} is not a commit in the received pack`, 'the server sent an incomplete pack; clone again');
+        // A partial clone fetches what the filter left out of this tree first, as git does.
+        if (shape.filter) objects += await backfillForCheckout({ url, gitDir, db, mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose, progress: opts.progress }, commit.tree);
         const t0 = Date.now();
         const meter = new Progress(opts.progress, 'Updating files', 0, { delayMs: CHECKOUT_PROGRESS_DELAY_MS });
         const { entries } = await checkout(db, commit.tree, tmp, {
@@ -211,5 +218,5 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
 
 /** The flags an interrupted clone records, to resume in the same shape. */
 function cloneFlags(o: CloneFlags): CloneFlags {
-  return { mirror: o.mirror, singleBranch: o.singleBranch, origin: o.origin, tags: o.tags, checkout: o.checkout, filter: o.filter };
+  return { mirror: o.mirror, singleBranch: o.singleBranch, origin: o.origin, tags: o.tags, checkout: o.checkout, filter: o.filter, recurseSubmodules: o.recurseSubmodules };
 }

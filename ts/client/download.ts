@@ -12,6 +12,7 @@ import { PACKFILE_URI_PROTOCOLS, type PackfileUri } from '../protocol/packfile-u
 import { Rate, type DownloadProgress } from './download-progress.js';
 import { attempt, UriDownloadError, type Job } from './pack-request.js';
 import { downloadPaths, fileSize, hashPrefix, readPartState, type PackStreamHash } from './partial-pack.js';
+import { isOid } from '../oid.js';
 
 export type { DownloadProgress, UriProgress, UriState } from './download-progress.js';
 export { DownloadProgressPrinter } from './download-progress.js';
@@ -76,7 +77,6 @@ const MAX_ATTEMPTS = 100;
 const MAX_REDIRECTS = 5;
 /** Progress callbacks at most this often (state changes always report). */
 const PROGRESS_INTERVAL_MS = 100;
-const HASH_RE = /^[0-9a-f]{40}$/;
 
 /** Error codes of the network and of undici that a new attempt may cure. */
 const RETRYABLE_CODES = new Set([
@@ -87,7 +87,7 @@ const RETRYABLE_CODES = new Set([
 
 /** Checks one `<hash> <uri>` entry: hash form and an accepted scheme. */
 export function checkPackfileUri(p: PackfileUri, protocols: string[] = PACKFILE_URI_PROTOCOLS): void {
-  if (!HASH_RE.test(p.hash)) throw new UriDownloadError(p.uri, `bad pack hash ${JSON.stringify(p.hash)} for a packfile URI`, 'the server sent a malformed packfile-uris line; report it to the server operator');
+  if (!isOid(p.hash)) throw new UriDownloadError(p.uri, `bad pack hash ${JSON.stringify(p.hash)} for a packfile URI`, 'the server sent a malformed packfile-uris line; report it to the server operator');
   let url: URL;
   try {
     url = new URL(p.uri);

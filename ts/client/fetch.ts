@@ -9,13 +9,15 @@ import { readConfig } from '../config/read.js';
 import { findRepository } from '../repo/layout.js';
 import { ObjectDb } from '../repo/odb.js';
 import { parseTag } from '../repo/objects.js';
-import { deleteRef, listRefs, readRefRaw, readSymref, resolveRef, writeLocked, writeRef } from '../repo/refs.js';
+import { deleteRef, listRefs, readRefRaw, readSymref, resolveRef, writeRef } from '../repo/refs.js';
+import { writeLocked } from '../repo/lockfile.js';
 import { readShallow, updateShallow } from '../repo/shallow.js';
 import { RemoteProgress } from '../protocol/sideband.js';
 import type { RemoteRef } from '../protocol/wire.js';
 import type { ProgressSink } from '../progress.js';
 import { join } from 'node:path';
 import { parseRemoteUrl } from './url.js';
+import { writePromisorFile } from './partial-clone.js';
 import { RemoteSession } from './session.js';
 import { receivePack } from './receive.js';
 import { HaveWalker } from './haves.js';
@@ -98,6 +100,9 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
   if (allTags) specs.push(parseRefspec('+refs/tags/*:refs/tags/*'));
   // With no refspec git fetches the remote HEAD into FETCH_HEAD only.
   const headOnly = specs.length === 0;
+  // A promisor remote (partial clone): its filter applies to every fetch, and its packs are promisor packs.
+  const filter = isUrl ? undefined : config.get(`remote.${remoteName}.partialclonefilter`);
+  const promisor = !isUrl && (filter !== undefined || config.getBool(`remote.${remoteName}.promisor`) === true);
   const mergeRef = currentBranch && config.get(`branch.${currentBranch}.remote`) === remoteName ? config.get(`branch.${currentBranch}.merge`) : undefined;
 
   // git's "infinite" depth: every ancestor, which is what --unshallow asks for.
@@ -143,10 +148,13 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
             thinPack: true,
             progress: !!opts.progress,
             packfileUris: opts.packfileUris === false ? undefined : PACKFILE_URI_PROTOCOLS,
+            filter,
             onProgress: (c) => remoteProgress?.push(c),
           });
+          if (filter && !res.filtered) opts.say?.('warning: filtering not recognized by server, ignoring');
           try {
             const pack = await receivePack(res.pack, gitDir, { fixThin: db, progress: opts.progress });
+            if (promisor) writePromisorFile(pack.packPath, remoteRefs);
             objects = pack.objectCount;
             db.addPack(pack.packPath, pack.idxPath);
             opts.verbose?.(`Received ${pack.objectCount} objects${pack.appendedBases ? ` (thin pack: ${pack.appendedBases} base${pack.appendedBases === 1 ? '' : 's'} completed from local objects)` : ''}`);
@@ -161,8 +169,9 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
               objects += p.objectCount;
             }
           }
-          // As git does after every fetch: everything the new tips reach must be here now.
-          await checkConnected(gitDir, [...want], { shallow: readShallow(gitDir), before });
+          // As git does after every fetch: everything the new tips reach must be here now. From a
+          // promisor remote anything may be missing by design; git then checks only the tips (below).
+          if (!promisor) await checkConnected(gitDir, [...want], { shallow: readShallow(gitDir), before });
         } finally {
           before.close();
         }

@@ -86,6 +86,7 @@ export function registerClone(program: Command): void {
           origin: o.origin,
           tags: o.tags,
           filter: o.filter,
+          recurseSubmodules: o.recurseSubmodules,
           packfileUris: o.packfileUris,
           ...out,
           onTempDir: (d) => (tmp = d),

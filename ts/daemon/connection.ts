@@ -10,7 +10,7 @@ import { parseRequest, requestedVersion, type GitRequest } from '../protocol/req
 import { pkt } from '../pktline.js';
 import { MpgitError, TimeoutError } from '../errors.js';
 import { connInfo } from '../net/socket.js';
-import { native, type ConnInfo } from '../native.js';
+import { core, type ConnInfo } from '../core/index.js';
 import { lookup } from 'node:dns/promises';
 import type { DaemonConfig, ServiceName } from './config.js';
 import type { ConnLog, DaemonLog } from './log.js';
@@ -109,9 +109,9 @@ async function hostIp(host: string | undefined): Promise<string | undefined> {
 /** Reads the counters of the connection (null when it is not a socket or already gone). */
 function counters(io: ConnectionIO): ConnInfo | null {
   if (io.socket) return connInfo(io.socket);
-  if (io.infoFd === null || !native) return null;
+  if (io.infoFd === null || !core.net) return null;
   try {
-    return native.connInfo(io.infoFd);
+    return core.net.connInfo(io.infoFd);
   } catch {
     return null;
   }

@@ -4,7 +4,6 @@
 
 import net from 'node:net';
 import { writeFile, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { socketFd, connInfo } from '../net/socket.js';
 import { MpgitError } from '../errors.js';
@@ -15,7 +14,8 @@ import { SyslogWriter } from './syslog.js';
 import { LogFile } from './logfile.js';
 import { bindListeners, systemdListeners, type Listener } from './listeners.js';
 import { handleConnection, type ConnectionIO, type ServiceHook } from './connection.js';
-import { native } from '../native.js';
+import { core } from '../core/index.js';
+import { lookupUser } from './users.js';
 import { logAccess } from './access.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { PackCache } from '../cache/pack-cache.js';
@@ -51,25 +51,12 @@ export function makeLog(cfg: DaemonConfig, warn?: (text: string) => void): Daemo
   return new DaemonLog({ format: cfg.logFormat, verbose: cfg.verbose, write: cfg.logDestination === 'none' ? null : undefined });
 }
 
-/** A user's name, uid and primary gid from the user database (name or numeric id). */
-function passwdEntry(user: string): { name: string; uid: number; gid: number; home: string } | null {
-  try {
-    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-      const f = line.split(':');
-      if (f.length >= 6 && (f[0] === user || f[2] === user)) return { name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5]! };
-    }
-  } catch {
-    // no user database
-  }
-  return null;
-}
-
 /** Drops root for --user/--group, after the sockets are bound (as git daemon does). */
-function dropPrivileges(cfg: DaemonConfig): void {
+async function dropPrivileges(cfg: DaemonConfig): Promise<void> {
   if (!cfg.user) return;
   if (process.getuid?.() !== 0) throw new MpgitError('MPGIT_CONFIG', `--user ${cfg.user} needs the daemon to start as root`, 'start it as root, or drop --user');
-  const pw = passwdEntry(cfg.user);
-  if (!pw) throw new MpgitError('MPGIT_CONFIG', `--user ${cfg.user}: no such user`, 'give a user listed in /etc/passwd');
+  const pw = await lookupUser(cfg.user);
+  if (!pw) throw new MpgitError('MPGIT_CONFIG', `--user ${cfg.user}: no such user`, 'give a user that `getent passwd` lists');
   try {
     const gid: number | string = cfg.group ? (/^\d+$/.test(cfg.group) ? Number(cfg.group) : cfg.group) : pw.gid;
     (process as unknown as { initgroups?: (user: string, extra: number | string) => void }).initgroups?.(pw.name, gid);
@@ -116,7 +103,7 @@ export class Daemon {
     d.listeners = activated ?? (await bindListeners({ listen: cfg.listen, port: cfg.port, mptcp: cfg.mptcp, bindTimeoutMs: cfg.bindTimeout * 1000, log: d.log, onConnection }));
     const bindMs = Date.now() - t0;
     try {
-      dropPrivileges(cfg);
+      await dropPrivileges(cfg);
       if (cfg.pidFile) await writeFile(cfg.pidFile, `${process.pid}\n`);
       await d.startExtras();
     } catch (e) {
@@ -163,7 +150,8 @@ export class Daemon {
       if (!this.cfg.packCache) {
         const old = this.packCache;
         this.packCache = null;
-        await old?.close();
+        // Transfers following a run keep it: it finishes in the background.
+        void old?.close({ finishRuns: true });
       } else if (!this.packCache) await this.startCache();
     } else if (this.packCache && plan.apply.some((c) => c.key.startsWith('cache'))) {
       const { cacheBounds } = await import('./cache-setup.js');
@@ -288,9 +276,9 @@ export async function serveInetd(cfg: DaemonConfig, opts: DaemonOptions = {}): P
   const stdin = process.stdin;
   const sock = stdin instanceof net.Socket && typeof stdin.remoteAddress === 'string' ? stdin : null;
   let mptcp: boolean | null = null;
-  if (sock && native) {
+  if (sock && core.net) {
     try {
-      mptcp = native.connInfo(0).mptcp;
+      mptcp = core.net.connInfo(0).mptcp;
     } catch {
       mptcp = null;
     }
@@ -306,7 +294,7 @@ export async function serveInetd(cfg: DaemonConfig, opts: DaemonOptions = {}): P
     mptcp,
     overLimit: false,
   };
-  dropPrivileges(cfg);
+  await dropPrivileges(cfg);
   const r = await handleConnection(io, { cfg, log, hooks: opts.hooks ?? [], onChild: () => {}, onFinished: (t, l) => logAccess(l, t) });
   return r.exitCode;
 }

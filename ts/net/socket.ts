@@ -4,7 +4,7 @@
 
 import net from 'node:net';
 import { lookup } from 'node:dns/promises';
-import { native, nativeLoadError, type ConnInfo } from '../native.js';
+import { core, type ConnInfo } from '../core/index.js';
 import { MpgitError, TimeoutError } from '../errors.js';
 
 export interface Connected {
@@ -65,8 +65,8 @@ export async function connect(host: string, port: number, opts: { mptcp: boolean
 }
 
 async function connectOne(address: string, port: number, opts: { mptcp: boolean; timeoutMs: number }): Promise<Connected> {
-  if (native) {
-    const made = await native.connectSocket(address, port, opts.mptcp, opts.timeoutMs);
+  if (core.net) {
+    const made = await core.net.connectSocket(address, port, opts.mptcp, opts.timeoutMs);
     const socket = new net.Socket({ fd: made.fd, readable: true, writable: true });
     // As on the daemon's side: keepalive reaches every MPTCP subflow.
     socket.setKeepAlive(true, 10_000);
@@ -88,7 +88,7 @@ async function connectOne(address: string, port: number, opts: { mptcp: boolean;
       reject(e);
     });
   });
-  return { socket, mptcpSocket: false, fallback: opts.mptcp ? `native addon unavailable (${nativeLoadError})` : null, address, port };
+  return { socket, mptcpSocket: false, fallback: opts.mptcp ? `native addon unavailable (${core.loadError})` : null, address, port };
 }
 
 /** The descriptor behind a node socket (for the kernel's counters). */
@@ -100,9 +100,9 @@ export function socketFd(socket: net.Socket): number | null {
 /** MPTCP/TCP counters of a live connection, or null when they cannot be read. */
 export function connInfo(socket: net.Socket): ConnInfo | null {
   const fd = socketFd(socket);
-  if (fd === null || !native) return null;
+  if (fd === null || !core.net) return null;
   try {
-    return native.connInfo(fd);
+    return core.net.connInfo(fd);
   } catch {
     return null;
   }

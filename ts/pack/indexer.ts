@@ -20,7 +20,7 @@ const PROGRESS_EVERY_MS = 100;
 /** The implementation to use: as asked, else native when the addon has the indexer, else js. */
 export function pickImpl(impl?: IndexerImpl): IndexerImpl {
   if (impl) return impl;
-  // MPGIT_NO_NATIVE keeps the addon from loading at all (ts/native.ts), so this covers it.
+  // MPGIT_NO_NATIVE keeps the addon from loading at all (ts/core/native.ts), so this covers it.
   return nativePackMissing() ? 'js' : 'native';
 }
 

@@ -35,5 +35,3 @@ export function typeName(code: number): ObjectType {
 export function hashObject(code: number, data: Uint8Array): Buffer {
   return createHash('sha1').update(`${NAMES[code]} ${data.length}\0`).update(data).digest();
 }
-
-export const OID_HEX = /^[0-9a-f]{40}$/;

@@ -3,6 +3,9 @@
 // `<pack-hash> <uri>` lines. Both directions are here; downloading is the client's.
 
 import { ProtocolError } from '../errors.js';
+import { OID_PATTERN } from '../oid.js';
+
+const LINE = new RegExp(`^(${OID_PATTERN}) (\\S+)$`);
 
 export interface PackfileUri {
   /** The pack's trailing SHA-1 checksum, as the server named it. */
@@ -20,7 +23,7 @@ export function encodePackfileUri(p: PackfileUri): string {
 
 /** Parses one line of a `packfile-uris` section; the URI itself is checked before download. */
 export function parsePackfileUri(line: string): PackfileUri {
-  const m = /^([0-9a-f]{40}) (\S+)$/.exec(line);
+  const m = LINE.exec(line);
   if (!m) throw new ProtocolError(`malformed packfile-uris line ${JSON.stringify(line)}`);
   return { hash: m[1]!, uri: m[2]! };
 }

@@ -3,8 +3,8 @@
 // the URI packs are in. The Rust core walks when the addon has it; `walkConnected` otherwise.
 
 import { MpgitError } from '../errors.js';
-import { native } from '../native.js';
-import { ObjectDb, typedOdbError } from './odb.js';
+import { core, coreError } from '../core/index.js';
+import { ObjectDb } from './odb.js';
 import { parseCommit, parseTag, parseTree, MODE_GITLINK, MODE_TREE } from './objects.js';
 import { readShallow } from './shallow.js';
 
@@ -24,12 +24,13 @@ export async function checkConnected(gitDir: string, tips: string[], opts: { sha
   const before = opts.before ?? null;
   // The repository's shallow file counts, as it does for git.
   const shallow = [...new Set([...readShallow(gitDir), ...(opts.shallow ?? [])])];
-  if (native?.connectivityCheck && (!before || before.handle)) {
+  const n = core.connectivity;
+  if (n && (!before || before.handle)) {
     const db = ObjectDb.openSync(gitDir);
     try {
-      if (db.handle) return await native.connectivityCheck(db.handle, tips, shallow, before?.handle ?? null);
+      if (db.handle) return await n.connectivityCheck(db.handle, tips, shallow, before?.handle ?? null);
     } catch (e) {
-      const t = typedOdbError(e);
+      const t = coreError(e);
       throw t instanceof MpgitError && t.code === 'MPGIT_MISSING_OBJECTS' ? new MpgitError(t.code, t.message, MISSING_HINT) : t;
     } finally {
       db.close();

@@ -6,6 +6,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { gitLines, gitText } from '../git.js';
+import { OID_RE as OID } from '../oid.js';
 
 export interface ServerRef {
   name: string;
@@ -15,7 +16,6 @@ export interface ServerRef {
   peeled?: string;
 }
 
-const OID = /^[0-9a-f]{40}$/;
 
 /** git's hideRefs rules: the last matching pattern wins; "!" un-hides; "^" matches the full name. */
 export function isHidden(name: string, patterns: string[]): boolean {

@@ -10,6 +10,7 @@ import { MpgitError, ProtocolError } from '../errors.js';
 import { encodeV2Advertisement } from '../protocol/capabilities.js';
 import { livePacks, loadStateCached, type OffloadState } from '../offload/state.js';
 import { hiddenPatterns, listServerRefs } from '../repo/server-refs.js';
+import { gitText } from '../git.js';
 import { BadRequestError, handleFetch, parseFetchArgs } from './fetch.js';
 import { ClientGoneError, ResponseWriter } from './response.js';
 
@@ -88,8 +89,10 @@ export async function readCommand(reader: PktReader): Promise<CommandRequest | n
 }
 
 /** The fetch features this server offers (packfile-uris only with something to name). */
-function fetchFeatures(state: OffloadState | null): string[] {
+function fetchFeatures(state: OffloadState | null, allowFilter: boolean): string[] {
   const f = ['shallow', 'wait-for-done', 'sideband-all'];
+  // Filtered fetches (partial clones) are git upload-pack's to answer, when the repository allows them.
+  if (allowFilter) f.push('filter');
   if (state && livePacks(state).length) f.push('packfile-uris');
   return f;
 }
@@ -105,7 +108,8 @@ export async function serveV2(opts: ServeV2Options): Promise<SessionStats> {
   let hiddenMemo: Promise<string[]> | null = null;
   const hidden = () => (hiddenMemo ??= hiddenPatterns(opts.gitDir));
   try {
-    await writer.write(encodeV2Advertisement({ lsRefs: ['unborn'], fetch: fetchFeatures(state), serverOption: true }));
+    const allowFilter = (await gitText(opts.gitDir, ['config', '--type=bool', '--get', 'uploadpack.allowFilter'], { okCodes: [1] })) === 'true';
+    await writer.write(encodeV2Advertisement({ lsRefs: ['unborn'], fetch: fetchFeatures(state, allowFilter), serverOption: true }));
     for (;;) {
       const req = await readCommand(reader);
       if (!req) break;
