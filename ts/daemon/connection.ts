@@ -68,8 +68,11 @@ export interface ConnectionContext {
   cfg: DaemonConfig;
   log: DaemonLog;
   hooks: ServiceHook[];
-  /** Called with the service process once it runs (shutdown signals it after the grace period). */
-  onChild: (child: ChildProcess) => void;
+  /**
+   * Called with the service process once it runs (shutdown signals it after the grace period);
+   * `handedOver`: it has the socket itself, rather than pipes relayed by the daemon.
+   */
+  onChild: (child: ChildProcess, handedOver: boolean) => void;
 }
 
 /** How long after the service exits we wait for the client's close, to count the bytes it got. */
@@ -356,7 +359,7 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
     onStderrLine: (line) => log.error('service-stderr', line),
   });
   if (proc.child.pid) {
-    ctx.onChild(proc.child);
+    ctx.onChild(proc.child, !proc.relayed);
     log.info('service', `Serving '${gitDir}' with git ${args.join(' ')} (pid ${proc.child.pid})`, { service, gitDir, args, servicePid: proc.child.pid });
   }
   const end = await proc.exited;
