@@ -6,14 +6,14 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { MpgitError } from '../errors.js';
+import { MpgitError, ProtocolError } from '../errors.js';
 import { formatConfig } from '../repo/config.js';
 import { initRepository } from '../repo/layout.js';
 import { ObjectDb } from '../repo/odb.js';
 import { writePackedRefs, writeRef, writeSymref, type Ref } from '../repo/refs.js';
 import { updateShallow } from '../repo/shallow.js';
 import { checkout } from '../repo/checkout.js';
-import type { RemoteRef } from '../protocol/wire.js';
+import { refnameFormatOk, type RemoteRef } from '../protocol/wire.js';
 import { RemoteProgress } from '../protocol/sideband.js';
 import { humanBytes, Progress, type ProgressSink } from '../progress.js';
 import { defaultCloneDir, parseGitUrl } from './url.js';
@@ -111,6 +111,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     const branch = resume ? resume.clone.branch : opts.branch;
     const depth = resume ? resume.clone.depth : opts.depth;
     const plan = planClone(refs, branch, depth !== undefined);
+    for (const w of plan.warnings) opts.say?.(w);
 
     initRepository(gitDir, cloneConfig(url.url, bare, plan), plan.headRef ?? `refs/heads/${plan.branch ?? 'master'}`);
     let objects = 0;
@@ -222,14 +223,30 @@ export interface ClonePlan {
   singleBranch: boolean;
   /** The remote's HEAD branch (refs/heads/x), when it says. */
   remoteHead: string | null;
+  /** What the user should hear about the remote's refs (an invalid HEAD target). */
+  warnings: string[];
 }
 
 /** Decides what to fetch and what HEAD becomes, from the remote's refs and --branch. */
 export function planClone(refs: RemoteRef[], branch: string | undefined, singleBranch: boolean): ClonePlan {
   const byName = new Map(refs.map((r) => [r.name, r]));
   const head = byName.get('HEAD');
-  let remoteHead: string | null = head?.symref ?? null;
-  if (!remoteHead && head?.oid) {
+  const warnings: string[] = [];
+  let remoteHead: string | null = null;
+  if (head?.symref !== undefined) {
+    const target = head.symref;
+    const valid = refnameFormatOk(target, { allowOneLevel: true });
+    if (!valid) warnings.push(`warning: the remote HEAD points to an invalid ref name ${JSON.stringify(target)}: ${head.oid ? 'HEAD is left detached' : 'cannot set HEAD'}`);
+    if (head.oid) {
+      // As git's guess_remote_head: the target must be one of the branches or tags fetched;
+      // otherwise (a bad name among them) HEAD is detached at what the remote's HEAD names.
+      const r = byName.get(target);
+      remoteHead = r?.oid && (r.name.startsWith('refs/heads/') || r.name.startsWith('refs/tags/')) ? r.name : null;
+      if (valid && !remoteHead) warnings.push(`warning: the remote HEAD points to ${target}, which it does not list: HEAD is left detached`);
+    } else if (valid) remoteHead = target;
+    else throw new ProtocolError(`unable to update HEAD: the remote's unborn HEAD names ${JSON.stringify(target)}, not a valid ref name`, 'the server is broken or hostile; clone with --branch');
+  } else if (head?.oid) {
+    if (head.badSymref !== undefined) warnings.push(`warning: the remote's HEAD target is an invalid ref name, ignored: ${JSON.stringify(head.badSymref)}`);
     // Servers that do not say where HEAD points: guess as git does, preferring the usual names.
     const same = refs.filter((r) => r.name.startsWith('refs/heads/') && r.oid === head.oid);
     remoteHead = (same.find((r) => r.name === 'refs/heads/main') ?? same.find((r) => r.name === 'refs/heads/master') ?? same[0])?.name ?? null;
@@ -271,7 +288,7 @@ export function planClone(refs: RemoteRef[], branch: string | undefined, singleB
     if (detached && headOid) wants.add(headOid);
   }
   const branchName = headRef?.startsWith('refs/heads/') ? headRef.slice('refs/heads/'.length) : null;
-  return { wants: [...wants], branch: branchName, headRef, headOid, detached, singleBranch, remoteHead };
+  return { wants: [...wants], branch: branchName, headRef, headOid, detached, singleBranch, remoteHead, warnings };
 }
 
 function cloneConfig(url: string, bare: boolean, plan: ClonePlan): string {
