@@ -2,14 +2,19 @@
 // peak RSS, ratio to git at the same thread count. The pure-TypeScript indexer is an extra
 // row. Every index produced is checked byte for byte against git's before it counts.
 //
-//   npm run bench:index-pack [-- --preset small|medium|bench] [--runs N]
+// With the addon, one extra row per SHA-1 backend the CPU supports (MPGIT_SHA1_BACKEND forced)
+// at each thread count: no backend may be slower than the portable one.
+//
+//   npm run bench:index-pack [-- --preset small|medium|bench | --pack FILE.pack] [--runs N] [--no-backends]
 
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { nativePackMissing } from '../ts/pack/native.js';
-import { machine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
+import { machine, machineLine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
+import { versionReport } from '../ts/version.js';
 import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
 
 const MPGIT = join(BENCH_ROOT, '..', 'bin', 'mpgit');
@@ -25,26 +30,38 @@ interface Case {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { preset: { type: 'string', default: 'bench' }, runs: { type: 'string', default: '3' } } });
-  const spec = presetSpec(values.preset!);
+  const { values } = parseArgs({
+    options: { preset: { type: 'string', default: 'bench' }, pack: { type: 'string' }, runs: { type: 'string', default: '3' }, 'no-backends': { type: 'boolean' } },
+  });
   const runs = Math.max(1, Number(values.runs));
-  const repo = await cachedRepo(spec);
   const work = mkdtempSync(join(tmpdir(), 'mpgit-bench-index-pack-'));
   try {
     const pack = join(work, 'bench.pack');
-    copyFileSync(repo.packPath, pack);
-    const reference = readFileSync(repo.idxPath);
+    let reference: Buffer;
+    let packInfo: Record<string, unknown>;
+    if (values.pack) {
+      // Any pack (a real project's): git's index of it is the reference.
+      copyFileSync(values.pack, pack);
+      execFileSync('git', ['index-pack', '-o', join(work, 'ref.idx'), pack], { stdio: 'ignore' });
+      reference = readFileSync(join(work, 'ref.idx'));
+      const objects = reference.readUInt32BE(8 + 255 * 4);
+      packInfo = { source: values.pack, objects, bytes: statSync(pack).size };
+    } else {
+      const repo = await cachedRepo(presetSpec(values.preset!));
+      copyFileSync(repo.packPath, pack);
+      reference = readFileSync(repo.idxPath);
+      packInfo = { objects: repo.objects, bytes: repo.packBytes, preset: values.preset, spec: repo.spec };
+    }
     const native = nativePackMissing();
+    const backends = native || values['no-backends'] ? [] : versionReport().sha1.backends.filter((b) => b.supported).map((b) => b.name);
     const cases: Case[] = [];
     for (const threads of [1, 2]) {
       cases.push({ name: 'git index-pack', threads, cmd: 'git', args: (p, i) => ['index-pack', `--threads=${threads}`, '-o', i, p] });
-      cases.push({
-        name: 'mpgit index-pack (native)',
-        threads,
-        cmd: process.execPath,
-        args: (p, i) => [MPGIT, 'index-pack', '--impl', 'native', '--threads', String(threads), '-o', i, p],
-        unavailable: native && 'native indexer not built (npm run build:native)',
-      });
+      const nativeArgs = (p: string, i: string) => [MPGIT, 'index-pack', '--impl', 'native', '--threads', String(threads), '-o', i, p];
+      cases.push({ name: 'mpgit index-pack (native)', threads, cmd: process.execPath, args: nativeArgs, unavailable: native && 'native indexer not built (npm run build:native)' });
+      for (const b of backends) {
+        cases.push({ name: `mpgit index-pack (native, sha1 ${b})`, threads, cmd: process.execPath, args: nativeArgs, env: { MPGIT_SHA1_BACKEND: b } });
+      }
     }
     cases.push({ name: 'mpgit index-pack (js)', threads: 1, cmd: process.execPath, args: (p, i) => [MPGIT, 'index-pack', '--impl', 'js', '-o', i, p] });
 
@@ -84,13 +101,14 @@ async function main(): Promise<void> {
             note: '',
           };
     });
-    const title = `index-pack: ${repo.objects} objects, ${(repo.packBytes / 1e6).toFixed(1)} MB pack, median of ${runs} (x git: wall time / git's at the same threads)`;
+    const m = machine();
+    const title = `index-pack: ${packInfo.objects} objects, ${(Number(packInfo.bytes) / 1e6).toFixed(1)} MB pack, median of ${runs} (x git: wall time / git's at the same threads)\non ${machineLine(m)}`;
     printTable(title, rows);
-    const path = writeJson('index-pack', {
+    const path = writeJson(values.pack ? 'index-pack-file' : 'index-pack', {
       bench: 'index-pack',
       date: new Date().toISOString(),
-      machine: machine(),
-      pack: { objects: repo.objects, bytes: repo.packBytes, preset: values.preset, spec: repo.spec },
+      machine: m,
+      pack: packInfo,
       runs,
       results: results.map((r) => ({ ...r, ratioToGit: r.wallMs !== undefined && gitAt(r.threads as number) ? r.wallMs / gitAt(r.threads as number)! : null })),
     });

@@ -1,4 +1,4 @@
-// Clones over the two-link MPTCP test bed (ts/netbed): mpgit over TCP on one link against mpgit
+// Clones over the two-link MPTCP test bed (test/netbed): mpgit over TCP on one link against mpgit
 // over MPTCP on both, with the usual alternative side by side (stock git, and stock git under
 // `mptcpize run` against `mptcpize run git daemon`), same repository, same run, runs
 // interleaved. Then failover: a link pulled a third of the way into an MPTCP clone, timed from
@@ -13,8 +13,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { NetBed, type MonitorResult } from '../ts/netbed/bed.js';
-import { stallAfter, type ProgressSample } from '../ts/netbed/observe.js';
+import { NetBed, type MonitorResult } from '../test/netbed/bed.js';
+import { stallAfter, type ProgressSample } from '../test/netbed/observe.js';
 import { machine, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 import { BENCH_ROOT, cachedRepo, presetSpec, type GeneratedRepo, type GenSpec } from './lib/genrepo.js';
 

@@ -21,6 +21,6 @@ test('mpgit --help lists every command, and each has its own --help', async (t) 
 test('an unknown command is an error that lists the commands', async (t) => {
   const r = await mpgit(['frobnicate']);
   t.not(r.code, 0);
-  t.regex(r.stderr, /unknown command 'frobnicate'/);
+  t.regex(r.stderr, /^mpgit: 'frobnicate' is not an mpgit command\. See 'mpgit --help'\.\n/);
   t.regex(r.stderr, /index-pack/);
 });

@@ -22,7 +22,7 @@ import { applyDelta } from '../ts/pack/js/delta.js';
 import { encodeIndex } from '../ts/repo/index-file.js';
 import { makeRepo } from './helpers/repo.js';
 import { git, runOk, tempDir } from './helpers/proc.js';
-import { planClone } from '../ts/client/clone.js';
+import { planClone } from '../ts/client/clone-refs.js';
 
 test('git:// URLs: ports, IPv6 literals, user paths; other schemes name what is supported', (t) => {
   t.like(parseGitUrl('git://example.com/repo.git'), { host: 'example.com', port: 9418, path: '/repo.git' });
@@ -32,7 +32,7 @@ test('git:// URLs: ports, IPv6 literals, user paths; other schemes name what is 
   t.like(parseGitUrl('git://host/~alice/r.git'), { path: '~alice/r.git' });
   t.deepEqual(hostHeader(parseGitUrl('git://[::1]:9000/r')), { host: '[::1]', port: 9000 });
   t.deepEqual(hostHeader(parseGitUrl('git://h/r')), { host: 'h' });
-  t.throws(() => parseGitUrl('https://github.com/x/y.git'), { code: 'MPGIT_CONFIG', message: /unsupported URL scheme "https".*git:\/\/host\[:port\]\/path/ });
+  t.throws(() => parseGitUrl('https://github.com/x/y.git'), { code: 'MPGIT_URL', message: /unsupported URL scheme "https".*git:\/\/host\[:port\]\/path/ });
   t.throws(() => parseGitUrl('ssh://h/x'), { message: /"ssh"/ });
   t.throws(() => parseGitUrl('user@host:repo.git'), { message: /scp-style/ });
   t.throws(() => parseGitUrl('/local/path'), { message: /local path/ });
@@ -134,7 +134,7 @@ test('v2: capability advertisement, then ls-refs with unborn, symrefs and peeled
   t.regex(req, /unborn\n/);
   t.regex(req, /ref-prefix refs\/tags\/\n/);
   t.true(req.endsWith('0000'));
-  const plan = planClone(refs, undefined, false);
+  const plan = planClone(refs, undefined, { singleBranch: false, tags: true, mirror: false, remote: 'origin' });
   t.is(plan.headRef, 'refs/heads/trunk');
   t.deepEqual(plan.wants.sort(), [A, B]);
 });

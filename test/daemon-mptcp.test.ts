@@ -12,7 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import { freePort, git, run, runOk, start, tempDir, MPGIT } from './helpers/proc.js';
 import { makeRepo } from './helpers/repo.js';
 import { logLines, READY_RE, startDaemon } from './helpers/daemon.js';
-import { native, nativeLoadError } from '../ts/native.js';
+import { core } from '../ts/core/index.js';
 import { encodeRequest } from '../ts/protocol/request.js';
 
 async function base(t: ExecutionContext): Promise<{ dir: string; head: string }> {
@@ -26,7 +26,7 @@ async function base(t: ExecutionContext): Promise<{ dir: string; head: string }>
 async function heldRequest(t: ExecutionContext, port: number, mptcp: boolean): Promise<net.Socket> {
   let socket: net.Socket;
   if (mptcp) {
-    const made = await native!.connectSocket('127.0.0.1', port, true, 5000);
+    const made = await core.net!.connectSocket('127.0.0.1', port, true, 5000);
     t.true(made.mptcp, 'the client socket is MPTCP');
     socket = new net.Socket({ fd: made.fd, readable: true, writable: true });
   } else {
@@ -48,7 +48,7 @@ async function heldRequest(t: ExecutionContext, port: number, mptcp: boolean): P
 }
 
 test('an MPTCP client is reported as MPTCP (ss -M agrees), a plain TCP client on the same listener as TCP', async (t) => {
-  if (!native) return t.fail(`the native addon is needed for an MPTCP client: ${nativeLoadError}`);
+  if (!core.net) return t.fail(`the native addon is needed for an MPTCP client: ${core.loadError}`);
   const { dir } = await base(t);
   const d = await startDaemon(t, [`--base-path=${dir}`, '--mptcp']);
   t.regex(d.proc.output(), new RegExp(`listening on 127\\.0\\.0\\.1:${d.port} \\(MPTCP\\)`));

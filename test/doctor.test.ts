@@ -1,5 +1,5 @@
 import test from 'ava';
-import { NetBed } from '../ts/netbed/bed.js';
+import { NetBed } from './netbed/bed.js';
 import { MPGIT, mpgit, start, tempDir } from './helpers/proc.js';
 import { makeBulkRepo } from './helpers/repo.js';
 import type { Assessment } from '../ts/doctor/assess.js';

@@ -57,11 +57,20 @@ function packOf(repo: string, extra: string[] = []): Promise<Buffer> {
   return gitBytes(['pack-objects', '-q', '--all', '--stdout', ...extra], { cwd: repo });
 }
 
-/** A history with real delta chains, made once for the whole file. */
+/**
+ * A history with real delta chains, made once for the whole file. It lives in a directory of
+ * the file's own (not a test's tempDir, which that test's teardown deletes while other tests
+ * still use the repository), removed once every test is done.
+ */
 let deltaRepo: Promise<string> | null = null;
-function getDeltaRepo(t: ExecutionContext): Promise<string> {
+const sharedDirs: string[] = [];
+test.after.always(() => {
+  for (const d of sharedDirs) rmSync(d, { recursive: true, force: true });
+});
+function getDeltaRepo(): Promise<string> {
   deltaRepo ??= (async () => {
-    const dir = await tempDir(t, 'mpgit-ip-gen-');
+    const dir = mkdtempSync(join(tmpdir(), 'mpgit-ip-gen-'));
+    sharedDirs.push(dir);
     const repo = join(dir, 'repo.git');
     await generateRepo(specFor({ objects: 3000, packMB: 1, seed: 3 }), repo);
     return repo;
@@ -123,7 +132,7 @@ for (const impl of IMPLS) {
   });
 
   test(`${impl}: long OFS and REF delta chains resolve like git's, even with a tiny base cache`, async (t) => {
-    const repo = await getDeltaRepo(t);
+    const repo = await getDeltaRepo();
     const dir = await tempDir(t);
     for (const [name, flags] of [
       ['ofs', ['--delta-base-offset']],
@@ -154,7 +163,7 @@ for (const impl of IMPLS) {
     await makeRepo(small, { commits: 6, filesPerCommit: 5 });
     const few = await checkFixThin(t, impl, small, 'main~2', join(dir, 'small'));
     // Many REF_DELTAs to outside bases, with in-pack chains on top of them.
-    const many = await checkFixThin(t, impl, await getDeltaRepo(t), 'main~60', join(dir, 'gen'));
+    const many = await checkFixThin(t, impl, await getDeltaRepo(), 'main~60', join(dir, 'gen'));
     t.true(few > 0 && many > few, `bases appended: ${few}, ${many}`);
   });
 

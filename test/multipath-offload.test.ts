@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NetBed } from '../ts/netbed/bed.js';
+import { NetBed } from './netbed/bed.js';
 import { git, mpgit, MPGIT, start, tempDir } from './helpers/proc.js';
 import { bigRepo } from './helpers/offload.js';
 import { nginxConfig, type AccessEntry } from './helpers/nginx.js';

@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { join } from 'node:path';
-import { NetBed } from '../ts/netbed/bed.js';
-import { stallAfter } from '../ts/netbed/observe.js';
+import { NetBed } from './netbed/bed.js';
+import { stallAfter } from './netbed/observe.js';
 import { git, MPGIT, start, tempDir, type Running } from './helpers/proc.js';
 import { makeBulkRepo } from './helpers/repo.js';
 

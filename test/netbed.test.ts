@@ -2,9 +2,9 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
-import { NetBed } from '../ts/netbed/bed.js';
-import { bedOwner, listNamespaces, sweepOrphanBeds } from '../ts/netbed/cleanup.js';
-import { parseSsBoth, parseSsMptcp, parseSsTcp, parseTcQdisc, stallAfter } from '../ts/netbed/observe.js';
+import { NetBed } from './netbed/bed.js';
+import { bedOwner, listNamespaces, sweepOrphanBeds } from './netbed/cleanup.js';
+import { parseSsBoth, parseSsMptcp, parseSsTcp, parseTcQdisc, stallAfter } from './netbed/observe.js';
 import { alive, ROOT, start, tempDir } from './helpers/proc.js';
 import { makeBulkRepo } from './helpers/repo.js';
 
@@ -87,7 +87,7 @@ test('a link taken down and up again comes back with its routes', async (t) => {
 
 /** A separate node process that builds a bed with a process inside, then ends as `mode` says. */
 function bedOwnerProcess(mode: 'exit' | 'throw' | 'wait') {
-  const mod = pathToFileURL(join(ROOT, 'ts', 'netbed', 'bed.ts')).href;
+  const mod = pathToFileURL(join(ROOT, 'test', 'netbed', 'bed.ts')).href;
   const code = `
     const { NetBed } = await import(${JSON.stringify(mod)});
     const bed = await NetBed.create({ rateMbit: 10 });

@@ -10,7 +10,7 @@ import { ObjectDb } from '../ts/repo/odb.js';
 import { checkout, flattenTree } from '../ts/repo/checkout.js';
 import { encodeIndex, type IndexEntry } from '../ts/repo/index-file.js';
 import { parseCommit } from '../ts/repo/objects.js';
-import { native } from '../ts/native.js';
+import { core } from '../ts/core/index.js';
 import { makeRepo } from './helpers/repo.js';
 import { git, mpgit, run, runOk, tempDir } from './helpers/proc.js';
 import { gitDaemon } from './helpers/gitserve.js';
@@ -45,7 +45,7 @@ async function deltaRepo(dir: string, ofsDeltas: boolean): Promise<void> {
 }
 
 test('the native and TypeScript readers return the objects git cat-file returns (ofs and ref deltas, loose)', async (t) => {
-  t.truthy(native?.odbOpen, 'the addon is built with the object database (npm run build:native)');
+  t.truthy(core.odb, 'the addon is built with the object database (npm run build:native)');
   for (const ofs of [true, false]) {
     const base = await tempDir(t);
     const repo = join(base, 'r.git');
@@ -89,7 +89,7 @@ test('the native and TypeScript readers return the objects git cat-file returns 
 });
 
 test('the native and TypeScript index writers give the same .git/index for the same checkout', async (t) => {
-  t.truthy(native?.checkoutRun, 'the addon is built with checkout (npm run build:native)');
+  t.truthy(core.checkout, 'the addon is built with checkout (npm run build:native)');
   const base = await tempDir(t);
   const repo = join(base, 'r.git');
   await deltaRepo(repo, true);

@@ -12,7 +12,8 @@ import { faultProxy, startNginx, type Fault, type Nginx } from './helpers/nginx.
 import { gitDaemon } from './helpers/gitserve.js';
 import { bigRepo, commitUpstream, mpgitDaemon, offloadDirs, type MpgitDaemon } from './helpers/offload.js';
 import { readState } from '../ts/offload/state.js';
-import { checkConnected, RESUME_DIR, walkConnected } from '../ts/offload/client.js';
+import { checkConnected, walkConnected } from '../ts/repo/connectivity.js';
+import { RESUME_DIR } from '../ts/client/resume.js';
 
 /** Short retry delays for the tests (the defaults are for real networks). */
 const FAST_RETRY = { MPGIT_URI_BACKOFF_MS: '100' };

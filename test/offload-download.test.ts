@@ -6,7 +6,7 @@ import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { downloadPacks, downloadPaths, type DownloadProgress, type RetryEvent } from '../ts/offload/download.js';
+import { downloadPacks, downloadPaths, type DownloadProgress, type RetryEvent } from '../ts/client/download.js';
 import { git, runOk, tempDir } from './helpers/proc.js';
 import { faultProxy, startNginx } from './helpers/nginx.js';
 

@@ -1,23 +1,27 @@
 #!/usr/bin/env node
 // mpgit's command line: one module per command under commands/, composed here.
 
-import { Command, CommanderError } from 'commander';
-import { describe, MpgitError } from './errors.js';
+import { Command } from 'commander';
 import { commandsFor } from './commands/index.js';
+import { gitStyleErrors, reportError } from './cli-errors.js';
+import { takeConfigArgs } from './config/command-line.js';
 
 const program = new Command('mpgit')
   .description('git transport for big repositories on fast, flaky, multi-link networks')
   .version(process.env.npm_package_version ?? '0.1.0')
-  .showHelpAfterError()
-  .exitOverride();
+  .option('-c <name>=<value>', 'set a configuration value for this command, as `git -c` (repeatable)');
 
-for (const c of commandsFor(process.argv.slice(2))) (await c.load())(program);
+// A missing addon is not silent: one line per command (MPGIT_NO_NATIVE=1 chooses it quietly).
+const warning = (await import('./core/index.js')).coreMissingWarning();
+if (warning) process.stderr.write(`${warning}\n`);
 
+let errors: ReturnType<typeof gitStyleErrors> | null = null;
 try {
-  await program.parseAsync(process.argv);
+  // `mpgit -c k=v cmd`: into GIT_CONFIG_PARAMETERS, as git does, so git processes we run see it too.
+  const argv = takeConfigArgs(process.argv.slice(2), process.env);
+  for (const c of commandsFor(argv)) (await c.load())(program);
+  errors = gitStyleErrors(program);
+  await program.parseAsync(argv, { from: 'user' });
 } catch (e) {
-  if (e instanceof CommanderError) process.exit(e.exitCode);
-  process.stderr.write(`fatal: ${describe(e)}\n`);
-  if (process.env.MPGIT_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
-  process.exit(e instanceof MpgitError && e.code === 'MPGIT_CONFIG' ? 129 : 128);
+  process.exit(reportError(e, errors?.current() ?? program, (s) => void process.stderr.write(s)));
 }

@@ -43,6 +43,14 @@ export class ConfigError extends MpgitError {
   }
 }
 
+/** A command-line mistake found after parsing (exit 129 with the command's usage line). */
+export class UsageError extends MpgitError {
+  constructor(message: string, hint?: string) {
+    super('MPGIT_USAGE', message, hint);
+    this.name = 'UsageError';
+  }
+}
+
 /** A bounded wait ran out. */
 export class TimeoutError extends MpgitError {
   constructor(what: string, ms: number) {

@@ -9,6 +9,7 @@ import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmS
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_ROOT } from './genrepo.js';
+import { versionReport } from '../../ts/version.js';
 
 export const OUT_DIR = join(BENCH_ROOT, 'out');
 const TIME = '/usr/bin/time';
@@ -79,16 +80,48 @@ export function printTable(title: string, rows: Row[]): void {
   process.stdout.write('\n');
 }
 
-/** What the numbers were measured on. */
-export function machine(): Row {
+export interface Machine {
+  cpus: number;
+  cpu: string;
+  /** From /proc/cpuinfo: the flags that decide the core's code paths (null: unreadable). */
+  cpuFlags: Record<string, boolean> | null;
+  /** The SHA-1 backend mpgit chooses here (MPGIT_SHA1_BACKEND as set for the bench), or
+   * node:crypto without the addon; each supported backend's MB/s from that choice. */
+  sha1Backend: string | null;
+  sha1MBps: Record<string, number | null>;
+  nativeAddon: boolean;
+  node: string;
+  git: string;
+  loadavg1: number;
+}
+
+/** What the numbers were measured on: every bench's JSON records it. */
+export function machine(): Machine {
   let gitVersion = 'unknown';
   try {
     gitVersion = execFileSync('git', ['--version'], { encoding: 'utf8' }).trim();
   } catch {
     // reported as unknown
   }
-  // The 1-minute load average: timings taken on a busy machine are noisy (ratios less so).
-  return { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, git: gitVersion, loadavg1: round(loadavg()[0]!) };
+  const v = versionReport();
+  return {
+    cpus: cpus().length,
+    cpu: v.cpu.model,
+    cpuFlags: v.cpu.flags,
+    sha1Backend: v.sha1.error ? `error: ${v.sha1.error}` : v.sha1.backend,
+    sha1MBps: Object.fromEntries(v.sha1.backends.filter((b) => b.supported).map((b) => [b.name, b.mbPerSec])),
+    nativeAddon: v.native.loaded,
+    node: process.version,
+    git: gitVersion,
+    // The 1-minute load average: timings taken on a busy machine are noisy (ratios less so).
+    loadavg1: round(loadavg()[0]!),
+  };
+}
+
+/** One line naming the machine, for the top of a bench's table. */
+export function machineLine(m: Machine): string {
+  const flags = m.cpuFlags ? Object.entries(m.cpuFlags).map(([f, on]) => `${f} ${on ? 'yes' : 'no'}`).join(', ') : 'flags unknown';
+  return `${m.cpu}, ${m.cpus} CPUs (${flags}); SHA-1 backend ${m.sha1Backend}; load ${m.loadavg1}`;
 }
 
 /** Writes benches/out/<name>.json; returns its path. */

@@ -14,5 +14,30 @@ fn main() {
     for f in ["glue.c", "sha1.c", "sha1.h", "ubc_check.c", "ubc_check.h"] {
         println!("cargo:rerun-if-changed={}/{}", dir, f);
     }
-    println!("cargo:rustc-link-lib=deflate");
+    // Statically: the addon then needs nothing beyond libc (and the zlib every system has), so
+    // the prebuilt package runs where libdeflate is not installed. Debian's libdeflate.a is PIC.
+    match static_libdeflate() {
+        Some(dir) => {
+            println!("cargo:rustc-link-search=native={}", dir);
+            println!("cargo:rustc-link-lib=static=deflate");
+        }
+        None => println!("cargo:rustc-link-lib=deflate"),
+    }
+    // libdeflate has no run-time version call: reports name the headers it was built against.
+    let header = ["/usr/include/libdeflate.h", "/usr/local/include/libdeflate.h"].into_iter().find_map(|p| std::fs::read_to_string(p).ok());
+    let version = header
+        .as_deref()
+        .and_then(|h| h.lines().find_map(|l| l.strip_prefix("#define LIBDEFLATE_VERSION_STRING")))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .unwrap_or_else(|| "(version unknown)".into());
+    println!("cargo:rustc-env=MPGIT_LIBDEFLATE_VERSION={}", version);
+}
+
+/// The directory holding libdeflate.a (MPGIT_LIBDEFLATE_DIR, else the usual library dirs).
+fn static_libdeflate() -> Option<String> {
+    println!("cargo:rerun-if-env-changed=MPGIT_LIBDEFLATE_DIR");
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let multiarch = format!("/usr/lib/{}-linux-gnu", arch);
+    let dirs = [std::env::var("MPGIT_LIBDEFLATE_DIR").ok(), Some(multiarch), Some("/usr/lib".into()), Some("/usr/local/lib".into())];
+    dirs.into_iter().flatten().find(|d| std::path::Path::new(d).join("libdeflate.a").exists())
 }

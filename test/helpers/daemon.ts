@@ -34,7 +34,9 @@ export const READY_RE = /Ready to rumble: listening on ([^\n]*)/;
 export async function startDaemon(t: ExecutionContext, args: string[], opts: StartDaemonOptions = {}): Promise<MpgitDaemonHandle> {
   const port = opts.port ?? (await freePort());
   const listen = opts.listen ?? !args.some((a) => a.startsWith('--listen'));
-  const argv = [MPGIT, 'daemon', '--verbose', `--port=${port}`, ...(listen ? ['--listen=127.0.0.1'] : []), ...args];
+  // Each daemon its own pack cache: tests never share entries (nor fill the user's cache).
+  const cache = args.some((a) => /^--(cache-dir|no-pack-cache|config)\b/.test(a)) ? [] : [`--cache-dir=${await tempDir(t, 'mpgit-cache-')}`];
+  const argv = [MPGIT, 'daemon', '--verbose', `--port=${port}`, ...(listen ? ['--listen=127.0.0.1'] : []), ...cache, ...args];
   const proc = start(t, process.execPath, argv, opts);
   await proc.waitFor(READY_RE, opts.readyTimeoutMs ?? 30_000);
   const m = /bound in (\d+) ms/.exec(proc.output());

@@ -66,7 +66,7 @@ export async function tempDir(t: ExecutionContext, prefix = 'mpgit-test-'): Prom
 }
 
 /** The process runs (a zombie does not count: an orphan's reaper may be slow or absent). */
-export { pidAlive as alive } from '../../ts/netbed/cleanup.js';
+export { pidAlive as alive } from '../netbed/cleanup.js';
 
 /** A TCP port nobody listens on right now. */
 export function freePort(host = '127.0.0.1'): Promise<number> {

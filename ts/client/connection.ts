@@ -11,7 +11,7 @@ import { endSession } from '../protocol/v2.js';
 import { MpgitError } from '../errors.js';
 import { hostHeader, type GitUrl } from './url.js';
 import { humanBytes } from '../progress.js';
-import type { ConnInfo } from '../native.js';
+import type { ConnInfo } from '../core/index.js';
 
 /** Longest wait for a connect. */
 export const CONNECT_TIMEOUT_MS = 15_000;

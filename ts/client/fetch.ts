@@ -5,24 +5,28 @@
 // .git/shallow and FETCH_HEAD.
 
 import { ConfigError, MpgitError } from '../errors.js';
-import { GitConfig } from '../repo/config.js';
+import { readConfig } from '../config/read.js';
 import { findRepository } from '../repo/layout.js';
 import { ObjectDb } from '../repo/odb.js';
 import { parseTag } from '../repo/objects.js';
-import { deleteRef, listRefs, readRefRaw, readSymref, resolveRef, writeLocked, writeRef } from '../repo/refs.js';
+import { deleteRef, listRefs, readRefRaw, readSymref, resolveRef, writeRef } from '../repo/refs.js';
+import { writeLocked } from '../repo/lockfile.js';
 import { readShallow, updateShallow } from '../repo/shallow.js';
 import { RemoteProgress } from '../protocol/sideband.js';
 import type { RemoteRef } from '../protocol/wire.js';
 import type { ProgressSink } from '../progress.js';
 import { join } from 'node:path';
-import { parseGitUrl } from './url.js';
+import { parseRemoteUrl } from './url.js';
+import { writePromisorFile } from './partial-clone.js';
 import { RemoteSession } from './session.js';
 import { receivePack } from './receive.js';
 import { HaveWalker } from './haves.js';
 import { mapRef, parseRefspec, refPrefix, sourceOf, type Refspec } from './refspec.js';
 import { mptcpWanted, wrapSocketError } from './connection.js';
 import { appendReflog, committerIdent, logsRef } from '../repo/reflog.js';
-import { checkConnected, PACKFILE_URI_PROTOCOLS, receivePackfileUris } from '../offload/client.js';
+import { receivePackfileUris } from './uri-packs.js';
+import { checkConnected } from '../repo/connectivity.js';
+import { PACKFILE_URI_PROTOCOLS } from '../protocol/packfile-uris.js';
 
 export interface FetchOptions {
   cwd: string;
@@ -79,14 +83,16 @@ const MAX_ANCESTRY_WALK = 1_000_000;
 
 export async function fetch(opts: FetchOptions): Promise<FetchResult> {
   const { gitDir, workTree } = findRepository(opts.cwd);
-  const config = GitConfig.load(join(gitDir, 'config'));
+  // Every scope, -c and includes, as git reads them (fetch.prune in ~/.gitconfig counts).
+  const config = readConfig(gitDir).config;
   const head = readSymref(gitDir, 'HEAD');
   const currentBranch = head?.startsWith('refs/heads/') ? head.slice('refs/heads/'.length) : null;
   const remoteName = opts.remote ?? (currentBranch && config.get(`branch.${currentBranch}.remote`)) ?? 'origin';
-  const isUrl = remoteName.includes('://');
+  // Not a configured remote: a URL (perhaps one that url.<base>.insteadOf rewrites).
+  const isUrl = remoteName.includes('://') || (config.get(`remote.${remoteName}.url`) === undefined && /[:/]/.test(remoteName));
   const urlText = isUrl ? remoteName : config.get(`remote.${remoteName}.url`);
   if (!urlText) throw new MpgitError('MPGIT_NO_REMOTE', `'${remoteName}' does not appear to be a git repository (no remote.${remoteName}.url)`, 'name a configured remote or pass a git:// URL');
-  const url = parseGitUrl(urlText);
+  const url = parseRemoteUrl(urlText, config);
   const specs: Refspec[] = isUrl ? [] : config.getAll(`remote.${remoteName}.fetch`).map(parseRefspec);
   const tagOpt = isUrl ? undefined : config.get(`remote.${remoteName}.tagopt`);
   const followTags = tagOpt !== '--no-tags';
@@ -94,6 +100,9 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
   if (allTags) specs.push(parseRefspec('+refs/tags/*:refs/tags/*'));
   // With no refspec git fetches the remote HEAD into FETCH_HEAD only.
   const headOnly = specs.length === 0;
+  // A promisor remote (partial clone): its filter applies to every fetch, and its packs are promisor packs.
+  const filter = isUrl ? undefined : config.get(`remote.${remoteName}.partialclonefilter`);
+  const promisor = !isUrl && (filter !== undefined || config.getBool(`remote.${remoteName}.promisor`) === true);
   const mergeRef = currentBranch && config.get(`branch.${currentBranch}.remote`) === remoteName ? config.get(`branch.${currentBranch}.merge`) : undefined;
 
   // git's "infinite" depth: every ancestor, which is what --unshallow asks for.
@@ -139,10 +148,13 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
             thinPack: true,
             progress: !!opts.progress,
             packfileUris: opts.packfileUris === false ? undefined : PACKFILE_URI_PROTOCOLS,
+            filter,
             onProgress: (c) => remoteProgress?.push(c),
           });
+          if (filter && !res.filtered) opts.say?.('warning: filtering not recognized by server, ignoring');
           try {
             const pack = await receivePack(res.pack, gitDir, { fixThin: db, progress: opts.progress });
+            if (promisor) writePromisorFile(pack.packPath, remoteRefs);
             objects = pack.objectCount;
             db.addPack(pack.packPath, pack.idxPath);
             opts.verbose?.(`Received ${pack.objectCount} objects${pack.appendedBases ? ` (thin pack: ${pack.appendedBases} base${pack.appendedBases === 1 ? '' : 's'} completed from local objects)` : ''}`);
@@ -157,8 +169,9 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
               objects += p.objectCount;
             }
           }
-          // As git does after every fetch: everything the new tips reach must be here now.
-          await checkConnected(gitDir, [...want], { shallow: readShallow(gitDir), before });
+          // As git does after every fetch: everything the new tips reach must be here now. From a
+          // promisor remote anything may be missing by design; git then checks only the tips (below).
+          if (!promisor) await checkConnected(gitDir, [...want], { shallow: readShallow(gitDir), before });
         } finally {
           before.close();
         }

@@ -1,11 +1,10 @@
 // mpgit ls-remote: the refs a server advertises, printed as git ls-remote prints them.
 
-import { join } from 'node:path';
-import { GitConfig } from '../repo/config.js';
+import { readConfig } from '../config/read.js';
 import { findRepository } from '../repo/layout.js';
 import { MpgitError } from '../errors.js';
 import type { RemoteRef } from '../protocol/wire.js';
-import { parseGitUrl } from './url.js';
+import { parseRemoteUrl } from './url.js';
 import { RemoteSession } from './session.js';
 import { wrapSocketError } from './connection.js';
 
@@ -32,14 +31,21 @@ function tailMatch(pattern: string, name: string): boolean {
 
 export async function lsRemote(opts: LsRemoteOptions): Promise<{ lines: string[]; refs: RemoteRef[] }> {
   let urlText = opts.remote;
+  let gitDir: string | null = null;
+  try {
+    gitDir = findRepository(opts.cwd).gitDir;
+  } catch {
+    // outside a repository: a URL, read with the system, global and command configuration
+  }
+  const config = readConfig(gitDir).config;
   // A bare word is a remote's name; anything else must be a URL (parseGitUrl says which kinds).
   if (/^[\w.-]+$/.test(urlText)) {
-    const { gitDir } = findRepository(opts.cwd);
-    const u = GitConfig.load(join(gitDir, 'config')).get(`remote.${urlText}.url`);
+    if (!gitDir) findRepository(opts.cwd);
+    const u = config.get(`remote.${urlText}.url`);
     if (!u) throw new MpgitError('MPGIT_NO_REMOTE', `'${urlText}' is neither a git:// URL nor a configured remote`, 'pass git://host[:port]/path');
     urlText = u;
   }
-  const url = parseGitUrl(urlText);
+  const url = parseRemoteUrl(urlText, config);
   const prefixes: string[] = [];
   if (opts.heads) prefixes.push('refs/heads/');
   if (opts.tags) prefixes.push('refs/tags/');

@@ -6,7 +6,7 @@ import { chmodSync, existsSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createIndexer } from '../pack/indexer.js';
-import type { ObjectReader } from '../repo/odb.js';
+import type { ObjectReader } from '../pack/object.js';
 import { Progress, type ProgressSink } from '../progress.js';
 
 export interface ReceivedPack {

@@ -2,62 +2,13 @@
 // settings as JSON (flags override it).
 
 import { Command, Option } from 'commander';
-import { describe } from '../errors.js';
 // Only what --help needs loads with the CLI; the daemon itself (zod, the offload responder)
 // loads when the command runs: every other command starts ~200 ms sooner.
-import type { DaemonConfig, Settings } from '../daemon/config.js';
-import type { Daemon, DaemonOptions } from '../daemon/daemon.js';
+import type { Settings } from '../daemon/config.js';
 import { SERVICE_NAMES } from '../daemon/service-names.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './types.js';
 
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
-
-/** Runs a daemon until SIGTERM/SIGINT: stop accepting, let transfers finish, exit 0. */
-export async function runDaemon(cfg: DaemonConfig, opts: DaemonOptions = {}, onReady?: (d: Daemon) => void): Promise<never> {
-  const { Daemon, makeLog, serveInetd } = await import('../daemon/daemon.js');
-  const { ReadyChannel } = await import('../daemon/detach.js');
-  // Started by --detach: the command that waits for us hears our warnings, error or readiness.
-  const channel = ReadyChannel.fromEnv();
-  // A daemon that does not log to stderr must not die of EPIPE when whatever read it is gone.
-  if (cfg.logDestination !== 'stderr') process.stderr.on('error', () => {});
-  const warn = (text: string) => {
-    if (!channel?.send(text)) process.stderr.write(text);
-  };
-  const log = opts.log ?? makeLog(cfg, warn);
-  await log.opened();
-  if (cfg.inetd) {
-    const code = await serveInetd(cfg, { ...opts, log });
-    await log.close();
-    process.exit(code === 0 ? 0 : 1);
-  }
-  let daemon: Daemon;
-  try {
-    daemon = await Daemon.start(cfg, { ...opts, log });
-  } catch (e) {
-    channel?.send(`fatal: ${describe(e)}\n`);
-    // stderr gets it from the CLI; syslog would otherwise never hear why the daemon stopped.
-    if (cfg.logDestination === 'syslog') log.error('fatal', `fatal: ${describe(e)}`);
-    await log.close();
-    throw e;
-  }
-  channel?.ready(daemon.readyText);
-  onReady?.(daemon);
-  return new Promise<never>(() => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      signals++;
-      if (signals === 1) {
-        log.notice('signal', `Received ${sig}: no new connections; transfers in flight get ${cfg.gracePeriod} s to finish`, { signal: sig });
-        void daemon.stop().then(() => log.close()).then(() => process.exit(0));
-      } else {
-        log.notice('signal', `Received ${sig} again: terminating transfers now`, { signal: sig });
-        void daemon.abort().then(() => log.close()).then(() => process.exit(0));
-      }
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
-}
 
 /** Settings given on the command line (only those actually typed, so the file can fill the rest). */
 function givenSettings(cmd: Command, directories: string[], flagSettings: (given: Record<string, unknown>) => Settings): Settings {
@@ -71,9 +22,22 @@ function givenSettings(cmd: Command, directories: string[], flagSettings: (given
   return flagSettings(given);
 }
 
+/**
+ * git daemon's --user-path takes a value only as --user-path=DIR; alone it turns user paths on.
+ * commander would take the next word as the value, so a lone --user-path becomes --user-path=.
+ */
+function gitStyleUserPath(cmd: Command): Command {
+  const parse = cmd.parseOptions.bind(cmd);
+  cmd.parseOptions = (argv: string[]) => {
+    const end = argv.indexOf('--');
+    return parse(argv.map((a, i) => (a === '--user-path' && (end < 0 || i < end) ? '--user-path=' : a)));
+  };
+  return cmd;
+}
+
 export const registerDaemon: RegisterCommand = (program) => {
-  program
-    .command('daemon')
+  gitStyleUserPath(program
+    .command('daemon'))
     .summary('serve repositories over git:// (stock git clients, optionally Multipath TCP)')
     .description(
       'A git:// server that stock git clients use unchanged; flags follow `git daemon`. ' +
@@ -87,7 +51,7 @@ export const registerDaemon: RegisterCommand = (program) => {
     .option('--base-path-relaxed', 'with --base-path: a path not found under it is looked up as it is (allow-list, export and strict-paths checks still apply)')
     .option('--export-all', 'serve repositories even without a git-daemon-export-ok file')
     .option('--strict-paths', 'match paths exactly (no .git suffix guessing); the allow-list must name each repository')
-    .option('--user-path [path]', 'allow ~user/ paths: the home directory, or with =path its <path> subdirectory')
+    .addOption(new Option('--user-path [path]', 'allow ~user/ paths: the home directory, or with =path its <path> subdirectory (as git: a value only after =)').argParser((v) => v || true))
     .option('--interpolated-path <template>', 'path template (%H host, %CH canonical host, %IP host address, %P port, %D path, %%)')
     .option('--listen <addr>', 'listen on this address or host name (repeatable; default: every address)', collect)
     .option('--port <n>', 'TCP port (default 9418)')
@@ -113,10 +77,17 @@ export const registerDaemon: RegisterCommand = (program) => {
     .option('--detach', 'run in the background once every address is bound (implies --syslog); if binding fails, print why and exit non-zero')
     .option('--no-detach', 'stay in the foreground (overrides the config file)')
     .addOption(new Option('--log-format <format>', 'human lines like git daemon, or one JSON object per event').choices(['human', 'json']))
-    .addOption(new Option('--log-destination <dest>', 'where the log goes (syslog: see --syslog)').choices(['stderr', 'syslog', 'none']))
+    .addOption(new Option('--log-destination <dest>', 'where the log goes (syslog: see --syslog; file: see --log-file)').choices(['stderr', 'syslog', 'file', 'none']))
+    .option('--log-file <file>', 'append the log to <file> (implies --log-destination=file); SIGUSR1 reopens it after rotation')
     .option('--syslog', 'log to syslog (short for --log-destination=syslog): lines go through `logger` tagged mpgit-daemon[pid], facility daemon, to /dev/log or to the unix socket in $MPGIT_SYSLOG_SOCKET')
     .option('--verbose', 'log every connection, request and disconnection (with MPTCP subflows and bytes)')
-    .option('--config <file>', 'JSON file of settings (keys are the flag names in camelCase); flags override it')
+    .option('--no-pack-cache', 'run pack-objects for every fetch (no pack cache)')
+    .option('--cache-dir <dir>', 'pack cache directory (default: $CACHE_DIRECTORY/pack-cache under systemd, /var/cache/mpgit/pack-cache for root, else ~/.cache/mpgit/pack-cache)')
+    .option('--cache-max-bytes <size>', 'pack cache size bound; least recently used entries go first (default 2g)')
+    .option('--cache-max-age <secs>', 'pack cache entries older than this are removed (default 3600; suffix s m h d)')
+    .option('--cache-min-occurrences <n>', 'requests of the same pack before it is kept (default 1)')
+    .option('--metrics-listen <addr:port>', 'serve Prometheus /metrics and /healthz over HTTP on this address (off by default)')
+    .option('--config <file>', 'JSON file of settings (keys are the flag names in camelCase); flags override it; SIGHUP re-reads it')
     .action(async function (this: Command, directories: string[]) {
       const { flagSettings, loadConfigFile, resolveConfig } = await import('../daemon/config.js');
       const flags = givenSettings(this, directories, flagSettings);
@@ -128,7 +99,10 @@ export const registerDaemon: RegisterCommand = (program) => {
         process.exit(await detach(cfg, given));
       }
       // Offloaded repositories answer protocol v2 fetch in-process (packfile URIs); git serves the rest.
-      const { offloadHook } = await import('../offload/hook.js');
-      await runDaemon(cfg, { hooks: [offloadHook] });
+      const { offloadHook } = await import('../daemon/offload-hook.js');
+      const { runDaemon } = await import('../daemon/run.js');
+      const path = this.opts().config as string | undefined;
+      const reload = path ? async () => resolveConfig(await loadConfigFile(path), flags) : null;
+      await runDaemon(cfg, { hooks: [offloadHook], reload });
     });
 };

@@ -5,11 +5,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { Option } from 'commander';
-import { MpgitError } from '../errors.js';
-import { runDaemon } from './daemon.js';
-import type { RegisterCommand } from './index.js';
+import { runGitIn } from '../git.js';
+import type { RegisterCommand } from './types.js';
 
 /** The repository name clients ask for: git://HOST:PORT/demo. */
 export const DEMO_NAME = 'demo';
@@ -20,20 +18,8 @@ export function defaultDemoDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(cache, 'mpgit', 'demo');
 }
 
-function git(args: string[], opts: { cwd: string; input?: string }): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('git', args, { cwd: opts.cwd, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('error', (e) => reject(new MpgitError('MPGIT_GIT', `cannot run git: ${e.message}`, 'install git (2.39 or later)')));
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new MpgitError('MPGIT_GIT', `git ${args[0]} failed (exit ${code}): ${err.trim()}`))));
-    if (child.stdin) {
-      child.stdin.on('error', () => {}); // git's exit status says what went wrong
-      child.stdin.end(opts.input);
-    }
-  });
+async function git(args: string[], opts: { cwd: string; input?: string }): Promise<void> {
+  await runGitIn(opts.cwd, args, { input: opts.input });
 }
 
 /** The demo history as a fast-import stream: fixed authors and dates, so the ids never change. */
@@ -68,7 +54,11 @@ function demoHistory(): string {
 /** Creates <dir>/demo.git once (built aside, then renamed into place); returns its path. */
 export async function ensureDemoRepo(dir: string): Promise<string> {
   const repo = join(dir, `${DEMO_NAME}.git`);
-  if (existsSync(join(repo, 'git-daemon-export-ok'))) return repo;
+  if (existsSync(join(repo, 'git-daemon-export-ok'))) {
+    // Partial clones (--filter) of the demo work: upload-pack honours filters only when allowed.
+    await git(['config', 'uploadpack.allowFilter', 'true'], { cwd: repo });
+    return repo;
+  }
   await mkdir(dir, { recursive: true });
   const tmp = join(dir, `.${DEMO_NAME}.tmp-${process.pid}`);
   await rm(tmp, { recursive: true, force: true });
@@ -76,6 +66,7 @@ export async function ensureDemoRepo(dir: string): Promise<string> {
     await git(['init', '-q', '--bare', tmp], { cwd: dir });
     await git(['symbolic-ref', 'HEAD', 'refs/heads/main'], { cwd: tmp });
     await git(['fast-import', '--quiet'], { cwd: tmp, input: demoHistory() });
+    await git(['config', 'uploadpack.allowFilter', 'true'], { cwd: tmp });
     await writeFile(join(tmp, 'git-daemon-export-ok'), '');
     await rm(repo, { recursive: true, force: true }); // a half-made one from an older version
     await rename(tmp, repo);
@@ -110,6 +101,7 @@ export const registerDemo: RegisterCommand = (program) => {
       // The daemon's modules load when the command runs, not with every start of the CLI.
       const { flagSettings, resolveConfig } = await import('../daemon/config.js');
       const { hostPort } = await import('../daemon/log.js');
+      const { runDaemon } = await import('../daemon/run.js');
       const dir = opts.dir ?? defaultDemoDir();
       const flags = flagSettings({ ...(opts.port !== undefined ? { port: opts.port } : {}), listen: opts.listen ?? loopbacks(), mptcp: opts.mptcp, logFormat: opts.logFormat, verbose: !opts.quiet });
       const cfg = resolveConfig({}, { ...flags, basePath: dir });

@@ -1,11 +1,13 @@
 // mpgit doctor [--role client|server] [--peer ADDR] [--json]: is this host's kernel ready for
-// Multipath TCP, and what exactly to set if it is not. Exit status 1 when something must change.
+// Multipath TCP, and what exactly to set if it is not (then what mpgit's core runs on: the
+// `mpgit version` report). Exit status 1 when something must change.
 
 import { release } from 'node:os';
 import { isIP } from 'node:net';
 import { InvalidArgumentError, type Command } from 'commander';
 import { probeHost } from '../doctor/probe.js';
 import { assess, formatAssessment, type Role } from '../doctor/assess.js';
+import { formatVersionReport, versionReport } from '../version.js';
 
 function role(v: string): Role {
   if (v !== 'client' && v !== 'server') throw new InvalidArgumentError('expected "client" or "server"');
@@ -27,7 +29,10 @@ export function registerDoctor(program: Command): void {
     .action(async (o: { role: Role; peer?: string; json?: boolean }) => {
       const state = await probeHost({ peer: o.peer, release: release() });
       const result = assess(state, o.role);
-      process.stdout.write(o.json ? `${JSON.stringify(result, null, 2)}\n` : formatAssessment(result));
+      // What mpgit itself runs on (addon, SHA-1 backend) belongs to the host's check too.
+      const mpgit = versionReport();
+      const text = `${formatAssessment(result)}\nmpgit on this host:\n${formatVersionReport(mpgit).replace(/^/gm, '  ')}`;
+      process.stdout.write(o.json ? `${JSON.stringify({ ...result, mpgit }, null, 2)}\n` : text);
       if (!result.ok) process.exitCode = 1;
     });
 }

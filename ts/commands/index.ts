@@ -2,9 +2,7 @@
 // it runs (or for the full help): a command does not pay for the others' modules (the
 // daemon's zod schemas, the HTTP client), in start-up time or in memory.
 
-import type { Command } from 'commander';
-
-export type RegisterCommand = (program: Command) => void;
+import type { RegisterCommand } from './types.js';
 
 export const commands: { name: string; load: () => Promise<RegisterCommand> }[] = [
   { name: 'demo', load: async () => (await import('./demo.js')).registerDemo },
@@ -15,6 +13,7 @@ export const commands: { name: string; load: () => Promise<RegisterCommand> }[] 
   { name: 'index-pack', load: async () => (await import('./index-pack.js')).registerIndexPack },
   { name: 'offload', load: async () => (await import('./offload.js')).registerOffload },
   { name: 'doctor', load: async () => (await import('./doctor.js')).registerDoctor },
+  { name: 'version', load: async () => (await import('./version.js')).registerVersion },
 ];
 
 /** The commands to register for `argv` (after node and the script): the one named, else all. */

@@ -14,6 +14,17 @@ export { SERVICE_NAMES, type ServiceName } from './service-names.js';
 const MAX_CONFIG_BYTES = 1 << 20;
 
 const service = z.enum(SERVICE_NAMES);
+const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, s: 1, h: 3600, d: 86400 };
+/** "512m", "10g" (sizes: k m g t) or "30m", "2h" (durations: s m h d); a plain number is taken as is. */
+const scaled = (units: string) =>
+  z.preprocess((v) => {
+    if (typeof v !== 'string') return v;
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]?)i?b?\s*$/i.exec(v);
+    const unit = m?.[2]?.toLowerCase() ?? '';
+    if (!m || !units.includes(unit)) return v;
+    const mult = unit === 'm' && units.includes('h') ? 60 : UNITS[unit]!;
+    return Math.round(Number(m[1]) * mult);
+  }, z.number().int().min(0));
 const seconds = z.number().finite().min(0);
 
 /** Every setting: key in the file, flag on the command line, schema, what it expects. */
@@ -46,9 +57,16 @@ const FIELDS = {
   inetd: { flag: '--inetd', schema: z.boolean(), expects: 'true or false' },
   detach: { flag: '--detach', schema: z.boolean(), expects: 'true or false' },
   logFormat: { flag: '--log-format', schema: z.enum(['human', 'json']), expects: '"human" or "json"' },
-  logDestination: { flag: '--log-destination', schema: z.enum(['stderr', 'syslog', 'none']), expects: '"stderr", "syslog" or "none"' },
+  logDestination: { flag: '--log-destination', schema: z.enum(['stderr', 'syslog', 'file', 'none']), expects: '"stderr", "syslog", "file" (with --log-file) or "none"' },
   syslog: { flag: '--syslog', schema: z.boolean(), expects: 'true or false' },
   verbose: { flag: '--verbose', schema: z.boolean(), expects: 'true or false' },
+  logFile: { flag: '--log-file', schema: z.string().min(1), expects: 'a file path (reopened on SIGUSR1)' },
+  packCache: { flag: '--pack-cache', schema: z.boolean(), expects: 'true or false' },
+  cacheDir: { flag: '--cache-dir', schema: z.string().min(1), expects: 'a directory path' },
+  cacheMaxBytes: { flag: '--cache-max-bytes', schema: scaled('kmgt'), expects: 'a size in bytes (suffix k, m, g or t allowed)' },
+  cacheMaxAge: { flag: '--cache-max-age', schema: scaled('smhd'), expects: 'a number of seconds (suffix s, m, h or d allowed)' },
+  cacheMinOccurrences: { flag: '--cache-min-occurrences', schema: z.number().int().min(1), expects: 'an integer of 1 or more' },
+  metricsListen: { flag: '--metrics-listen', schema: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/), expects: 'ADDR:PORT (e.g. 127.0.0.1:9419 or [::1]:9419)' },
 } as const;
 
 type Fields = typeof FIELDS;
@@ -91,10 +109,22 @@ export interface DaemonConfig {
   /** Run in the background once every address is bound (implies syslog). */
   detach: boolean;
   logFormat: 'human' | 'json';
-  logDestination: 'stderr' | 'syslog' | 'none';
+  logDestination: 'stderr' | 'syslog' | 'file' | 'none';
   /** --syslog: short for logDestination "syslog" (kept equal to it after resolving). */
   syslog: boolean;
   verbose: boolean;
+  /** Log to this file (logDestination "file"); SIGUSR1 reopens it. */
+  logFile: string | null;
+  /** Serve upload-pack's packs through the pack cache. */
+  packCache: boolean;
+  /** null: the default (see defaultCacheDir). */
+  cacheDir: string | null;
+  cacheMaxBytes: number;
+  /** Seconds an entry is kept after it was written. */
+  cacheMaxAge: number;
+  cacheMinOccurrences: number;
+  /** ADDR:PORT of the /metrics and /healthz HTTP server; null: off. */
+  metricsListen: string | null;
 }
 
 export const DEFAULTS: DaemonConfig = {
@@ -128,6 +158,13 @@ export const DEFAULTS: DaemonConfig = {
   logDestination: 'stderr',
   syslog: false,
   verbose: false,
+  logFile: null,
+  packCache: true,
+  cacheDir: null,
+  cacheMaxBytes: 2 * 1024 ** 3,
+  cacheMaxAge: 3600,
+  cacheMinOccurrences: 1,
+  metricsListen: null,
 };
 
 const fileSchema = z.strictObject(
@@ -217,6 +254,7 @@ export function resolveConfig(file: Settings, flags: Settings): DaemonConfig {
     }
     if (layer.syslog) merged.logDestination = 'syslog';
   }
+  if (merged.logFile && merged.logDestination === 'stderr') merged.logDestination = 'file';
   merged.syslog = merged.logDestination === 'syslog';
   const cfg = merged as unknown as DaemonConfig;
   if (cfg.detach && cfg.inetd) throw new ConfigError('--detach is incompatible with --inetd', 'inetd starts the daemon per connection: drop --detach');
@@ -224,6 +262,7 @@ export function resolveConfig(file: Settings, flags: Settings): DaemonConfig {
   if (cfg.inetd && (flags.listen || flags.port !== undefined || flags.pidFile)) {
     throw new ConfigError('--listen, --port and --pid-file are incompatible with --inetd', 'inetd hands the daemon one connection on stdin/stdout');
   }
+  if (cfg.logDestination === 'file' && !cfg.logFile) throw new ConfigError('--log-destination=file needs --log-file', 'give the file the log is appended to');
   if (cfg.group && !cfg.user) throw new ConfigError('--group needs --user', 'give the user the service processes run as');
   for (const s of cfg.enable) {
     if (cfg.disable.includes(s)) throw new ConfigError(`service ${s} is both enabled and disabled`, 'keep it in one of --enable / --disable');

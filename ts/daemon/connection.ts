@@ -10,14 +10,17 @@ import { parseRequest, requestedVersion, type GitRequest } from '../protocol/req
 import { pkt } from '../pktline.js';
 import { MpgitError, TimeoutError } from '../errors.js';
 import { connInfo } from '../net/socket.js';
-import { native, type ConnInfo } from '../native.js';
+import { core, type ConnInfo } from '../core/index.js';
 import { lookup } from 'node:dns/promises';
 import type { DaemonConfig, ServiceName } from './config.js';
 import type { ConnLog, DaemonLog } from './log.js';
 import { hostPort } from './log.js';
 import { ClientGoneError, readRequestLine, releaseReading, stopReading } from './request-reader.js';
 import { resolveRepo, type Refusal } from './paths.js';
-import { repoServiceSetting, runAccessHook, serviceArgs, serviceEnv, serviceFlags, serviceOf, spawnService } from './services.js';
+import { repoServiceSetting, runAccessHook, serviceArgs, serviceFlags, serviceOf, spawnService } from './services.js';
+import { serviceEnv } from '../git.js';
+import type { TransferRecord } from './access.js';
+import type { PackCache } from '../cache/pack-cache.js';
 
 /** A request the daemon has accepted, offered to the service hooks before git runs it. */
 export interface ServiceCall {
@@ -39,6 +42,8 @@ export interface ServiceCall {
   /** The TCP/MPTCP socket when there is one (not with --inetd over pipes). */
   socket: net.Socket | null;
   log: ConnLog;
+  /** What a hook that served the request reports back (for the metrics). */
+  served: { packfileUris: number };
 }
 
 /**
@@ -73,6 +78,10 @@ export interface ConnectionContext {
    * `handedOver`: it has the socket itself, rather than pipes relayed by the daemon.
    */
   onChild: (child: ChildProcess, handedOver: boolean) => void;
+  /** The pack cache upload-pack's pack-objects goes through (none: git packs every time). */
+  packCache?: PackCache | null;
+  /** Called once per connection when it ends (access log, metrics). */
+  onFinished?: (r: TransferRecord, log: ConnLog) => void;
 }
 
 /** How long after the service exits we wait for the client's close, to count the bytes it got. */
@@ -103,9 +112,9 @@ async function hostIp(host: string | undefined): Promise<string | undefined> {
 /** Reads the counters of the connection (null when it is not a socket or already gone). */
 function counters(io: ConnectionIO): ConnInfo | null {
   if (io.socket) return connInfo(io.socket);
-  if (io.infoFd === null || !native) return null;
+  if (io.infoFd === null || !core.net) return null;
   try {
-    return native.connInfo(io.infoFd);
+    return core.net.connInfo(io.infoFd);
   } catch {
     return null;
   }
@@ -199,6 +208,8 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
 
   let service: ServiceName | null = null;
   let exitCode = 1;
+  let repo: string | null = null;
+  let outcome: Pick<TransferRecord, 'result' | 'refusal' | 'cache' | 'packfileUris'> = { result: 'gone', refusal: null, cache: null, packfileUris: 0 };
 
   const disconnected = (info: ConnInfo | null, extra: { why?: string } = {}) => {
     const secs = ((Date.now() - started) / 1000).toFixed(2);
@@ -219,10 +230,19 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
         durationMs: Date.now() - started,
       },
     );
+    ctx.onFinished?.(
+      {
+        service, repo, client: io.remote ? hostPort(io.remote.address, io.remote.port) : null, ...outcome, exitCode,
+        bytesSent: info?.bytesSent ?? null, bytesReceived: info?.bytesReceived ?? null, durationMs: Date.now() - started,
+        mptcp: info?.mptcp ?? io.mptcp, subflows: info?.subflows ?? null, subflowsUsed: info?.subflowsUsed ?? null,
+      },
+      log,
+    );
   };
 
   const refuse = async (clientMessage: string, why: string) => {
     exitCode = 1;
+    outcome = { result: 'refused', refusal: why, cache: null, packfileUris: 0 };
     disconnected(await finish(io, pkt(`ERR ${clientMessage}`), DRAIN_MS), { why });
     return { exitCode, service };
   };
@@ -283,6 +303,7 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
     return refuse(pathRefusal(where.refusal, request.path), where.refusal);
   }
   const gitDir = where.gitDir;
+  repo = gitDir;
   if (where.relaxed) log.info('relaxed', `'${request.path}' is not under the base path: found as it is (--base-path-relaxed)`, { path: request.path, gitDir });
 
   // 4. The repository's own daemon.<service> setting, where overriding is allowed.
@@ -325,6 +346,7 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
     output: io.output,
     socket: io.socket,
     log,
+    served: { packfileUris: 0 },
   };
   for (const hook of ctx.hooks) {
     let r: number | null;
@@ -338,6 +360,7 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
     if (r === null) stopReading(io.input);
     if (r !== null) {
       exitCode = r;
+      outcome = { result: 'served', refusal: null, cache: null, packfileUris: call.served.packfileUris };
       disconnected(await finish(io, null, LINGER_MS), { why: `served in-process, exit ${r}` });
       return { exitCode, service };
     }
@@ -347,11 +370,13 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
   // Spawning from inside a read callback can lose the socket to the child (seen with libuv):
   // make sure we are on a fresh tick.
   await new Promise((r) => setImmediate(r));
+  // upload-pack's pack-objects goes through the pack cache (a `git -c` setting: protected config).
+  const lease = service === 'upload-pack' ? (ctx.packCache?.lease(gitDir) ?? null) : null;
   const args = serviceArgs(service!, cfg);
   const proc = spawnService({
-    args,
+    args: [...(lease?.gitArgs ?? []), ...args],
     gitDir,
-    env,
+    env: lease ? { ...env, ...lease.env } : env,
     // Relaying (bytes already read) goes through the streams; otherwise the child gets the socket.
     stdin: rest.length ? io.input : io.stdio[0],
     stdout: rest.length ? io.output : io.stdio[1],
@@ -360,10 +385,12 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
   });
   if (proc.child.pid) {
     ctx.onChild(proc.child, !proc.relayed);
-    log.info('service', `Serving '${gitDir}' with git ${args.join(' ')} (pid ${proc.child.pid})`, { service, gitDir, args, servicePid: proc.child.pid });
+    log.info('service', `Serving '${gitDir}' with git ${args.join(' ')} (pid ${proc.child.pid})${lease ? ', packs through the pack cache' : ''}`, { service, gitDir, args, servicePid: proc.child.pid, packCache: !!lease });
   }
   const end = await proc.exited;
+  lease?.release();
   exitCode = end.code;
+  outcome = { result: 'served', refusal: null, cache: lease?.result ?? null, packfileUris: 0 };
   disconnected(proc.relayed ? await finish(io, null, LINGER_MS) : await settle(io, LINGER_MS), { why: `${service} ${end.signal ? `killed by ${end.signal}` : `exited ${end.code}`}` });
   return { exitCode, service };
 }

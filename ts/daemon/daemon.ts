@@ -4,17 +4,23 @@
 
 import net from 'node:net';
 import { writeFile, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { socketFd, connInfo } from '../net/socket.js';
 import { MpgitError } from '../errors.js';
 import type { DaemonConfig } from './config.js';
-import { DaemonLog, hostPort } from './log.js';
+import { DaemonLog, hostPort, type ConnLog } from './log.js';
+import type { TransferRecord } from './access.js';
 import { SyslogWriter } from './syslog.js';
+import { LogFile } from './logfile.js';
 import { bindListeners, systemdListeners, type Listener } from './listeners.js';
 import { handleConnection, type ConnectionIO, type ServiceHook } from './connection.js';
 import { IdleWatch } from './idle.js';
-import { native } from '../native.js';
+import { core } from '../core/index.js';
+import { lookupUser } from './users.js';
+import { logAccess } from './access.js';
+import type { DaemonMetrics } from './metrics.js';
+import type { PackCache } from '../cache/pack-cache.js';
+import type { ReloadPlan } from './signals.js';
 
 export interface DaemonOptions {
   log?: DaemonLog;
@@ -41,28 +47,19 @@ export function makeLog(cfg: DaemonConfig, warn?: (text: string) => void): Daemo
     const w = new SyslogWriter({ warn });
     return new DaemonLog({ format: cfg.logFormat, verbose: cfg.verbose, write: (line, level) => w.write(line, level), opened: w.opened, close: () => w.close() });
   }
+  if (cfg.logDestination === 'file' && cfg.logFile) {
+    const f = new LogFile(cfg.logFile, warn ?? ((t) => process.stderr.write(t)));
+    return new DaemonLog({ format: cfg.logFormat, verbose: cfg.verbose, write: (line) => f.write(line), reopen: () => f.reopen(), close: async () => f.close() });
+  }
   return new DaemonLog({ format: cfg.logFormat, verbose: cfg.verbose, write: cfg.logDestination === 'none' ? null : undefined });
 }
 
-/** A user's name, uid and primary gid from the user database (name or numeric id). */
-function passwdEntry(user: string): { name: string; uid: number; gid: number; home: string } | null {
-  try {
-    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-      const f = line.split(':');
-      if (f.length >= 6 && (f[0] === user || f[2] === user)) return { name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5]! };
-    }
-  } catch {
-    // no user database
-  }
-  return null;
-}
-
 /** Drops root for --user/--group, after the sockets are bound (as git daemon does). */
-function dropPrivileges(cfg: DaemonConfig): void {
+async function dropPrivileges(cfg: DaemonConfig): Promise<void> {
   if (!cfg.user) return;
   if (process.getuid?.() !== 0) throw new MpgitError('MPGIT_CONFIG', `--user ${cfg.user} needs the daemon to start as root`, 'start it as root, or drop --user');
-  const pw = passwdEntry(cfg.user);
-  if (!pw) throw new MpgitError('MPGIT_CONFIG', `--user ${cfg.user}: no such user`, 'give a user listed in /etc/passwd');
+  const pw = await lookupUser(cfg.user);
+  if (!pw) throw new MpgitError('MPGIT_CONFIG', `--user ${cfg.user}: no such user`, 'give a user that `getent passwd` lists');
   try {
     const gid: number | string = cfg.group ? (/^\d+$/.test(cfg.group) ? Number(cfg.group) : cfg.group) : pw.gid;
     (process as unknown as { initgroups?: (user: string, extra: number | string) => void }).initgroups?.(pw.name, gid);
@@ -91,6 +88,10 @@ export class Daemon {
   private stopping: Promise<void> | null = null;
   private idle: (() => void) | null = null;
   private readonly idleWatch: IdleWatch<number>;
+  /** The pack cache (null: off, by setting or because it could not start). */
+  packCache: PackCache | null = null;
+  metrics: DaemonMetrics | null = null;
+  private metricsServer: { close(): void } | null = null;
 
   private constructor(readonly cfg: DaemonConfig, opts: DaemonOptions) {
     this.log = opts.log ?? makeLog(cfg);
@@ -109,9 +110,11 @@ export class Daemon {
     d.listeners = activated ?? (await bindListeners({ listen: cfg.listen, port: cfg.port, mptcp: cfg.mptcp, bindTimeoutMs: cfg.bindTimeout * 1000, log: d.log, onConnection }));
     const bindMs = Date.now() - t0;
     try {
-      dropPrivileges(cfg);
+      await dropPrivileges(cfg);
       if (cfg.pidFile) await writeFile(cfg.pidFile, `${process.pid}\n`);
+      await d.startExtras();
     } catch (e) {
+      d.metricsServer?.close();
       for (const l of d.listeners) l.server.close();
       for (const [s] of d.early) s.destroy();
       throw e;
@@ -126,6 +129,42 @@ export class Daemon {
     });
     for (const [s, l] of d.early.splice(0)) d.accept(s, l);
     return d;
+  }
+
+  /** Metrics (--metrics-listen) and the pack cache, once bound and running as the final user. */
+  private async startExtras(): Promise<void> {
+    if (this.cfg.metricsListen) {
+      const { DaemonMetrics, serveMetrics } = await import('./metrics.js');
+      this.metrics = new DaemonMetrics();
+      this.metricsServer = await serveMetrics(this.cfg.metricsListen, this.metrics, () =>
+        this.accepting ? { ok: true, text: `ok: serving, ${this.live.size} connections` } : { ok: false, text: this.stopping ? 'stopping' : 'starting' },
+      );
+      this.log.notice('metrics', `Metrics on http://${this.cfg.metricsListen}/metrics (health: /healthz)`, { metricsListen: this.cfg.metricsListen });
+    }
+    await this.startCache();
+  }
+
+  private async startCache(): Promise<void> {
+    const { startPackCache } = await import('./cache-setup.js');
+    this.packCache = await startPackCache(this.cfg, this.log, this.metrics?.cacheEvents() ?? {});
+  }
+
+  /** SIGHUP: the live settings change in place (each connection reads them as it comes). */
+  async applyReload(plan: ReloadPlan, next: DaemonConfig): Promise<void> {
+    const cfg = this.cfg as unknown as Record<string, unknown>;
+    for (const c of plan.apply) cfg[c.key] = next[c.key];
+    this.log.reconfigure({ format: this.cfg.logFormat, verbose: this.cfg.verbose });
+    if (plan.apply.some((c) => c.key === 'packCache')) {
+      if (!this.cfg.packCache) {
+        const old = this.packCache;
+        this.packCache = null;
+        // Transfers following a run keep it: it finishes in the background.
+        void old?.close({ finishRuns: true });
+      } else if (!this.packCache) await this.startCache();
+    } else if (this.packCache && plan.apply.some((c) => c.key.startsWith('cache'))) {
+      const { cacheBounds } = await import('./cache-setup.js');
+      await this.packCache.setBounds(cacheBounds(this.cfg));
+    }
   }
 
   /** Connections open right now. */
@@ -145,6 +184,7 @@ export class Daemon {
     const info = connInfo(socket);
     const entry: Live = { id, socket, child: null, handedOver: false };
     this.live.set(id, entry);
+    this.metrics?.opened(info ? info.mptcp : listener.mptcp === false ? false : null);
     const io: ConnectionIO = {
       id,
       input: socket,
@@ -156,10 +196,16 @@ export class Daemon {
       mptcp: info ? info.mptcp : listener.mptcp === false ? false : null,
       overLimit: this.cfg.maxConnections > 0 && this.live.size > this.cfg.maxConnections,
     };
-    handleConnection(io, { cfg: this.cfg, log: this.log, hooks: this.hooks, onChild: (c, handedOver) => Object.assign(entry, { child: c, handedOver }) })
+    const metrics = this.metrics;
+    const onFinished = (r: TransferRecord, log: ConnLog) => {
+      logAccess(log, r);
+      metrics?.finished(r);
+    };
+    handleConnection(io, { cfg: this.cfg, log: this.log, hooks: this.hooks, onChild: (c, handedOver) => Object.assign(entry, { child: c, handedOver }), packCache: this.packCache, onFinished })
       .catch((e) => this.log.error('internal-error', `connection ${id}: ${(e as Error).stack ?? e}`))
       .finally(() => {
         socket.destroy();
+        metrics?.closed();
         this.live.delete(id);
         this.idleWatch.forget(id);
         if (this.live.size === 0) this.idle?.();
@@ -204,6 +250,8 @@ export class Daemon {
       }
     }
     this.idleWatch.stop();
+    this.metricsServer?.close();
+    await this.packCache?.close();
     this.log.notice('stopped', 'Stopped', {});
   }
 
@@ -257,9 +305,9 @@ export async function serveInetd(cfg: DaemonConfig, opts: DaemonOptions = {}): P
   const stdin = process.stdin;
   const sock = stdin instanceof net.Socket && typeof stdin.remoteAddress === 'string' ? stdin : null;
   let mptcp: boolean | null = null;
-  if (sock && native) {
+  if (sock && core.net) {
     try {
-      mptcp = native.connInfo(0).mptcp;
+      mptcp = core.net.connInfo(0).mptcp;
     } catch {
       mptcp = null;
     }
@@ -275,7 +323,7 @@ export async function serveInetd(cfg: DaemonConfig, opts: DaemonOptions = {}): P
     mptcp,
     overLimit: false,
   };
-  dropPrivileges(cfg);
-  const r = await handleConnection(io, { cfg, log, hooks: opts.hooks ?? [], onChild: () => {} });
+  await dropPrivileges(cfg);
+  const r = await handleConnection(io, { cfg, log, hooks: opts.hooks ?? [], onChild: () => {}, onFinished: (t, l) => logAccess(l, t) });
   return r.exitCode;
 }

@@ -6,7 +6,7 @@
 
 import net from 'node:net';
 import { closeSync } from 'node:fs';
-import { native, nativeLoadError } from '../native.js';
+import { core } from '../core/index.js';
 import { resolveAll } from '../net/socket.js';
 import { MpgitError } from '../errors.js';
 import { hostPort, type DaemonLog } from './log.js';
@@ -84,7 +84,7 @@ const SERVER_OPTIONS: net.ServerOpts = { pauseOnConnect: true, allowHalfOpen: tr
 type Bound = { fd: number; mptcp: boolean; fallback: string | null } | { server: net.Server };
 
 async function bindOnce(ip: string, port: number, mptcp: boolean, backlog: number): Promise<Bound> {
-  if (native) return native.listenSocket(ip, port, mptcp, backlog);
+  if (core.net) return core.net.listenSocket(ip, port, mptcp, backlog);
   // Without the addon: node's own listener (libuv sets SO_REUSEADDR on it too).
   const server = net.createServer(SERVER_OPTIONS);
   await new Promise<void>((resolve, reject) => {
@@ -167,7 +167,7 @@ async function targets(listen: string[]): Promise<{ ip: string; optional: boolea
 export async function bindListeners(opts: BindOptions): Promise<Listener[]> {
   const backlog = opts.backlog ?? BACKLOG;
   const want = await targets(opts.listen);
-  if (opts.mptcp && !native) opts.log.notice('mptcp-fallback', `MPTCP needs the native addon (${nativeLoadError}): listening with plain TCP`, { reason: nativeLoadError });
+  if (opts.mptcp && !core.net) opts.log.notice('mptcp-fallback', `MPTCP needs the native addon (${core.loadError}): listening with plain TCP`, { reason: core.loadError });
   const bound = new Map<string, Bound>();
   const warned = new Set<string>();
   const skipped = new Set<string>();
@@ -250,7 +250,7 @@ export async function systemdListeners(opts: Pick<BindOptions, 'log' | 'onConnec
   for (let fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; fd++) {
     let mptcp: boolean | null = null;
     try {
-      mptcp = native ? native.connInfo(fd).mptcp : null;
+      mptcp = core.net ? core.net.connInfo(fd).mptcp : null;
     } catch {
       mptcp = null;
     }

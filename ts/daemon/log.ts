@@ -14,6 +14,8 @@ export interface LogOptions {
   opened?: Promise<void>;
   /** Flushes what is queued and releases the destination (bounded). */
   close?: () => Promise<void>;
+  /** Opens the destination again (a log file after rotation); returns an error text or null. */
+  reopen?: () => string | null;
 }
 
 export type Fields = Record<string, unknown>;
@@ -27,6 +29,22 @@ export class DaemonLog {
 
   get verbose(): boolean {
     return this.opts.verbose;
+  }
+
+  get format(): 'human' | 'json' {
+    return this.opts.format;
+  }
+
+  /** A reload: format and verbosity change at once (the destination needs a restart). */
+  reconfigure(o: { format: 'human' | 'json'; verbose: boolean }): void {
+    this.opts.format = o.format;
+    this.opts.verbose = o.verbose;
+  }
+
+  /** Reopens a log file (SIGUSR1); false when there is none to reopen. */
+  reopen(): { reopened: boolean; error: string | null } {
+    if (!this.opts.reopen) return { reopened: false, error: null };
+    return { reopened: true, error: this.opts.reopen() };
   }
 
   /** Resolves once the destination takes lines (a missing syslog writer has been reported). */

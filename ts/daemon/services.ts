@@ -7,6 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { SERVICE_NAMES, type DaemonConfig, type ServiceName } from './config.js';
 import { releaseReading } from './request-reader.js';
+import { runGit } from '../git.js';
 
 export interface ServiceDef {
   name: ServiceName;
@@ -21,18 +22,10 @@ export const SERVICES: Record<ServiceName, ServiceDef> = {
   'receive-pack': { name: 'receive-pack', configKey: 'receivepack', enabledByDefault: false },
 };
 
-/** Bound on `git config` and the access hook. */
+/** Bound on `git config daemon.<service>` and the access hook. */
 const HELPER_TIMEOUT_MS = 10_000;
 /** Bytes of a helper's output we look at. */
 const HELPER_MAX_OUTPUT = 64 * 1024;
-
-/** Environment variables that point git at a repository: never inherited by a service. */
-const LOCAL_GIT_ENV = [
-  'GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_ALTERNATE_OBJECT_DIRECTORIES',
-  'GIT_COMMON_DIR', 'GIT_NAMESPACE', 'GIT_PREFIX', 'GIT_CONFIG', 'GIT_CONFIG_PARAMETERS', 'GIT_CONFIG_COUNT',
-  'GIT_GRAFT_FILE', 'GIT_IMPLICIT_WORK_TREE', 'GIT_NO_REPLACE_OBJECTS', 'GIT_REPLACE_REF_BASE',
-  'GIT_SHALLOW_FILE', 'GIT_PROTOCOL', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES',
-];
 
 /** The service named in a request ("git-upload-pack" -> "upload-pack"). */
 export function serviceOf(requestService: string): ServiceName | null {
@@ -63,10 +56,14 @@ function runHelper(cmd: string, args: string[], opts: { cwd?: string; env: NodeJ
 export async function repoServiceSetting(gitDir: string, s: ServiceName): Promise<boolean | null | Error> {
   // GIT_DIR given explicitly: no discovery, so no "dubious ownership" refusal for a repository
   // owned by another user (git daemon reads it the same way).
-  const r = await runHelper('git', ['config', '--bool', '--get', `daemon.${SERVICES[s].configKey}`], { cwd: gitDir, env: { ...serviceEnv(), GIT_DIR: gitDir } });
+  let r: { stdout: Buffer; code: number };
+  try {
+    r = await runGit(gitDir, ['config', '--bool', '--get', `daemon.${SERVICES[s].configKey}`], { okCodes: [1], timeoutMs: HELPER_TIMEOUT_MS, maxOutput: HELPER_MAX_OUTPUT });
+  } catch (e) {
+    return e as Error;
+  }
   if (r.code === 1) return null;
-  if (r.code !== 0) return new Error(`git config daemon.${SERVICES[s].configKey} failed (exit ${r.code})`);
-  return r.stdout.trim() === 'true';
+  return r.stdout.toString().trim() === 'true';
 }
 
 /** Runs --access-hook: exit 0 allows; otherwise its first line of output is the refusal. */
@@ -76,14 +73,6 @@ export async function runAccessHook(hook: string, args: { service: ServiceName; 
   if (r.code === 0) return null;
   const first = r.stdout.trim().split('\n')[0]!.trim();
   return first || 'service rejected';
-}
-
-/** The daemon's environment minus variables that would redirect git to another repository. */
-export function serviceEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of LOCAL_GIT_ENV) delete env[k];
-  for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
-  return env;
 }
 
 /** git's arguments for a service. */
@@ -161,7 +150,7 @@ export function spawnService(opts: {
   relayLines(child.stderr!, opts.onStderrLine);
   const exited = new Promise<{ code: number; signal: NodeJS.Signals | null }>((resolve) => {
     child.on('error', (e) => {
-      opts.onStderrLine(`cannot run git ${opts.args[0]}: ${e.message}`);
+      opts.onStderrLine(`cannot run git ${opts.args.find((a) => !a.startsWith('-') && !a.includes('='))}: ${e.message}`);
       resolve({ code: 127, signal: null });
     });
     child.on('exit', (code, signal) => {

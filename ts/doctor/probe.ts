@@ -5,7 +5,7 @@
 
 import { readFile, readdir } from 'node:fs/promises';
 import { exec } from '../net/iproute.js';
-import { native, nativeLoadError } from '../native.js';
+import { core } from '../core/index.js';
 
 const SYSCTL_DIR = '/proc/sys/net/mptcp';
 /** Documentation addresses (RFC 5737 / RFC 3849): a route lookup towards "the Internet". */
@@ -168,8 +168,8 @@ async function mptcpdRunning(): Promise<boolean> {
 export async function probeHost(opts: { peer?: string; release: string }): Promise<HostState> {
   const sysctls = await readSysctls();
   let socketError: string | null = null;
-  if (native) socketError = native.kernelMptcp();
-  else if (!Object.keys(sysctls).length) socketError = `no ${SYSCTL_DIR} (and the native addon is unavailable: ${nativeLoadError})`;
+  if (core.net) socketError = core.net.kernelMptcp();
+  else if (!Object.keys(sysctls).length) socketError = `no ${SYSCTL_DIR} (and the native addon is unavailable: ${core.loadError})`;
 
   const state: HostState = {
     kernel: opts.release,

@@ -14,10 +14,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PackfileUri } from './download.js';
+import type { PackfileUri } from '../protocol/packfile-uris.js';
 import type { OffloadState } from './state.js';
 import { eligiblePacks } from './plan.js';
-import { annotatedTags } from './refs.js';
+import { annotatedTags } from '../repo/server-refs.js';
 
 export const CACHE_DIR = 'mpgit-offload-cache';
 /** Largest inline pack kept. */

@@ -4,7 +4,7 @@
 
 import type { ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { GitCommandError, spawnGit } from './git.js';
+import { GitCommandError, spawnGit } from '../git.js';
 import type { StartPack } from './plan.js';
 
 /** Bytes of pack read ahead of the consumer before pack-objects is held back. */

@@ -15,8 +15,8 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { PackfileUri } from './download.js';
-import { GitCommandError, gitText, runGit, spawnGit } from './git.js';
+import type { PackfileUri } from '../protocol/packfile-uris.js';
+import { GitCommandError, gitText, runGit, spawnGit } from '../git.js';
 import { livePacks, packUri, type BasePack, type OffloadState } from './state.js';
 
 /** A fetch whose client lacks more than this share of the base's commits gets the base pack. */

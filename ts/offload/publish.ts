@@ -21,11 +21,15 @@ import { copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promis
 import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, MpgitError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import { humanBytes } from '../progress.js';
-import { GitCommandError, gitLines, gitText, objectTypes, resolveGitDir, runGit, spawnGit } from './git.js';
+import { GitCommandError, gitLines, gitText, objectTypes, resolveGitDir, runGit, spawnGit } from '../git.js';
 import { warmCloneCache, type WarmedAnswer } from './warm.js';
+import { holdLock } from '../repo/lockfile.js';
 import { livePacks, readState, statePath, writeState, type BasePack, type BlobPack, type ConfigPack, type OffloadState } from './state.js';
+import { isOid, OID_PATTERN } from '../oid.js';
+
+const BLOB_PACKFILE_URI = new RegExp(`^(${OID_PATTERN}) (${OID_PATTERN}) (\\S+)$`);
 
 export interface OffloadOptions {
   repo: string;
@@ -168,7 +172,7 @@ async function configPacks(gitDir: string): Promise<ConfigPack[]> {
   const values = await gitLines(gitDir, ['config', '--get-all', 'uploadpack.blobpackfileuri'], { okCodes: [1] });
   const byHash = new Map<string, ConfigPack>();
   for (const v of values) {
-    const m = /^([0-9a-f]{40}) ([0-9a-f]{40}) (\S+)$/.exec(v.trim());
+    const m = BLOB_PACKFILE_URI.exec(v.trim());
     if (!m) throw new ConfigError(`uploadpack.blobPackfileUri ${JSON.stringify(v)} is not "<object> <pack-hash> <uri>"`, 'fix or remove that configuration entry');
     checkBaseUrl(m[3]!);
     const known = byHash.get(m[2]!);
@@ -180,19 +184,9 @@ async function configPacks(gitDir: string): Promise<ConfigPack[]> {
 }
 
 /** Takes the repository's offload lock; the returned function releases it. */
-async function lock(gitDir: string): Promise<() => Promise<void>> {
+function lock(gitDir: string): () => void {
   const path = `${statePath(gitDir)}.lock`;
-  try {
-    const fh = await open(path, 'wx');
-    await fh.write(`${process.pid}\n`);
-    await fh.close();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new MpgitError('MPGIT_LOCKED', `another \`mpgit offload\` is running on this repository (${path} exists)`, `wait for it, or remove ${path} if no such process is left`);
-    }
-    throw e;
-  }
-  return () => rm(path, { force: true });
+  return holdLock(path, { message: `another \`mpgit offload\` is running on this repository (${path} exists)`, hint: `wait for it, or remove ${path} if no such process is left` });
 }
 
 /** Prepares (or refreshes) offload for a repository and publishes its packs. */
@@ -206,7 +200,7 @@ export async function prepareOffload(opts: OffloadOptions): Promise<OffloadResul
   const publishDir = resolve(opts.publishDir);
   await mkdir(publishDir, { recursive: true });
   const mode = opts.minSize !== undefined ? 'blob' : 'base';
-  const unlock = await lock(gitDir);
+  const unlock = lock(gitDir);
   try {
     const old = await readState(gitDir);
     if (opts.refresh && !old) throw new ConfigError(`offload is not set up in ${opts.repo}`, 'run `mpgit offload` without --refresh first');
@@ -263,7 +257,7 @@ export async function prepareOffload(opts: OffloadOptions): Promise<OffloadResul
     const warmed = livePacks(state).length ? await warmCloneCache(gitDir, state, log) : [];
     return { gitDir, state, published, retired, removed, bitmap, warmed };
   } finally {
-    await unlock();
+    unlock();
   }
 }
 
@@ -348,9 +342,9 @@ async function publishBlobs(gitDir: string, publishDir: string, state: OffloadSt
 async function publishBase(gitDir: string, publishDir: string, state: OffloadState, ref: string, now: Date, log: (l: string) => void, retired: (BasePack | BlobPack)[]): Promise<BasePack[]> {
   if (ref.startsWith('-')) throw new ConfigError(`--base ${JSON.stringify(ref)} is not a ref`);
   const object = await gitText(gitDir, ['rev-parse', '--verify', '-q', `${ref}^{object}`], { okCodes: [1] });
-  if (!/^[0-9a-f]{40}$/.test(object)) throw new ConfigError(`--base ${ref}: no such ref or commit in the repository`, 'give a branch, a tag or a commit id');
+  if (!isOid(object)) throw new ConfigError(`--base ${ref}: no such ref or commit in the repository`, 'give a branch, a tag or a commit id');
   const commit = await gitText(gitDir, ['rev-parse', '--verify', '-q', `${ref}^{commit}`], { okCodes: [1] });
-  if (!/^[0-9a-f]{40}$/.test(commit)) throw new ConfigError(`--base ${ref} does not name a commit`, 'give a branch, a tag or a commit id');
+  if (!isOid(commit)) throw new ConfigError(`--base ${ref} does not name a commit`, 'give a branch, a tag or a commit id');
   const current = state.packs.find((p): p is BasePack => p.kind === 'base' && p.retiredAt === null);
   if (current && current.object === object) {
     log(`base ${ref} is still ${object.slice(0, 12)}: ${current.file} stays`);

@@ -7,10 +7,11 @@ import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { OID_RE } from '../oid.js';
 
 export const STATE_FILE = 'mpgit-offload.json';
 
-const oid = z.string().regex(/^[0-9a-f]{40}$/);
+const oid = z.string().regex(OID_RE);
 
 const basePack = z.object({
   kind: z.literal('base'),

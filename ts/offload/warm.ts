@@ -9,7 +9,7 @@ import { humanBytes } from '../progress.js';
 import { CACHE_DIR, cacheLookup, CacheWriter, cloneKey, MAX_ENTRY_BYTES } from './cache.js';
 import { PackObjects } from './pack-objects.js';
 import { liveSchemes, planFetch } from './plan.js';
-import { listServerRefs } from './refs.js';
+import { listServerRefs } from '../repo/server-refs.js';
 import type { OffloadState } from './state.js';
 
 export interface WarmedAnswer {

@@ -4,43 +4,12 @@
 
 import { availableParallelism } from 'node:os';
 import { MpgitError } from '../errors.js';
-import type { ObjectReader, ObjectType } from '../repo/odb.js';
+import type { ObjectReader } from './object.js';
+import type { IndexerImpl, IndexProgress, IndexResult, PackIndexer } from './types.js';
 import { JsIndexer } from './js/indexer.js';
 import { NativeIndexer, nativeIndexFile, nativePackMissing } from './native.js';
 
-export interface IndexProgress {
-  bytes: number;
-  objectsTotal: number;
-  objectsReceived: number;
-  deltasTotal: number;
-  deltasResolved: number;
-}
-
-export interface IndexResult {
-  packPath: string;
-  idxPath: string;
-  revPath: string | null;
-  packChecksum: string;
-  objectCount: number;
-  deltaCount: number;
-  appendedBases: number;
-}
-
-export interface PackIndexer {
-  readonly impl: 'native' | 'js';
-  /** Appends pack bytes; returns bytes queued but not yet parsed (pause input when large). */
-  write(chunk: Buffer): number;
-  progress(): IndexProgress;
-  /** End of input: checks the trailer, resolves deltas; `missing` = REF_DELTA bases not in the pack. */
-  resolve(): Promise<{ missing: string[] }>;
-  /** For --fix-thin: a base object read from the repository. */
-  addBase(oid: string, type: ObjectType, data: Buffer): void;
-  finish(opts: { idxPath: string; revPath: string | null; fixThin: boolean }): Promise<IndexResult>;
-  /** Stop, remove the partial pack. */
-  abort(): void;
-}
-
-export type IndexerImpl = 'native' | 'js';
+export type { IndexerImpl, IndexProgress, IndexResult, PackIndexer } from './types.js';
 
 /** Queued-but-unparsed bytes above which indexStream stops reading its source. */
 const MAX_QUEUED_BYTES = 32 << 20;
@@ -51,7 +20,7 @@ const PROGRESS_EVERY_MS = 100;
 /** The implementation to use: as asked, else native when the addon has the indexer, else js. */
 export function pickImpl(impl?: IndexerImpl): IndexerImpl {
   if (impl) return impl;
-  // MPGIT_NO_NATIVE keeps the addon from loading at all (ts/native.ts), so this covers it.
+  // MPGIT_NO_NATIVE keeps the addon from loading at all (ts/core/native.ts), so this covers it.
   return nativePackMissing() ? 'js' : 'native';
 }
 

@@ -1,51 +1,29 @@
-// The PackIndexer backed by the Rust addon (crates/node/src/pack.rs): parsing runs on a
+// The PackIndexer backed by the Rust core's indexer (crates/node/src/pack.rs): parsing runs on a
 // background thread as bytes arrive, delta resolution on `threads` threads.
 
 import { rmSync } from 'node:fs';
-import { MissingBaseError, MpgitError, PackError } from '../errors.js';
-import { native, nativeLoadError, type NativeAddon, type NativeIndexResult, type PackHandle } from '../native.js';
-import type { ObjectType } from '../repo/odb.js';
-import type { IndexProgress, IndexResult, PackIndexer } from './indexer.js';
-import { typeCode } from './object.js';
+import { MpgitError } from '../errors.js';
+import { core, coreCall, coreMissing, type CoreIndexResult, type IndexerCore, type PackHandle } from '../core/index.js';
+import type { IndexProgress, IndexResult, PackIndexer } from './types.js';
+import { typeCode, type ObjectType } from './object.js';
 
-type PackSurface = Required<
-  Pick<
-    NativeAddon,
-    'packIndexerNew' | 'packIndexerWrite' | 'packIndexerProgress' | 'packIndexerResolve' | 'packIndexerAddBase' | 'packIndexerFinish' | 'indexPackFile'
-  >
->;
-
-const FUNCTIONS = ['packIndexerNew', 'packIndexerWrite', 'packIndexerProgress', 'packIndexerResolve', 'packIndexerAddBase', 'packIndexerFinish', 'indexPackFile'] as const;
-
-/** Why the native indexer is unavailable, or null when it is there. */
+/** Why the core's indexer is unavailable, or null when it is there. */
 export function nativePackMissing(): string | null {
-  if (!native) return nativeLoadError ?? 'the addon did not load';
-  const absent = FUNCTIONS.filter((f) => typeof native![f] !== 'function');
-  return absent.length ? `the addon lacks ${absent.join(', ')}` : null;
+  return coreMissing('indexer');
 }
 
-function surface(): PackSurface {
-  const why = nativePackMissing();
-  if (why) throw new MpgitError('MPGIT_NO_NATIVE', `native pack indexer not built: ${why}`, 'run `npm run build:native`, or use the TypeScript indexer (--impl js, or MPGIT_NO_NATIVE=1)');
-  return native as PackSurface;
+function surface(): IndexerCore {
+  if (core.indexer) return core.indexer;
+  throw new MpgitError('MPGIT_NO_NATIVE', `native pack indexer not built: ${nativePackMissing()}`, 'run `npm run build:native`, or use the TypeScript indexer (--impl js, or MPGIT_NO_NATIVE=1)');
 }
 
-/** Native errors carry `code`; give them the typed classes the rest of mpgit catches. */
-function typed(e: unknown): unknown {
-  if (e instanceof MpgitError || !(e instanceof Error)) return e;
-  const code = (e as { code?: unknown }).code;
-  if (code === 'MPGIT_BAD_PACK') return new PackError(e.message);
-  if (code === 'MPGIT_MISSING_BASE') return new MissingBaseError(e.message);
-  return e;
-}
-
-function result(packPath: string, idxPath: string, revPath: string | null, r: NativeIndexResult): IndexResult {
+function result(packPath: string, idxPath: string, revPath: string | null, r: CoreIndexResult): IndexResult {
   return { packPath, idxPath, revPath, packChecksum: r.packChecksum, objectCount: r.objectCount, deltaCount: r.deltaCount, appendedBases: r.appendedBases };
 }
 
 export class NativeIndexer implements PackIndexer {
   readonly impl = 'native' as const;
-  private readonly n: PackSurface;
+  private readonly n: IndexerCore;
   private readonly h: PackHandle;
   private done = false;
 
@@ -53,20 +31,12 @@ export class NativeIndexer implements PackIndexer {
     readonly packPath: string,
     opts: { threads: number; maxCacheBytes?: number },
   ) {
-    this.n = surface();
-    try {
-      this.h = this.n.packIndexerNew(packPath, opts.maxCacheBytes === undefined ? { threads: opts.threads } : { threads: opts.threads, maxCacheBytes: opts.maxCacheBytes });
-    } catch (e) {
-      throw typed(e);
-    }
+    const n = (this.n = surface());
+    this.h = coreCall(() => n.packIndexerNew(packPath, opts.maxCacheBytes === undefined ? { threads: opts.threads } : { threads: opts.threads, maxCacheBytes: opts.maxCacheBytes }));
   }
 
   write(chunk: Buffer): number {
-    try {
-      return this.n.packIndexerWrite(this.h, chunk);
-    } catch (e) {
-      throw typed(e);
-    }
+    return coreCall(() => this.n.packIndexerWrite(this.h, chunk));
   }
 
   progress(): IndexProgress {
@@ -74,29 +44,17 @@ export class NativeIndexer implements PackIndexer {
   }
 
   async resolve(): Promise<{ missing: string[] }> {
-    try {
-      return await this.n.packIndexerResolve(this.h);
-    } catch (e) {
-      throw typed(e);
-    }
+    return coreCall(() => this.n.packIndexerResolve(this.h));
   }
 
   addBase(oid: string, type: ObjectType, data: Buffer): void {
-    try {
-      this.n.packIndexerAddBase(this.h, oid, typeCode(type), data);
-    } catch (e) {
-      throw typed(e);
-    }
+    coreCall(() => this.n.packIndexerAddBase(this.h, oid, typeCode(type), data));
   }
 
   async finish(opts: { idxPath: string; revPath: string | null; fixThin: boolean }): Promise<IndexResult> {
-    try {
-      const r = await this.n.packIndexerFinish(this.h, opts);
-      this.done = true;
-      return result(this.packPath, opts.idxPath, opts.revPath, r);
-    } catch (e) {
-      throw typed(e);
-    }
+    const r = await coreCall(() => this.n.packIndexerFinish(this.h, opts));
+    this.done = true;
+    return result(this.packPath, opts.idxPath, opts.revPath, r);
   }
 
   abort(): void {
@@ -107,12 +65,8 @@ export class NativeIndexer implements PackIndexer {
   }
 }
 
-/** Indexes a pack already on disk with the addon. */
+/** Indexes a pack already on disk with the core. */
 export async function nativeIndexFile(packPath: string, opts: { threads: number; idxPath: string; revPath: string | null }): Promise<IndexResult> {
   const n = surface();
-  try {
-    return result(packPath, opts.idxPath, opts.revPath, await n.indexPackFile(packPath, opts));
-  } catch (e) {
-    throw typed(e);
-  }
+  return result(packPath, opts.idxPath, opts.revPath, await coreCall(() => n.indexPackFile(packPath, opts)));
 }

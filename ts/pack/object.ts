@@ -4,6 +4,11 @@ import { createHash } from 'node:crypto';
 
 export type ObjectType = 'commit' | 'tree' | 'blob' | 'tag';
 
+/** Where --fix-thin reads the bases a thin pack leaves out (the object database, or a test's map). */
+export interface ObjectReader {
+  read(oid: string): Promise<{ type: ObjectType; data: Buffer } | null>;
+}
+
 /** Pack entry type codes (pack-format): 1..4 are whole objects, 6 and 7 deltas. */
 export const OBJ_COMMIT = 1;
 export const OBJ_TREE = 2;
@@ -30,5 +35,3 @@ export function typeName(code: number): ObjectType {
 export function hashObject(code: number, data: Uint8Array): Buffer {
   return createHash('sha1').update(`${NAMES[code]} ${data.length}\0`).update(data).digest();
 }
-
-export const OID_HEX = /^[0-9a-f]{40}$/;

@@ -74,7 +74,7 @@ export function encodeV0Capabilities(opts: { symrefs?: Map<string, string>; extr
  * The capabilities a v0 client puts on its first want line, given what the server offers:
  * the ones we implement, in the order git sends them.
  */
-export function v0ClientCapabilities(server: Capabilities, opts: { progress: boolean; thinPack: boolean; depth: boolean }): string[] {
+export function v0ClientCapabilities(server: Capabilities, opts: { progress: boolean; thinPack: boolean; depth: boolean; filter?: boolean }): string[] {
   const want: string[] = [];
   const offer = (name: string) => server.has(name);
   if (offer('multi_ack_detailed')) want.push('multi_ack_detailed');
@@ -86,6 +86,7 @@ export function v0ClientCapabilities(server: Capabilities, opts: { progress: boo
   if (offer('ofs-delta')) want.push('ofs-delta');
   if (opts.depth && !offer('shallow')) throw new ProtocolError('the server does not support shallow clones (no "shallow" capability)', 'clone without --depth');
   if (offer('shallow')) want.push('shallow');
+  if (opts.filter && offer('filter')) want.push('filter');
   if (offer('agent')) want.push(`agent=${AGENT}`);
   return want;
 }

@@ -1,6 +1,8 @@
 // What a fetch asks for and what it gets back, the same for v0 and v2; and the bounds of the
 // want/have negotiation that both versions run.
 
+import type { PackfileUri } from './packfile-uris.js';
+
 /** Local commits to offer as "have", newest first; told which ones the server has too. */
 export interface HaveSource {
   /** Up to `max` more commits to offer ([] when there are none left). */
@@ -22,6 +24,8 @@ export interface FetchRequest {
   progress: boolean;
   /** Protocols we accept packfile URIs for (v2 `packfile-uris`), if any. */
   packfileUris?: string[];
+  /** A partial clone's object filter (`filter blob:none`...), sent when the server offers it. */
+  filter?: string;
   /** Band-2 text from the server. */
   onProgress: (chunk: Buffer) => void;
 }
@@ -31,11 +35,13 @@ export interface PackResponse {
   shallow: string[];
   unshallow: string[];
   /** Packs to download besides the streamed one (v2 packfile-uris). */
-  packfileUris: { hash: string; uri: string }[];
+  packfileUris: PackfileUri[];
   /** The pack bytes, in order; ends where the pack ends. */
   pack: AsyncGenerator<Buffer>;
   /** Haves the server acknowledged as common. */
   common: string[];
+  /** The filter was sent (the server offers `filter`); false when asked for but not offered. */
+  filtered: boolean;
 }
 
 /** haves in the first round; each later round doubles, as git does for stateless requests. */

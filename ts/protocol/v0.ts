@@ -5,9 +5,14 @@
 import { FLUSH, pktLine, pktText, type Pkt, type PktReader } from '../pktline.js';
 import { ProtocolError } from '../errors.js';
 import { parseV0Capabilities, v0ClientCapabilities, v0Symrefs, type Capabilities } from './capabilities.js';
-import { checkErr, checkRefName, MAX_REFS, OID_RE, refnameFormatOk, ZERO_OID, type RemoteRef, type Wire } from './wire.js';
+import { checkErr, checkRefName, MAX_REFS, refnameFormatOk, SHALLOW_INFO, type RemoteRef, type Wire } from './wire.js';
 import { rawData, sidebandData } from './sideband.js';
 import { NegotiationState, type FetchRequest, type PackResponse } from './negotiation.js';
+import { OID_PATTERN, OID_RE, ZERO_OID } from '../oid.js';
+
+const REF_LINE = new RegExp(`^(${OID_PATTERN}) (.+)$`);
+const ACK_STATUS = new RegExp(`^ACK (${OID_PATTERN}) (common|ready)$`);
+const ACK_FINAL = new RegExp(`^ACK ${OID_PATTERN}$`);
 
 export interface V0Advertisement {
   refs: RemoteRef[];
@@ -39,7 +44,7 @@ export async function parseV0Advertisement(first: Pkt, reader: PktReader): Promi
       if (!OID_RE.test(oid)) throw new ProtocolError(`malformed shallow line ${JSON.stringify(line)}`);
       adv.shallow.push(oid);
     } else {
-      const m = /^([0-9a-f]{40}) (.+)$/.exec(line);
+      const m = REF_LINE.exec(line);
       if (!m) throw new ProtocolError(`malformed ref advertisement line ${JSON.stringify(line)}`);
       const [, oid, name] = m as unknown as [string, string, string];
       if (oid === ZERO_OID && name === 'capabilities^{}') {
@@ -79,20 +84,22 @@ async function readLine(reader: PktReader, what: string): Promise<string | null>
 /** Runs a v0 fetch on a connection whose advertisement has been read. */
 export async function fetchPack(wire: Wire, adv: V0Advertisement, req: FetchRequest): Promise<PackResponse> {
   if (!req.wants.length) throw new ProtocolError('nothing to fetch');
-  const caps = v0ClientCapabilities(adv.caps, { progress: req.progress, thinPack: req.thinPack, depth: !!req.depth });
+  const filtered = !!req.filter && adv.caps.has('filter');
+  const caps = v0ClientCapabilities(adv.caps, { progress: req.progress, thinPack: req.thinPack, depth: !!req.depth, filter: filtered });
   const multiAck = adv.caps.has('multi_ack_detailed');
   const lines: Buffer[] = req.wants.map((w, i) => pktLine(i === 0 ? `want ${w} ${caps.join(' ')}` : `want ${w}`));
   for (const s of req.shallow ?? []) lines.push(pktLine(`shallow ${s}`));
   if (req.depth) lines.push(pktLine(`deepen ${req.depth}`));
+  if (filtered) lines.push(pktLine(`filter ${req.filter}`));
   lines.push(FLUSH);
   await wire.send(Buffer.concat(lines));
 
-  const res: Omit<PackResponse, 'pack'> = { shallow: [], unshallow: [], packfileUris: [], common: [] };
+  const res: Omit<PackResponse, 'pack'> = { shallow: [], unshallow: [], packfileUris: [], common: [], filtered };
   if (req.depth) {
     for (;;) {
       const line = await readLine(wire.reader, 'the shallow list');
       if (line === null) break;
-      const m = /^(shallow|unshallow) ([0-9a-f]{40})$/.exec(line);
+      const m = SHALLOW_INFO.exec(line);
       if (!m) throw new ProtocolError(`malformed shallow line ${JSON.stringify(line)}`);
       (m[1] === 'shallow' ? res.shallow : res.unshallow).push(m[2]!);
     }
@@ -110,7 +117,7 @@ export async function fetchPack(wire: Wire, adv: V0Advertisement, req: FetchRequ
       for (;;) {
         const line = await readLine(wire.reader, 'the acknowledgments');
         if (line === 'NAK') break;
-        const m = line === null ? null : /^ACK ([0-9a-f]{40}) (common|ready)$/.exec(line);
+        const m = line === null ? null : ACK_STATUS.exec(line);
         if (!m) throw new ProtocolError(`unexpected acknowledgment ${JSON.stringify(line)}`);
         state.acked(m[1]!, req.haves);
         if (m[2] === 'ready') ready = true;
@@ -121,7 +128,7 @@ export async function fetchPack(wire: Wire, adv: V0Advertisement, req: FetchRequ
   await wire.send(pktLine('done'));
   // After done: one final "ACK <oid>" (something in common) or "NAK".
   const last = await readLine(wire.reader, 'the final acknowledgment');
-  if (last === null || !(last === 'NAK' || /^ACK [0-9a-f]{40}$/.test(last))) {
+  if (last === null || !(last === 'NAK' || ACK_FINAL.test(last))) {
     throw new ProtocolError(`unexpected final acknowledgment ${JSON.stringify(last)}`);
   }
   res.common = state.common;

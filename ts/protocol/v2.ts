@@ -5,9 +5,11 @@
 import { DELIM, FLUSH, pktLine, pktText, type Pkt } from '../pktline.js';
 import { ProtocolError, RemoteError } from '../errors.js';
 import { AGENT, v2Features, type Capabilities } from './capabilities.js';
-import { checkErr, checkRefName, MAX_REFS, OID_RE, type RemoteRef, type Wire } from './wire.js';
+import { checkErr, checkRefName, MAX_REFS, SHALLOW_INFO, type RemoteRef, type Wire } from './wire.js';
 import { BAND_DATA, BAND_ERROR, BAND_PROGRESS, sidebandData } from './sideband.js';
 import { NegotiationState, type FetchRequest, type PackResponse } from './negotiation.js';
+import { parsePackfileUri } from './packfile-uris.js';
+import { OID_RE } from '../oid.js';
 
 /** Bound on the lines of one non-pack response section. */
 const MAX_SECTION_LINES = 1_000_000;
@@ -105,6 +107,8 @@ export async function fetchPack(wire: Wire, caps: Capabilities, req: FetchReques
   fixed.push('include-tag', 'ofs-delta');
   for (const s of req.shallow ?? []) fixed.push(`shallow ${s}`);
   if (req.depth) fixed.push(`deepen ${req.depth}`);
+  const filtered = !!req.filter && features.has('filter');
+  if (filtered) fixed.push(`filter ${req.filter}`);
   if (req.packfileUris?.length && features.has('packfile-uris')) {
     fixed.push(`packfile-uris ${req.packfileUris.join(',')}`);
     if (features.has('sideband-all')) {
@@ -132,7 +136,7 @@ export async function fetchPack(wire: Wire, caps: Capabilities, req: FetchReques
       if (end !== 'delim') throw new ProtocolError('"ready" must be followed by the pack sections');
       header = await sectionHeader(wire);
     }
-    return readPackSections(wire, header, req, state);
+    return readPackSections(wire, header, req, state, filtered);
   }
 }
 
@@ -157,8 +161,8 @@ async function readAcknowledgments(wire: Wire, state: NegotiationState, req: Fet
   }
 }
 
-async function readPackSections(wire: Wire, first: string, req: FetchRequest, state: NegotiationState): Promise<PackResponse> {
-  const res: Omit<PackResponse, 'pack'> = { shallow: [], unshallow: [], packfileUris: [], common: state.common };
+async function readPackSections(wire: Wire, first: string, req: FetchRequest, state: NegotiationState, filtered: boolean): Promise<PackResponse> {
+  const res: Omit<PackResponse, 'pack'> = { shallow: [], unshallow: [], packfileUris: [], common: state.common, filtered };
   let header = first;
   for (;;) {
     if (header === 'packfile') {
@@ -169,13 +173,11 @@ async function readPackSections(wire: Wire, first: string, req: FetchRequest, st
     const lines = await sectionLines(wire, header);
     for (const line of lines) {
       if (header === 'shallow-info') {
-        const m = /^(shallow|unshallow) ([0-9a-f]{40})$/.exec(line);
+        const m = SHALLOW_INFO.exec(line);
         if (!m) throw new ProtocolError(`malformed shallow-info line ${JSON.stringify(line)}`);
         (m[1] === 'shallow' ? res.shallow : res.unshallow).push(m[2]!);
       } else if (header === 'packfile-uris') {
-        const m = /^([0-9a-f]{40}) (\S+)$/.exec(line);
-        if (!m) throw new ProtocolError(`malformed packfile-uris line ${JSON.stringify(line)}`);
-        res.packfileUris.push({ hash: m[1]!, uri: m[2]! });
+        res.packfileUris.push(parsePackfileUri(line));
       }
       // wanted-refs: we never send want-ref, so there is nothing to take from it.
     }

@@ -3,6 +3,7 @@
 
 import { pktText, type Pkt, type PktReader } from '../pktline.js';
 import { ProtocolError, RemoteError } from '../errors.js';
+import { OID_PATTERN } from '../oid.js';
 
 /** Both directions of a connection: packets in, bytes out. */
 export interface Wire {
@@ -25,8 +26,8 @@ export interface RemoteRef {
   peeled?: string;
 }
 
-export const OID_RE = /^[0-9a-f]{40}$/;
-export const ZERO_OID = '0'.repeat(40);
+/** A shallow-info line (v2) or a shallow/unshallow line of a v0 answer. */
+export const SHALLOW_INFO = new RegExp(`^(shallow|unshallow) (${OID_PATTERN})$`);
 /** Bound on the refs of one advertisement or ls-refs answer. */
 export const MAX_REFS = 2_000_000;
 

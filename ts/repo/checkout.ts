@@ -9,11 +9,11 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { PackError } from '../errors.js';
-import { native, type CheckoutHandle } from '../native.js';
-import { typedOdbError, type ObjectDb } from './odb.js';
+import { core, coreCall } from '../core/index.js';
+import type { ObjectDb } from './odb.js';
 import { parseTree, MODE_TREE, MODE_EXEC, MODE_SYMLINK, MODE_GITLINK, MODE_FILE } from './objects.js';
 import { encodeIndex, type IndexEntry, type StatData } from './index-file.js';
-import { writeLocked } from './refs.js';
+import { writeLocked } from './lockfile.js';
 
 /** Deepest tree nesting we follow. */
 const MAX_TREE_DEPTH = 4096;
@@ -31,25 +31,19 @@ const PROGRESS_POLL_MS = 100;
  * symlinks, gitlinks).
  */
 export async function checkout(db: ObjectDb, treeOid: string, workTree: string, opts: CheckoutOptions & { indexPath: string | null }): Promise<{ entries: number }> {
-  const n = native;
-  if (db.handle && n?.checkoutNew && n.checkoutRun && n.checkoutProgress) {
-    let job: CheckoutHandle;
-    try {
-      job = n.checkoutNew(db.handle, treeOid, workTree, { threads: availableParallelism(), indexPath: opts.indexPath });
-    } catch (e) {
-      throw typedOdbError(e);
-    }
+  const n = core.checkout;
+  const handle = db.handle;
+  if (handle && n) {
+    const job = coreCall(() => n.checkoutNew(handle, treeOid, workTree, { threads: availableParallelism(), indexPath: opts.indexPath }));
     const report = () => {
-      const p = n.checkoutProgress!(job);
+      const p = n.checkoutProgress(job);
       if (p.total) opts.onProgress?.(p.done, p.total);
     };
     const timer = opts.onProgress ? setInterval(report, PROGRESS_POLL_MS) : null;
     try {
-      const r = await n.checkoutRun(job);
+      const r = await coreCall(() => n.checkoutRun(job));
       report();
       return { entries: r.entries };
-    } catch (e) {
-      throw typedOdbError(e);
     } finally {
       if (timer) clearInterval(timer);
     }

@@ -3,44 +3,63 @@
 // wrote, and to write the config of a new clone.
 
 import { readFileSync, existsSync } from 'node:fs';
-import { ConfigError } from '../errors.js';
+import { MpgitError } from '../errors.js';
 
-/** Key as "section.subsection.name" (section and name lower-cased) -> values in file order. */
+export interface ConfigEntry {
+  key: string;
+  /** null: the key alone ("[x] flag", `-c x.flag`), which git reads as true. */
+  value: string | null;
+}
+
+/** The entries of one config file in order (keys canonical: section and name lower-cased). */
+export function parseConfigText(text: string, file = 'config'): ConfigEntry[] {
+  const out: ConfigEntry[] = [];
+  let section: string | null = null;
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i]!;
+    const where = `${file}:${i + 1}`;
+    // A value may continue on the next line after a backslash.
+    while (/(^|[^\\])(\\\\)*\\\r?$/.test(line) && i + 1 < lines.length) line = line.replace(/\\\r?$/, '') + lines[++i]!;
+    let t = line.trim();
+    if (!t || t.startsWith('#') || t.startsWith(';')) continue;
+    if (t.startsWith('[')) {
+      const m = /^\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]\s*(.*)$/.exec(t);
+      if (!m) throw bad(`bad section header in ${where}: ${t}`);
+      const [name, sub] = [m[1]!, m[2]];
+      // [section.subsection] (old syntax): the subsection is lower-cased too.
+      section = sub !== undefined ? `${name.toLowerCase()}.${sub.replace(/\\(.)/g, '$1')}` : name.toLowerCase();
+      // A key may follow the header on the same line: "[core] bare = true".
+      t = m[3]!.trim();
+      if (!t || /^[#;]/.test(t)) continue;
+    }
+    if (section === null) throw bad(`key outside any section in ${where}`);
+    const m = /^([A-Za-z][A-Za-z0-9-]*)\s*(?:=\s*(.*))?$/.exec(t);
+    if (!m) throw bad(`bad config line ${where}: ${t}`);
+    out.push({ key: `${section}.${m[1]!.toLowerCase()}`, value: m[2] === undefined ? null : parseValue(m[2], where) });
+  }
+  return out;
+}
+
+const bad = (message: string) => new MpgitError('MPGIT_BAD_CONFIG', message, 'fix the file (git config --edit), or remove the line');
+
+/** Key as "section.subsection.name" (section and name lower-cased) -> values in order. */
 export class GitConfig {
   private values = new Map<string, string[]>();
 
-  static parse(text: string, file = 'config'): GitConfig {
+  /** Entries from files and the command line, later ones winning; a key alone reads as "true". */
+  static fromEntries(entries: Iterable<ConfigEntry>): GitConfig {
     const cfg = new GitConfig();
-    let section: string | null = null;
-    const lines = text.split('\n');
-    for (let i = 0; i < lines.length; i++) {
-      let line = lines[i]!;
-      const where = `${file}:${i + 1}`;
-      // A value may continue on the next line after a backslash.
-      while (/(^|[^\\])(\\\\)*\\\r?$/.test(line) && i + 1 < lines.length) line = line.replace(/\\\r?$/, '') + lines[++i]!;
-      const t = line.trim();
-      if (!t || t.startsWith('#') || t.startsWith(';')) continue;
-      if (t.startsWith('[')) {
-        const m = /^\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]\s*(.*)$/.exec(t);
-        if (!m || (m[3] && !/^[#;]/.test(m[3]))) throw new ConfigError(`bad section header in ${where}: ${t}`);
-        const [name, sub] = [m[1]!, m[2]];
-        if (sub !== undefined) section = `${name.toLowerCase()}.${sub.replace(/\\(.)/g, '$1')}`;
-        else {
-          // [section.subsection] (old syntax): the subsection is lower-cased too.
-          section = name.toLowerCase();
-        }
-        continue;
-      }
-      if (section === null) throw new ConfigError(`key outside any section in ${where}`);
-      const m = /^([A-Za-z][A-Za-z0-9-]*)\s*(?:=\s*(.*))?$/.exec(t);
-      if (!m) throw new ConfigError(`bad config line ${where}: ${t}`);
-      const key = `${section}.${m[1]!.toLowerCase()}`;
-      const value = m[2] === undefined ? 'true' : parseValue(m[2], where);
-      const list = cfg.values.get(key) ?? [];
-      list.push(value);
-      cfg.values.set(key, list);
+    for (const e of entries) {
+      const list = cfg.values.get(e.key) ?? [];
+      list.push(e.value ?? 'true');
+      cfg.values.set(e.key, list);
     }
     return cfg;
+  }
+
+  static parse(text: string, file = 'config'): GitConfig {
+    return GitConfig.fromEntries(parseConfigText(text, file));
   }
 
   static load(path: string): GitConfig {
@@ -63,6 +82,22 @@ export class GitConfig {
   getAll(key: string): string[] {
     return this.values.get(GitConfig.norm(key)) ?? [];
   }
+
+  /** Every key under a section (and subsection): "url" -> url.<base>.insteadof... */
+  keys(): IterableIterator<string> {
+    return this.values.keys();
+  }
+
+  /** git's boolean: true/yes/on/1 (or the key alone), false/no/off/0/empty; undefined if unset. */
+  getBool(key: string): boolean | undefined {
+    const v = this.get(key);
+    if (v === undefined) return undefined;
+    const l = v.toLowerCase();
+    if (['true', 'yes', 'on'].includes(l)) return true;
+    if (['false', 'no', 'off', ''].includes(l)) return false;
+    if (/^-?\d+$/.test(l)) return Number(l) !== 0;
+    throw new MpgitError('MPGIT_BAD_CONFIG', `bad boolean config value '${v}' for '${key}'`, 'use true or false');
+  }
 }
 
 function parseValue(raw: string, where: string): string {
@@ -79,7 +114,7 @@ function parseValue(raw: string, where: string): string {
     if (c === '\\') {
       const n = raw[++i];
       const esc: Record<string, string> = { n: '\n', t: '\t', b: '\b', '\\': '\\', '"': '"' };
-      if (n === undefined || !(n in esc)) throw new ConfigError(`bad escape in config value at ${where}`);
+      if (n === undefined || !(n in esc)) throw bad(`bad escape in config value at ${where}`);
       out += pendingSpace + esc[n];
       pendingSpace = '';
       continue;
@@ -91,7 +126,7 @@ function parseValue(raw: string, where: string): string {
     out += pendingSpace + c;
     pendingSpace = '';
   }
-  if (quoted) throw new ConfigError(`unterminated quote in config value at ${where}`);
+  if (quoted) throw bad(`unterminated quote in config value at ${where}`);
   return out;
 }
 

@@ -39,7 +39,7 @@ export function findRepository(cwd: string): RepoPaths {
     if (up === dir) break;
     dir = up;
   }
-  throw new MpgitError('MPGIT_NOT_A_REPO', `not a git repository (or any of the parent directories): ${cwd}`, 'run this inside a repository (or set GIT_DIR), or clone one first');
+  throw new MpgitError('MPGIT_NOT_A_REPO', 'not a git repository (or any of the parent directories): .git', `run this inside a repository (or set GIT_DIR), or clone one first (looked from ${cwd} up)`);
 }
 
 /** Creates an empty repository skeleton in `gitDir` with HEAD pointing to `headRef`. */

@@ -2,6 +2,7 @@
 // and annotated tags (what they point at). Input is untrusted: malformed objects are errors.
 
 import { PackError } from '../errors.js';
+import { OID_RE as OID } from '../oid.js';
 
 export interface Commit {
   tree: string;
@@ -44,7 +45,6 @@ function headers(data: Buffer, what: string): [string, string][] {
   return out;
 }
 
-const OID = /^[0-9a-f]{40}$/;
 
 export function parseCommit(data: Buffer, oid = 'commit'): Commit {
   let tree = '';

@@ -3,19 +3,19 @@
 // bounded cache of bases, as git does. Entry headers, exact inflate and delta application are
 // the TypeScript pack layer's (ts/pack/js).
 
-import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve, isAbsolute } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { PackError, MpgitError } from '../errors.js';
 import { typeName, type ObjectType } from '../pack/object.js';
-import { parseEntryHeader, MAX_ENTRY_HEADER_LEN } from '../pack/js/entry.js';
 import { inflateExact } from '../pack/js/inflate.js';
 import { applyDelta } from '../pack/js/delta.js';
+import { isOid, OID_PATTERN } from '../oid.js';
+import { parseCommit } from './objects.js';
+import type { CommitInfo, GitObject, ObjectDb } from './odb-types.js';
+import { BaseCache, PackFile, WINDOW_CACHE_BYTES, WindowCache } from './pack-file.js';
 
-export interface GitObject {
-  type: ObjectType;
-  data: Buffer;
-}
+const PACK_IDX = new RegExp(`^pack-${OID_PATTERN}\\.idx$`);
 
 /** Bytes of resolved delta bases kept (git's core.deltaBaseCacheLimit default). */
 const DELTA_BASE_CACHE_BYTES = 96 << 20;
@@ -24,209 +24,6 @@ const MAX_DELTA_CHAIN = 10_000;
 /** How deep objects/info/alternates may nest. */
 const MAX_ALTERNATE_DEPTH = 5;
 
-const IDX_MAGIC = 0xff744f63;
-/**
- * Packs are read in windows of this size, kept in a bounded LRU (git's packedGitWindowSize
- * and packedGitLimit, in spirit): one read per window instead of one per object.
- */
-const WINDOW_BYTES = 32 << 20;
-const WINDOW_CACHE_BYTES = 512 << 20;
-
-/** The windows of every open pack of one object database, least recently used dropped first. */
-class WindowCache {
-  private map = new Map<PackFile, Map<number, Buffer>>();
-  private order = new Map<string, [PackFile, number]>();
-  private ids = new Map<PackFile, number>();
-  private bytes = 0;
-  constructor(private readonly limit: number) {}
-
-  get(pack: PackFile, w: number): Buffer {
-    let wins = this.map.get(pack);
-    if (!wins) {
-      wins = new Map();
-      this.map.set(pack, wins);
-      this.ids.set(pack, this.ids.size);
-    }
-    const key = `${this.ids.get(pack)}:${w}`;
-    let buf = wins.get(w);
-    if (buf) {
-      this.order.delete(key);
-      this.order.set(key, [pack, w]);
-      return buf;
-    }
-    buf = pack.loadWindow(w);
-    wins.set(w, buf);
-    this.order.set(key, [pack, w]);
-    this.bytes += buf.length;
-    for (const [k, [p, i]] of this.order) {
-      if (this.bytes <= this.limit || k === key) break;
-      const b = this.map.get(p)?.get(i);
-      this.map.get(p)?.delete(i);
-      this.order.delete(k);
-      this.bytes -= b?.length ?? 0;
-    }
-    return buf;
-  }
-
-  drop(pack: PackFile): void {
-    const wins = this.map.get(pack);
-    if (!wins) return;
-    for (const [w, b] of wins) {
-      this.order.delete(`${this.ids.get(pack)}:${w}`);
-      this.bytes -= b.length;
-    }
-    this.map.delete(pack);
-  }
-}
-
-/** One pack and its .idx v2, read through positioned reads on the pack's descriptor. */
-class PackFile {
-  private fd: number;
-  readonly count: number;
-  readonly size: number;
-  private readonly fanout: Uint32Array;
-  private readonly names: Buffer;
-  private readonly offsets32: Buffer;
-  private readonly offsets64: Buffer;
-  private sortedOffsets: Float64Array | null = null;
-
-  constructor(
-    readonly packPath: string,
-    readonly idxPath: string,
-    private readonly windows: WindowCache,
-  ) {
-    const idx = readFileSync(idxPath);
-    if (idx.length < 8 + 1024 + 40 || idx.readUInt32BE(0) !== IDX_MAGIC || idx.readUInt32BE(4) !== 2) {
-      throw new PackError(`${idxPath} is not a version 2 pack index`, 'run `git index-pack` on the pack to rebuild its index');
-    }
-    this.fanout = new Uint32Array(256);
-    for (let i = 0; i < 256; i++) this.fanout[i] = idx.readUInt32BE(8 + i * 4);
-    const n = this.fanout[255]!;
-    this.count = n;
-    const namesAt = 8 + 1024;
-    const offAt = namesAt + n * 20 + n * 4;
-    if (idx.length < offAt + n * 4 + 40) throw new PackError(`${idxPath} is truncated`);
-    this.names = idx.subarray(namesAt, namesAt + n * 20);
-    this.offsets32 = idx.subarray(offAt, offAt + n * 4);
-    this.offsets64 = idx.subarray(offAt + n * 4, idx.length - 40);
-    this.fd = openSync(packPath, 'r');
-    this.size = fstatSync(this.fd).size;
-  }
-
-  close(): void {
-    if (this.fd >= 0) closeSync(this.fd);
-    this.fd = -1;
-    this.windows.drop(this);
-  }
-
-  /** Position of `oid` (20 bytes) in the index, or -1. */
-  find(oid: Buffer): number {
-    const b = oid[0]!;
-    let lo = b === 0 ? 0 : this.fanout[b - 1]!;
-    let hi = this.fanout[b]!;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const c = this.names.compare(oid, 0, 20, mid * 20, mid * 20 + 20);
-      if (c === 0) return mid;
-      if (c > 0) hi = mid;
-      else lo = mid + 1;
-    }
-    return -1;
-  }
-
-  offsetAt(i: number): number {
-    const o = this.offsets32.readUInt32BE(i * 4);
-    if (!(o & 0x80000000)) return o;
-    const at = (o & 0x7fffffff) * 8;
-    if (at + 8 > this.offsets64.length) throw new PackError(`${this.idxPath}: large offset out of range`);
-    return Number(this.offsets64.readBigUInt64BE(at));
-  }
-
-  /** Where the entry that follows the one at `offset` starts (the trailer, for the last). */
-  private entryEnd(offset: number): number {
-    if (!this.sortedOffsets) {
-      const s = new Float64Array(this.count);
-      for (let i = 0; i < this.count; i++) s[i] = this.offsetAt(i);
-      s.sort();
-      this.sortedOffsets = s;
-    }
-    const s = this.sortedOffsets;
-    let lo = 0;
-    let hi = s.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (s[mid]! <= offset) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < s.length ? s[lo]! : this.size - 20;
-  }
-
-  /** Bytes [pos, pos+len) of the pack: a view into a cached window when it fits in one. */
-  private read(pos: number, len: number): Buffer {
-    const w = Math.floor(pos / WINDOW_BYTES);
-    if (Math.floor((pos + len - 1) / WINDOW_BYTES) === w) {
-      const win = this.windows.get(this, w);
-      const at = pos - w * WINDOW_BYTES;
-      if (at + len > win.length) throw new PackError(`${this.packPath} is truncated at offset ${w * WINDOW_BYTES + win.length}`);
-      return win.subarray(at, at + len);
-    }
-    return this.readDirect(pos, len);
-  }
-
-  /** Reads window `w` from disk (called by the window cache). */
-  loadWindow(w: number): Buffer {
-    const start = w * WINDOW_BYTES;
-    return this.readDirect(start, Math.min(WINDOW_BYTES, this.size - start));
-  }
-
-  private readDirect(pos: number, len: number): Buffer {
-    const buf = Buffer.allocUnsafe(len);
-    let got = 0;
-    while (got < len) {
-      const n = readSync(this.fd, buf, got, len - got, pos + got);
-      if (n === 0) throw new PackError(`${this.packPath} is truncated at offset ${pos + got}`);
-      got += n;
-    }
-    return buf;
-  }
-
-  /** The raw entry at `offset`: its type, declared size, delta base and compressed bytes. */
-  entry(offset: number): { type: number; size: number; baseOffset: number; baseOid: string | null; data: Buffer } {
-    const end = this.entryEnd(offset);
-    if (offset < 12 || end <= offset || end > this.size - 20) throw new PackError(`${this.packPath}: bad entry offset ${offset}`);
-    const raw = this.read(offset, end - offset);
-    const h = parseEntryHeader(raw, 0, Math.min(raw.length, MAX_ENTRY_HEADER_LEN), offset);
-    if (!h) throw new PackError(`${this.packPath}: the entry header at offset ${offset} runs past the entry`);
-    const baseOid = h.baseIdAt >= 0 ? raw.toString('hex', h.baseIdAt, h.baseIdAt + 20) : null;
-    return { type: h.type, size: h.size, baseOffset: h.baseOffset, baseOid, data: raw.subarray(h.len) };
-  }
-}
-
-/** LRU of resolved delta bases, bounded in bytes. */
-class BaseCache {
-  private map = new Map<string, GitObject>();
-  private bytes = 0;
-  constructor(private readonly limit: number) {}
-  get(key: string): GitObject | undefined {
-    const v = this.map.get(key);
-    if (v) {
-      this.map.delete(key);
-      this.map.set(key, v);
-    }
-    return v;
-  }
-  set(key: string, v: GitObject): void {
-    if (v.data.length > this.limit / 4 || this.map.has(key)) return;
-    this.map.set(key, v);
-    this.bytes += v.data.length;
-    for (const [k, old] of this.map) {
-      if (this.bytes <= this.limit) break;
-      this.map.delete(k);
-      this.bytes -= old.data.length;
-    }
-  }
-}
-
 export interface JsOdbOptions {
   /** How much of the packs to keep in memory. */
   windowCacheBytes?: number;
@@ -234,7 +31,9 @@ export interface JsOdbOptions {
   baseCacheBytes?: number;
 }
 
-export class JsObjectDb {
+export class JsObjectDb implements ObjectDb {
+  readonly impl = 'js' as const;
+  readonly handle = null;
   private packs: PackFile[] = [];
   private readonly objectDirs: string[] = [];
   private cache: BaseCache;
@@ -242,7 +41,10 @@ export class JsObjectDb {
   private readonly windows: WindowCache;
   private readonly baseCacheBytes: number;
 
-  constructor(gitDir: string, opts: JsOdbOptions = {}) {
+  constructor(
+    readonly gitDir: string,
+    opts: JsOdbOptions = {},
+  ) {
     this.windows = new WindowCache(opts.windowCacheBytes ?? WINDOW_CACHE_BYTES);
     this.baseCacheBytes = opts.baseCacheBytes ?? DELTA_BASE_CACHE_BYTES;
     this.cache = new BaseCache(this.baseCacheBytes);
@@ -273,7 +75,7 @@ export class JsObjectDb {
     if (!existsSync(packDir)) return;
     const known = new Set(this.packs.map((p) => p.idxPath));
     for (const name of readdirSync(packDir).sort()) {
-      if (!/^pack-[0-9a-f]{40}\.idx$/.test(name)) continue;
+      if (!PACK_IDX.test(name)) continue;
       const idxPath = join(packDir, name);
       const packPath = idxPath.replace(/\.idx$/, '.pack');
       if (known.has(idxPath) || !existsSync(packPath)) continue;
@@ -290,6 +92,7 @@ export class JsObjectDb {
   }
 
   close(): void {
+    // Closing twice is harmless: the packs are gone after the first.
     for (const p of this.packs) p.close();
     this.packs = [];
   }
@@ -299,16 +102,29 @@ export class JsObjectDb {
     this.cache = new BaseCache(this.baseCacheBytes);
   }
 
+  async read(oid: string): Promise<GitObject | null> {
+    return this.readSync(oid);
+  }
+
+  async has(oid: string): Promise<boolean> {
+    return this.hasSync(oid);
+  }
+
+  readCommit(oid: string): CommitInfo | null {
+    const o = this.readSync(oid);
+    return o && o.type === 'commit' ? parseCommit(o.data, oid) : null;
+  }
+
   hasSync(oid: string): boolean {
+    if (!isOid(oid)) return false;
     const bin = Buffer.from(oid, 'hex');
-    if (bin.length !== 20) return false;
     for (const p of this.packs) if (p.find(bin) >= 0) return true;
     return this.objectDirs.some((d) => existsSync(join(d, oid.slice(0, 2), oid.slice(2))));
   }
 
   readSync(oid: string): GitObject | null {
+    if (!isOid(oid)) return null;
     const bin = Buffer.from(oid, 'hex');
-    if (bin.length !== 20) return null;
     for (const p of this.packs) {
       const i = p.find(bin);
       if (i >= 0) return this.readPacked(p, p.offsetAt(i));

@@ -3,14 +3,15 @@
 
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeLocked } from './refs.js';
+import { writeLocked } from './lockfile.js';
+import { isOid } from '../oid.js';
 
 export function readShallow(gitDir: string): string[] {
   const path = join(gitDir, 'shallow');
   if (!existsSync(path)) return [];
   return readFileSync(path, 'utf8')
     .split('\n')
-    .filter((l) => /^[0-9a-f]{40}$/.test(l));
+    .filter(isOid);
 }
 
 /** Applies a server's shallow-info: adds `shallow`, removes `unshallow`. */

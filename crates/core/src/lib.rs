@@ -8,4 +8,6 @@ pub mod odb;
 pub mod pack;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod testutil;

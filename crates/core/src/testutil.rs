@@ -55,6 +55,19 @@ pub fn git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
     out.stdout
 }
 
+/// A delta header size: little-endian base-128.
+pub fn varint(mut n: u64, out: &mut Vec<u8>) {
+    loop {
+        let c = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(c);
+            return;
+        }
+        out.push(c | 0x80);
+    }
+}
+
 /// Deterministic pseudo-random numbers (xorshift).
 pub struct Rng(pub u64);
 impl Rng {

@@ -1,6 +1,7 @@
 //! The addon node loads (mpgit.<platform>.node): registers each module's exports.
 //! N-API types stay in `napi`; the modules below translate between it and mpgit-core.
 
+mod info;
 mod napi;
 mod net;
 mod odb;
@@ -12,6 +13,7 @@ fn register(env: Env, exports: Value) -> JsResult<()> {
     net::register(env, exports)?;
     pack::register(env, exports)?;
     odb::register(env, exports)?;
+    info::register(env, exports)?;
     Ok(())
 }
 

@@ -6,15 +6,15 @@ import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { deflate } from 'pako';
 import { MissingBaseError, MpgitError, PackError } from '../../errors.js';
-import type { ObjectType } from '../../repo/odb.js';
-import type { IndexProgress, IndexResult, PackIndexer } from '../indexer.js';
-import { hashObject, OID_HEX, typeCode } from '../object.js';
+import type { IndexProgress, IndexResult, PackIndexer } from '../types.js';
+import { hashObject, typeCode, type ObjectType } from '../object.js';
 import { BlockReader } from './blocks.js';
 import { encodeEntryHeader, TRAILER_LEN } from './entry.js';
 import { sortById, writeIdx, writeRev } from './idx.js';
 import { inflateExact } from './inflate.js';
 import { PackParser } from './parser.js';
 import { DeltaResolver } from './resolver.js';
+import { isOid } from '../../oid.js';
 
 /** Bases kept in memory while resolving (git's core.deltaBaseCacheLimit default). */
 export const DEFAULT_BASE_CACHE_BYTES = 96 << 20;
@@ -114,7 +114,7 @@ export class JsIndexer implements PackIndexer {
   }
 
   addBase(oid: string, type: ObjectType, data: Buffer): void {
-    if (!OID_HEX.test(oid)) throw new TypeError(`addBase: ${JSON.stringify(oid)} is not an object id`);
+    if (!isOid(oid)) throw new TypeError(`addBase: ${JSON.stringify(oid)} is not an object id`);
     const code = typeCode(type);
     const actual = hashObject(code, data).toString('hex');
     if (actual !== oid) {

@@ -24,7 +24,7 @@ pub fn read(path: &Path) -> Result<Option<Object>> {
     decode(&raw).map(Some).map_err(|why| PackError::bad(format!("loose object {} is corrupt ({}); run `git fsck` on the repository", path.display(), why)))
 }
 
-fn decode(raw: &[u8]) -> std::result::Result<Object, String> {
+pub(crate) fn decode(raw: &[u8]) -> std::result::Result<Object, String> {
     let mut z = Decompress::new(true);
     let mut head = [0u8; MAX_HEADER];
     let st = z.decompress(raw, &mut head, FlushDecompress::None).map_err(|e| format!("bad zlib data: {}", e))?;
@@ -43,6 +43,9 @@ fn decode(raw: &[u8]) -> std::result::Result<Object, String> {
         return Err("bad header".into());
     }
     let size: usize = size.parse().map_err(|_| "size too large")?;
+    if size > crate::pack::inflate::max_inflated(raw.len()) {
+        return Err(format!("its header says {} bytes, more than its {} compressed bytes can hold", size, raw.len()));
+    }
     let mut data = Vec::new();
     data.try_reserve_exact(size).map_err(|_| format!("cannot allocate {} bytes", size))?;
     let first = &head[nul + 1..got];

@@ -12,8 +12,8 @@ pub mod checkout;
 pub mod connect;
 pub mod hash;
 pub mod index_file;
-mod loose;
-mod packfile;
+pub(crate) mod loose;
+pub(crate) mod packfile;
 pub mod parse;
 
 pub use crate::pack::error::{ErrorKind, PackError, Result};

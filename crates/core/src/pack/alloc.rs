@@ -9,6 +9,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub struct MpgitAlloc;
 
@@ -24,11 +25,38 @@ fn mapped(layout: &Layout) -> bool {
     layout.size() >= MAP_MIN && layout.align() <= PAGE
 }
 
+/// Bytes of large blocks mapped now, and the most since `take_mapped_peak` (counted on the
+/// mapping path only, which is a system call anyway: what a hostile size makes us reserve,
+/// whether or not its pages are ever touched).
+static MAPPED: AtomicUsize = AtomicUsize::new(0);
+static MAPPED_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn mapped_add(len: usize) {
+    let now = MAPPED.fetch_add(len, Ordering::Relaxed) + len;
+    MAPPED_PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+fn mapped_sub(len: usize) {
+    MAPPED.fetch_sub(len, Ordering::Relaxed);
+}
+
+/// Bytes of large blocks mapped now.
+pub fn mapped_now() -> usize {
+    MAPPED.load(Ordering::Relaxed)
+}
+
+/// The most bytes of large blocks mapped at once since the last call; the count starts again
+/// from what is mapped now.
+pub fn take_mapped_peak() -> usize {
+    MAPPED_PEAK.swap(MAPPED.load(Ordering::Relaxed), Ordering::Relaxed)
+}
+
 unsafe fn map(len: usize) -> *mut u8 {
     let p = libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
     if p == libc::MAP_FAILED {
         ptr::null_mut()
     } else {
+        mapped_add(len);
         p as *mut u8
     }
 }
@@ -56,6 +84,7 @@ unsafe impl GlobalAlloc for MpgitAlloc {
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         if mapped(&layout) {
             libc::munmap(p as *mut libc::c_void, mapped_len(layout.size()));
+            mapped_sub(mapped_len(layout.size()));
         } else {
             System.dealloc(p, layout)
         }
@@ -70,6 +99,8 @@ unsafe impl GlobalAlloc for MpgitAlloc {
                 if q == libc::MAP_FAILED {
                     ptr::null_mut()
                 } else {
+                    mapped_sub(mapped_len(layout.size()));
+                    mapped_add(mapped_len(new_size));
                     q as *mut u8
                 }
             }

@@ -35,7 +35,7 @@ impl fmt::Display for DeltaError {
             DeltaError::Overflow { result } => write!(f, "delta writes past its {}-byte result", result),
             DeltaError::Reserved => write!(f, "delta uses the reserved opcode 0"),
             DeltaError::Short { written, result } => write!(f, "delta rebuilds {} of its {} result bytes", written, result),
-            DeltaError::TooLarge(n) => write!(f, "cannot allocate a {}-byte delta result", n),
+            DeltaError::TooLarge(n) => write!(f, "delta claims a {}-byte result, more than its instructions can rebuild (or than can be allocated)", n),
         }
     }
 }
@@ -80,6 +80,12 @@ pub fn apply_into(base: &[u8], delta: &[u8], out: &mut Vec<u8>) -> Result<(), De
     let result_size = size_at(delta, &mut pos)?;
     if base_size != base.len() as u64 {
         return Err(DeltaError::BaseSize { expected: base_size, actual: base.len() as u64 });
+    }
+    // Each instruction byte rebuilds at most min(base, 16 MiB) bytes (a copy) or one (an
+    // insert): a larger claim is refused before anything is reserved for it.
+    let per_byte = (base.len() as u64).clamp(1, 0xff_ffff);
+    if result_size > ((delta.len() - pos) as u64).saturating_mul(per_byte) {
+        return Err(DeltaError::TooLarge(result_size));
     }
     out.clear();
     let cap = usize::try_from(result_size).map_err(|_| DeltaError::TooLarge(result_size))?;
@@ -134,18 +140,7 @@ pub fn apply_into(base: &[u8], delta: &[u8], out: &mut Vec<u8>) -> Result<(), De
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn varint(mut n: u64, out: &mut Vec<u8>) {
-        loop {
-            let c = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(c);
-                return;
-            }
-            out.push(c | 0x80);
-        }
-    }
+    use crate::testutil::varint;
 
     fn delta(base: u64, result: u64, ops: &[u8]) -> Vec<u8> {
         let mut d = Vec::new();
@@ -185,7 +180,7 @@ mod tests {
     fn insert_past_end_and_truncated_insert() {
         let d = delta(0, 2, &[3, b'a', b'b', b'c']);
         assert_eq!(apply(b"", &d), Err(DeltaError::Overflow { result: 2 }));
-        let d = delta(0, 3, &[3, b'a']);
+        let d = delta(0, 2, &[3, b'a']);
         assert_eq!(apply(b"", &d), Err(DeltaError::Truncated));
         let d = delta(4, 8, &[0x90, 4, 0x90, 4, 0x90, 4]);
         assert_eq!(apply(b"abcd", &d), Err(DeltaError::Overflow { result: 8 }));
@@ -201,5 +196,12 @@ mod tests {
         assert_eq!(apply(b"abcd", &[0x84]), Err(DeltaError::Truncated));
         let d = delta(4, 1 << 60, &[]);
         assert_eq!(apply(b"abcd", &d), Err(DeltaError::TooLarge(1 << 60)));
+        // A claim past what the instructions can rebuild is refused before anything is
+        // reserved: 3 instruction bytes against a 4-byte base rebuild at most 12 bytes.
+        assert_eq!(apply(b"abcd", &delta(4, 13, &[0x90, 4, 0x80])), Err(DeltaError::TooLarge(13)));
+        assert_eq!(apply(b"", &delta(0, 1 << 32, &[0x80; 64])), Err(DeltaError::TooLarge(1 << 32)));
+        // A 1-byte copy of a 64 KiB base is within the bound (a real delta bomb's shape).
+        let base = vec![7u8; 0x10000];
+        assert_eq!(apply(&base, &delta(0x10000, 0x30000, &[0x80, 0x80, 0x80])).unwrap().len(), 0x30000);
     }
 }

@@ -21,6 +21,8 @@ pub enum ErrorKind {
     NotARepo,
     /// A `.lock` file is in the way: another git process is writing the same file.
     Locked,
+    /// The SHA-1 backend forced by MPGIT_SHA1_BACKEND cannot run on this CPU.
+    Sha1Backend,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +47,10 @@ impl PackError {
     pub fn missing_object(message: impl Into<String>) -> Self {
         PackError { kind: ErrorKind::MissingObject, message: message.into() }
     }
+    /// The object-id hasher cannot start (a forced SHA-1 backend the CPU lacks).
+    pub fn sha1_backend() -> Result<()> {
+        super::sha1dc::select::current().map(|_| ()).map_err(|e| PackError { kind: ErrorKind::Sha1Backend, message: e.to_string() })
+    }
     pub fn state(message: impl Into<String>) -> Self {
         PackError { kind: ErrorKind::State, message: message.into() }
     }
@@ -62,6 +68,7 @@ impl PackError {
             ErrorKind::MissingObject => "MPGIT_MISSING_OBJECTS".into(),
             ErrorKind::NotARepo => "MPGIT_NOT_A_REPO".into(),
             ErrorKind::Locked => "MPGIT_LOCKED".into(),
+            ErrorKind::Sha1Backend => "MPGIT_SHA1_BACKEND".into(),
         }
     }
 }

@@ -235,10 +235,12 @@ impl Indexed {
     fn check_complete(&self) -> Result<()> {
         let n = self.unresolved();
         if n > 0 {
+            let first = self.entries.iter().zip(&self.known).find(|(_, &k)| !k).map_or(0, |(e, _)| e.offset);
             return Err(PackError::missing(format!(
-                "pack has {} unresolved delta{} (bases missing: {}): it is thin; complete it from a repository that has them",
+                "pack has {} unresolved delta{}, the first at offset {} (bases missing: {}): it is thin; complete it from a repository that has them",
                 n,
                 if n == 1 { "" } else { "s" },
+                first,
                 self.missing().iter().take(3).map(|id| hex(id)).collect::<Vec<_>>().join(", ")
             )));
         }
@@ -291,6 +293,7 @@ fn write_file(path: &Path, fill: impl FnOnce(BufWriter<File>) -> std::io::Result
 
 /// Indexes a pack already on disk (no thin-pack completion: missing bases are an error).
 pub fn index_pack_file(pack_path: &Path, opts: Options, idx_path: &Path, rev_path: Option<&Path>) -> Result<Summary> {
+    PackError::sha1_backend()?;
     let mut file = File::open(pack_path).map_err(|e| PackError::io(&e, format!("opening {}", pack_path.display())))?;
     let progress = Arc::new(Progress::default());
     let mut scanner = Scanner::new(progress.clone());
@@ -340,6 +343,7 @@ pub struct Indexer {
 impl Indexer {
     /// Creates `pack_path` (which must not exist) and starts the parser thread.
     pub fn create(pack_path: &Path, opts: Options) -> Result<Indexer> {
+        PackError::sha1_backend()?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -25,6 +25,18 @@ extern "C" {
     ) -> i32;
 }
 
+extern "C" {
+    fn zlibVersion() -> *const std::ffi::c_char;
+}
+
+/// The inflaters in use, for reports: libdeflate (the version built against) for whole
+/// entries, and the zlib streaming inflate resolves to (in node, node's own zlib).
+pub fn libraries() -> (String, String) {
+    // SAFETY: zlibVersion returns a static NUL-terminated string.
+    let zlib = unsafe { std::ffi::CStr::from_ptr(zlibVersion()) }.to_string_lossy().into_owned();
+    (format!("libdeflate {}", env!("MPGIT_LIBDEFLATE_VERSION")), format!("zlib {}", zlib))
+}
+
 const LIBDEFLATE_SUCCESS: i32 = 0;
 const LIBDEFLATE_INSUFFICIENT_SPACE: i32 = 3;
 
@@ -95,13 +107,20 @@ impl Inflater {
     }
 
     /// As `inflate`, replacing the contents of `out` (not zeroed first: the inflate fills it).
+    /// A size the input cannot inflate to (past deflate's ratio) reserves only what it can:
+    /// a hostile header's size costs memory in proportion to the bytes actually sent.
     pub fn inflate_vec(&mut self, input: &[u8], out: &mut Vec<u8>, size: usize) -> Result<usize, Option<InflateError>> {
         out.clear();
-        out.try_reserve_exact(size).map_err(|_| None)?;
-        let spare = &mut out.spare_capacity_mut()[..size];
+        let cap = size.min(max_inflated(input.len()));
+        out.try_reserve_exact(cap).map_err(|_| None)?;
+        let spare = &mut out.spare_capacity_mut()[..cap];
         // SAFETY: libdeflate only writes to the output buffer; MaybeUninit<u8> has u8's layout.
-        let buf = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr() as *mut u8, size) };
-        let used = self.inflate(input, buf).map_err(Some)?;
+        let buf = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr() as *mut u8, cap) };
+        let used = match self.inflate(input, buf) {
+            // The stream ended after `cap` bytes, short of `size`.
+            Ok(_) if cap < size => return Err(Some(InflateError::Short(cap))),
+            r => r.map_err(Some)?,
+        };
         // SAFETY: a successful inflate wrote exactly `size` bytes (checked in `inflate`).
         unsafe { out.set_len(size) };
         Ok(used)
@@ -113,6 +132,14 @@ impl Drop for Inflater {
         // SAFETY: allocated by libdeflate_alloc_decompressor, freed once.
         unsafe { libdeflate_free_decompressor(self.0) }
     }
+}
+
+/// Deflate's largest expansion: 258 bytes from two bits, 1032 to 1.
+const MAX_RATIO: usize = 1032;
+
+/// The most bytes a zlib stream in `input_len` bytes can inflate to.
+pub fn max_inflated(input_len: usize) -> usize {
+    input_len.saturating_mul(MAX_RATIO).saturating_add(MAX_RATIO)
 }
 
 /// zlib's compressBound: the most bytes a zlib stream of `size` bytes takes from a sane

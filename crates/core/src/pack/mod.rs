@@ -18,7 +18,7 @@ pub mod resolve;
 pub mod scan;
 pub mod sha1dc;
 
-pub use alloc::release_free_memory;
+pub use alloc::{mapped_now, release_free_memory, take_mapped_peak};
 pub use error::{ErrorKind, PackError, Result};
 pub use indexer::{index_pack_file, Indexer, Options, Summary};
 

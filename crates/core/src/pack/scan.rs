@@ -196,7 +196,7 @@ impl Scanner {
             match &mut self.state {
                 State::Header => {
                     if avail < 12 {
-                        return if eof { Err(PackError::bad(format!("pack is truncated: {} bytes, less than a pack header", avail))) } else { Ok(()) };
+                        return if eof { Err(PackError::bad(format!("pack is truncated: it ends at offset {} inside its 12-byte header", avail))) } else { Ok(()) };
                     }
                     let h = &self.buf[self.pos..self.pos + 12];
                     if &h[..4] != b"PACK" {
@@ -204,13 +204,14 @@ impl Scanner {
                     }
                     let version = u32::from_be_bytes(h[4..8].try_into().unwrap());
                     if version != 2 && version != 3 {
-                        return Err(PackError::bad(format!("pack version {} unsupported", version)));
+                        return Err(PackError::bad(format!("pack version {} unsupported (at offset 4; versions 2 and 3 are)", version)));
                     }
                     self.version = version;
                     self.nr_objects = u32::from_be_bytes(h[8..12].try_into().unwrap());
                     self.progress.objects_total.store(self.nr_objects as u64, Ordering::Relaxed);
-                    // A lying count must not allocate: reserve what the bytes can hold at most.
-                    let reserve = (self.nr_objects as usize).min(1 << 20);
+                    // A lying count must not allocate: reserve for a modest count up front (the
+                    // tables grow with the entries actually received beyond it).
+                    let reserve = (self.nr_objects as usize).min(1 << 14);
                     self.entries.reserve(reserve);
                     self.oids.reserve(reserve);
                     self.known.reserve(reserve);

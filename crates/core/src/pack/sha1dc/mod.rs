@@ -12,7 +12,10 @@
 
 #[cfg(target_arch = "x86_64")]
 mod ni;
+pub mod select;
 mod ubc;
+
+pub use select::{selection, SelectError, Selection};
 
 /// A collision attack was detected in the hashed data (git refuses such objects).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +27,8 @@ extern "C" {
 
 const IV: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
 
-/// Which block function runs.
+/// Which block function runs (`select` names them, knows what CPU flags they need and
+/// chooses one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// SHA instructions for the compression, AVX-512 for the bit conditions.
@@ -35,35 +39,6 @@ pub enum Backend {
     Portable,
 }
 
-impl Backend {
-    /// The fastest backend this CPU runs.
-    pub fn best() -> Backend {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if ni::avx512_available() {
-                return Backend::ShaNiAvx512;
-            }
-            if ni::available() {
-                return Backend::ShaNi;
-            }
-        }
-        Backend::Portable
-    }
-
-    /// Whether this CPU runs the backend.
-    pub fn supported(self) -> bool {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Backend::ShaNiAvx512 => ni::avx512_available(),
-            #[cfg(target_arch = "x86_64")]
-            Backend::ShaNi => ni::available(),
-            Backend::Portable => true,
-            #[allow(unreachable_patterns)]
-            _ => false,
-        }
-    }
-}
-
 /// Compresses whole 64-byte blocks into `h`; true when one of them is a near-collision block.
 fn compress(backend: Backend, h: &mut [u32; 5], blocks: &[u8]) -> bool {
     debug_assert_eq!(blocks.len() % 64, 0);
@@ -71,8 +46,8 @@ fn compress(backend: Backend, h: &mut [u32; 5], blocks: &[u8]) -> bool {
         return false;
     }
     match backend {
-        // SAFETY (both): a backend is only chosen (Backend::best) or accepted
-        // (Sha1Dc::with_backend) when the CPU reports its instructions.
+        // SAFETY (both): a hasher only takes a backend whose CPU flags are all present
+        // (Sha1Dc::with_backend checks Backend::supported).
         #[cfg(target_arch = "x86_64")]
         Backend::ShaNiAvx512 => unsafe { ni::compress_avx512(h, blocks) },
         #[cfg(target_arch = "x86_64")]
@@ -100,8 +75,11 @@ impl Default for Sha1Dc {
 }
 
 impl Sha1Dc {
+    /// A hasher on the process's backend (`select`: measured at first use, or forced). When
+    /// the forced one cannot run, the indexer's entry points have refused to start
+    /// (`select::current`), so the portable fallback here is only for callers that did not ask.
     pub fn new() -> Self {
-        Self::with_backend(Backend::best())
+        Self::with_backend(select::current().unwrap_or(Backend::Portable))
     }
 
     /// A hasher on a given backend; a backend the CPU lacks falls back to the portable one.

@@ -14,14 +14,6 @@ extern "C" {
     fn mpgit_sha1dc_check_states(m1: *const u32, s58: *const u32, s65: *const u32, ihv_out: *const u32, mask: u32) -> i32;
 }
 
-pub fn available() -> bool {
-    is_x86_feature_detected!("sha") && is_x86_feature_detected!("sse4.1") && is_x86_feature_detected!("ssse3")
-}
-
-pub fn avx512_available() -> bool {
-    available() && is_x86_feature_detected!("avx512f")
-}
-
 /// What one block's compression keeps for the collision checks.
 struct Captured {
     /// W[4k..4k+4] for k = 8..=16, in order.
@@ -274,7 +266,7 @@ compress_with!(
     /// block is a near-collision block.
     ///
     /// # Safety
-    /// The CPU must have SHA, SSSE3, SSE4.1 and AVX-512F (`avx512_available()`);
+    /// The CPU must have SHA, SSSE3, SSE4.1 and AVX-512F (`Backend::ShaNiAvx512.supported()`);
     /// `blocks.len()` is a multiple of 64.
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1,avx,avx512f")]
     compress_avx512,
@@ -292,7 +284,7 @@ compress_with!(
     /// As `compress_avx512`, checking bit conditions with sha1dc's C.
     ///
     /// # Safety
-    /// The CPU must have SHA, SSSE3 and SSE4.1 (`available()`); `blocks.len()` is a multiple of 64.
+    /// The CPU must have SHA, SSSE3 and SSE4.1 (`Backend::ShaNi.supported()`); `blocks.len()` is a multiple of 64.
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
     compress,
     |cap: &Captured| {

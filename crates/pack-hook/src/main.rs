@@ -1,0 +1,214 @@
+//! `uploadpack.packObjectsHook` for mpgit daemon's pack cache.
+//!
+//! git upload-pack runs `<hook> git pack-objects <args>` with the request (wants, haves,
+//! shallow lines) on stdin and relays our stdout to the client. We pass the request to the
+//! daemon over its unix socket (`MPGIT_PACK_CACHE_SOCKET`, authenticated by the per-connection
+//! `MPGIT_PACK_CACHE_TOKEN`); the daemon answers with the path of a cache entry (complete or
+//! being written) and then how many of its bytes are final. We copy those bytes from the file
+//! ourselves (the kernel's copy, not the daemon's), so a complete entry keeps streaming even if
+//! the daemon dies. Protocol (lines from the daemon):
+//!   `P <path>`  open this file, answer `O` (or `E <error>`)
+//!   `W <pid>`   the file is being written by this pack-objects process
+//!   `S <n>`     the first n bytes are written
+//!   `D <n>`     the entry is complete at n bytes: copy up to n, then exit 0
+//!   `F <text>`  the producer failed: print text, exit 1
+//!   `G`         not cached: run pack-objects yourself (a request the cache does not take)
+//! Without the daemon (socket unset or refused) we run `git pack-objects` ourselves and say so.
+//! If the daemon dies while its pack-objects still writes the file, we follow the file until
+//! that process is gone and send it only if it then holds a whole pack (its SHA-1 trailer).
+//! This is a separate small program because git runs it for every fetch: node's startup alone
+//! would cost more CPU than serving a cached pack.
+
+use std::env;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::fs::FileExt;
+use std::process::{exit, Command, Stdio};
+use std::thread::sleep;
+use std::time::Duration;
+
+use sha1::{Digest, Sha1};
+
+/** Largest request read from stdin (a fetch with many haves is a few MB). */
+const MAX_REQUEST: u64 = 256 << 20;
+
+fn main() {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let mut request = Vec::new();
+    if let Err(e) = io::stdin().take(MAX_REQUEST + 1).read_to_end(&mut request) {
+        fail(&format!("cannot read the pack request: {e}"));
+    }
+    if request.len() as u64 > MAX_REQUEST {
+        fail("pack request over 256 MiB");
+    }
+    let socket = env::var("MPGIT_PACK_CACHE_SOCKET").ok();
+    let token = env::var("MPGIT_PACK_CACHE_TOKEN").unwrap_or_default();
+    let stream = match socket.as_deref().map(UnixStream::connect) {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            eprintln!("mpgit pack cache unavailable ({e}): packing without it");
+            direct(&args, &request)
+        }
+        None => direct(&args, &request),
+    };
+    match serve(stream, &token, &args, &request) {
+        Ok(Some(())) => exit(0),
+        Ok(None) => direct(&args, &request),
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("fatal: mpgit pack cache: {msg}");
+    exit(1)
+}
+
+/** Runs the real pack-objects with the request; never returns. */
+fn direct(args: &[String], request: &[u8]) -> ! {
+    // args[0] is "git" (git's convention for the hook); run what git would have run.
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => fail("no command given"),
+    };
+    let mut child = Command::new(cmd)
+        .args(rest)
+        .env_remove("MPGIT_PACK_CACHE_SOCKET")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| fail(&format!("cannot run {cmd}: {e}")));
+    let mut stdin = child.stdin.take().unwrap();
+    let w = stdin.write_all(request);
+    drop(stdin);
+    let status = child.wait().unwrap_or_else(|e| fail(&format!("waiting for {cmd}: {e}")));
+    if let Err(e) = w {
+        if status.success() {
+            fail(&format!("writing the request to {cmd}: {e}"));
+        }
+    }
+    exit(status.code().unwrap_or(128))
+}
+
+/** Ok(Some) served, Ok(None) the daemon declined the request. */
+fn serve(mut stream: UnixStream, token: &str, args: &[String], request: &[u8]) -> Result<Option<()>, String> {
+    let gone = |e: io::Error| format!("lost the daemon: {e}");
+    let mut head = format!("mpgit-pack-hook 1 {} {} {}\n", token, args.len(), request.len()).into_bytes();
+    for a in args {
+        head.extend_from_slice(a.as_bytes());
+        head.push(0);
+    }
+    stream.write_all(&head).map_err(gone)?;
+    stream.write_all(request).map_err(gone)?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(gone)?);
+    let mut file: Option<File> = None;
+    let mut copied: u64 = 0;
+    let mut producer: Option<u32> = None;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).map_err(gone)?;
+        if n == 0 {
+            if let (Some(pid), Some(f)) = (producer, file.as_mut()) {
+                eprintln!("mpgit daemon went away; following its pack-objects (pid {pid}) to the end");
+                return orphan(f, copied, pid, &mut out).map(Some);
+            }
+            return Err(if file.is_some() {
+                "the daemon went away while the pack was being produced".into()
+            } else {
+                "the daemon closed the connection".into()
+            });
+        }
+        let line = line.trim_end_matches('\n');
+        let (op, arg) = line.split_at(1);
+        let arg = arg.trim_start();
+        match op {
+            "P" => match File::open(arg) {
+                Ok(f) => {
+                    file = Some(f);
+                    stream.write_all(b"O\n").map_err(gone)?;
+                }
+                Err(e) => {
+                    stream.write_all(format!("E {e}\n").as_bytes()).map_err(gone)?;
+                }
+            },
+            "S" | "D" => {
+                let upto: u64 = arg.parse().map_err(|_| format!("bad size from the daemon: {arg}"))?;
+                let f = file.as_mut().ok_or("size before a file")?;
+                if upto > copied {
+                    // io::copy uses copy_file_range/sendfile/splice where it can.
+                    let mut part = Read::by_ref(f).take(upto - copied);
+                    let n = io::copy(&mut part, &mut out).map_err(|e| format!("copying the pack: {e}"))?;
+                    copied += n;
+                    if copied < upto {
+                        return Err(format!("cache entry ended at {copied} bytes, expected {upto}"));
+                    }
+                }
+                if op == "D" {
+                    out.flush().map_err(|e| format!("writing the pack: {e}"))?;
+                    return Ok(Some(()));
+                }
+            }
+            "W" => producer = arg.parse().ok(),
+            "F" => return Err(arg.to_string()),
+            "G" => return Ok(None),
+            _ => return Err(format!("unexpected answer from the daemon: {line}")),
+        }
+    }
+}
+
+/** Whether a pack-objects process still runs (not gone, not a zombie). */
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => match stat.rfind(')') {
+            Some(i) => !stat[i + 1..].trim_start().starts_with('Z'),
+            None => false,
+        },
+        Err(_) => false,
+    }
+}
+
+/**
+ * The daemon is gone but its pack-objects may still be writing: copy the file as it grows
+ * until that process is gone, then check the whole file is one pack before ending well.
+ */
+fn orphan(f: &mut File, mut copied: u64, pid: u32, out: &mut impl Write) -> Result<(), String> {
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let alive = running(pid);
+        loop {
+            let n = f.read_at(&mut buf, copied).map_err(|e| format!("reading the pack: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n]).map_err(|e| format!("writing the pack: {e}"))?;
+            copied += n as u64;
+        }
+        if !alive {
+            break;
+        }
+        sleep(Duration::from_millis(20));
+    }
+    out.flush().map_err(|e| format!("writing the pack: {e}"))?;
+    if copied < 32 {
+        return Err(format!("pack-objects ended after {copied} bytes"));
+    }
+    let mut h = Sha1::new();
+    let mut at = 0u64;
+    let body = copied - 20;
+    while at < body {
+        let want = ((body - at) as usize).min(buf.len());
+        let n = f.read_at(&mut buf[..want], at).map_err(|e| format!("reading the pack: {e}"))?;
+        if n == 0 {
+            return Err("the pack shrank while being checked".into());
+        }
+        h.update(&buf[..n]);
+        at += n as u64;
+    }
+    let mut trailer = [0u8; 20];
+    f.read_exact_at(&mut trailer, body).map_err(|e| format!("reading the pack: {e}"))?;
+    if h.finalize().as_slice() != trailer {
+        return Err("pack-objects did not finish the pack (it was killed, or failed)".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// `npm run pack`: builds what the packages hold and writes every tarball into pkg/: the main
+// package (dist/, bin/, README, LICENSE) and this machine's platform
+// package (npm/<platform>/: the stripped addon and mpgit-pack-hook). `--prepack` is the main
+// package's prepack hook: it builds dist/, so a bare `npm pack` is
+// complete too. `--stage` only fills npm/<platform>/ from the build (the CI workflow's step).
+
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+/** napi-rs's platform name for this machine (the CLI's own answer, from the built dist/). */
+async function platformName() {
+  const { platformName: name } = await import('../dist/core/platform.js');
+  return name();
+}
+
+/** Copies the built addon and hook into npm/<platform>/, stripped of debug information. */
+function stage(name) {
+  const dir = join(root, 'npm', name);
+  if (!existsSync(join(dir, 'package.json'))) throw new Error(`no platform package for ${name} under npm/`);
+  const addon = `mpgit.${name}.node`;
+  const exe = process.platform === 'win32' ? '.exe' : '';
+  const hook = `mpgit-pack-hook${exe}`;
+  for (const [from, to] of [[join(root, addon), addon], [join(root, 'target', 'release', hook), hook]]) {
+    if (!existsSync(from)) throw new Error(`${from} is missing: run \`npm run build:native\``);
+    copyFileSync(from, join(dir, to));
+    // The release profile keeps line tables for profiling; the package does not need them.
+    if (process.platform === 'linux') run('strip', ['--strip-unneeded', join(dir, to)]);
+    else if (process.platform === 'darwin') run('strip', ['-x', join(dir, to)]);
+  }
+  // The addon carries sha1dc's C (MIT, Marc Stevens and Dan Shumow): both notices ship with it.
+  const license = readFileSync(join(root, 'LICENSE'), 'utf8');
+  const sha1dc = readFileSync(join(root, 'crates/core/src/pack/sha1dc/LICENSE.txt'), 'utf8');
+  writeFileSync(join(dir, 'LICENSE'), `${license}\n---\nsha1dc (crates/core/src/pack/sha1dc):\n\n${sha1dc}`);
+  return dir;
+}
+
+const mode = process.argv[2] ?? '--all';
+if (mode === '--prepack') {
+  // npm runs this before packing the main package.
+  if (!process.env.MPGIT_PACK_BUILT) {
+    run(npm, ['run', 'build:ts']);
+  }
+} else if (mode === '--stage') {
+  stage(process.argv[3] ?? (await platformName()));
+} else if (mode === '--all') {
+  run(npm, ['run', 'build']);
+  const out = join(root, 'pkg');
+  mkdirSync(out, { recursive: true });
+  const dir = stage(await platformName());
+  const env = { ...process.env, MPGIT_PACK_BUILT: '1' };
+  run(npm, ['pack', '--pack-destination', out, dir], { env });
+  run(npm, ['pack', '--pack-destination', out], { env });
+} else {
+  throw new Error(`usage: node npm/pack.mjs [--all | --prepack | --stage [platform]]`);
+}

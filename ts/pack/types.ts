@@ -1,0 +1,38 @@
+// What a pack indexer is, apart from which one: the interface both implementations (./native.ts,
+// ./js/indexer.ts) fulfil and the factory (./indexer.ts) hands out.
+
+import type { ObjectType } from './object.js';
+
+export interface IndexProgress {
+  bytes: number;
+  objectsTotal: number;
+  objectsReceived: number;
+  deltasTotal: number;
+  deltasResolved: number;
+}
+
+export interface IndexResult {
+  packPath: string;
+  idxPath: string;
+  revPath: string | null;
+  packChecksum: string;
+  objectCount: number;
+  deltaCount: number;
+  appendedBases: number;
+}
+
+export interface PackIndexer {
+  readonly impl: 'native' | 'js';
+  /** Appends pack bytes; returns bytes queued but not yet parsed (pause input when large). */
+  write(chunk: Buffer): number;
+  progress(): IndexProgress;
+  /** End of input: checks the trailer, resolves deltas; `missing` = REF_DELTA bases not in the pack. */
+  resolve(): Promise<{ missing: string[] }>;
+  /** For --fix-thin: a base object read from the repository. */
+  addBase(oid: string, type: ObjectType, data: Buffer): void;
+  finish(opts: { idxPath: string; revPath: string | null; fixThin: boolean }): Promise<IndexResult>;
+  /** Stop, remove the partial pack. */
+  abort(): void;
+}
+
+export type IndexerImpl = 'native' | 'js';

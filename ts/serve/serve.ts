@@ -1,0 +1,167 @@
+// The protocol v2 server for an offloaded repository (gitprotocol-v2), in process: the
+// capability advertisement (with packfile-uris), then commands until the client ends the
+// session: ls-refs, answered from the repository's refs, and fetch (./fetch.ts). This replaces
+// `git upload-pack` only for v2 requests to repositories where `mpgit offload` was run; the
+// daemon keeps git upload-pack for everything else.
+
+import type { Readable, Writable } from 'node:stream';
+import { PktReader, pktText, type Pkt } from '../pktline.js';
+import { MpgitError, ProtocolError } from '../errors.js';
+import { encodeV2Advertisement } from '../protocol/capabilities.js';
+import { livePacks, loadStateCached, type OffloadState } from '../offload/state.js';
+import { hiddenPatterns, listServerRefs } from '../repo/server-refs.js';
+import { gitText } from '../git.js';
+import { BadRequestError, handleFetch, parseFetchArgs } from './fetch.js';
+import { ClientGoneError, ResponseWriter } from './response.js';
+
+/** Bound on the packets of one command request (wants and haves of a big mirror fit). */
+const MAX_REQUEST_PKTS = 4_000_000;
+/** Bound on the bytes of one command request. */
+const MAX_REQUEST_BYTES = 256 * 1024 * 1024;
+/** Longest wait for the client's next command (git daemon's --timeout plays this role). */
+export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
+
+export interface ServeV2Options {
+  gitDir: string;
+  input: Readable;
+  output: Writable;
+  /** Bytes of the client that were read before we took over (normally none). */
+  initial?: Buffer;
+  /** The offload state (read from the repository when not given). */
+  state?: OffloadState | null;
+  idleTimeoutMs?: number;
+  log?: (msg: string) => void;
+}
+
+export interface SessionStats {
+  commands: number;
+  fetches: number;
+  packfileUris: number;
+  bytesOut: number;
+}
+
+interface CommandRequest {
+  command: string;
+  capabilities: string[];
+  args: Pkt[];
+  raw: Pkt[];
+}
+
+/** Reads one command request; null when the client ends the session (flush or hang-up). */
+export async function readCommand(reader: PktReader): Promise<CommandRequest | null> {
+  const raw: Pkt[] = [];
+  let bytes = 0;
+  const capabilities: string[] = [];
+  const args: Pkt[] = [];
+  let inArgs = false;
+  for (;;) {
+    const p = await reader.read();
+    if (!p) {
+      if (!raw.length) return null;
+      throw new ProtocolError('the client hung up in the middle of a command');
+    }
+    raw.push(p);
+    if (raw.length > MAX_REQUEST_PKTS) throw new BadRequestError(`request of more than ${MAX_REQUEST_PKTS} lines`);
+    if (p.kind === 'data') {
+      bytes += p.data.length + 4;
+      if (bytes > MAX_REQUEST_BYTES) throw new BadRequestError(`request of more than ${MAX_REQUEST_BYTES} bytes`);
+      if (inArgs) args.push(p);
+      else capabilities.push(pktText(p));
+      continue;
+    }
+    if (p.kind === 'delim') {
+      if (inArgs) throw new BadRequestError('second delim in a command request');
+      inArgs = true;
+      continue;
+    }
+    if (p.kind === 'flush') {
+      if (raw.length === 1) return null;
+      break;
+    }
+    throw new BadRequestError(`unexpected ${p.kind} packet in a command request`);
+  }
+  const commandLines = capabilities.filter((c) => c.startsWith('command='));
+  if (commandLines.length !== 1) throw new BadRequestError(commandLines.length ? 'more than one command in a request' : 'no command in the request');
+  for (const c of capabilities) {
+    if (c.startsWith('object-format=') && c !== 'object-format=sha1') throw new BadRequestError(`mismatched object format: ${c.slice(14)}; this server uses sha1`);
+  }
+  return { command: commandLines[0]!.slice('command='.length), capabilities, args, raw };
+}
+
+/** The fetch features this server offers (packfile-uris only with something to name). */
+function fetchFeatures(state: OffloadState | null, allowFilter: boolean): string[] {
+  const f = ['shallow', 'wait-for-done', 'sideband-all'];
+  // Filtered fetches (partial clones) are git upload-pack's to answer, when the repository allows them.
+  if (allowFilter) f.push('filter');
+  if (state && livePacks(state).length) f.push('packfile-uris');
+  return f;
+}
+
+/** Serves a whole v2 session. Resolves when the client ends it; errors are sent as ERR first. */
+export async function serveV2(opts: ServeV2Options): Promise<SessionStats> {
+  const log = opts.log ?? (() => {});
+  const state = opts.state === undefined ? await loadStateCached(opts.gitDir) : opts.state;
+  const writer = new ResponseWriter(opts.output);
+  if (opts.initial?.length) opts.input.unshift(opts.initial);
+  const reader = new PktReader(opts.input, { timeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, what: 'the client' });
+  const stats: SessionStats = { commands: 0, fetches: 0, packfileUris: 0, bytesOut: 0 };
+  let hiddenMemo: Promise<string[]> | null = null;
+  const hidden = () => (hiddenMemo ??= hiddenPatterns(opts.gitDir));
+  try {
+    const allowFilter = (await gitText(opts.gitDir, ['config', '--type=bool', '--get', 'uploadpack.allowFilter'], { okCodes: [1] })) === 'true';
+    await writer.write(encodeV2Advertisement({ lsRefs: ['unborn'], fetch: fetchFeatures(state, allowFilter), serverOption: true }));
+    for (;;) {
+      const req = await readCommand(reader);
+      if (!req) break;
+      stats.commands++;
+      // Each command sees the offload state as it is now (a refresh applies at once).
+      const current = opts.state === undefined ? await loadStateCached(opts.gitDir) : state;
+      writer.sidebandAll = false;
+      if (req.command === 'ls-refs') await lsRefs(opts.gitDir, req.args, writer, await hidden());
+      else if (req.command === 'fetch') {
+        const out = await handleFetch({ gitDir: opts.gitDir, state: current, writer, raw: req.raw, log, hidden }, parseFetchArgs(req.args));
+        if (out.sentPack) stats.fetches++;
+        stats.packfileUris += out.uris.length;
+      } else throw new BadRequestError(`invalid command '${req.command}'`);
+    }
+  } catch (e) {
+    if (e instanceof ClientGoneError) {
+      log('client hung up');
+    } else {
+      log(`error: ${(e as Error).message}`);
+      // A request we refuse, or our own failure: the client hears why before we hang up.
+      if (!writer.gone && (e instanceof BadRequestError || e instanceof MpgitError)) await writer.err(e instanceof BadRequestError ? e.message : `mpgit: ${e.message}`).catch(() => {});
+      if (!(e instanceof BadRequestError || e instanceof ProtocolError)) throw e;
+    }
+  } finally {
+    stats.bytesOut = writer.bytesOut;
+  }
+  return stats;
+}
+
+/** ls-refs (gitprotocol-v2 "ls-refs"): symrefs, peel, ref-prefix, unborn. */
+async function lsRefs(gitDir: string, args: Pkt[], writer: ResponseWriter, hidden: string[]): Promise<void> {
+  let symrefs = false;
+  let peel = false;
+  let unborn = false;
+  const prefixes: string[] = [];
+  for (const p of args) {
+    const line = pktText(p);
+    if (line === 'symrefs') symrefs = true;
+    else if (line === 'peel') peel = true;
+    else if (line === 'unborn') unborn = true;
+    else if (line.startsWith('ref-prefix ')) prefixes.push(line.slice('ref-prefix '.length));
+    else throw new BadRequestError(`unexpected line: '${line}'`);
+  }
+  const lines: string[] = [];
+  for (const r of await listServerRefs(gitDir, hidden)) {
+    if (prefixes.length && !prefixes.some((x) => r.name.startsWith(x))) continue;
+    if (r.oid === null && !unborn) continue;
+    let line = `${r.oid ?? 'unborn'} ${r.name}`;
+    if (symrefs && r.symref) line += ` symref-target:${r.symref}`;
+    if (peel && r.peeled) line += ` peeled:${r.peeled}`;
+    lines.push(line);
+  }
+  await writer.lines(lines);
+  await writer.flush();
+}
