@@ -5,7 +5,7 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { readdir, writeFile } from 'node:fs/promises';
-import { git, run, tempDir } from './helpers/proc.js';
+import { freePort, git, run, tempDir } from './helpers/proc.js';
 import { makeRepo } from './helpers/repo.js';
 import { logLines, startDaemon } from './helpers/daemon.js';
 import { gitDaemon } from './helpers/gitserve.js';
@@ -27,7 +27,15 @@ test('200 half-closing clients, then 8 stock git clones: every answer whole, no 
   const base = await tempDir(t, 'mpgit-halfload-');
   const head = await makeRepo(join(base, 'tiny.git'));
   await writeFile(join(base, 'tiny.git', 'git-daemon-export-ok'), '');
-  const d = await startDaemon(t, [`--base-path=${base}`]);
+  const metricsPort = await freePort();
+  const d = await startDaemon(t, [`--base-path=${base}`, `--metrics-listen=127.0.0.1:${metricsPort}`]);
+  // The daemon's own count of open connections (Prometheus gauge).
+  const open = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const m = /^mpgit_connections_current (\d+)/m.exec(text);
+    if (!m) throw new Error(`no mpgit_connections_current in /metrics:\n${text.slice(0, 2000)}`);
+    return Number(m[1]);
+  };
   const pid = d.proc.child.pid!;
   const fds = async () => (await readdir(`/proc/${pid}/fd`)).length;
   const fdsBefore = await fds();
@@ -57,6 +65,8 @@ test('200 half-closing clients, then 8 stock git clones: every answer whole, no 
   await waitUntil('every connection logged as ended', () => ended() === connections(), 20_000).catch(() => {});
   t.is(ended(), connections(), `${connections()} connections, ${ended()} ended`);
   t.is(connections(), CLIENTS);
+  await waitUntil('no connection open', async () => (await open()) === 0, 10_000).catch(() => {});
+  t.is(await open(), 0, 'the daemon counts no open connection');
   await waitUntil('descriptors released', async () => (await fds()) <= fdsBefore, 10_000).catch(() => {});
   t.true((await fds()) <= fdsBefore, `descriptors: ${fdsBefore} before, ${await fds()} after`);
 
@@ -66,7 +76,8 @@ test('200 half-closing clients, then 8 stock git clones: every answer whole, no 
   for (let i = 0; i < CLONES; i++) t.is((await git(['rev-parse', 'HEAD'], { cwd: join(work, `c${i}`) })).stdout.trim(), head);
   t.is(logLines(d, /Too many connections/).length, 0);
 
-  await waitUntil('the clones logged as ended', () => ended() === connections(), 10_000).catch(() => {});
+  await waitUntil('the clones logged as ended', async () => ended() === connections() && (await open()) === 0, 10_000).catch(() => {});
+  t.is(await open(), 0, 'no connection open after the clones');
   const t0 = Date.now();
   d.proc.kill('SIGTERM');
   const code = await d.proc.exited;
