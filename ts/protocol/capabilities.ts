@@ -99,6 +99,8 @@ export interface V2Advertisement {
   fetch: string[];
   serverOption?: boolean;
   objectInfo?: boolean;
+  /** The `bundle-uri` command (a bundle list to seed clones with). */
+  bundleUri?: boolean;
 }
 
 /** Encodes a v2 advertisement: "version 2", agent, commands with their features, flush. */
@@ -109,6 +111,7 @@ export function encodeV2Advertisement(a: V2Advertisement): Buffer {
   if (a.serverOption) lines.push('server-option');
   lines.push('object-format=sha1');
   if (a.objectInfo) lines.push('object-info');
+  if (a.bundleUri) lines.push('bundle-uri');
   return Buffer.concat([...lines.map((l) => pktLine(l)), FLUSH]);
 }
 
