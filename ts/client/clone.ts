@@ -115,6 +115,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     const branch = record ? record.clone.branch : opts.branch;
     const depth = record ? record.clone.depth : opts.depth;
     const plan = planClone(refs, branch, shape);
+    for (const w of plan.warnings) opts.say?.(w);
 
     initRepository(gitDir, cloneConfig(url.url, shape, plan), plan.headRef ?? `refs/heads/${plan.branch ?? 'master'}`);
     const received = { objects: 0 };

@@ -14,6 +14,7 @@ import { SyslogWriter } from './syslog.js';
 import { LogFile } from './logfile.js';
 import { bindListeners, systemdListeners, type Listener } from './listeners.js';
 import { handleConnection, type ConnectionIO, type ServiceHook } from './connection.js';
+import { IdleWatch } from './idle.js';
 import { core } from '../core/index.js';
 import { lookupUser } from './users.js';
 import { logAccess } from './access.js';
@@ -36,6 +37,8 @@ interface Live {
   id: number;
   socket: net.Socket;
   child: ChildProcess | null;
+  /** The service process has the socket itself (not relayed through the daemon). */
+  handedOver: boolean;
 }
 
 /** The log the settings ask for; `warn` takes the syslog writer's one warning (default stderr). */
@@ -84,6 +87,7 @@ export class Daemon {
   private early: [net.Socket, Listener][] = [];
   private stopping: Promise<void> | null = null;
   private idle: (() => void) | null = null;
+  private readonly idleWatch: IdleWatch<number>;
   /** The pack cache (null: off, by setting or because it could not start). */
   packCache: PackCache | null = null;
   metrics: DaemonMetrics | null = null;
@@ -92,6 +96,9 @@ export class Daemon {
   private constructor(readonly cfg: DaemonConfig, opts: DaemonOptions) {
     this.log = opts.log ?? makeLog(cfg);
     this.hooks = opts.hooks ?? [];
+    this.idleWatch = new IdleWatch(cfg.timeout * 1000, () => this.live.entries(), (id) => this.timedOut(id), () =>
+      this.log.notice('timeout-blind', 'No connection counters (native addon not loaded): --timeout is left to git upload-pack for connections handed to it', {}),
+    );
   }
 
   /** Binds (or adopts systemd's sockets), drops privileges, writes the pid file, logs "Ready". */
@@ -113,6 +120,7 @@ export class Daemon {
       throw e;
     }
     d.accepting = true;
+    d.idleWatch.start();
     const where = d.listeners.map((l) => `${hostPort(l.address, l.port)}${l.mptcp ? ' (MPTCP)' : l.mptcp === null ? '' : ' (TCP)'}`).join(', ');
     d.readyText = `Ready to rumble: listening on ${where}${activated ? ' (sockets from systemd)' : ''}; bound in ${bindMs} ms`;
     d.log.notice('ready', d.readyText, {
@@ -174,7 +182,7 @@ export class Daemon {
     }
     const id = ++this.nextId;
     const info = connInfo(socket);
-    const entry: Live = { id, socket, child: null };
+    const entry: Live = { id, socket, child: null, handedOver: false };
     this.live.set(id, entry);
     this.metrics?.opened(info ? info.mptcp : listener.mptcp === false ? false : null);
     const io: ConnectionIO = {
@@ -193,14 +201,28 @@ export class Daemon {
       logAccess(log, r);
       metrics?.finished(r);
     };
-    handleConnection(io, { cfg: this.cfg, log: this.log, hooks: this.hooks, onChild: (c) => (entry.child = c), packCache: this.packCache, onFinished })
+    handleConnection(io, { cfg: this.cfg, log: this.log, hooks: this.hooks, onChild: (c, handedOver) => Object.assign(entry, { child: c, handedOver }), packCache: this.packCache, onFinished })
       .catch((e) => this.log.error('internal-error', `connection ${id}: ${(e as Error).stack ?? e}`))
       .finally(() => {
         socket.destroy();
         metrics?.closed();
         this.live.delete(id);
+        this.idleWatch.forget(id);
         if (this.live.size === 0) this.idle?.();
       });
+  }
+
+  /** Nothing moved on a connection for --timeout: its service is ended and its socket closed. */
+  private timedOut(id: number): void {
+    const c = this.live.get(id);
+    if (!c) return;
+    this.log.connection(id).error('idle-timeout', `Timeout: no traffic for ${this.cfg.timeout} s: ending the connection`, { timeoutS: this.cfg.timeout });
+    const child = c.child;
+    if (child) {
+      signalService(child, 'SIGTERM');
+      setTimeout(() => signalService(child, 'SIGKILL'), KILL_WAIT_MS).unref();
+    }
+    c.socket.destroy();
   }
 
   /**
@@ -227,6 +249,7 @@ export class Daemon {
         await this.waitIdle(KILL_WAIT_MS);
       }
     }
+    this.idleWatch.stop();
     this.metricsServer?.close();
     await this.packCache?.close();
     this.log.notice('stopped', 'Stopped', {});
@@ -239,18 +262,14 @@ export class Daemon {
     for (const l of this.listeners) l.server.close();
     this.signalAll('SIGKILL');
     await this.waitIdle(KILL_WAIT_MS);
+    this.idleWatch.stop();
     if (this.cfg.pidFile) await rm(this.cfg.pidFile, { force: true });
   }
 
   private signalAll(sig: NodeJS.Signals): void {
     for (const c of this.live.values()) {
-      if (c.child?.pid && c.child.exitCode === null && c.child.signalCode === null) {
-        try {
-          process.kill(-c.child.pid, sig); // the service's whole group (pack-objects too)
-        } catch {
-          c.child.kill(sig);
-        }
-      } else if (!c.child) c.socket.destroy();
+      if (c.child) signalService(c.child, sig);
+      else c.socket.destroy();
     }
   }
 
@@ -267,6 +286,16 @@ export class Daemon {
         resolve(true);
       };
     });
+  }
+}
+
+/** Signals a service process that still runs, with its whole group (pack-objects too). */
+function signalService(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (!child.pid || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, sig);
+  } catch {
+    child.kill(sig);
   }
 }
 
