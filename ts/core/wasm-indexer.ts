@@ -124,7 +124,7 @@ async function finish(s: State, opts: { idxPath: string; revPath: string | null;
     writeFileSync(opts.idxPath, files.subarray(0, idxLen));
     if (opts.revPath) writeFileSync(opts.revPath, files.subarray(idxLen));
     const p = progress(s);
-    return { packChecksum: hex(sum), objectCount: p.objectsReceived + appendedBases, deltaCount: p.deltasTotal, appendedBases };
+    return { packChecksum: hex(sum), objectCount: p.objectsReceived, deltaCount: p.deltasTotal, appendedBases };
   } finally {
     release(s);
   }

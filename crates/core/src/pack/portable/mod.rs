@@ -32,7 +32,7 @@ pub fn object_id(kind: u8, data: &[u8], offset: u64) -> Result<[u8; 20]> {
             out.copy_from_slice(d.as_slice());
             Ok(out)
         }
-        Err(_) => Err(PackError::at(offset, "SHA-1 collision attack detected in this object")),
+        Err(_) => Err(PackError::at(offset, "SHA-1 collision attack detected in this object (sha1dc); refusing the pack")),
     }
 }
 

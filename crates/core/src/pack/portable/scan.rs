@@ -74,7 +74,7 @@ impl Scanner {
                     }
                     let h = &self.pack[..12];
                     if &h[..4] != b"PACK" {
-                        return Err(PackError::bad("not a pack: bad pack header signature"));
+                        return Err(PackError::bad("pack signature mismatch: this is not a pack (no \"PACK\" at offset 0)"));
                     }
                     let version = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
                     if version != 2 && version != 3 {
@@ -120,8 +120,8 @@ impl Scanner {
                     p.next += consumed;
                     return Ok(());
                 }
-                Step::Bad(why) => return Err(PackError::at(p.offset, format!("inflate: {}", why))),
-                Step::Long => return Err(PackError::at(p.offset, format!("inflates to more than its {} bytes", p.hdr.size))),
+                Step::Bad(why) => return Err(PackError::at(p.offset, format!("bad zlib data ({})", why))),
+                Step::Long => return Err(PackError::at(p.offset, format!("inflates to more than the {} bytes its header says", p.hdr.size))),
                 Step::Done { consumed } => {
                     let p = self.partial.take().expect("set above");
                     let end = p.next + consumed;
@@ -152,7 +152,7 @@ impl Scanner {
     fn trailer(&mut self) -> Result<()> {
         if self.checksum.is_some() {
             if self.pack.len() > self.parsed + 20 {
-                return Err(PackError::bad(format!("pack has junk at the end (offset {})", self.parsed + 20)));
+                return Err(PackError::bad(format!("pack has junk after its trailer, at offset {}", self.parsed + 20)));
             }
             return Ok(());
         }
@@ -161,7 +161,8 @@ impl Scanner {
         }
         let want = super::plain_sha1(&self.pack[..self.parsed]);
         if self.pack[self.parsed..self.parsed + 20] != want {
-            return Err(PackError::bad("pack is corrupted (SHA1 mismatch of the trailer)"));
+            let (at, have) = (self.parsed, crate::pack::hex(&self.pack[self.parsed..self.parsed + 20]));
+            return Err(PackError::bad(format!("pack is corrupted (SHA-1 mismatch): trailer at offset {} is {}, the data hashes to {}", at, have, crate::pack::hex(&want))));
         }
         self.checksum = Some(want);
         self.trailer()
@@ -172,7 +173,12 @@ impl Scanner {
         self.advance()?;
         match self.checksum {
             Some(c) => Ok(c),
-            None => Err(PackError::bad(format!("pack is truncated: input ends at offset {} (in {})", self.pack.len(), if self.partial.is_some() || (self.count.map_or(true, |c| (self.entries.len() as u32) < c)) { "an entry" } else { "the trailer" }))),
+            None => Err(PackError::bad(match (&self.partial, self.count) {
+                (Some(p), _) => format!("pack is truncated: it ends inside the object at offset {}", p.offset),
+                (None, None) => format!("pack is truncated: it ends at offset {} inside its 12-byte header", self.pack.len()),
+                (None, Some(c)) if (self.entries.len() as u32) < c => format!("pack is truncated: it ends inside the object at offset {}", self.parsed),
+                _ => format!("pack is truncated: it ends at offset {} inside its 20-byte trailer", self.pack.len()),
+            })),
         }
     }
 
