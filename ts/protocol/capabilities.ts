@@ -12,10 +12,13 @@ export const AGENT = `mpgit/${process.env.npm_package_version ?? '0.1.0'}`;
 /** Capabilities as name -> value (`true` for a bare name). */
 export type Capabilities = Map<string, string | true>;
 
-/** Parses a space-separated v0 capability list ("multi_ack side-band-64k agent=git/2.39"). */
+/**
+ * Parses a v0 capability list ("multi_ack side-band-64k agent=git/2.39"). As git's
+ * parse_feature_value, a value ends at a space, tab or newline.
+ */
 export function parseV0Capabilities(text: string): Capabilities {
   const caps: Capabilities = new Map();
-  for (const word of text.split(' ')) {
+  for (const word of text.split(/[ \t\n]/)) {
     if (!word) continue;
     const eq = word.indexOf('=');
     if (eq < 0) caps.set(word, true);
@@ -71,7 +74,7 @@ export function encodeV0Capabilities(opts: { symrefs?: Map<string, string>; extr
  * The capabilities a v0 client puts on its first want line, given what the server offers:
  * the ones we implement, in the order git sends them.
  */
-export function v0ClientCapabilities(server: Capabilities, opts: { progress: boolean; thinPack: boolean; depth: boolean }): string[] {
+export function v0ClientCapabilities(server: Capabilities, opts: { progress: boolean; thinPack: boolean; depth: boolean; filter?: boolean }): string[] {
   const want: string[] = [];
   const offer = (name: string) => server.has(name);
   if (offer('multi_ack_detailed')) want.push('multi_ack_detailed');
@@ -83,6 +86,7 @@ export function v0ClientCapabilities(server: Capabilities, opts: { progress: boo
   if (offer('ofs-delta')) want.push('ofs-delta');
   if (opts.depth && !offer('shallow')) throw new ProtocolError('the server does not support shallow clones (no "shallow" capability)', 'clone without --depth');
   if (offer('shallow')) want.push('shallow');
+  if (opts.filter && offer('filter')) want.push('filter');
   if (offer('agent')) want.push(`agent=${AGENT}`);
   return want;
 }
@@ -95,6 +99,8 @@ export interface V2Advertisement {
   fetch: string[];
   serverOption?: boolean;
   objectInfo?: boolean;
+  /** The `bundle-uri` command (a bundle list to seed clones with). */
+  bundleUri?: boolean;
 }
 
 /** Encodes a v2 advertisement: "version 2", agent, commands with their features, flush. */
@@ -105,6 +111,7 @@ export function encodeV2Advertisement(a: V2Advertisement): Buffer {
   if (a.serverOption) lines.push('server-option');
   lines.push('object-format=sha1');
   if (a.objectInfo) lines.push('object-info');
+  if (a.bundleUri) lines.push('bundle-uri');
   return Buffer.concat([...lines.map((l) => pktLine(l)), FLUSH]);
 }
 

@@ -24,6 +24,8 @@ export interface FetchRequest {
   progress: boolean;
   /** Protocols we accept packfile URIs for (v2 `packfile-uris`), if any. */
   packfileUris?: string[];
+  /** A partial clone's object filter (`filter blob:none`...), sent when the server offers it. */
+  filter?: string;
   /** Band-2 text from the server. */
   onProgress: (chunk: Buffer) => void;
 }
@@ -38,6 +40,8 @@ export interface PackResponse {
   pack: AsyncGenerator<Buffer>;
   /** Haves the server acknowledged as common. */
   common: string[];
+  /** The filter was sent (the server offers `filter`); false when asked for but not offered. */
+  filtered: boolean;
 }
 
 /** haves in the first round; each later round doubles, as git does for stateless requests. */

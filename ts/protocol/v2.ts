@@ -76,6 +76,24 @@ export async function lsRefs(wire: Wire, caps: Capabilities, opts: LsRefsOptions
   return prefixes?.length ? refs.filter((r) => prefixes.some((x) => r.name.startsWith(x))) : refs;
 }
 
+/** Bound on the lines of a bundle list. */
+const MAX_BUNDLE_LIST_LINES = 100_000;
+
+/** Runs bundle-uri (when the server offers it): the `key=value` lines of its bundle list. */
+export async function bundleUri(wire: Wire, caps: Capabilities): Promise<string[]> {
+  if (!caps.has('bundle-uri')) throw new ProtocolError('the server does not offer bundle-uri');
+  await wire.send(commandRequest(caps, 'bundle-uri', []));
+  const lines: string[] = [];
+  for (;;) {
+    const p = await wire.reader.expect();
+    checkErr(p);
+    if (p.kind === 'flush') return lines;
+    if (p.kind !== 'data') throw new ProtocolError(`unexpected ${p.kind} packet in the bundle-uri answer`);
+    if (lines.length >= MAX_BUNDLE_LIST_LINES) throw new ProtocolError(`bundle list of more than ${MAX_BUNDLE_LIST_LINES} lines`);
+    lines.push(pktText(p));
+  }
+}
+
 /** "<oid|unborn> <name> [symref-target:<t>] [peeled:<oid>]" */
 function parseRefLine(line: string): RemoteRef {
   const parts = line.split(' ');
@@ -107,6 +125,8 @@ export async function fetchPack(wire: Wire, caps: Capabilities, req: FetchReques
   fixed.push('include-tag', 'ofs-delta');
   for (const s of req.shallow ?? []) fixed.push(`shallow ${s}`);
   if (req.depth) fixed.push(`deepen ${req.depth}`);
+  const filtered = !!req.filter && features.has('filter');
+  if (filtered) fixed.push(`filter ${req.filter}`);
   if (req.packfileUris?.length && features.has('packfile-uris')) {
     fixed.push(`packfile-uris ${req.packfileUris.join(',')}`);
     if (features.has('sideband-all')) {
@@ -134,7 +154,7 @@ export async function fetchPack(wire: Wire, caps: Capabilities, req: FetchReques
       if (end !== 'delim') throw new ProtocolError('"ready" must be followed by the pack sections');
       header = await sectionHeader(wire);
     }
-    return readPackSections(wire, header, req, state);
+    return readPackSections(wire, header, req, state, filtered);
   }
 }
 
@@ -159,8 +179,8 @@ async function readAcknowledgments(wire: Wire, state: NegotiationState, req: Fet
   }
 }
 
-async function readPackSections(wire: Wire, first: string, req: FetchRequest, state: NegotiationState): Promise<PackResponse> {
-  const res: Omit<PackResponse, 'pack'> = { shallow: [], unshallow: [], packfileUris: [], common: state.common };
+async function readPackSections(wire: Wire, first: string, req: FetchRequest, state: NegotiationState, filtered: boolean): Promise<PackResponse> {
+  const res: Omit<PackResponse, 'pack'> = { shallow: [], unshallow: [], packfileUris: [], common: state.common, filtered };
   let header = first;
   for (;;) {
     if (header === 'packfile') {
