@@ -28,6 +28,8 @@ import { receivePackfileUris } from './uri-packs.js';
 import { clearResume, readResumeRecord, restoreInlinePack, resumeDir, saveResumeRecord } from './resume.js';
 import { checkConnected } from '../repo/connectivity.js';
 import { PACKFILE_URI_PROTOCOLS, type PackfileUri } from '../protocol/packfile-uris.js';
+import { HaveWalker } from './haves.js';
+import { bundleTips, seedFromBundles } from './bundles.js';
 
 export interface CloneOptions extends CloneFlags {
   url: string;
@@ -45,6 +47,10 @@ export interface CloneOptions extends CloneFlags {
   onTempDir?: (dir: string | null) => void;
   /** Ask for packfile URIs (default true; --no-packfile-uris turns it off). */
   packfileUris?: boolean;
+  /** Use the bundles the server advertises (default: transfer.bundleURI, else true; --no-bundle-uri). */
+  bundleUris?: boolean;
+  /** --bundle-uri=URL: a bundle or bundle list to seed the clone from (instead of the server's). */
+  bundleUri?: string;
 }
 
 /** What an interrupted clone keeps (with its packfile URIs) to finish without the server. */
@@ -56,6 +62,9 @@ interface CloneRecord {
   flags?: CloneFlags;
   shallow: string[];
   unshallow: string[];
+  /** Saved while bundles download: the next run starts over, resuming those downloads. */
+  bundlePhase?: boolean;
+  bundleUri?: string;
 }
 
 export interface CloneResult {
@@ -82,24 +91,28 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
   const target = resolve(opts.dir ?? defaultCloneDir(url, !!(opts.bare || opts.mirror)));
   const shown = opts.dir ?? basename(target);
   const targetExisted = existsSync(target);
-  // A clone interrupted while downloading packfile URIs continues from what it kept there.
-  const resume = targetExisted ? readResumeRecord<CloneRecord>(target) : null;
-  if (resume && resume.url !== url.url) {
-    throw new MpgitError('MPGIT_EXISTS', `'${shown}' holds an interrupted clone of ${resume.url}, not of ${url.url}`, `resume it with \`mpgit clone --resume ${shown}\`, or choose another directory`);
+  // A clone interrupted while downloading packfile URIs continues from what it kept there; one
+  // interrupted while downloading bundles starts over, and its downloads resume.
+  const record = targetExisted ? readResumeRecord<CloneRecord>(target) : null;
+  const resume = record && !record.clone.bundlePhase ? record : null;
+  if (record && record.url !== url.url) {
+    throw new MpgitError('MPGIT_EXISTS', `'${shown}' holds an interrupted clone of ${record.url}, not of ${url.url}`, `resume it with \`mpgit clone --resume ${shown}\`, or choose another directory`);
   }
-  if (resume && readdirSync(target).some((n) => join(target, n) !== resumeDir(target))) {
+  if (record && readdirSync(target).some((n) => join(target, n) !== resumeDir(target))) {
     throw new MpgitError('MPGIT_EXISTS', `'${shown}' holds an interrupted clone and other files`, 'remove the other files, or choose another directory');
   }
-  const shape = cloneShape(resume ? { ...resume.clone.flags, bare: resume.clone.bare, depth: resume.clone.depth } : opts, config);
+  const bundleUri = record ? record.clone.bundleUri : opts.bundleUri;
+  if (bundleUri && opts.depth !== undefined) throw new MpgitError('MPGIT_CONFIG', "options '--bundle-uri' and '--depth' cannot be used together", 'drop one of them');
+  const shape = cloneShape(record ? { ...record.clone.flags, bare: record.clone.bare, depth: record.clone.depth } : opts, config);
   const bare = shape.bare;
-  const { tmp, createdParent } = prepareTarget(target, shown, { bare, resuming: !!resume, say: opts.say });
+  const { tmp, createdParent } = prepareTarget(target, shown, { bare, resuming: !!record, say: opts.say });
   const parent = dirname(target);
   opts.onTempDir?.(tmp);
   const gitDir = bare ? tmp : join(tmp, '.git');
   opts.say?.(bare ? `Cloning into bare repository '${shown}'...` : `Cloning into '${shown}'...`);
 
   let session: RemoteSession | null = null;
-  let resumable = !!resume;
+  let resumable = !!record;
   try {
     let refs: RemoteRef[];
     if (resume) refs = resume.clone.refs;
@@ -107,9 +120,10 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       session = await RemoteSession.open(url, { mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose });
       refs = await session.listRefs(shape.mirror ? [] : ['HEAD', 'refs/heads/', ...(shape.tags ? ['refs/tags/'] : [])]);
     }
-    const branch = resume ? resume.clone.branch : opts.branch;
-    const depth = resume ? resume.clone.depth : opts.depth;
+    const branch = record ? record.clone.branch : opts.branch;
+    const depth = record ? record.clone.depth : opts.depth;
     const plan = planClone(refs, branch, shape);
+    for (const w of plan.warnings) opts.say?.(w);
 
     initRepository(gitDir, cloneConfig(url.url, shape, plan), plan.headRef ?? `refs/heads/${plan.branch ?? 'master'}`);
     let objects = 0;
@@ -125,34 +139,61 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       objects += await fromUris(resume.uris, resume.clone.shallow);
     } else if (plan.wants.length && session) {
       const remoteProgress = opts.progress ? new RemoteProgress(opts.progress.write, opts.progress.tty) : null;
-      const res = await session.fetch({
-        wants: plan.wants,
-        depth: opts.depth,
-        thinPack: false,
-        progress: !!opts.progress,
-        packfileUris: opts.packfileUris === false ? undefined : PACKFILE_URI_PROTOCOLS,
-        filter: shape.filter ?? undefined,
-        onProgress: (c) => remoteProgress?.push(c),
-      });
-      // git's words; the clone still becomes a partial one (promisor remote), as with git.
-      if (shape.filter && !res.filtered) opts.say?.('warning: filtering not recognized by server, ignoring');
-      let inline: { packPath: string; idxPath: string; checksum: string };
+      // Bundles first (the server's, or --bundle-uri's; not for shallow or partial clones):
+      // their refs are then our haves, and the server sends only the rest.
+      const seeded =
+        depth === undefined && !shape.filter
+          ? await seedFromBundles(gitDir, target, session, { ...opts, bundleUri, bundleUris: opts.bundleUris ?? config.getBool('transfer.bundleURI') ?? true, mptcp: mptcpWanted(opts.mptcp) }, () => {
+              saveResumeRecord<CloneRecord>(target, { version: 1, url: url.url, uris: [], inlinePack: null, clone: { refs, branch, depth, bare, flags: cloneFlags(opts), shallow: [], unshallow: [], bundlePhase: true, bundleUri } }, null);
+              resumable = true;
+            })
+          : null;
+      const tips = seeded ? bundleTips(seeded) : [];
+      for (const b of seeded?.applied ?? []) objects += b.objects;
+      const haveDb = tips.length ? ObjectDb.openSync(gitDir) : null;
       try {
-        const pack = await receivePack(res.pack, gitDir, { progress: opts.progress });
-        if (shape.filter) writePromisorFile(pack.packPath, refs);
-        inline = pack;
-        objects = pack.objectCount;
-        opts.verbose?.(`Received ${pack.objectCount} objects (${humanBytes(pack.bytes)}) in ${(pack.receiveMs / 1000).toFixed(2)} s and indexed them in ${(pack.indexMs / 1000).toFixed(2)} s`);
+        if (haveDb && plan.wants.every((w) => haveDb.hasSync(w))) {
+          // The bundles brought every tip: nothing is left to fetch.
+          opts.verbose?.('The bundles carry every ref asked for: no pack to fetch');
+          await session.close();
+          session = null;
+          await checkConnected(gitDir, plan.wants);
+        } else {
+          const res = await session.fetch({
+            wants: plan.wants,
+            depth: opts.depth,
+            haves: haveDb ? new HaveWalker(haveDb, tips, new Set()) : undefined,
+            thinPack: !!haveDb,
+            progress: !!opts.progress,
+            packfileUris: opts.packfileUris === false ? undefined : PACKFILE_URI_PROTOCOLS,
+            filter: shape.filter ?? undefined,
+            onProgress: (c) => remoteProgress?.push(c),
+          });
+          // git's words; the clone still becomes a partial one (promisor remote), as with git.
+          if (shape.filter && !res.filtered) opts.say?.('warning: filtering not recognized by server, ignoring');
+          let inline: { packPath: string; idxPath: string; checksum: string };
+          try {
+            const pack = await receivePack(res.pack, gitDir, { progress: opts.progress, fixThin: haveDb ?? undefined });
+            if (shape.filter) writePromisorFile(pack.packPath, refs);
+            inline = pack;
+            objects += pack.objectCount;
+            opts.verbose?.(`Received ${pack.objectCount} objects (${humanBytes(pack.bytes)}) in ${(pack.receiveMs / 1000).toFixed(2)} s and indexed them in ${(pack.indexMs / 1000).toFixed(2)} s`);
+          } finally {
+            remoteProgress?.flush();
+          }
+          updateShallow(gitDir, res.shallow, res.unshallow);
+          // After bundles, as after packfile URIs: the refs must reach only objects that are here.
+          if (tips.length && !res.packfileUris.length) await checkConnected(gitDir, plan.wants, { shallow: res.shallow });
+          await session.close();
+          session = null;
+          if (res.packfileUris.length) {
+            saveResumeRecord<CloneRecord>(target, { version: 1, url: url.url, uris: res.packfileUris, inlinePack: inline.checksum, clone: { refs, branch, depth, bare, flags: cloneFlags(opts), shallow: res.shallow, unshallow: res.unshallow } }, inline);
+            resumable = true;
+            objects += await fromUris(res.packfileUris, res.shallow);
+          }
+        }
       } finally {
-        remoteProgress?.flush();
-      }
-      updateShallow(gitDir, res.shallow, res.unshallow);
-      await session.close();
-      session = null;
-      if (res.packfileUris.length) {
-        saveResumeRecord<CloneRecord>(target, { version: 1, url: url.url, uris: res.packfileUris, inlinePack: inline.checksum, clone: { refs, branch, depth, bare, flags: cloneFlags(opts), shallow: res.shallow, unshallow: res.unshallow } }, inline);
-        resumable = true;
-        objects += await fromUris(res.packfileUris, res.shallow);
+        haveDb?.close();
       }
     } else {
       opts.say?.('warning: You appear to have cloned an empty repository.');

@@ -138,9 +138,12 @@ function sendOn(socket: net.Socket, data: Buffer): Promise<void> {
   });
 }
 
+/** Errno codes of a connection, not of the file system (EEXIST, ENOSPC... pass as they are). */
+const SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN', 'ENOTCONN', 'ESHUTDOWN', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_SOCKET_CLOSED']);
+
 /** Socket errors (ECONNRESET, EPIPE...) as errors that say what happened. */
 export function wrapSocketError(e: unknown, url: GitUrl): unknown {
   const code = (e as NodeJS.ErrnoException)?.code;
-  if (e instanceof MpgitError || !code) return e;
+  if (e instanceof MpgitError || !code || !SOCKET_CODES.has(code)) return e;
   return new MpgitError('MPGIT_CONNECTION', `lost the connection to ${url.host}:${url.port}: ${code}`, 'the server or the network dropped the connection; run the command again', { cause: e });
 }

@@ -20,6 +20,7 @@ import { parseRemoteUrl } from './url.js';
 import { writePromisorFile } from './partial-clone.js';
 import { RemoteSession } from './session.js';
 import { receivePack } from './receive.js';
+import { zlibCompressionLevel } from '../repo/compression.js';
 import { HaveWalker } from './haves.js';
 import { mapRef, parseRefspec, refPrefix, sourceOf, type Refspec } from './refspec.js';
 import { mptcpWanted, wrapSocketError } from './connection.js';
@@ -27,6 +28,7 @@ import { appendReflog, committerIdent, logsRef } from '../repo/reflog.js';
 import { receivePackfileUris } from './uri-packs.js';
 import { checkConnected } from '../repo/connectivity.js';
 import { PACKFILE_URI_PROTOCOLS } from '../protocol/packfile-uris.js';
+import { seedFetchFromBundles } from './bundles.js';
 
 export interface FetchOptions {
   cwd: string;
@@ -112,6 +114,10 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
   }
   if (opts.unshallow && opts.depth !== undefined) throw new ConfigError('--depth and --unshallow cannot be used together');
 
+  // fetch.bundleURI first, as git does: new bundles (by creationToken) before the server.
+  const bundleUri = config.get('fetch.bundleURI');
+  if (bundleUri && depth === undefined) await seedFetchFromBundles(gitDir, bundleUri, config.get('fetch.bundleCreationToken'), { ...opts, mptcp: mptcpWanted(opts.mptcp) });
+
   const session = await RemoteSession.open(url, { mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose });
   try {
     const prefixes = headOnly ? ['HEAD'] : [...new Set([...specs.map(refPrefix), ...(followTags ? ['refs/tags/'] : [])])];
@@ -153,7 +159,7 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
           });
           if (filter && !res.filtered) opts.say?.('warning: filtering not recognized by server, ignoring');
           try {
-            const pack = await receivePack(res.pack, gitDir, { fixThin: db, progress: opts.progress });
+            const pack = await receivePack(res.pack, gitDir, { fixThin: db, compressionLevel: zlibCompressionLevel(config), progress: opts.progress });
             if (promisor) writePromisorFile(pack.packPath, remoteRefs);
             objects = pack.objectCount;
             db.addPack(pack.packPath, pack.idxPath);

@@ -27,6 +27,8 @@ export interface ConnInfo {
   subflowsUsed: number;
   bytesSent: number;
   bytesReceived: number;
+  /** Acknowledged by the peer (absent from addons built before it was added). */
+  bytesAcked?: number;
   perSubflow: { bytesSent: number; bytesReceived: number }[];
 }
 

@@ -61,6 +61,37 @@ impl Progress {
     }
 }
 
+/// The largest object the indexer holds in memory whole (a delta's result, or a base with
+/// deltas on it): `MPGIT_MAX_OBJECT_SIZE` (bytes, or with a k/m/g suffix), else half the
+/// machine's memory. Objects without deltas on them stream, whatever their size.
+pub fn max_object_size() -> u64 {
+    static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        if let Some(v) = std::env::var("MPGIT_MAX_OBJECT_SIZE").ok().and_then(|v| parse_size(&v)) {
+            return v;
+        }
+        // SAFETY: sysconf has no preconditions.
+        let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+        if pages > 0 && page > 0 {
+            (pages as u64).saturating_mul(page as u64) / 2
+        } else {
+            u64::MAX
+        }
+    })
+}
+
+/// "1234", "64k", "512m", "2g" (git's size suffixes) as bytes.
+fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim().to_ascii_lowercase();
+    let (num, mul) = match v.chars().last()? {
+        'k' => (&v[..v.len() - 1], 1u64 << 10),
+        'm' => (&v[..v.len() - 1], 1 << 20),
+        'g' => (&v[..v.len() - 1], 1 << 30),
+        _ => (&v[..], 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
 /// Lower-case hex of an object id or checksum.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
