@@ -19,7 +19,7 @@ import { readConfig } from '../config/read.js';
 import { cloneShape, type CloneFlags } from './clone-options.js';
 import { cloneConfig, planClone, writeCloneRefs } from './clone-refs.js';
 import { prepareTarget } from './clone-target.js';
-import { backfillForCheckout, writePromisorFile } from './partial-clone.js';
+import { backfillForCheckout, prefetchCheckout, writePromisorFile } from './partial-clone.js';
 import { RemoteSession } from './session.js';
 import { receivePack } from './receive.js';
 import { mptcpWanted, wrapSocketError } from './connection.js';
@@ -125,6 +125,8 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       objects += await fromUris(resume.uris, resume.clone.shallow);
     } else if (plan.wants.length && session) {
       const remoteProgress = opts.progress ? new RemoteProgress(opts.progress.write, opts.progress.tty) : null;
+      // A partial clone's checkout needs HEAD's whole tree: asked for in parallel, on a second connection.
+      const prefetch = shape.filter && shape.checkout && plan.headOid && depth === undefined ? prefetchCheckout({ url, gitDir, mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose, progress: null }, plan.headOid) : null;
       const res = await session.fetch({
         wants: plan.wants,
         depth: opts.depth,
@@ -149,6 +151,8 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       updateShallow(gitDir, res.shallow, res.unshallow);
       await session.close();
       session = null;
+      const got = await prefetch;
+      if (got) opts.verbose?.(`Received the checkout's ${got.objectCount} objects (${humanBytes(got.bytes)}) alongside the history`);
       if (res.packfileUris.length) {
         saveResumeRecord<CloneRecord>(target, { version: 1, url: url.url, uris: res.packfileUris, inlinePack: inline.checksum, clone: { refs, branch, depth, bare, flags: cloneFlags(opts), shallow: res.shallow, unshallow: res.unshallow } }, inline);
         resumable = true;
