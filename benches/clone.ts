@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { nativePackMissing } from '../ts/pack/native.js';
-import { machine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
+import { machine, machineLine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
 
 const MPGIT = join(BENCH_ROOT, '..', 'bin', 'mpgit');
@@ -91,6 +91,7 @@ async function main(): Promise<void> {
   try {
     const walls = new Map<string, number[]>(cases.map((c) => [c.name, []]));
     const rss = new Map<string, number[]>(cases.map((c) => [c.name, []]));
+    const cpu = new Map<string, number[]>(cases.map((c) => [c.name, []]));
     for (let r = 0; r < runs; r++) {
       // Alternate the order so neither tool always gets the warmer page cache.
       const order = r % 2 ? [...cases].reverse() : cases;
@@ -103,30 +104,45 @@ async function main(): Promise<void> {
         rmSync(dir, { recursive: true, force: true });
         walls.get(c.name)!.push(m.wallMs);
         rss.get(c.name)!.push(m.peakRssMB);
-        process.stderr.write(`${c.name} run ${r + 1}/${runs}: ${(m.wallMs / 1000).toFixed(2)} s, ${m.peakRssMB.toFixed(0)} MB\n`);
+        cpu.get(c.name)!.push(m.cpuMs);
+        process.stderr.write(`${c.name} run ${r + 1}/${runs}: ${(m.wallMs / 1000).toFixed(2)} s, ${m.peakRssMB.toFixed(0)} MB, CPU ${(m.cpuMs / 1000).toFixed(2)} s\n`);
       }
     }
     const gitWalls = walls.get('git clone')!;
     const gitWall = median(gitWalls);
     const rows: Row[] = cases.map((c) => {
       const w = walls.get(c.name)!;
-      if (!w.length) return { clone: c.name, 'wall s': '-', 'peak RSS MB': '-', 'x git': '-', 'x git, per run': '-', note: c.unavailable ?? '' };
+      if (!w.length) return { clone: c.name, 'wall s': '-', 'peak RSS MB': '-', 'x git': '-', 'x git, per run': '-', 'client CPU s': '-', 'CPU x git': '-', note: c.unavailable ?? '' };
       // Each run's tools ran back to back: the median of per-run ratios shrugs off load that
       // comes and goes on a shared machine better than the ratio of medians.
       const paired = median(w.map((x, i) => x / gitWalls[i]!));
-      return { clone: c.name, 'wall s': round(median(w) / 1000), 'peak RSS MB': round(Math.max(...rss.get(c.name)!), 0), 'x git': round(median(w) / gitWall), 'x git, per run': round(paired), note: '' };
+      // The client's CPU time (git clone's includes its index-pack; the server's is not counted).
+      const cpuS = median(cpu.get(c.name)!) / 1000;
+      const cpuGit = median(cpu.get('git clone')!) / 1000;
+      return {
+        clone: c.name,
+        'wall s': round(median(w) / 1000),
+        'peak RSS MB': round(Math.max(...rss.get(c.name)!), 0),
+        'x git': round(median(w) / gitWall),
+        'x git, per run': round(paired),
+        'client CPU s': round(cpuS),
+        'CPU x git': round(cpuS / cpuGit),
+        note: '',
+      };
     });
+    const m = machine();
     const title =
-      `clone${filter.length ? ` ${filter[0]}` : ''} over loopback from git daemon: ${repo.objects} objects, ${(repo.packBytes / 1e6).toFixed(1)} MB pack, median of ${runs} (goal: mpgit <= ${filter.length ? '0.6' : '0.85'}x git)\n` +
-      'peak RSS: the largest process of each clone\'s tree over the runs (GNU time %M; git clone\'s index-pack included)';
+      `clone${filter.length ? ` ${filter[0]}` : ''} over loopback from git daemon: ${repo.objects} objects, ${(repo.packBytes / 1e6).toFixed(1)} MB pack, median of ${runs} (goal: mpgit <= 0.6x git)\n` +
+      'peak RSS: the largest process of each clone\'s tree over the runs (GNU time %M; git clone\'s index-pack included)\n' +
+      `on ${machineLine(m)}`;
     printTable(title, rows);
     const path = writeJson(filter.length ? 'clone-filter' : 'clone', {
       preset: values.preset,
       filter: values.filter ?? null,
       repo: { objects: repo.objects, packBytes: repo.packBytes, head: repo.head },
       runs,
-      machine: machine(),
-      results: cases.map((c) => ({ name: c.name, wallMs: walls.get(c.name)!, peakRssMB: rss.get(c.name)!, unavailable: c.unavailable ?? null })),
+      machine: m,
+      results: cases.map((c) => ({ name: c.name, wallMs: walls.get(c.name)!, peakRssMB: rss.get(c.name)!, cpuMs: cpu.get(c.name)!, unavailable: c.unavailable ?? null })),
       rows,
     });
     process.stdout.write(`wrote ${path}\n`);

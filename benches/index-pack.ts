@@ -70,6 +70,7 @@ async function main(): Promise<void> {
     const runnable = cases.filter((c) => !c.unavailable);
     const walls = new Map<Case, number[]>(runnable.map((c) => [c, []]));
     const rss = new Map<Case, number[]>(runnable.map((c) => [c, []]));
+    const cpu = new Map<Case, number[]>(runnable.map((c) => [c, []]));
     for (let r = 0; r < runs; r++) {
       for (const c of runnable) {
         const idx = join(work, 'run.idx');
@@ -79,23 +80,25 @@ async function main(): Promise<void> {
         rmSync(idx, { force: true });
         walls.get(c)!.push(m.wallMs);
         rss.get(c)!.push(m.peakRssMB);
+        cpu.get(c)!.push(m.cpuMs);
         process.stderr.write(`round ${r + 1}/${runs}: ${c.name} threads=${c.threads}: ${(m.wallMs / 1000).toFixed(2)} s, ${m.peakRssMB.toFixed(0)} MB\n`);
       }
     }
     const results: (Row & { wallMs?: number })[] = cases.map((c): Row & { wallMs?: number } =>
       c.unavailable
         ? { indexer: c.name, threads: c.threads, note: c.unavailable }
-        : { indexer: c.name, threads: c.threads, wallMs: median(walls.get(c)!), peakRssMB: Math.max(...rss.get(c)!), runsMs: walls.get(c)!.map((w) => round(w, 0)).join(' ') },
+        : { indexer: c.name, threads: c.threads, wallMs: median(walls.get(c)!), cpuMs: median(cpu.get(c)!), peakRssMB: Math.max(...rss.get(c)!), runsMs: walls.get(c)!.map((w) => round(w, 0)).join(' ') },
     );
     const gitAt = (threads: number) => results.find((r) => r.indexer === 'git index-pack' && r.threads === threads)?.wallMs;
     const rows: Row[] = results.map((r) => {
       const git = gitAt(r.threads as number);
       return r.wallMs === undefined
-        ? { indexer: r.indexer, threads: r.threads, 'wall s': '-', 'peak RSS MB': '-', 'x git': '-', note: r.note ?? '' }
+        ? { indexer: r.indexer, threads: r.threads, 'wall s': '-', 'CPU s': '-', 'peak RSS MB': '-', 'x git': '-', note: r.note ?? '' }
         : {
             indexer: r.indexer,
             threads: r.threads,
             'wall s': round(r.wallMs / 1000),
+            'CPU s': round((r.cpuMs as number) / 1000),
             'peak RSS MB': round(r.peakRssMB as number, 0),
             'x git': git ? round(r.wallMs / git) : '-',
             note: '',

@@ -18,6 +18,7 @@ export const LAYERS: string[][] = [
   ['protocol'],
   ['pack'],
   ['repo'],
+  ['bundle'],
   ['offload', 'config'],
   ['serve', 'client', 'cache'],
   ['daemon', 'doctor'],

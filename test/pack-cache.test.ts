@@ -33,7 +33,12 @@ async function clone(d: MpgitDaemonHandle, path: string, into: string, opts: { v
 }
 
 const entries = async (cache: string) => (await readdir(cache)).filter((f) => f.endsWith('.pack'));
-const accessCache = (d: MpgitDaemonHandle) => logLines(d, /access: upload-pack/).map((l) => /cache=(\S+)/.exec(l)?.[1]);
+/** The cache outcome of each access line, once there are `n` (a line follows its client's end by a few ms). */
+async function accessCache(d: MpgitDaemonHandle, n: number): Promise<(string | undefined)[]> {
+  const deadline = Date.now() + 30_000;
+  while (logLines(d, /access: upload-pack/).length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return logLines(d, /access: upload-pack/).map((l) => /cache=(\S+)/.exec(l)?.[1]);
+}
 
 test('a clone served from the cache has the objects of a fresh one (v2 and v0)', async (t) => {
   const { base, cache } = await serveDir(t);
@@ -45,9 +50,9 @@ test('a clone served from the cache has the objects of a fresh one (v2 and v0)',
   t.is(await clone(d, 'r.git', join(work, 'miss')), want);
   t.is(await clone(d, 'r.git', join(work, 'hit2')), want);
   t.is(await clone(d, 'r.git', join(work, 'hit0'), { v0: true }), want);
-  t.deepEqual(accessCache(d), ['miss', 'hit', 'hit']);
+  t.deepEqual(await accessCache(d, 3), ['miss', 'hit', 'hit']);
   t.is((await entries(cache)).length, 1);
-  t.deepEqual(accessCache(fresh), ['-']);
+  t.deepEqual(await accessCache(fresh, 1), ['-']);
 });
 
 test('after a ref change the next clone gets the new commit, never the cached pack', async (t) => {
@@ -63,11 +68,11 @@ test('after a ref change the next clone gets the new commit, never the cached pa
   await git(['update-ref', 'refs/heads/main', next], { cwd: repo });
   await clone(d, 'r.git', join(work, 'b'));
   t.is((await git(['rev-parse', 'main'], { cwd: join(work, 'b') })).stdout.trim(), next);
-  t.deepEqual(accessCache(d), ['miss', 'miss']);
+  t.deepEqual(await accessCache(d, 2), ['miss', 'miss']);
   // A fetch of the same tip by a clone that has the old one: a different request, a new entry.
   await git(['fetch', '-q', d.url('r.git'), 'main'], { cwd: join(work, 'a') });
   t.is((await git(['rev-parse', 'FETCH_HEAD'], { cwd: join(work, 'a') })).stdout.trim(), next);
-  t.is(accessCache(d)[2], 'miss');
+  t.is((await accessCache(d, 3))[2], 'miss');
 });
 
 test('concurrent identical clones all complete when the first client is killed; one pack-objects run', async (t) => {
@@ -94,7 +99,7 @@ test('concurrent identical clones all complete when the first client is killed; 
   const want = await objects(join(work, 'c1'));
   for (const i of [2, 3]) t.is(await objects(join(work, `c${i}`)), want);
   await git(['fsck', '--no-dangling'], { cwd: join(work, 'c3') });
-  const kinds = accessCache(d);
+  const kinds = await accessCache(d, 4);
   t.is(kinds.filter((k) => k === 'miss').length, 1, kinds.join(','));
   t.is((await entries(cache)).length, 1, 'the run finished and was kept');
 });
@@ -112,7 +117,7 @@ test('a partial or corrupt entry, or a temp file left by kill -9, is never serve
   // Cut short while the daemon runs: the size no longer matches, the entry is dropped.
   await truncate(path, size - 100);
   t.is(await clone(d, 'r.git', join(work, 'b')), want);
-  t.deepEqual(accessCache(d), ['miss', 'miss']);
+  t.deepEqual(await accessCache(d, 2), ['miss', 'miss']);
   t.regex(d.proc.output(), /pack cache: entry [0-9a-f]{12} is corrupt \(\d+ of \d+ bytes\): discarded/);
 
   // Same size, wrong bytes, found at the next start: the whole-pack check drops it.
@@ -127,9 +132,9 @@ test('a partial or corrupt entry, or a temp file left by kill -9, is never serve
   d = await daemon(t, base, cache);
   t.false(existsSync(tmp), 'a dead producer’s temp file is removed at start');
   t.is(await clone(d, 'r.git', join(work, 'c')), want);
-  t.deepEqual(accessCache(d), ['miss']);
+  t.deepEqual(await accessCache(d, 1), ['miss']);
   t.is(await clone(d, 'r.git', join(work, 'e')), want);
-  t.deepEqual(accessCache(d), ['miss', 'hit']);
+  t.deepEqual(await accessCache(d, 2), ['miss', 'hit']);
 });
 
 test('the cache stays within its size bound (LRU), its age bound and min occurrences', async (t) => {
@@ -156,7 +161,7 @@ test('the cache stays within its size bound (LRU), its age bound and min occurre
   // a was least recently used: it went; b and c are served from the cache.
   await clone(d, 'b.git', join(work, 'b2'));
   await clone(d, 'a.git', join(work, 'a2'));
-  t.deepEqual(accessCache(d), ['miss', 'miss', 'hit', 'miss']);
+  t.deepEqual(await accessCache(d, 4), ['miss', 'miss', 'hit', 'miss']);
   t.true((await total()) <= max);
 
   // Age: entries older than --cache-max-age are not served.
@@ -165,7 +170,7 @@ test('the cache stays within its size bound (LRU), its age bound and min occurre
   d = await daemon(t, base, cache, ['--cache-max-age=1']);
   await new Promise((r) => setTimeout(r, 1200));
   await clone(d, 'b.git', join(work, 'b3'));
-  t.deepEqual(accessCache(d), ['miss']);
+  t.deepEqual(await accessCache(d, 1), ['miss']);
 
   // Min occurrences: the first request of a pack is not kept, the second is.
   const cache2 = await tempDir(t, 'mpgit-pc-cache-');
@@ -175,7 +180,7 @@ test('the cache stays within its size bound (LRU), its age bound and min occurre
   await clone(d2, 'a.git', join(work, 'm2'));
   t.is((await entries(cache2)).length, 1);
   await clone(d2, 'a.git', join(work, 'm3'));
-  t.deepEqual(accessCache(d2), ['miss', 'miss', 'hit']);
+  t.deepEqual(await accessCache(d2, 3), ['miss', 'miss', 'hit']);
 });
 
 test('a bad bound is refused naming the flag; sizes and ages take suffixes', async (t) => {
@@ -187,4 +192,31 @@ test('a bad bound is refused naming the flag; sizes and ages take suffixes', asy
   const dir = await tempDir(t);
   await writeFile(join(dir, 'c.json'), JSON.stringify({ cacheMaxBytes: 1048576, cacheMaxAge: '2h', cacheDir: '/x' }));
   t.deepEqual(await loadConfigFile(join(dir, 'c.json')), { cacheMaxBytes: 1048576, cacheMaxAge: 7200, cacheDir: '/x' });
+});
+
+test('kill -9 of the daemon while pack-objects writes an entry: the clone in flight still completes', async (t) => {
+  const { base, cache } = await serveDir(t);
+  await makeBulkRepo(join(base, 'bulk.git'), 40);
+  const d = await daemon(t, base, cache);
+  const work = await tempDir(t);
+  const clone = spawn('git', ['clone', '-q', '--bare', d.url('bulk.git'), join(work, 'c')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  clone.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const done = new Promise<number | null>((r) => clone.on('exit', (code) => r(code)));
+  const deadline = Date.now() + 60_000;
+  while (!(await readdir(cache)).some((f) => f.endsWith('.tmp'))) {
+    if (Date.now() > deadline) throw new Error(`no pack-objects run started; log:\n${d.proc.output()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  d.proc.child.kill('SIGKILL');
+  t.true((await readdir(cache)).some((f) => f.endsWith('.tmp')), 'the run was still going when the daemon died');
+  t.is(await done, 0, err);
+  await git(['fsck', '--no-dangling'], { cwd: join(work, 'c') });
+  // The orphaned run's file is never an entry: the next daemon sweeps it and packs afresh.
+  t.is((await entries(cache)).length, 0);
+  const d2 = await daemon(t, base, cache);
+  t.false((await readdir(cache)).some((f) => f.endsWith('.tmp')));
+  await git(['clone', '-q', '--bare', d2.url('bulk.git'), join(work, 'c2')]);
+  t.deepEqual(await accessCache(d2, 1), ['miss']);
 });

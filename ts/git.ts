@@ -27,7 +27,11 @@ const MAX_CAPTURE = 256 * 1024 * 1024;
 const MAX_STDERR = 64 * 1024;
 
 export class GitCommandError extends MpgitError {
-  constructor(args: string[], detail: string) {
+  constructor(
+    args: string[],
+    /** git's own words (its stderr), or what went wrong running it. */
+    readonly detail: string,
+  ) {
     super('MPGIT_GIT', `git ${args.slice(0, 3).join(' ')} failed: ${detail}`, 'check that the repository is intact (`git fsck`) and that git is installed');
     this.name = 'GitCommandError';
   }
@@ -39,27 +43,53 @@ export interface GitRunOptions {
   /** Exit codes that are answers rather than failures (e.g. 1 for "no such ref"). */
   okCodes?: number[];
   maxOutput?: number;
+  /** Killed (and failed) after this long. */
+  timeoutMs?: number;
+}
+
+/**
+ * Where git runs: a repository it is pointed at; a path it finds the repository from, with
+ * nothing inherited pointing elsewhere; or a directory, in the user's own environment.
+ */
+type Place = { gitDir: string } | { discover: string } | { cwd: string };
+
+function start(place: Place, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+  // Nothing inherited may point git at another repository, except where git runs on the
+  // user's behalf (their identity, their -c settings).
+  const where =
+    'gitDir' in place
+      ? { cwd: place.gitDir, env: { ...serviceEnv(), GIT_DIR: place.gitDir, ...env } }
+      : 'discover' in place
+        ? { cwd: place.discover, env: { ...serviceEnv(), ...env } }
+        : { cwd: place.cwd, env: { ...process.env, ...env } };
+  return spawn('git', args, { ...where, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 /** Starts git in `gitDir` with piped stdio; stderr is collected (bounded) by the caller's choice. */
 export function spawnGit(gitDir: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
-  return spawn('git', args, {
-    cwd: gitDir,
-    // Nothing inherited may point git at another repository.
-    env: { ...serviceEnv(), GIT_DIR: gitDir, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  return start({ gitDir }, args, env);
 }
 
-/** Runs git to completion; resolves with stdout, the exit code (when in okCodes) and stderr (bounded). */
+/** Runs git on the repository `gitDir` to completion; resolves with stdout, the exit code (when in okCodes) and stderr (bounded). */
 export function runGit(gitDir: string, args: string[], opts: GitRunOptions = {}): Promise<{ stdout: Buffer; code: number; stderr: string }> {
+  return run({ gitDir }, args, opts);
+}
+
+/** Runs git in the directory `cwd` (it finds the repository itself, or needs none), with the user's environment. */
+export function runGitIn(cwd: string, args: string[], opts: GitRunOptions = {}): Promise<{ stdout: Buffer; code: number; stderr: string }> {
+  return run({ cwd }, args, opts);
+}
+
+function run(place: Place, args: string[], opts: GitRunOptions): Promise<{ stdout: Buffer; code: number; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawnGit(gitDir, args, opts.env);
+    const child = start(place, args, opts.env);
     const out: Buffer[] = [];
     let outLen = 0;
     let err = '';
     const max = opts.maxOutput ?? MAX_CAPTURE;
     let overflow = false;
+    let timedOut = false;
+    const timer = opts.timeoutMs === undefined ? null : setTimeout(() => ((timedOut = true), child.kill('SIGKILL')), opts.timeoutMs);
     child.stdout!.on('data', (c: Buffer) => {
       outLen += c.length;
       if (outLen > max) {
@@ -72,9 +102,14 @@ export function runGit(gitDir: string, args: string[], opts: GitRunOptions = {})
     child.stderr!.on('data', (c: Buffer) => {
       if (err.length < MAX_STDERR) err += c.toString();
     });
-    child.on('error', (e) => reject(new GitCommandError(args, e.message)));
+    child.on('error', (e) => {
+      if (timer) clearTimeout(timer);
+      reject(new GitCommandError(args, e.message));
+    });
     child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
       if (overflow) return reject(new GitCommandError(args, `output over ${max} bytes`));
+      if (timedOut) return reject(new GitCommandError(args, `no answer within ${opts.timeoutMs} ms`));
       if (code === 0 || (code !== null && opts.okCodes?.includes(code))) return resolve({ stdout: Buffer.concat(out), code, stderr: err });
       reject(new GitCommandError(args, err.trim() || `exit ${code ?? signal}`));
     });
@@ -96,18 +131,11 @@ export async function gitLines(gitDir: string, args: string[], opts: GitRunOptio
 
 /** The absolute git dir of the repository at `path` (bare or not). */
 export async function resolveGitDir(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('git', ['rev-parse', '--absolute-git-dir'], { cwd: path, env: serviceEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('error', (e) => reject(new MpgitError('MPGIT_NOT_A_REPO', `${path}: ${e.message}`, 'give the path of a git repository')));
-    child.on('close', (code) => {
-      if (code === 0) resolve(out.trim());
-      else reject(new MpgitError('MPGIT_NOT_A_REPO', `${path} is not a git repository: ${err.trim()}`, 'give the path of a git repository'));
-    });
-  });
+  try {
+    return (await run({ discover: path }, ['rev-parse', '--absolute-git-dir'], {})).stdout.toString().trim();
+  } catch (e) {
+    throw new MpgitError('MPGIT_NOT_A_REPO', `${path} is not a git repository: ${(e as GitCommandError).detail}`, 'give the path of a git repository');
+  }
 }
 
 /**

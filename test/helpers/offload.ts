@@ -5,7 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { git, runOk, tempDir } from './proc.js';
+import { existsSync } from 'node:fs';
+import { RESUME_DIR } from '../../ts/client/resume.js';
+import { git, run, runOk, tempDir } from './proc.js';
 import { startDaemon, type MpgitDaemonHandle } from './daemon.js';
 
 export interface BigRepoSpec {
@@ -90,4 +92,28 @@ export async function offloadDirs(t: ExecutionContext): Promise<{ base: string; 
   const work = join(root, 'work');
   await runOk('mkdir', ['-p', base, pub, work]);
   return { base, pub, work };
+}
+
+/** `git fsck --strict` is clean (dangling objects aside). */
+export async function fsckClean(t: ExecutionContext, dir: string): Promise<void> {
+  const f = await run('git', ['fsck', '--strict', '--no-dangling'], { cwd: dir });
+  t.is(f.code, 0, f.stderr);
+  t.is(f.stderr.replace(/^Checking.*\n?/gm, ''), '');
+}
+
+/** A finished clone: fsck and status clean, the server's branches and tags, no resume state left. */
+export async function checkClone(t: ExecutionContext, dir: string, repo: string): Promise<void> {
+  await fsckClean(t, dir);
+  t.is((await git(['status', '--porcelain'], { cwd: dir })).stdout, '');
+  const theirs = (await git(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/heads', 'refs/tags'], { cwd: repo })).stdout;
+  const ours = (await git(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/remotes/origin', 'refs/tags'], { cwd: dir })).stdout;
+  const norm = (s: string) =>
+    s
+      .split('\n')
+      .filter((l) => l && !l.endsWith('/HEAD'))
+      .map((l) => l.replace('refs/remotes/origin/', 'refs/heads/'))
+      .sort()
+      .join('\n');
+  t.is(norm(ours), norm(theirs));
+  t.false(existsSync(join(dir, RESUME_DIR)), 'no resume state left after a finished clone');
 }

@@ -122,9 +122,14 @@ export class PackCache {
     };
   }
 
-  /** Stops taking requests; runs in progress finish (their followers are mid-transfer). */
-  async close(): Promise<void> {
+  /**
+   * Stops taking requests. Called once the transfers are over (finished, or terminated after
+   * the grace period): a run still going has nobody left to serve and is stopped. With
+   * `finishRuns` (the cache switched off by a reload) runs go on for their followers.
+   */
+  async close(opts: { finishRuns?: boolean } = {}): Promise<void> {
     this.server?.close();
+    if (!opts.finishRuns) for (const p of this.productions.values()) p.abort();
     await Promise.allSettled([...this.productions.values()].map((p) => p.finished));
     await rm(this.socketPath, { force: true });
   }
@@ -235,6 +240,7 @@ export class PackCache {
     const production = prod;
     const f: Follower = {
       path: (p) => lines(`P ${p}\n`),
+      producer: (pid) => lines(`W ${pid}\n`),
       grew: (n) => lines(`S ${n}\n`),
       done: (n) => {
         this.events.served?.(n);

@@ -18,6 +18,8 @@ const STDERR_KEEP = 4096;
 export interface Follower {
   /** The file to open (`P`); the follower answers through `opened()`. */
   path(p: string): void;
+  /** The pid of the pack-objects writing the file (`W`): lets a follower finish without us. */
+  producer(pid: number): void;
   /** The first n bytes are final (`S`). */
   grew(n: number): void;
   /** The file is complete at n bytes (`D`). */
@@ -29,7 +31,11 @@ export type Outcome = { ok: true; size: number } | { ok: false; message: string 
 
 export class Production {
   private readonly followers = new Set<Follower>();
+  private pid = 0;
+  /** Told the path, not yet opened: they hear no sizes until they have. */
   private readonly unopened = new Set<Follower>();
+  /** Not yet opened, within OPEN_WAIT_MS: the temp file is not renamed away under them. */
+  private readonly holding = new Set<Follower>();
   private openWaiters: (() => void)[] = [];
   private size = 0;
   private outcome: Outcome | null = null;
@@ -57,22 +63,40 @@ export class Production {
   follow(f: Follower): void {
     this.followers.add(f);
     this.unopened.add(f);
+    this.holding.add(f);
     f.path(this.current);
-    setTimeout(() => this.opened(f), OPEN_WAIT_MS).unref();
+    if (this.pid && !this.outcome) f.producer(this.pid);
+    // A follower that never answers no longer holds the rename back (it may still answer).
+    setTimeout(() => this.release(f), OPEN_WAIT_MS).unref();
   }
 
-  /** The follower opened the file (or gave up: it no longer holds the rename back). */
+  /** Stops the run (the daemon is stopping and nobody is left to follow it): no entry. */
+  abort(): void {
+    if (!this.pid || this.outcome) return;
+    try {
+      process.kill(-this.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+
+  /** The follower opened the file: from now on it hears of every byte. */
   opened(f: Follower): void {
     if (!this.unopened.delete(f)) return;
     if (this.outcome) this.tell(f);
     else if (this.size > 0) f.grew(this.size);
-    if (this.unopened.size === 0) for (const w of this.openWaiters.splice(0)) w();
+    this.release(f);
   }
 
-  /** The follower is gone (its client disconnected): the run goes on. */
+  /** The follower is gone (its client disconnected, or it could not open the file): the run goes on. */
   leave(f: Follower): void {
-    this.opened(f);
     this.followers.delete(f);
+    this.unopened.delete(f);
+    this.release(f);
+  }
+
+  private release(f: Follower): void {
+    if (this.holding.delete(f) && this.holding.size === 0) for (const w of this.openWaiters.splice(0)) w();
   }
 
   private tell(f: Follower): void {
@@ -108,7 +132,7 @@ export class Production {
     await this.fh?.close().catch(() => {});
     if (outcome.ok) this.size = outcome.size;
     // Followers open the temp path: it must stay until each has (or has given up).
-    if (this.unopened.size) await new Promise<void>((r) => this.openWaiters.push(r));
+    if (this.holding.size) await new Promise<void>((r) => this.openWaiters.push(r));
     let kept: string | null = null;
     if (outcome.ok) {
       try {
@@ -126,9 +150,16 @@ export class Production {
   }
 
   private produce(opts: { gitDir: string; args: string[]; request: Buffer; onStderr?: (text: string) => void }): Promise<Outcome> {
-    const [cmd, ...args] = opts.args;
+    // No progress: nobody sees it, and a pack-objects that writes nothing to stderr lives on
+    // (and finishes the file for its followers) if the daemon is killed.
+    const [cmd, ...args] = opts.args.map((a) => (a === '--progress' ? '-q' : a));
     return new Promise((resolve) => {
-      const child = spawn(cmd!, args, { cwd: opts.gitDir, env: serviceEnv(), stdio: ['pipe', this.fh!.fd, 'pipe'] });
+      // A session of its own, as upload-pack has: a signal to the daemon's group spares it.
+      const child = spawn(cmd!, args, { cwd: opts.gitDir, env: serviceEnv(), stdio: ['pipe', this.fh!.fd, 'pipe'], detached: true });
+      if (child.pid) {
+        this.pid = child.pid;
+        for (const f of this.followers) f.producer(child.pid);
+      }
       let stderr = '';
       child.stderr!.setEncoding('utf8');
       child.stderr!.on('data', (c: string) => {

@@ -28,6 +28,19 @@ export class RemoteSession {
     return prefixes.length ? all.filter((r) => prefixes.some((p) => r.name.startsWith(p))) : all;
   }
 
+  /** Whether the server advertises a bundle list (v2 `bundle-uri`). */
+  get offersBundles(): boolean {
+    const h = this.conn.handshake;
+    return h.version === 2 && h.caps.has('bundle-uri');
+  }
+
+  /** The server's bundle list as `key=value` lines (v2 `bundle-uri`). */
+  bundleUri(): Promise<string[]> {
+    const h = this.conn.handshake;
+    if (h.version !== 2) return Promise.resolve([]);
+    return v2.bundleUri(this.conn, h.caps);
+  }
+
   async fetch(req: FetchRequest): Promise<PackResponse> {
     const h = this.conn.handshake;
     if (h.version === 2) return v2.fetchPack(this.conn, h.caps, req);

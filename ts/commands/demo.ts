@@ -5,9 +5,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { Option } from 'commander';
-import { MpgitError } from '../errors.js';
+import { runGitIn } from '../git.js';
 import type { RegisterCommand } from './types.js';
 
 /** The repository name clients ask for: git://HOST:PORT/demo. */
@@ -19,20 +18,8 @@ export function defaultDemoDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(cache, 'mpgit', 'demo');
 }
 
-function git(args: string[], opts: { cwd: string; input?: string }): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('git', args, { cwd: opts.cwd, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('error', (e) => reject(new MpgitError('MPGIT_GIT', `cannot run git: ${e.message}`, 'install git (2.39 or later)')));
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new MpgitError('MPGIT_GIT', `git ${args[0]} failed (exit ${code}): ${err.trim()}`))));
-    if (child.stdin) {
-      child.stdin.on('error', () => {}); // git's exit status says what went wrong
-      child.stdin.end(opts.input);
-    }
-  });
+async function git(args: string[], opts: { cwd: string; input?: string }): Promise<void> {
+  await runGitIn(opts.cwd, args, { input: opts.input });
 }
 
 /** The demo history as a fast-import stream: fixed authors and dates, so the ids never change. */

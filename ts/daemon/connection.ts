@@ -65,16 +65,19 @@ export interface ConnectionIO {
   infoFd: number | null;
   remote: { address: string; port: number } | null;
   mptcp: boolean | null;
-  /** Refuse with "too many connections" once the request is read. */
-  overLimit: boolean;
+  /** Called once the request is read (it stops counting as pending): over --max-connections? */
+  overLimit: () => boolean;
 }
 
 export interface ConnectionContext {
   cfg: DaemonConfig;
   log: DaemonLog;
   hooks: ServiceHook[];
-  /** Called with the service process once it runs (shutdown signals it after the grace period). */
-  onChild: (child: ChildProcess) => void;
+  /**
+   * Called with the service process once it runs (shutdown signals it after the grace period);
+   * `handedOver`: it has the socket itself, rather than pipes relayed by the daemon.
+   */
+  onChild: (child: ChildProcess, handedOver: boolean) => void;
   /** The pack cache upload-pack's pack-objects goes through (none: git packs every time). */
   packCache?: PackCache | null;
   /** Called once per connection when it ends (access log, metrics). */
@@ -280,7 +283,7 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
   service = serviceOf(request.service);
   log.info('request', `Request ${service} for '${request.path}'`, { service, path: request.path });
 
-  if (io.overLimit) {
+  if (io.overLimit()) {
     log.error('too-many-connections', `Too many connections (limit ${cfg.maxConnections}): refusing`, { limit: cfg.maxConnections });
     return refuse(`too many connections: the server allows ${cfg.maxConnections}; try again later`, 'too many connections');
   }
@@ -381,7 +384,7 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
     onStderrLine: (line) => log.error('service-stderr', line),
   });
   if (proc.child.pid) {
-    ctx.onChild(proc.child);
+    ctx.onChild(proc.child, !proc.relayed);
     log.info('service', `Serving '${gitDir}' with git ${args.join(' ')} (pid ${proc.child.pid})${lease ? ', packs through the pack cache' : ''}`, { service, gitDir, args, servicePid: proc.child.pid, packCache: !!lease });
   }
   const end = await proc.exited;

@@ -4,7 +4,6 @@
 
 import net from 'node:net';
 import { writeFile, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { socketFd, connInfo } from '../net/socket.js';
 import { MpgitError } from '../errors.js';
@@ -15,7 +14,11 @@ import { SyslogWriter } from './syslog.js';
 import { LogFile } from './logfile.js';
 import { bindListeners, systemdListeners, type Listener } from './listeners.js';
 import { handleConnection, type ConnectionIO, type ServiceHook } from './connection.js';
+import { IdleWatch } from './idle.js';
+import { PendingBudget, PendingDroppedError } from './pending.js';
+import { pkt } from '../pktline.js';
 import { core } from '../core/index.js';
+import { lookupUser } from './users.js';
 import { logAccess } from './access.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { PackCache } from '../cache/pack-cache.js';
@@ -36,6 +39,12 @@ interface Live {
   id: number;
   socket: net.Socket;
   child: ChildProcess | null;
+  /** The service process has the socket itself (not relayed through the daemon). */
+  handedOver: boolean;
+  /** Still waiting for the request line (counted by the pending budget, not --max-connections). */
+  pending: boolean;
+  address: string;
+  since: number;
 }
 
 /** The log the settings ask for; `warn` takes the syslog writer's one warning (default stderr). */
@@ -51,25 +60,12 @@ export function makeLog(cfg: DaemonConfig, warn?: (text: string) => void): Daemo
   return new DaemonLog({ format: cfg.logFormat, verbose: cfg.verbose, write: cfg.logDestination === 'none' ? null : undefined });
 }
 
-/** A user's name, uid and primary gid from the user database (name or numeric id). */
-function passwdEntry(user: string): { name: string; uid: number; gid: number; home: string } | null {
-  try {
-    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-      const f = line.split(':');
-      if (f.length >= 6 && (f[0] === user || f[2] === user)) return { name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5]! };
-    }
-  } catch {
-    // no user database
-  }
-  return null;
-}
-
 /** Drops root for --user/--group, after the sockets are bound (as git daemon does). */
-function dropPrivileges(cfg: DaemonConfig): void {
+async function dropPrivileges(cfg: DaemonConfig): Promise<void> {
   if (!cfg.user) return;
   if (process.getuid?.() !== 0) throw new MpgitError('MPGIT_CONFIG', `--user ${cfg.user} needs the daemon to start as root`, 'start it as root, or drop --user');
-  const pw = passwdEntry(cfg.user);
-  if (!pw) throw new MpgitError('MPGIT_CONFIG', `--user ${cfg.user}: no such user`, 'give a user listed in /etc/passwd');
+  const pw = await lookupUser(cfg.user);
+  if (!pw) throw new MpgitError('MPGIT_CONFIG', `--user ${cfg.user}: no such user`, 'give a user that `getent passwd` lists');
   try {
     const gid: number | string = cfg.group ? (/^\d+$/.test(cfg.group) ? Number(cfg.group) : cfg.group) : pw.gid;
     (process as unknown as { initgroups?: (user: string, extra: number | string) => void }).initgroups?.(pw.name, gid);
@@ -97,6 +93,8 @@ export class Daemon {
   private early: [net.Socket, Listener][] = [];
   private stopping: Promise<void> | null = null;
   private idle: (() => void) | null = null;
+  private readonly idleWatch: IdleWatch<number>;
+  private readonly pendingBudget = new PendingBudget<Live>(() => ({ maxPending: this.cfg.maxPending, maxPerAddress: this.cfg.maxPendingPerAddress }));
   /** The pack cache (null: off, by setting or because it could not start). */
   packCache: PackCache | null = null;
   metrics: DaemonMetrics | null = null;
@@ -105,6 +103,9 @@ export class Daemon {
   private constructor(readonly cfg: DaemonConfig, opts: DaemonOptions) {
     this.log = opts.log ?? makeLog(cfg);
     this.hooks = opts.hooks ?? [];
+    this.idleWatch = new IdleWatch(() => this.cfg.timeout * 1000, () => this.live.entries(), (id) => this.timedOut(id), () =>
+      this.log.notice('timeout-blind', 'No connection counters (native addon not loaded): --timeout is left to git upload-pack for connections handed to it', {}),
+    );
   }
 
   /** Binds (or adopts systemd's sockets), drops privileges, writes the pid file, logs "Ready". */
@@ -116,7 +117,7 @@ export class Daemon {
     d.listeners = activated ?? (await bindListeners({ listen: cfg.listen, port: cfg.port, mptcp: cfg.mptcp, bindTimeoutMs: cfg.bindTimeout * 1000, log: d.log, onConnection }));
     const bindMs = Date.now() - t0;
     try {
-      dropPrivileges(cfg);
+      await dropPrivileges(cfg);
       if (cfg.pidFile) await writeFile(cfg.pidFile, `${process.pid}\n`);
       await d.startExtras();
     } catch (e) {
@@ -126,6 +127,7 @@ export class Daemon {
       throw e;
     }
     d.accepting = true;
+    d.idleWatch.start();
     const where = d.listeners.map((l) => `${hostPort(l.address, l.port)}${l.mptcp ? ' (MPTCP)' : l.mptcp === null ? '' : ' (TCP)'}`).join(', ');
     d.readyText = `Ready to rumble: listening on ${where}${activated ? ' (sockets from systemd)' : ''}; bound in ${bindMs} ms`;
     d.log.notice('ready', d.readyText, {
@@ -163,7 +165,8 @@ export class Daemon {
       if (!this.cfg.packCache) {
         const old = this.packCache;
         this.packCache = null;
-        await old?.close();
+        // Transfers following a run keep it: it finishes in the background.
+        void old?.close({ finishRuns: true });
       } else if (!this.packCache) await this.startCache();
     } else if (this.packCache && plan.apply.some((c) => c.key.startsWith('cache'))) {
       const { cacheBounds } = await import('./cache-setup.js');
@@ -185,8 +188,9 @@ export class Daemon {
       return;
     }
     const id = ++this.nextId;
+    const entry: Live = { id, socket, child: null, handedOver: false, pending: true, address: socket.remoteAddress ?? '', since: Date.now() };
+    if (!this.admitPending(entry)) return;
     const info = connInfo(socket);
-    const entry: Live = { id, socket, child: null };
     this.live.set(id, entry);
     this.metrics?.opened(info ? info.mptcp : listener.mptcp === false ? false : null);
     const io: ConnectionIO = {
@@ -198,21 +202,65 @@ export class Daemon {
       infoFd: socketFd(socket),
       remote: socket.remoteAddress ? { address: socket.remoteAddress, port: socket.remotePort ?? 0 } : null,
       mptcp: info ? info.mptcp : listener.mptcp === false ? false : null,
-      overLimit: this.cfg.maxConnections > 0 && this.live.size > this.cfg.maxConnections,
+      overLimit: () => {
+        this.pendingBudget.done(entry);
+        entry.pending = false;
+        return this.cfg.maxConnections > 0 && this.active() > this.cfg.maxConnections;
+      },
     };
     const metrics = this.metrics;
     const onFinished = (r: TransferRecord, log: ConnLog) => {
       logAccess(log, r);
       metrics?.finished(r);
     };
-    handleConnection(io, { cfg: this.cfg, log: this.log, hooks: this.hooks, onChild: (c) => (entry.child = c), packCache: this.packCache, onFinished })
+    handleConnection(io, { cfg: this.cfg, log: this.log, hooks: this.hooks, onChild: (c, handedOver) => Object.assign(entry, { child: c, handedOver }), packCache: this.packCache, onFinished })
       .catch((e) => this.log.error('internal-error', `connection ${id}: ${(e as Error).stack ?? e}`))
       .finally(() => {
+        this.pendingBudget.done(entry);
         socket.destroy();
         metrics?.closed();
         this.live.delete(id);
+        this.idleWatch.forget(id);
         if (this.live.size === 0) this.idle?.();
       });
+  }
+
+  /** Connections past their request line (what --max-connections counts). */
+  private active(): number {
+    let n = 0;
+    for (const c of this.live.values()) if (!c.pending) n++;
+    return n;
+  }
+
+  /**
+   * The pending budget: stale connections pushed out make room (each logged and closed);
+   * a newcomer with no room is refused with an ERR. False when refused.
+   */
+  private admitPending(entry: Live): boolean {
+    const { evict, refuse } = this.pendingBudget.admit(entry);
+    for (const e of evict) {
+      const why = `Dropped: no request line after ${((Date.now() - e.since) / 1000).toFixed(1)} s, to make room for a new connection (--max-pending, --max-pending-per-address)`;
+      this.log.connection(e.id).error('pending-dropped', why, { address: e.address });
+      e.socket.destroy(new PendingDroppedError(why));
+    }
+    if (!refuse) return true;
+    this.log.error('too-many-pending', `Refused a connection from ${entry.address}: ${this.cfg.maxPending} connections opened within the last second wait for their request line (--max-pending)`, { address: entry.address });
+    entry.socket.end(pkt(`ERR too many connections waiting to send a request (--max-pending ${this.cfg.maxPending}); try again later`));
+    setTimeout(() => entry.socket.destroy(), 1000).unref();
+    return false;
+  }
+
+  /** Nothing moved on a connection for --timeout: its service is ended and its socket closed. */
+  private timedOut(id: number): void {
+    const c = this.live.get(id);
+    if (!c) return;
+    this.log.connection(id).error('idle-timeout', `Timeout: no traffic for ${this.cfg.timeout} s: ending the connection`, { timeoutS: this.cfg.timeout });
+    const child = c.child;
+    if (child) {
+      signalService(child, 'SIGTERM');
+      setTimeout(() => signalService(child, 'SIGKILL'), KILL_WAIT_MS).unref();
+    }
+    c.socket.destroy();
   }
 
   /**
@@ -239,6 +287,7 @@ export class Daemon {
         await this.waitIdle(KILL_WAIT_MS);
       }
     }
+    this.idleWatch.stop();
     this.metricsServer?.close();
     await this.packCache?.close();
     this.log.notice('stopped', 'Stopped', {});
@@ -251,18 +300,14 @@ export class Daemon {
     for (const l of this.listeners) l.server.close();
     this.signalAll('SIGKILL');
     await this.waitIdle(KILL_WAIT_MS);
+    this.idleWatch.stop();
     if (this.cfg.pidFile) await rm(this.cfg.pidFile, { force: true });
   }
 
   private signalAll(sig: NodeJS.Signals): void {
     for (const c of this.live.values()) {
-      if (c.child?.pid && c.child.exitCode === null && c.child.signalCode === null) {
-        try {
-          process.kill(-c.child.pid, sig); // the service's whole group (pack-objects too)
-        } catch {
-          c.child.kill(sig);
-        }
-      } else if (!c.child) c.socket.destroy();
+      if (c.child) signalService(c.child, sig);
+      else c.socket.destroy();
     }
   }
 
@@ -279,6 +324,16 @@ export class Daemon {
         resolve(true);
       };
     });
+  }
+}
+
+/** Signals a service process that still runs, with its whole group (pack-objects too). */
+function signalService(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (!child.pid || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, sig);
+  } catch {
+    child.kill(sig);
   }
 }
 
@@ -304,9 +359,9 @@ export async function serveInetd(cfg: DaemonConfig, opts: DaemonOptions = {}): P
     infoFd: sock ? 0 : null,
     remote: sock ? { address: sock.remoteAddress!, port: sock.remotePort ?? 0 } : null,
     mptcp,
-    overLimit: false,
+    overLimit: () => false,
   };
-  dropPrivileges(cfg);
+  await dropPrivileges(cfg);
   const r = await handleConnection(io, { cfg, log, hooks: opts.hooks ?? [], onChild: () => {}, onFinished: (t, l) => logAccess(l, t) });
   return r.exitCode;
 }

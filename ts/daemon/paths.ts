@@ -6,7 +6,7 @@
 // no base path: the allow-list, export and strict-paths checks still apply to it.
 
 import { lstat, readFile, realpath, stat, access } from 'node:fs/promises';
-import { execFile } from 'node:child_process';
+import { lookupUser } from './users.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
 export interface PathPolicy {
@@ -37,8 +37,6 @@ export type Resolution =
 const MAX_PATH = 4096;
 /** Longest gitfile read ("gitdir: <path>"). */
 const MAX_GITFILE = 4096;
-/** Bound on the user database lookup for ~user. */
-const GETENT_TIMEOUT_MS = 5000;
 
 const refuse = (refusal: Refusal, log: string): Resolution => ({ ok: false, refusal, log });
 
@@ -79,13 +77,7 @@ function expand(template: string, req: string, ctx: RequestContext): string {
 }
 
 async function homeOf(user: string): Promise<string | null> {
-  return new Promise((res) => {
-    execFile('getent', ['passwd', user], { timeout: GETENT_TIMEOUT_MS, maxBuffer: 64 * 1024 }, (err, stdout) => {
-      if (err) return res(null);
-      const fields = stdout.split('\n')[0]!.split(':');
-      res(fields.length >= 7 && fields[5] ? fields[5] : null);
-    });
-  });
+  return (await lookupUser(user))?.home || null;
 }
 
 async function exists(p: string): Promise<boolean> {

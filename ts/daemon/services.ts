@@ -7,7 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { SERVICE_NAMES, type DaemonConfig, type ServiceName } from './config.js';
 import { releaseReading } from './request-reader.js';
-import { serviceEnv } from '../git.js';
+import { runGit } from '../git.js';
 
 export interface ServiceDef {
   name: ServiceName;
@@ -22,7 +22,7 @@ export const SERVICES: Record<ServiceName, ServiceDef> = {
   'receive-pack': { name: 'receive-pack', configKey: 'receivepack', enabledByDefault: false },
 };
 
-/** Bound on `git config` and the access hook. */
+/** Bound on `git config daemon.<service>` and the access hook. */
 const HELPER_TIMEOUT_MS = 10_000;
 /** Bytes of a helper's output we look at. */
 const HELPER_MAX_OUTPUT = 64 * 1024;
@@ -56,10 +56,14 @@ function runHelper(cmd: string, args: string[], opts: { cwd?: string; env: NodeJ
 export async function repoServiceSetting(gitDir: string, s: ServiceName): Promise<boolean | null | Error> {
   // GIT_DIR given explicitly: no discovery, so no "dubious ownership" refusal for a repository
   // owned by another user (git daemon reads it the same way).
-  const r = await runHelper('git', ['config', '--bool', '--get', `daemon.${SERVICES[s].configKey}`], { cwd: gitDir, env: { ...serviceEnv(), GIT_DIR: gitDir } });
+  let r: { stdout: Buffer; code: number };
+  try {
+    r = await runGit(gitDir, ['config', '--bool', '--get', `daemon.${SERVICES[s].configKey}`], { okCodes: [1], timeoutMs: HELPER_TIMEOUT_MS, maxOutput: HELPER_MAX_OUTPUT });
+  } catch (e) {
+    return e as Error;
+  }
   if (r.code === 1) return null;
-  if (r.code !== 0) return new Error(`git config daemon.${SERVICES[s].configKey} failed (exit ${r.code})`);
-  return r.stdout.trim() === 'true';
+  return r.stdout.toString().trim() === 'true';
 }
 
 /** Runs --access-hook: exit 0 allows; otherwise its first line of output is the refusal. */
@@ -124,10 +128,23 @@ export function spawnService(opts: {
     child.stdin!.write(opts.leftover);
     releaseReading(input);
     input.pipe(child.stdin!);
-    child.stdout!.pipe(output, { end: false });
+    const out = child.stdout!;
+    out.pipe(output, { end: false });
+    // Once the client cannot take more (reset, closed), the rest of the answer is read and
+    // dropped: a service blocked on a full pipe would never exit, and its slot never free.
+    const drop = () => {
+      out.unpipe(output);
+      out.resume();
+    };
+    output.once('error', drop);
+    output.once('close', drop);
     relayed = new Promise((r) => {
-      child.stdout!.once('close', () => r());
-      child.stdout!.once('error', () => r());
+      out.once('close', () => r());
+      out.once('error', () => r());
+    });
+    void relayed.then(() => {
+      output.off('error', drop);
+      output.off('close', drop);
     });
   }
   relayLines(child.stderr!, opts.onStderrLine);

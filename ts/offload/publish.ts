@@ -21,11 +21,13 @@ import { copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promis
 import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, MpgitError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import { humanBytes } from '../progress.js';
 import { GitCommandError, gitLines, gitText, objectTypes, resolveGitDir, runGit, spawnGit } from '../git.js';
 import { warmCloneCache, type WarmedAnswer } from './warm.js';
-import { livePacks, readState, statePath, writeState, type BasePack, type BlobPack, type ConfigPack, type OffloadState } from './state.js';
+import { carryBundles, publishBundles, pruneBundles } from './bundles.js';
+import { holdLock } from '../repo/lockfile.js';
+import { livePacks, readState, statePath, writeState, type BasePack, type BlobPack, type ConfigPack, type OffloadState, type PublishedBundle } from './state.js';
 import { isOid, OID_PATTERN } from '../oid.js';
 
 const BLOB_PACKFILE_URI = new RegExp(`^(${OID_PATTERN}) (${OID_PATTERN}) (\\S+)$`);
@@ -40,6 +42,8 @@ export interface OffloadOptions {
   base?: string;
   /** Update an existing setup (publish what changed, retire what was replaced). */
   refresh?: boolean;
+  /** Base-pack mode: publish bundles too (kept on by a later --refresh). */
+  bundles?: boolean;
   log?: (line: string) => void;
 }
 
@@ -53,6 +57,8 @@ export interface OffloadResult {
   bitmap: BitmapOutcome;
   /** Clone answers now in the cache. */
   warmed: WarmedAnswer[];
+  /** Bundles written by this run. */
+  bundles: PublishedBundle[];
 }
 
 export type BitmapOutcome = 'present' | 'written' | 'unavailable';
@@ -93,13 +99,15 @@ async function fileSize(path: string): Promise<number | null> {
 }
 
 /**
- * Runs `git pack-objects --stdout` with `input` and publishes its pack under its checksum.
+ * Runs `git pack-objects --stdout` with `input` and publishes its pack under its checksum
+ * (after `opts.header`, for a bundle; `opts.name` names the file from the checksum).
  * Returns the pack's hash, file name and size.
  */
-async function publishPack(gitDir: string, publishDir: string, args: string[], input: string): Promise<{ hash: string; file: string; size: number }> {
+async function publishPack(gitDir: string, publishDir: string, args: string[], input: string, opts: { header?: Buffer; name?: (hash: string) => string } = {}): Promise<{ hash: string; file: string; size: number }> {
   const tmp = join(publishDir, `.tmp-pack-${randomBytes(6).toString('hex')}`);
   const fh = await open(tmp, 'w', 0o644);
   try {
+    if (opts.header) await fh.write(opts.header);
     const child = spawnGit(gitDir, ['pack-objects', '--stdout', '--delta-base-offset', '-q', ...args]);
     let err = '';
     child.stderr!.on('data', (c: Buffer) => {
@@ -130,7 +138,7 @@ async function publishPack(gitDir: string, publishDir: string, args: string[], i
     await rh.close();
   }
   const hash = trailer.toString('hex');
-  const file = `pack-${hash}.pack`;
+  const file = opts.name ? opts.name(hash) : `pack-${hash}.pack`;
   await rename(tmp, join(publishDir, file));
   return { hash, file, size };
 }
@@ -183,19 +191,9 @@ async function configPacks(gitDir: string): Promise<ConfigPack[]> {
 }
 
 /** Takes the repository's offload lock; the returned function releases it. */
-async function lock(gitDir: string): Promise<() => Promise<void>> {
+function lock(gitDir: string): () => void {
   const path = `${statePath(gitDir)}.lock`;
-  try {
-    const fh = await open(path, 'wx');
-    await fh.write(`${process.pid}\n`);
-    await fh.close();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new MpgitError('MPGIT_LOCKED', `another \`mpgit offload\` is running on this repository (${path} exists)`, `wait for it, or remove ${path} if no such process is left`);
-    }
-    throw e;
-  }
-  return () => rm(path, { force: true });
+  return holdLock(path, { message: `another \`mpgit offload\` is running on this repository (${path} exists)`, hint: `wait for it, or remove ${path} if no such process is left` });
 }
 
 /** Prepares (or refreshes) offload for a repository and publishes its packs. */
@@ -209,7 +207,7 @@ export async function prepareOffload(opts: OffloadOptions): Promise<OffloadResul
   const publishDir = resolve(opts.publishDir);
   await mkdir(publishDir, { recursive: true });
   const mode = opts.minSize !== undefined ? 'blob' : 'base';
-  const unlock = await lock(gitDir);
+  const unlock = lock(gitDir);
   try {
     const old = await readState(gitDir);
     if (opts.refresh && !old) throw new ConfigError(`offload is not set up in ${opts.repo}`, 'run `mpgit offload` without --refresh first');
@@ -224,7 +222,10 @@ export async function prepareOffload(opts: OffloadOptions): Promise<OffloadResul
       baseUrl: opts.baseUrl,
       minSize: opts.minSize ?? null,
       packs: [],
+      bundlesOn: !!opts.bundles || (!!opts.refresh && !!old?.bundlesOn),
+      bundles: await carryBundles(old, publishDir, log),
     };
+    if (state.bundlesOn && mode !== 'base') throw new ConfigError('--bundles needs base-pack mode', 'give --base REF with --bundles');
     const retired: (BasePack | BlobPack)[] = [];
     const removed: string[] = [];
     // Carry over published packs: those of the other mode are retired; a pack whose file is
@@ -249,6 +250,8 @@ export async function prepareOffload(opts: OffloadOptions): Promise<OffloadResul
     const bitmap = await ensureBitmap(gitDir, log);
     const published = mode === 'blob' ? await publishBlobs(gitDir, publishDir, state, opts.minSize!, now, log) : await publishBase(gitDir, publishDir, state, opts.base!, now, log, retired);
     if (mode === 'blob') state.packs.push(...(await configPacks(gitDir)));
+    const bundles = state.bundlesOn ? await publishBundles(gitDir, publishDir, state, opts.base!, now, log, publishPack) : [];
+    removed.push(...(await pruneBundles(state, publishDir, now, RETIRED_RETENTION_MS, log)));
     // Retired packs past their retention are no longer named by any response: remove them.
     state.packs = (
       await Promise.all(
@@ -264,9 +267,9 @@ export async function prepareOffload(opts: OffloadOptions): Promise<OffloadResul
     ).filter((p): p is NonNullable<typeof p> => p !== null);
     await writeState(gitDir, state);
     const warmed = livePacks(state).length ? await warmCloneCache(gitDir, state, log) : [];
-    return { gitDir, state, published, retired, removed, bitmap, warmed };
+    return { gitDir, state, published, retired, removed, bitmap, warmed, bundles };
   } finally {
-    await unlock();
+    unlock();
   }
 }
 

@@ -13,7 +13,7 @@ import { core, coreCall } from '../core/index.js';
 import type { ObjectDb } from './odb.js';
 import { parseTree, MODE_TREE, MODE_EXEC, MODE_SYMLINK, MODE_GITLINK, MODE_FILE } from './objects.js';
 import { encodeIndex, type IndexEntry, type StatData } from './index-file.js';
-import { writeLocked } from './refs.js';
+import { writeLocked } from './lockfile.js';
 
 /** Deepest tree nesting we follow. */
 const MAX_TREE_DEPTH = 4096;

@@ -2,10 +2,10 @@
 // per update), so that `git reflog`, `@{1}` and `git checkout -` work in what mpgit cloned or
 // fetched into, as in what git did.
 
-import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
+import { runGitIn } from '../git.js';
 
 const ZERO = '0'.repeat(40);
 /** Longest wait for `git var` (it reads config, nothing else). */
@@ -16,18 +16,12 @@ const IDENT_TIMEOUT_MS = 5_000;
  * GIT_COMMITTER_* and the date variables, as git resolves them), else the user and host names.
  */
 export async function committerIdent(cwd: string): Promise<string> {
-  const fromGit = await new Promise<string | null>((resolve) => {
-    let out = '';
-    const child = spawn('git', ['var', 'GIT_COMMITTER_IDENT'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] });
-    const timer = setTimeout(() => child.kill('SIGKILL'), IDENT_TIMEOUT_MS);
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.on('error', () => resolve(null));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve(code === 0 && /^.*<.*> \d+ [+-]\d{4}$/.test(out.trim()) ? out.trim() : null);
-    });
-  });
-  if (fromGit) return fromGit;
+  // Whatever keeps git from answering (no identity configured, no git), the fallback below does.
+  const out = await runGitIn(cwd, ['var', 'GIT_COMMITTER_IDENT'], { timeoutMs: IDENT_TIMEOUT_MS }).then(
+    (r) => r.stdout.toString().trim(),
+    () => '',
+  );
+  if (/^.*<.*> \d+ [+-]\d{4}$/.test(out)) return out;
   const user = safeUser();
   const offset = -new Date().getTimezoneOffset();
   const abs = Math.abs(offset);

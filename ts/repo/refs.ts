@@ -2,10 +2,11 @@
 // symbolic refs ("ref: refs/heads/main"). Every write goes through a .lock file renamed into
 // place, as git does, so a reader never sees half a ref.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { MpgitError } from '../errors.js';
 import { OID_RE as OID } from '../oid.js';
+import { writeLocked } from './lockfile.js';
 
 export interface Ref {
   name: string;
@@ -16,26 +17,6 @@ export interface Ref {
 
 /** How many symbolic refs we follow before calling it a loop. */
 const MAX_SYMREF_DEPTH = 5;
-
-/** Writes `path` through `path.lock` + rename; fails if someone else holds the lock. */
-export function writeLocked(path: string, content: string | Buffer): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const lock = `${path}.lock`;
-  try {
-    writeFileSync(lock, content, { flag: 'wx' });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new MpgitError('MPGIT_LOCKED', `${lock} exists: another git process is running`, `if none is, remove ${lock}`);
-    }
-    throw e;
-  }
-  try {
-    renameSync(lock, path);
-  } catch (e) {
-    rmSync(lock, { force: true });
-    throw e;
-  }
-}
 
 /**
  * packed-refs as last parsed, with the stat it was parsed at: every single-ref lookup reads

@@ -3,7 +3,7 @@
 
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeLocked } from './refs.js';
+import { writeLocked } from './lockfile.js';
 import { isOid } from '../oid.js';
 
 export function readShallow(gitDir: string): string[] {

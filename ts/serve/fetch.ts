@@ -4,11 +4,10 @@
 // asked for them. Shallow requests (shallow/deepen*) go to `git upload-pack --stateless-rpc`
 // whole: they get a complete, plain answer.
 
-import { spawn } from 'node:child_process';
 import type { Pkt } from '../pktline.js';
 import { pkt, pktText, FLUSH, DELIM, RESPONSE_END } from '../pktline.js';
 import { ProtocolError } from '../errors.js';
-import { GitCommandError, objectTypes, runGit, serviceEnv } from '../git.js';
+import { GitCommandError, objectTypes, runGit, spawnGit } from '../git.js';
 import { isOid } from '../oid.js';
 import { planFetch } from '../offload/plan.js';
 import { listServerRefs, refTips } from '../repo/server-refs.js';
@@ -304,20 +303,17 @@ async function delegate(ctx: FetchContext, what: 'shallow' | 'filtered'): Promis
   const raw = Buffer.concat(
     ctx.raw.map((p) => (p.kind === 'data' ? pkt(p.data) : p.kind === 'flush' ? FLUSH : p.kind === 'delim' ? DELIM : RESPONSE_END)),
   );
-  const child = spawn('git', ['-c', 'uploadpack.allowsidebandall=true', 'upload-pack', '--stateless-rpc', ctx.gitDir], {
-    env: serviceEnv({ GIT_PROTOCOL: 'version=2' }),
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child = spawnGit(ctx.gitDir, ['-c', 'uploadpack.allowsidebandall=true', 'upload-pack', '--stateless-rpc', '.'], { GIT_PROTOCOL: 'version=2' });
   let errText = '';
-  child.stderr.on('data', (c: Buffer) => errText.length < 65536 && (errText += c.toString()));
-  child.stdin.on('error', () => {});
-  child.stdin.end(raw);
+  child.stderr!.on('data', (c: Buffer) => errText.length < 65536 && (errText += c.toString()));
+  child.stdin!.on('error', () => {});
+  child.stdin!.end(raw);
   const exited = new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve(code));
   });
   try {
-    for await (const chunk of child.stdout as AsyncIterable<Buffer>) await ctx.writer.write(chunk);
+    for await (const chunk of child.stdout! as AsyncIterable<Buffer>) await ctx.writer.write(chunk);
     const code = await exited;
     if (code !== 0) throw new GitCommandError(['upload-pack', '--stateless-rpc'], errText.trim() || `exit ${code}`);
     ctx.log(`fetch: ${what} request answered by git upload-pack`);

@@ -8,11 +8,14 @@
 //! ourselves (the kernel's copy, not the daemon's), so a complete entry keeps streaming even if
 //! the daemon dies. Protocol (lines from the daemon):
 //!   `P <path>`  open this file, answer `O` (or `E <error>`)
+//!   `W <pid>`   the file is being written by this pack-objects process
 //!   `S <n>`     the first n bytes are written
 //!   `D <n>`     the entry is complete at n bytes: copy up to n, then exit 0
 //!   `F <text>`  the producer failed: print text, exit 1
 //!   `G`         not cached: run pack-objects yourself (a request the cache does not take)
 //! Without the daemon (socket unset or refused) we run `git pack-objects` ourselves and say so.
+//! If the daemon dies while its pack-objects still writes the file, we follow the file until
+//! that process is gone and send it only if it then holds a whole pack (its SHA-1 trailer).
 //! This is a separate small program because git runs it for every fetch: node's startup alone
 //! would cost more CPU than serving a cached pack.
 
@@ -20,7 +23,12 @@ use std::env;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
+use std::os::unix::fs::FileExt;
 use std::process::{exit, Command, Stdio};
+use std::thread::sleep;
+use std::time::Duration;
+
+use sha1::{Digest, Sha1};
 
 /** Largest request read from stdin (a fetch with many haves is a few MB). */
 const MAX_REQUEST: u64 = 256 << 20;
@@ -94,12 +102,17 @@ fn serve(mut stream: UnixStream, token: &str, args: &[String], request: &[u8]) -
     let mut reader = BufReader::new(stream.try_clone().map_err(gone)?);
     let mut file: Option<File> = None;
     let mut copied: u64 = 0;
+    let mut producer: Option<u32> = None;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     loop {
         let mut line = String::new();
         let n = reader.read_line(&mut line).map_err(gone)?;
         if n == 0 {
+            if let (Some(pid), Some(f)) = (producer, file.as_mut()) {
+                eprintln!("mpgit daemon went away; following its pack-objects (pid {pid}) to the end");
+                return orphan(f, copied, pid, &mut out).map(Some);
+            }
             return Err(if file.is_some() {
                 "the daemon went away while the pack was being produced".into()
             } else {
@@ -136,9 +149,66 @@ fn serve(mut stream: UnixStream, token: &str, args: &[String], request: &[u8]) -
                     return Ok(Some(()));
                 }
             }
+            "W" => producer = arg.parse().ok(),
             "F" => return Err(arg.to_string()),
             "G" => return Ok(None),
             _ => return Err(format!("unexpected answer from the daemon: {line}")),
         }
     }
+}
+
+/** Whether a pack-objects process still runs (not gone, not a zombie). */
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => match stat.rfind(')') {
+            Some(i) => !stat[i + 1..].trim_start().starts_with('Z'),
+            None => false,
+        },
+        Err(_) => false,
+    }
+}
+
+/**
+ * The daemon is gone but its pack-objects may still be writing: copy the file as it grows
+ * until that process is gone, then check the whole file is one pack before ending well.
+ */
+fn orphan(f: &mut File, mut copied: u64, pid: u32, out: &mut impl Write) -> Result<(), String> {
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let alive = running(pid);
+        loop {
+            let n = f.read_at(&mut buf, copied).map_err(|e| format!("reading the pack: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n]).map_err(|e| format!("writing the pack: {e}"))?;
+            copied += n as u64;
+        }
+        if !alive {
+            break;
+        }
+        sleep(Duration::from_millis(20));
+    }
+    out.flush().map_err(|e| format!("writing the pack: {e}"))?;
+    if copied < 32 {
+        return Err(format!("pack-objects ended after {copied} bytes"));
+    }
+    let mut h = Sha1::new();
+    let mut at = 0u64;
+    let body = copied - 20;
+    while at < body {
+        let want = ((body - at) as usize).min(buf.len());
+        let n = f.read_at(&mut buf[..want], at).map_err(|e| format!("reading the pack: {e}"))?;
+        if n == 0 {
+            return Err("the pack shrank while being checked".into());
+        }
+        h.update(&buf[..n]);
+        at += n as u64;
+    }
+    let mut trailer = [0u8; 20];
+    f.read_exact_at(&mut trailer, body).map_err(|e| format!("reading the pack: {e}"))?;
+    if h.finalize().as_slice() != trailer {
+        return Err("pack-objects did not finish the pack (it was killed, or failed)".into());
+    }
+    Ok(())
 }

@@ -172,7 +172,7 @@ fn mb_per_s(bytes: usize, t: Duration) -> f64 {
 
 /// Per backend and round, this many bytes, as objects of 100 B to 16 KiB (what packs hold).
 const SAMPLE_BYTES: usize = 96 * 1024;
-const ROUNDS: usize = 4;
+const ROUNDS: usize = 6;
 
 fn sample() -> (Vec<u8>, Vec<usize>) {
     let mut x = 0x2545_F491_4F6C_DD1Du64;
