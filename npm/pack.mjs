@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // `npm run pack`: builds what the packages hold and writes every tarball into pkg/: the main
-// package (dist/, bin/, README, LICENSE) and this machine's platform
+// package (dist/, bin/, README, LICENSE, the WebAssembly core) and this machine's platform
 // package (npm/<platform>/: the stripped addon and mpgit-pack-hook). `--prepack` is the main
-// package's prepack hook: it builds dist/, so a bare `npm pack` is
-// complete too. `--stage` only fills npm/<platform>/ from the build (the CI workflow's step).
+// package's prepack hook: it builds dist/ and the WebAssembly core, so a bare `npm pack` is
+// complete too. `--stage` only fills npm/<platform>/ from the build (the CI workflow's step);
+// `--no-build` packs what is built now.
 
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -46,17 +47,20 @@ if (mode === '--prepack') {
   // npm runs this before packing the main package.
   if (!process.env.MPGIT_PACK_BUILT) {
     run(npm, ['run', 'build:ts']);
+    run(npm, ['run', 'build:wasm']);
   }
 } else if (mode === '--stage') {
   stage(process.argv[3] ?? (await platformName()));
-} else if (mode === '--all') {
-  run(npm, ['run', 'build']);
+} else if (mode === '--all' || mode === '--no-build') {
+  // --no-build: the tarballs of what is built now (the install tests; CI built it all first).
+  if (mode === '--all') run(npm, ['run', 'build']);
   const out = join(root, 'pkg');
   mkdirSync(out, { recursive: true });
   const dir = stage(await platformName());
   const env = { ...process.env, MPGIT_PACK_BUILT: '1' };
-  run(npm, ['pack', '--pack-destination', out, dir], { env });
-  run(npm, ['pack', '--pack-destination', out], { env });
+  const quiet = mode === '--no-build' ? { stdio: ['ignore', 'ignore', 'inherit'] } : {};
+  run(npm, ['pack', '--pack-destination', out, dir], { env, ...quiet });
+  run(npm, ['pack', '--pack-destination', out], { env, ...quiet });
 } else {
-  throw new Error(`usage: node npm/pack.mjs [--all | --prepack | --stage [platform]]`);
+  throw new Error(`usage: node npm/pack.mjs [--all | --no-build | --prepack | --stage [platform]]`);
 }
