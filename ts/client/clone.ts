@@ -152,11 +152,11 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       const haveDb = tips.length ? ObjectDb.openSync(gitDir) : null;
       try {
         if (haveDb && plan.wants.every((w) => haveDb.hasSync(w))) {
-          // The bundles brought every tip: nothing is left to fetch.
+          // The bundles brought every tip: nothing is left to fetch. As git does, a bundle's
+          // pack is trusted to hold what its refs reach (its prerequisites were checked).
           opts.verbose?.('The bundles carry every ref asked for: no pack to fetch');
           await session.close();
           session = null;
-          await checkConnected(gitDir, plan.wants);
         } else {
           const res = await session.fetch({
             wants: plan.wants,
@@ -181,8 +181,9 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
             remoteProgress?.flush();
           }
           updateShallow(gitDir, res.shallow, res.unshallow);
-          // After bundles, as after packfile URIs: the refs must reach only objects that are here.
-          if (tips.length && !res.packfileUris.length) await checkConnected(gitDir, plan.wants, { shallow: res.shallow });
+          // After bundles, as after packfile URIs: the refs must reach only objects that are here
+          // (the walk stops at what the bundles brought, as git's stops at refs/bundles/).
+          if (haveDb && !res.packfileUris.length) await checkConnected(gitDir, plan.wants, { shallow: res.shallow, before: haveDb });
           await session.close();
           session = null;
           if (res.packfileUris.length) {
