@@ -19,7 +19,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, ty
 import { join } from 'node:path';
 import type { PackfileUri } from '../protocol/packfile-uris.js';
 import { liveBundles, type OffloadState } from './state.js';
-import { gitLines } from '../git.js';
+import { gitLines, objectTypes } from '../git.js';
 import { eligiblePacks } from './plan.js';
 import { annotatedTags } from '../repo/server-refs.js';
 
@@ -91,7 +91,22 @@ export async function cloneKey(gitDir: string, state: OffloadState | null, req: 
     const wanted = new Set(req.wants);
     includeTag = (await annotatedTags(gitDir)).some((t) => !wanted.has(t));
   }
-  return cacheKey({ packs: eligiblePacks(state, req.protocols).map((p) => p.hash), wants: req.wants, ofsDelta: req.ofsDelta, includeTag, haves: req.haves, thin: req.thin });
+  const wants = req.haves?.length ? await wantsBeyond(gitDir, req.wants, req.haves) : req.wants;
+  return cacheKey({ packs: eligiblePacks(state, req.protocols).map((p) => p.hash), wants, ofsDelta: req.ofsDelta, includeTag, haves: req.haves, thin: req.thin });
+}
+
+/**
+ * The wants that decide a pack after `haves`, however a client words them: it leaves out what
+ * it has (a branch at a bundle's tip) and may name ancestors of other wants. Commits reduce to
+ * those no other want or have reaches; tags and other objects stay as they are.
+ */
+async function wantsBeyond(gitDir: string, wants: string[], haves: string[]): Promise<string[]> {
+  const types = await objectTypes(gitDir, [...new Set(wants)]);
+  const commits = [...new Set(wants)].filter((w) => types.get(w)?.type === 'commit');
+  const others = [...new Set(wants)].filter((w) => types.get(w)?.type !== 'commit');
+  const tips = new Set(haves);
+  const independent = await gitLines(gitDir, ['merge-base', '--independent', ...new Set([...commits, ...haves])]);
+  return [...others, ...independent.filter((c) => !tips.has(c))];
 }
 
 export interface CacheHit {
