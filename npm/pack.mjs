@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `npm run pack`: builds what the packages hold and writes every tarball into pkg/: the main
-// package (dist/, bin/, README, LICENSE) and this machine's platform
+// package (dist/, bin/, README, LICENSE, the WebAssembly core) and this machine's platform
 // package (npm/<platform>/: the stripped addon and mpgit-pack-hook). `--prepack` is the main
-// package's prepack hook: it builds dist/, so a bare `npm pack` is
+// package's prepack hook: it builds dist/ and the WebAssembly core, so a bare `npm pack` is
 // complete too. `--stage` only fills npm/<platform>/ from the build (the CI workflow's step).
 
 import { execFileSync } from 'node:child_process';
@@ -46,6 +46,7 @@ if (mode === '--prepack') {
   // npm runs this before packing the main package.
   if (!process.env.MPGIT_PACK_BUILT) {
     run(npm, ['run', 'build:ts']);
+    run(npm, ['run', 'build:wasm']);
   }
 } else if (mode === '--stage') {
   stage(process.argv[3] ?? (await platformName()));

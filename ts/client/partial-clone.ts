@@ -4,27 +4,16 @@
 // from the same remote as git does: missing trees (tree:<depth>) with blobs filtered, then the
 // blobs, all in one request.
 
-import { writeFileSync } from 'node:fs';
 import { MpgitError } from '../errors.js';
 import type { ObjectDb } from '../repo/odb.js';
 import { parseTree, MODE_GITLINK, MODE_TREE } from '../repo/objects.js';
-import { RemoteProgress } from '../protocol/sideband.js';
 import type { ProgressSink } from '../progress.js';
 import { RemoteSession } from './session.js';
-import { receivePack } from './receive.js';
+import { fetchInto } from './fetch-into.js';
 import type { GitUrl } from './url.js';
 
 /** Rounds of tree fetching before we give up (each round fetches every missing tree found). */
 const MAX_TREE_ROUNDS = 64;
-
-/** The .promisor file of a pack: the refs it was fetched for, "<oid> <name>" per line, as git writes it. */
-export function writePromisorFile(packPath: string, refs: { name: string; oid: string | null }[]): void {
-  const text = refs
-    .filter((r) => r.oid)
-    .map((r) => `${r.oid} ${r.name}\n`)
-    .join('');
-  writeFileSync(packPath.replace(/\.pack$/, '.promisor'), text, { mode: 0o600 });
-}
 
 /** What of `tree` is missing: trees (their contents unknown yet) and blobs. */
 function missingUnder(db: ObjectDb, tree: string): { trees: string[]; blobs: string[] } {
@@ -65,14 +54,23 @@ export interface BackfillOptions {
 async function fetchObjects(opts: BackfillOptions, wants: string[], filter?: string): Promise<number> {
   const session = await RemoteSession.open(opts.url, { mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose });
   try {
-    const remoteProgress = opts.progress ? new RemoteProgress(opts.progress.write, opts.progress.tty) : null;
-    const res = await session.fetch({ wants, thinPack: false, progress: !!opts.progress, filter, onProgress: (c) => remoteProgress?.push(c) });
-    const pack = await receivePack(res.pack, opts.gitDir, { progress: opts.progress });
-    remoteProgress?.flush();
-    writePromisorFile(pack.packPath, []);
-    opts.db.addPack(pack.packPath, pack.idxPath);
+    const got = await fetchInto({
+      session,
+      gitDir: opts.gitDir,
+      db: opts.db,
+      wants,
+      thinPack: false,
+      packfileUris: false,
+      filter,
+      promisorRefs: [],
+      connectivity: 'never',
+      mptcp: !!opts.mptcp,
+      progress: opts.progress,
+      say: null,
+      verbose: opts.verbose,
+    });
     await session.close();
-    return pack.objectCount;
+    return got.objects;
   } catch (e) {
     session.destroy();
     throw e;

@@ -65,8 +65,8 @@ export interface ConnectionIO {
   infoFd: number | null;
   remote: { address: string; port: number } | null;
   mptcp: boolean | null;
-  /** Refuse with "too many connections" once the request is read. */
-  overLimit: boolean;
+  /** Called once the request is read (it stops counting as pending): over --max-connections? */
+  overLimit: () => boolean;
 }
 
 export interface ConnectionContext {
@@ -283,7 +283,7 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
   service = serviceOf(request.service);
   log.info('request', `Request ${service} for '${request.path}'`, { service, path: request.path });
 
-  if (io.overLimit) {
+  if (io.overLimit()) {
     log.error('too-many-connections', `Too many connections (limit ${cfg.maxConnections}): refusing`, { limit: cfg.maxConnections });
     return refuse(`too many connections: the server allows ${cfg.maxConnections}; try again later`, 'too many connections');
   }

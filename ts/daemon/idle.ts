@@ -34,7 +34,8 @@ export class IdleWatch<K> {
   private blind = false;
 
   constructor(
-    private readonly timeoutMs: number,
+    /** The current --timeout in ms (0: none); read at each look, so a reload applies. */
+    private readonly timeoutMs: () => number,
     private readonly entries: () => Iterable<[K, Watched]>,
     private readonly onIdle: (key: K) => void,
     /** Said once: a connection's traffic cannot be seen (no kernel counters). */
@@ -42,8 +43,8 @@ export class IdleWatch<K> {
   ) {}
 
   start(): void {
-    if (this.timeoutMs <= 0 || this.timer) return;
-    const tick = Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor(this.timeoutMs / 4)));
+    if (this.timer) return;
+    const tick = Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor((this.timeoutMs() || MAX_TICK_MS * 4) / 4)));
     this.timer = setInterval(() => this.check(), tick);
     this.timer.unref();
   }
@@ -59,6 +60,7 @@ export class IdleWatch<K> {
 
   private check(): void {
     const now = Date.now();
+    const timeoutMs = this.timeoutMs();
     for (const [key, w] of this.entries()) {
       const moved = traffic(w);
       if (moved === null && !this.blind && !w.socket.destroyed) {
@@ -70,7 +72,7 @@ export class IdleWatch<K> {
         this.seen.set(key, { moved, since: now, fired: false });
         continue;
       }
-      if (moved === null || s.fired || now - s.since < this.timeoutMs) continue;
+      if (moved === null || s.fired || timeoutMs <= 0 || now - s.since < timeoutMs) continue;
       s.fired = true;
       this.onIdle(key);
     }

@@ -3,7 +3,9 @@
 //! object ids and index writing. `odb`: reading a repository's objects, checkout and the
 //! index, the connectivity check.
 
+#[cfg(feature = "native")]
 pub mod mptcp;
+#[cfg(feature = "native")]
 pub mod odb;
 pub mod pack;
 

@@ -7,25 +7,39 @@
 //! `sha1dc` computes object ids (collision-detecting SHA-1, as git); `inflate` and `delta` are
 //! the codecs; `entry` the per-entry header.
 
+//! Without the `native` feature (the WebAssembly core) only the shared modules build: `entry`,
+//! `delta`, `index`, `error`, and `portable` (the indexer and object reader over bytes in memory).
+
+#[cfg(feature = "native")]
 mod alloc;
 pub mod delta;
 pub mod entry;
 pub mod error;
 pub mod index;
+#[cfg(feature = "native")]
 pub mod indexer;
+#[cfg(feature = "native")]
 pub mod inflate;
+#[cfg(feature = "portable")]
+pub mod portable;
+#[cfg(feature = "native")]
 pub mod resolve;
+#[cfg(feature = "native")]
 pub mod scan;
+#[cfg(feature = "native")]
 pub mod sha1dc;
 
+#[cfg(feature = "native")]
 pub use alloc::{mapped_now, release_free_memory, take_mapped_peak};
 pub use error::{ErrorKind, PackError, Result};
+#[cfg(feature = "native")]
 pub use indexer::{index_pack_file, Indexer, Options, Summary};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Rust's allocations in any program using mpgit-core (see `alloc`): large blocks mapped
 /// directly, so that indexing's resident memory is what it uses.
+#[cfg(feature = "native")]
 #[global_allocator]
 static ALLOC: alloc::MpgitAlloc = alloc::MpgitAlloc;
 
