@@ -21,6 +21,7 @@ import { checkoutHead } from './clone-checkout.js';
 import { cloneShape, type CloneFlags, type CloneShape } from './clone-options.js';
 import { cloneConfig, planClone, writeCloneRefs, type ClonePlan } from './clone-refs.js';
 import { prepareTarget } from './clone-target.js';
+import { prefetchCheckout } from './partial-clone.js';
 import { mptcpWanted, wrapSocketError } from './connection.js';
 import { fetchInto, receiveUris } from './fetch-into.js';
 import { HaveWalker } from './haves.js';
@@ -149,6 +150,11 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
           await checkConnected(gitDir, plan.wants);
         } else {
           const live = session;
+          // A partial clone's checkout needs HEAD's whole tree: asked for in parallel, on a second connection.
+          const prefetch =
+            shape.filter && shape.checkout && plan.headOid && depth === undefined && !haveDb
+              ? prefetchCheckout({ url, gitDir, mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose, progress: null }, plan.headOid)
+              : null;
           const got = await fetchInto({
             ...common,
             session: live,
@@ -169,7 +175,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
               saveRecord(res.packfileUris, inline, { shallow: res.shallow, unshallow: res.unshallow });
             },
           });
-          received.objects += got.objects;
+          received.objects += got.objects + ((await prefetch) ?? 0);
         }
       } finally {
         haveDb?.close();

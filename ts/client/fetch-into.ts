@@ -36,6 +36,8 @@ export interface FetchIntoOptions extends Pick<FetchRequest, 'wants' | 'haves' |
   before?: ObjectDb | null;
   /** Called once the inline pack is in, before the URIs are downloaded (a clone records how to resume). */
   beforeUris?: (inline: { packPath: string; idxPath: string; checksum: string }, res: { shallow: string[]; unshallow: string[]; packfileUris: PackfileUri[] }) => Promise<void> | void;
+  /** Record the server's shallow lines in .git/shallow (default true; not for a side fetch of one commit's tree). */
+  recordShallow?: boolean;
   /** Where partial URI downloads live (default under the git dir). */
   downloadDir?: string;
   mptcp: boolean;
@@ -79,7 +81,7 @@ export async function fetchInto(o: FetchIntoOptions): Promise<FetchedInto> {
   } finally {
     remoteProgress?.flush();
   }
-  updateShallow(o.gitDir, res.shallow, res.unshallow);
+  if (o.recordShallow !== false) updateShallow(o.gitDir, res.shallow, res.unshallow);
   if (res.packfileUris.length) {
     await o.beforeUris?.(inline, res);
     objects += await receiveUris(o.gitDir, res.packfileUris, o);

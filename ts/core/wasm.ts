@@ -29,7 +29,7 @@ export interface WasmExports {
   mp_ix_reserve(h: number, n: number): number;
   mp_ix_commit(h: number, unused: number): number;
   mp_ix_progress(h: number): number;
-  mp_ix_end(h: number): number;
+  mp_ix_end(h: number, digest: number): number;
   mp_ix_roots(h: number): number;
   mp_ix_resolve(h: number, p: number, n: number): number;
   mp_ix_table(h: number): number;
@@ -39,7 +39,8 @@ export interface WasmExports {
   mp_ix_thin_next(h: number): number;
   mp_ix_base_kind(h: number, k: number): number;
   mp_ix_thin_append(h: number, k: number, p: number, n: number): number;
-  mp_ix_seal(h: number): number;
+  mp_ix_seal_count(h: number): void;
+  mp_ix_seal(h: number, digest: number): void;
   mp_ix_pack_ptr(h: number): number;
   mp_ix_pack_len(h: number): number;
   mp_ix_original_body(h: number): number;

@@ -153,10 +153,11 @@ pub extern "C" fn mp_ix_progress(h: *mut Indexer) -> i32 {
     out(v.iter().flat_map(|x| x.to_le_bytes()).collect())
 }
 
-/// End of input: trailer checked, the delta graph built; the pack checksum out.
+/// End of input: the trailer checked against `digest` (20 bytes: the SHA-1 of every byte but
+/// the last 20, computed by the caller), the delta graph built; the pack checksum out.
 #[no_mangle]
-pub extern "C" fn mp_ix_end(h: *mut Indexer) -> i32 {
-    match ix(h).end() {
+pub extern "C" fn mp_ix_end(h: *mut Indexer, digest: *const u8) -> i32 {
+    match ix(h).end(&oid_at(digest)) {
         Ok(sum) => out(sum.to_vec()),
         Err(e) => fail(e),
     }
@@ -255,10 +256,16 @@ pub extern "C" fn mp_ix_thin_append(h: *mut Indexer, k: usize, p: *const u8, n: 
     }
 }
 
-/// After appending: new count and trailer in the pack bytes; the new checksum out.
+/// After appending: the new count in the pack bytes, which then end where the trailer goes.
 #[no_mangle]
-pub extern "C" fn mp_ix_seal(h: *mut Indexer) -> i32 {
-    out(ix(h).seal().to_vec())
+pub extern "C" fn mp_ix_seal_count(h: *mut Indexer) {
+    ix(h).seal_count()
+}
+
+/// Appends the trailer (`digest`: the SHA-1 of the pack bytes after mp_ix_seal_count).
+#[no_mangle]
+pub extern "C" fn mp_ix_seal(h: *mut Indexer, digest: *const u8) {
+    ix(h).seal(oid_at(digest))
 }
 
 /// Where the pack bytes are, and how many (to write the appended tail to the file).
