@@ -55,6 +55,10 @@ for (const server of ['git daemon', 'mpgit daemon'] as const) {
       await git(['checkout', '-q', 'main~4'], { cwd: mdir, env });
       t.is((await git(['status', '--porcelain'], { cwd: mdir, env })).stdout, '');
     }
+    // The checkout's tree and blobs came on a second connection while the history came.
+    const v = await mpgit(['clone', '-v', '--filter=blob:none', d.url('up.git'), join(home, 'verbose')], { env });
+    t.regex(v.stderr, /Received the checkout's \d+ objects alongside the history/);
+    t.notRegex(v.stderr, /Fetching \d+ blobs for the checkout/);
   });
 }
 

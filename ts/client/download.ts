@@ -310,7 +310,13 @@ async function downloadOne(
       continue;
     }
     if (outcome === 'restart') {
+      // Each restart drops the partial: bounded like failures, or a server that always
+      // answers that way keeps us in a loop.
       ctx.hasher = null;
+      streak++;
+      if (streak > retries || p.attempts >= MAX_ATTEMPTS) {
+        throw new UriDownloadError(uri, `giving up on pack ${job.hash} after ${p.attempts} attempts: the server keeps answering the partial download with a different or unsatisfiable range`, 'report it to the server operator, or fetch with --no-packfile-uris', false);
+      }
       continue;
     }
     // The whole pack is on disk: check it.

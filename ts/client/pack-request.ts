@@ -97,6 +97,11 @@ export async function attempt(
   const status = res.statusCode;
   const cr = parseContentRange(header(res.headers, 'content-range'));
   if (status === 416) {
+    if (onDisk === 0) {
+      // Nothing was asked for but the whole file: no partial to drop and start again from.
+      await res.body.dump().catch(() => {});
+      throw new UriDownloadError(uri, `HTTP 416 for pack ${job.hash}, asked for without a range`, 'the URI server refuses to serve the pack; report it to the server operator, or fetch with --no-packfile-uris');
+    }
     if (cr && 'unsatisfied' in cr && cr.unsatisfied === onDisk && onDisk > 0) {
       await res.body.dump().catch(() => {});
       return { outcome: 'complete', state };

@@ -47,6 +47,8 @@ const FIELDS = {
   forbidOverride: { schema: z.array(service), expects: `a list of services (${SERVICE_NAMES.join(', ')})` },
   informativeErrors: { schema: z.boolean(), expects: 'true or false' },
   maxConnections: { schema: z.number().int().min(0), expects: 'an integer of 0 (no limit) or more' },
+  maxPending: { schema: z.number().int().min(0), expects: 'an integer of 0 (no limit) or more' },
+  maxPendingPerAddress: { schema: z.number().int().min(0), expects: 'an integer of 0 (no limit) or more' },
   timeout: { schema: z.number().int().min(0), expects: 'a whole number of seconds (0: no timeout)' },
   initTimeout: { schema: seconds.positive(), expects: 'a number of seconds above 0' },
   bindTimeout: { schema: seconds, expects: 'a number of seconds (0: no retry)' },
@@ -94,6 +96,9 @@ export interface DaemonConfig {
   forbidOverride: ServiceName[];
   informativeErrors: boolean;
   maxConnections: number;
+  /** Connections without their request line yet, overall and per address (0: no limit). */
+  maxPending: number;
+  maxPendingPerAddress: number;
   /** Seconds of inactivity after which upload-pack gives up (git upload-pack --timeout). */
   timeout: number;
   /** Seconds a client has to send its request line. */
@@ -145,6 +150,8 @@ export const DEFAULTS: DaemonConfig = {
   forbidOverride: [],
   informativeErrors: false,
   maxConnections: 32,
+  maxPending: 64,
+  maxPendingPerAddress: 16,
   timeout: 600,
   initTimeout: 30,
   bindTimeout: 10,

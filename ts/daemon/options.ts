@@ -39,6 +39,8 @@ export const DAEMON_OPTIONS = {
   forbidOverride: { flag: '--forbid-override', arg: '<service>', repeat: true, choices: SERVICE_NAMES, help: "ignore the repository's daemon.<service> config" },
   informativeErrors: { flag: '--informative-errors', help: 'tell clients why a request was refused (default: "access denied or repository not exported")', negation: 'generic refusals (overrides the config file)' },
   maxConnections: { flag: '--max-connections', arg: '<n>', help: 'connections served at once; more get an ERR (default 32, 0: no limit)' },
+  maxPending: { flag: '--max-pending', arg: '<n>', help: 'connections waiting for their request line, apart from --max-connections; when full the longest-waiting (over 1 s) is dropped (default 64, 0: no limit)' },
+  maxPendingPerAddress: { flag: '--max-pending-per-address', arg: '<n>', help: 'the same, per client address (default 16, 0: no limit)' },
   timeout: { flag: '--timeout', arg: '<n>', help: 'seconds of inactivity after which a transfer is dropped (default 600, 0: never)' },
   initTimeout: { flag: '--init-timeout', arg: '<n>', help: 'seconds a client has to send its request (default 30)' },
   bindTimeout: { flag: '--bind-timeout', arg: '<n>', help: 'seconds to keep retrying an address that fails to bind (default 10)' },

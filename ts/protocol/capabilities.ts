@@ -12,10 +12,13 @@ export const AGENT = `mpgit/${process.env.npm_package_version ?? '0.1.0'}`;
 /** Capabilities as name -> value (`true` for a bare name). */
 export type Capabilities = Map<string, string | true>;
 
-/** Parses a space-separated v0 capability list ("multi_ack side-band-64k agent=git/2.39"). */
+/**
+ * Parses a v0 capability list ("multi_ack side-band-64k agent=git/2.39"). As git's
+ * parse_feature_value, a value ends at a space, tab or newline.
+ */
 export function parseV0Capabilities(text: string): Capabilities {
   const caps: Capabilities = new Map();
-  for (const word of text.split(' ')) {
+  for (const word of text.split(/[ \t\n]/)) {
     if (!word) continue;
     const eq = word.indexOf('=');
     if (eq < 0) caps.set(word, true);
