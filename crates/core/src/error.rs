@@ -1,5 +1,6 @@
-//! The indexer's errors: what kind (which becomes the JavaScript `err.code`) and a message
-//! that says where (pack offsets) and what to do.
+//! The core's one error type, for packs and the object database alike: what kind (which
+//! becomes the JavaScript `err.code`) and a message that says where (pack offsets, object ids)
+//! and what to do.
 
 use std::fmt;
 use std::io;
@@ -26,38 +27,38 @@ pub enum ErrorKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackError {
+pub struct Error {
     pub kind: ErrorKind,
     pub message: String,
 }
 
-pub type Result<T> = std::result::Result<T, PackError>;
+pub type Result<T> = std::result::Result<T, Error>;
 
-impl PackError {
+impl Error {
     pub fn bad(message: impl Into<String>) -> Self {
-        PackError { kind: ErrorKind::BadPack, message: message.into() }
+        Error { kind: ErrorKind::BadPack, message: message.into() }
     }
     /// Corrupt data in the entry at `offset`.
     pub fn at(offset: u64, what: impl fmt::Display) -> Self {
-        PackError::bad(format!("pack has bad object at offset {}: {}", offset, what))
+        Error::bad(format!("pack has bad object at offset {}: {}", offset, what))
     }
     pub fn missing(message: impl Into<String>) -> Self {
-        PackError { kind: ErrorKind::MissingBase, message: message.into() }
+        Error { kind: ErrorKind::MissingBase, message: message.into() }
     }
     pub fn missing_object(message: impl Into<String>) -> Self {
-        PackError { kind: ErrorKind::MissingObject, message: message.into() }
+        Error { kind: ErrorKind::MissingObject, message: message.into() }
     }
     /// The object-id hasher cannot start (a forced SHA-1 backend the CPU lacks).
     #[cfg(feature = "native")]
     pub fn sha1_backend() -> Result<()> {
-        super::sha1dc::select::current().map(|_| ()).map_err(|e| PackError { kind: ErrorKind::Sha1Backend, message: e.to_string() })
+        crate::pack::sha1dc::select::current().map(|_| ()).map_err(|e| Error { kind: ErrorKind::Sha1Backend, message: e.to_string() })
     }
     pub fn state(message: impl Into<String>) -> Self {
-        PackError { kind: ErrorKind::State, message: message.into() }
+        Error { kind: ErrorKind::State, message: message.into() }
     }
     /// An I/O error on `what` (a path or an operation).
     pub fn io(e: &io::Error, what: impl fmt::Display) -> Self {
-        PackError { kind: ErrorKind::Io(errno_name(e)), message: format!("{}: {}", what, e) }
+        Error { kind: ErrorKind::Io(errno_name(e)), message: format!("{}: {}", what, e) }
     }
     /// The stable code JavaScript sees as `err.code`.
     pub fn code(&self) -> String {
@@ -74,13 +75,13 @@ impl PackError {
     }
 }
 
-impl fmt::Display for PackError {
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for PackError {}
+impl std::error::Error for Error {}
 
 #[cfg(not(feature = "native"))]
 fn errno_name(_: &io::Error) -> String {
