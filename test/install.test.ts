@@ -118,6 +118,9 @@ test('installed with --omit=optional: the WebAssembly core says the native one i
     const c = await mpgitAt(i, ['clone', url, name], env);
     t.is(c.code, 0, c.stderr);
     await fsckClean(t, join(i.dir, name));
+    // The checkout (objects read through the core's inflate and delta application) is HEAD's.
+    t.is((await git(['status', '--porcelain'], { cwd: join(i.dir, name) })).stdout, '');
+    t.is((await git(['rev-parse', 'HEAD'], { cwd: join(i.dir, name) })).stdout, (await git(['rev-parse', 'HEAD'], { cwd: repo })).stdout);
   }
   // MPTCP needs the native addon: one line saying so, and the clone goes over TCP.
   const m = await mpgitAt(i, ['clone', '--mptcp', url, 'mptcp']);

@@ -9,7 +9,7 @@
 import { MissingBaseError, MpgitError, PackError } from '../errors.js';
 import { loadNative, nativePath } from './native.js';
 import type { Core, CoreKind } from './types.js';
-import { wasmModule, wasmPath } from './wasm.js';
+import { wasmCodec, wasmModule, wasmPath } from './wasm.js';
 import { wasmIndexer } from './wasm-indexer.js';
 
 export type * from './types.js';
@@ -30,7 +30,7 @@ function forced(): CoreKind | null {
 function loadWasm(): Core | string {
   const m = wasmModule();
   if ('error' in m) return m.error;
-  return { kind: 'wasm', path: wasmPath, loadError: null, net: null, indexer: wasmIndexer(m.module), odb: null, checkout: null, connectivity: null, info: null };
+  return { kind: 'wasm', path: wasmPath, loadError: null, net: null, indexer: wasmIndexer(m.module), odb: null, checkout: null, connectivity: null, info: null, codec: wasmCodec(m.module) };
 }
 
 /** Why each core that was passed over was (native, then wasm), for `mpgit version`. */

@@ -112,6 +112,16 @@ export interface InfoCore {
   sha1Hash(data: Buffer, backend: string, objectBytes: number): string;
 }
 
+/**
+ * Inflate and delta application for the TypeScript object reader (./wasm.ts offers it: object
+ * reading for checkout, fetch and the connectivity check then runs its bytes through Rust).
+ * Errors: `code` MPGIT_BAD_PACK, naming `offset`.
+ */
+export interface CodecCore {
+  inflateExact(data: Uint8Array, size: number, offset: number): Buffer;
+  applyDelta(base: Uint8Array, delta: Uint8Array, offset: number): Buffer;
+}
+
 export interface Core {
   readonly kind: CoreKind;
   /** Where the compiled core is (or would be) loaded from. */
@@ -124,4 +134,6 @@ export interface Core {
   readonly checkout: CheckoutCore | null;
   readonly connectivity: ConnectivityCore | null;
   readonly info: InfoCore | null;
+  /** Only where the object database itself is not in the core (the wasm core). */
+  readonly codec?: CodecCore | null;
 }

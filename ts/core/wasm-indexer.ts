@@ -5,6 +5,7 @@
 // of its own holding the pack (ts/core/wasm-worker.ts); the appended bases of a thin pack are
 // deflated with pako (zlib's own algorithm: git's bytes); .idx/.rev come from the instance.
 
+import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { deflate } from 'pako';
@@ -20,6 +21,9 @@ const READ_CHUNK = 8 << 20;
 interface State {
   w: WasmCore;
   h: number;
+  /** SHA-1 of the bytes so far but the last 20 (`held`): the trailer's check. */
+  sum: Hash;
+  held: Buffer;
   packPath: string;
   fd: number | null;
   threads: number;
@@ -28,7 +32,20 @@ interface State {
 
 const state = (h: PackHandle): State => h as unknown as State;
 
+/** Hashes `chunk` into the trailer's SHA-1, holding back the last 20 bytes seen. */
+function hashBehind(s: State, chunk: Uint8Array): void {
+  const all = chunk.length >= 20 ? chunk : Buffer.concat([s.held, chunk]);
+  if (all !== chunk) {
+    if (all.length > 20) s.sum.update(all.subarray(0, all.length - 20));
+  } else {
+    s.sum.update(s.held);
+    s.sum.update(chunk.subarray(0, chunk.length - 20));
+  }
+  s.held = Buffer.from(all.subarray(Math.max(0, all.length - 20)));
+}
+
 function feed(s: State, chunk: Uint8Array): void {
+  hashBehind(s, chunk);
   const x = s.w.x;
   const p = x.mp_ix_reserve(s.h, chunk.length);
   if (p === 0) throw s.w.error();
@@ -99,7 +116,10 @@ function fixThin(s: State, level: number): number {
     appended++;
   }
   if (!appended) return 0;
-  s.checksum = s.w.out(s.w.check(x.mp_ix_seal(s.h)));
+  x.mp_ix_seal_count(s.h);
+  const sum = createHash('sha1').update(s.w.bytes(x.mp_ix_pack_ptr(s.h), x.mp_ix_pack_len(s.h))).digest();
+  s.w.withBytes(sum, (p) => x.mp_ix_seal(s.h, p));
+  s.checksum = sum;
   const from = x.mp_ix_original_body(s.h);
   const len = x.mp_ix_pack_len(s.h);
   const fd = s.fd ?? openSync(s.packPath, 'r+');
@@ -143,7 +163,7 @@ function progress(s: State): CoreIndexProgress {
 
 async function endAndResolve(s: State): Promise<{ missing: string[] }> {
   try {
-    s.checksum = s.w.out(s.w.check(s.w.x.mp_ix_end(s.h)));
+    s.checksum = s.w.withBytes(s.sum.digest(), (p) => s.w.out(s.w.check(s.w.x.mp_ix_end(s.h, p))));
     await resolveAll(s);
     return { missing: missing(s) };
   } catch (e) {
@@ -169,7 +189,7 @@ function guarded<A extends unknown[], R>(f: (h: PackHandle, ...a: A) => R): (h: 
 export function wasmIndexer(module: WebAssembly.Module): IndexerCore {
   const open = (packPath: string, threads: number, fd: number | null): State => {
     const w = new WasmCore(module);
-    return { w, h: w.x.mp_ix_new(), packPath, fd, threads: Math.max(1, threads), checksum: null };
+    return { w, h: w.x.mp_ix_new(), sum: createHash('sha1'), held: Buffer.alloc(0), packPath, fd, threads: Math.max(1, threads), checksum: null };
   };
   return {
     packIndexerNew: (packPath, opts) => open(packPath, opts.threads, openSync(packPath, 'wx')) as unknown as PackHandle,

@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CodecCore } from './types.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The module: MPGIT_WASM_PATH names another build; `npm run build:wasm` writes this one. */
@@ -24,12 +25,14 @@ export interface WasmExports {
   mp_out_ptr(): number;
   mp_out_len(): number;
   mp_object_id(kind: number, p: number, n: number): number;
+  mp_inflate(p: number, n: number, size: number): number;
+  mp_delta(bp: number, bn: number, dp: number, dn: number): number;
   mp_ix_new(): number;
   mp_ix_free(h: number): void;
   mp_ix_reserve(h: number, n: number): number;
   mp_ix_commit(h: number, unused: number): number;
   mp_ix_progress(h: number): number;
-  mp_ix_end(h: number): number;
+  mp_ix_end(h: number, digest: number): number;
   mp_ix_roots(h: number): number;
   mp_ix_resolve(h: number, p: number, n: number): number;
   mp_ix_table(h: number): number;
@@ -39,7 +42,8 @@ export interface WasmExports {
   mp_ix_thin_next(h: number): number;
   mp_ix_base_kind(h: number, k: number): number;
   mp_ix_thin_append(h: number, k: number, p: number, n: number): number;
-  mp_ix_seal(h: number): number;
+  mp_ix_seal_count(h: number): void;
+  mp_ix_seal(h: number, digest: number): void;
   mp_ix_pack_ptr(h: number): number;
   mp_ix_pack_len(h: number): number;
   mp_ix_original_body(h: number): number;
@@ -117,4 +121,29 @@ export function wasmModule(): { module: WebAssembly.Module } | { error: string }
   } catch (e) {
     return (compiled = { error: `${wasmPath} failed to compile: ${(e as Error).message}` });
   }
+}
+
+/** The codec area over one instance (the object reader's inflate and delta application). */
+export function wasmCodec(module: WebAssembly.Module): CodecCore {
+  let w: WasmCore | null = null;
+  const core = () => (w ??= new WasmCore(module));
+  const bad = (e: unknown, offset: number) => Object.assign(new Error(`pack has bad object at offset ${offset}: ${(e as Error).message}`), { code: 'MPGIT_BAD_PACK' });
+  return {
+    inflateExact(data, size, offset) {
+      const c = core();
+      try {
+        return c.withBytes(data, (p, n) => c.out(c.check(c.x.mp_inflate(p, n, size))));
+      } catch (e) {
+        throw bad(c.trapped(e), offset);
+      }
+    },
+    applyDelta(base, delta, offset) {
+      const c = core();
+      try {
+        return c.withBytes(base, (bp, bn) => c.withBytes(delta, (dp, dn) => c.out(c.check(c.x.mp_delta(bp, bn, dp, dn)))));
+      } catch (e) {
+        throw bad(c.trapped(e), offset);
+      }
+    },
+  };
 }

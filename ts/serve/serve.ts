@@ -6,14 +6,14 @@
 
 import type { Readable, Writable } from 'node:stream';
 import { PktReader, pktText, type Pkt } from '../pktline.js';
-import { MpgitError, ProtocolError } from '../errors.js';
+import { ClientGoneError, MpgitError, ProtocolError } from '../errors.js';
 import { encodeV2Advertisement } from '../protocol/capabilities.js';
 import { liveBundles, livePacks, loadStateCached, type OffloadState } from '../offload/state.js';
 import { bundleListLines } from '../offload/bundles.js';
 import { hiddenPatterns, listServerRefs } from '../repo/server-refs.js';
 import { gitText } from '../git.js';
 import { BadRequestError, handleFetch, parseFetchArgs } from './fetch.js';
-import { ClientGoneError, ResponseWriter } from './response.js';
+import { ResponseWriter } from './response.js';
 
 /** Bound on the packets of one command request (wants and haves of a big mirror fit). */
 const MAX_REQUEST_PKTS = 4_000_000;

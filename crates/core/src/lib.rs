@@ -9,7 +9,7 @@ pub mod mptcp;
 pub mod odb;
 pub mod pack;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "native"))]
 mod fuzz;
 #[cfg(test)]
 mod testutil;

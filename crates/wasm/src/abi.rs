@@ -97,6 +97,30 @@ pub extern "C" fn mp_out_len() -> usize {
     OUT.with(|o| o.borrow().len())
 }
 
+thread_local! {
+    static INFLATER: RefCell<Box<miniz_oxide::inflate::core::DecompressorOxide>> = RefCell::new(Box::new(miniz_oxide::inflate::core::DecompressorOxide::new()));
+}
+
+/// Inflates the zlib stream at `p` (`n` bytes) to exactly `size` bytes, out.
+#[no_mangle]
+pub extern "C" fn mp_inflate(p: *const u8, n: usize, size: usize) -> i32 {
+    let mut v = Vec::new();
+    let ok = INFLATER.with(|d| mpgit_core::pack::portable::inflate::exact(&mut d.borrow_mut(), slice(p, n), size, &mut v));
+    match ok {
+        Some(()) => out(v),
+        None => fail(PackError::bad(format!("bad zlib data, or not {} bytes inflated", size))),
+    }
+}
+
+/// The object `delta` (`dn` bytes at `dp`) rebuilds from `base` (`bn` bytes at `bp`), out.
+#[no_mangle]
+pub extern "C" fn mp_delta(bp: *const u8, bn: usize, dp: *const u8, dn: usize) -> i32 {
+    match mpgit_core::pack::delta::apply(slice(bp, bn), slice(dp, dn)) {
+        Ok(v) => out(v),
+        Err(e) => fail(PackError::bad(e.to_string())),
+    }
+}
+
 /// The SHA-1 (with collision detection) object id of `kind` + data, into the output buffer.
 #[no_mangle]
 pub extern "C" fn mp_object_id(kind: u8, p: *const u8, n: usize) -> i32 {
@@ -153,10 +177,11 @@ pub extern "C" fn mp_ix_progress(h: *mut Indexer) -> i32 {
     out(v.iter().flat_map(|x| x.to_le_bytes()).collect())
 }
 
-/// End of input: trailer checked, the delta graph built; the pack checksum out.
+/// End of input: the trailer checked against `digest` (20 bytes: the SHA-1 of every byte but
+/// the last 20, computed by the caller), the delta graph built; the pack checksum out.
 #[no_mangle]
-pub extern "C" fn mp_ix_end(h: *mut Indexer) -> i32 {
-    match ix(h).end() {
+pub extern "C" fn mp_ix_end(h: *mut Indexer, digest: *const u8) -> i32 {
+    match ix(h).end(&oid_at(digest)) {
         Ok(sum) => out(sum.to_vec()),
         Err(e) => fail(e),
     }
@@ -255,10 +280,16 @@ pub extern "C" fn mp_ix_thin_append(h: *mut Indexer, k: usize, p: *const u8, n: 
     }
 }
 
-/// After appending: new count and trailer in the pack bytes; the new checksum out.
+/// After appending: the new count in the pack bytes, which then end where the trailer goes.
 #[no_mangle]
-pub extern "C" fn mp_ix_seal(h: *mut Indexer) -> i32 {
-    out(ix(h).seal().to_vec())
+pub extern "C" fn mp_ix_seal_count(h: *mut Indexer) {
+    ix(h).seal_count()
+}
+
+/// Appends the trailer (`digest`: the SHA-1 of the pack bytes after mp_ix_seal_count).
+#[no_mangle]
+pub extern "C" fn mp_ix_seal(h: *mut Indexer, digest: *const u8) {
+    ix(h).seal(oid_at(digest))
 }
 
 /// Where the pack bytes are, and how many (to write the appended tail to the file).

@@ -78,6 +78,7 @@ impl Progress {
 /// The largest object the indexer holds in memory whole (a delta's result, or a base with
 /// deltas on it): `MPGIT_MAX_OBJECT_SIZE` (bytes, or with a k/m/g suffix), else half the
 /// machine's memory. Objects without deltas on them stream, whatever their size.
+#[cfg(feature = "native")]
 pub fn max_object_size() -> u64 {
     static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *MAX.get_or_init(|| {
@@ -95,6 +96,7 @@ pub fn max_object_size() -> u64 {
 }
 
 /// "1234", "64k", "512m", "2g" (git's size suffixes) as bytes.
+#[cfg(feature = "native")]
 fn parse_size(v: &str) -> Option<u64> {
     let v = v.trim().to_ascii_lowercase();
     let (num, mul) = match v.chars().last()? {

@@ -35,9 +35,3 @@ pub fn object_id(kind: u8, data: &[u8], offset: u64) -> Result<[u8; 20]> {
         Err(_) => Err(PackError::at(offset, "SHA-1 collision attack detected in this object (sha1dc); refusing the pack")),
     }
 }
-
-/// Plain SHA-1 (pack trailers and the checksums of .idx/.rev: git uses plain SHA-1 there).
-pub fn plain_sha1(data: &[u8]) -> [u8; 20] {
-    use sha1::{Digest, Sha1};
-    Sha1::digest(data).into()
-}

@@ -5,7 +5,7 @@
 
 use super::resolve::{Graph, Pack, Resolver};
 use super::scan::Scanner;
-use super::{object_id, plain_sha1};
+use super::object_id;
 use crate::pack::entry::{encode_header, is_delta, Entry, OBJ_REF_DELTA};
 use crate::pack::error::{PackError, Result};
 use crate::pack::index::{self, IdxEntry};
@@ -27,9 +27,10 @@ pub struct Indexer {
 }
 
 impl Indexer {
-    /// End of input: checks the trailer, builds the delta graph. Returns the pack checksum.
-    pub fn end(&mut self) -> Result<[u8; 20]> {
-        let sum = self.scan.finish()?;
+    /// End of input: checks the trailer against `digest` (see `Scanner::finish`), builds the
+    /// delta graph. Returns the pack checksum.
+    pub fn end(&mut self, digest: &[u8; 20]) -> Result<[u8; 20]> {
+        let sum = self.scan.finish(digest)?;
         self.graph = Some(Graph::build(&self.scan.entries, &self.scan.ref_bases));
         self.done = self.scan.entries.iter().map(|e| !is_delta(e.kind)).collect();
         self.original_body = self.scan.body_len();
@@ -133,9 +134,15 @@ impl Indexer {
         Ok(())
     }
 
-    /// After appending: the new object count and trailer, written into the pack bytes.
-    pub fn seal(&mut self) -> [u8; 20] {
-        self.scan.seal()
+    /// After appending: the new object count, written into the pack bytes (which then end
+    /// where the trailer goes: the caller hashes them and hands the digest to `seal`).
+    pub fn seal_count(&mut self) {
+        self.scan.seal_count()
+    }
+
+    /// Appends the trailer (`digest`: the SHA-1 of the pack bytes after `seal_count`).
+    pub fn seal(&mut self, digest: [u8; 20]) {
+        self.scan.pack.extend_from_slice(&digest);
     }
 
     /// Deltas still without a base: an error naming how many.
@@ -171,14 +178,11 @@ impl Scanner {
         self.set_body_len(body + bytes.len());
     }
 
-    /// Rewrites the object count and appends the trailer; returns the new checksum.
-    fn seal(&mut self) -> [u8; 20] {
+    /// Rewrites the object count; the pack bytes end where the new trailer goes.
+    fn seal_count(&mut self) {
         let body = self.body_len();
         self.pack.truncate(body);
         let n = self.entries.len() as u32;
         self.pack[8..12].copy_from_slice(&n.to_be_bytes());
-        let sum = plain_sha1(&self.pack);
-        self.pack.extend_from_slice(&sum);
-        sum
     }
 }
