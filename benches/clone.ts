@@ -91,6 +91,7 @@ async function main(): Promise<void> {
   try {
     const walls = new Map<string, number[]>(cases.map((c) => [c.name, []]));
     const rss = new Map<string, number[]>(cases.map((c) => [c.name, []]));
+    const cpu = new Map<string, number[]>(cases.map((c) => [c.name, []]));
     for (let r = 0; r < runs; r++) {
       // Alternate the order so neither tool always gets the warmer page cache.
       const order = r % 2 ? [...cases].reverse() : cases;
@@ -103,18 +104,31 @@ async function main(): Promise<void> {
         rmSync(dir, { recursive: true, force: true });
         walls.get(c.name)!.push(m.wallMs);
         rss.get(c.name)!.push(m.peakRssMB);
-        process.stderr.write(`${c.name} run ${r + 1}/${runs}: ${(m.wallMs / 1000).toFixed(2)} s, ${m.peakRssMB.toFixed(0)} MB\n`);
+        cpu.get(c.name)!.push(m.cpuMs);
+        process.stderr.write(`${c.name} run ${r + 1}/${runs}: ${(m.wallMs / 1000).toFixed(2)} s, ${m.peakRssMB.toFixed(0)} MB, CPU ${(m.cpuMs / 1000).toFixed(2)} s\n`);
       }
     }
     const gitWalls = walls.get('git clone')!;
     const gitWall = median(gitWalls);
     const rows: Row[] = cases.map((c) => {
       const w = walls.get(c.name)!;
-      if (!w.length) return { clone: c.name, 'wall s': '-', 'peak RSS MB': '-', 'x git': '-', 'x git, per run': '-', note: c.unavailable ?? '' };
+      if (!w.length) return { clone: c.name, 'wall s': '-', 'peak RSS MB': '-', 'x git': '-', 'x git, per run': '-', 'client CPU s': '-', 'CPU x git': '-', note: c.unavailable ?? '' };
       // Each run's tools ran back to back: the median of per-run ratios shrugs off load that
       // comes and goes on a shared machine better than the ratio of medians.
       const paired = median(w.map((x, i) => x / gitWalls[i]!));
-      return { clone: c.name, 'wall s': round(median(w) / 1000), 'peak RSS MB': round(Math.max(...rss.get(c.name)!), 0), 'x git': round(median(w) / gitWall), 'x git, per run': round(paired), note: '' };
+      // The client's CPU time (git clone's includes its index-pack; the server's is not counted).
+      const cpuS = median(cpu.get(c.name)!) / 1000;
+      const cpuGit = median(cpu.get('git clone')!) / 1000;
+      return {
+        clone: c.name,
+        'wall s': round(median(w) / 1000),
+        'peak RSS MB': round(Math.max(...rss.get(c.name)!), 0),
+        'x git': round(median(w) / gitWall),
+        'x git, per run': round(paired),
+        'client CPU s': round(cpuS),
+        'CPU x git': round(cpuS / cpuGit),
+        note: '',
+      };
     });
     const m = machine();
     const title =
@@ -128,7 +142,7 @@ async function main(): Promise<void> {
       repo: { objects: repo.objects, packBytes: repo.packBytes, head: repo.head },
       runs,
       machine: m,
-      results: cases.map((c) => ({ name: c.name, wallMs: walls.get(c.name)!, peakRssMB: rss.get(c.name)!, unavailable: c.unavailable ?? null })),
+      results: cases.map((c) => ({ name: c.name, wallMs: walls.get(c.name)!, peakRssMB: rss.get(c.name)!, cpuMs: cpu.get(c.name)!, unavailable: c.unavailable ?? null })),
       rows,
     });
     process.stdout.write(`wrote ${path}\n`);

@@ -261,8 +261,11 @@ test('oversize and malformed request lines get an ERR, and the daemon carries on
 test('--max-connections: the connection over the limit gets an ERR', async (t) => {
   const s = await served(t);
   const d = await startDaemon(t, [`--base-path=${s.base}`, '--max-connections=1']);
+  // A transfer in progress (a v2 session waiting for its command): connections that have not
+  // sent their request line yet do not count (they have --max-pending).
   const held = await holdConnection(t, d.port);
-  await d.proc.waitFor(/\[\d+:1\] Connection from/);
+  held.write(request('/repo.git', ['version=2']));
+  await d.proc.waitFor(/\[\d+:1\] Serving/);
   const r = await run('git', ['ls-remote', d.url('repo.git')]);
   t.not(r.code, 0);
   t.regex(r.stderr, /fatal: remote error: too many connections: the server allows 1; try again later/);

@@ -10,35 +10,13 @@ import { join } from 'node:path';
 import { git, mpgit, MPGIT, run, runOk, start } from './helpers/proc.js';
 import { faultProxy, startNginx, type Fault, type Nginx } from './helpers/nginx.js';
 import { gitDaemon } from './helpers/gitserve.js';
-import { bigRepo, commitUpstream, mpgitDaemon, offloadDirs, type MpgitDaemon } from './helpers/offload.js';
+import { bigRepo, checkClone, commitUpstream, fsckClean, mpgitDaemon, offloadDirs, type MpgitDaemon } from './helpers/offload.js';
 import { readState } from '../ts/offload/state.js';
 import { checkConnected, walkConnected } from '../ts/repo/connectivity.js';
 import { RESUME_DIR } from '../ts/client/resume.js';
 
 /** Short retry delays for the tests (the defaults are for real networks). */
 const FAST_RETRY = { MPGIT_URI_BACKOFF_MS: '100' };
-
-async function fsckClean(t: ExecutionContext, dir: string): Promise<void> {
-  const f = await run('git', ['fsck', '--strict', '--no-dangling'], { cwd: dir });
-  t.is(f.code, 0, f.stderr);
-  t.is(f.stderr.replace(/^Checking.*\n?/gm, ''), '');
-}
-
-async function checkClone(t: ExecutionContext, dir: string, repo: string): Promise<void> {
-  await fsckClean(t, dir);
-  t.is((await git(['status', '--porcelain'], { cwd: dir })).stdout, '');
-  const theirs = (await git(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/heads', 'refs/tags'], { cwd: repo })).stdout;
-  const ours = (await git(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/remotes/origin', 'refs/tags'], { cwd: dir })).stdout;
-  const norm = (s: string) =>
-    s
-      .split('\n')
-      .filter((l) => l && !l.endsWith('/HEAD'))
-      .map((l) => l.replace('refs/remotes/origin/', 'refs/heads/'))
-      .sort()
-      .join('\n');
-  t.is(norm(ours), norm(theirs));
-  t.false(existsSync(join(dir, RESUME_DIR)), 'no resume state left after a finished clone');
-}
 
 interface Served {
   base: string;

@@ -2,7 +2,9 @@
 // /usr/bin/time), print a table, write JSON to benches/out/<name>.json. Peak RSS is GNU time's
 // %M, the kernel's ru_maxrss for the command: the largest resident set any single process of
 // its tree reached (the command and every descendant it waited for, e.g. git clone's
-// index-pack), not a sum over processes running at once.
+// index-pack), not a sum over processes running at once. CPU time is GNU time's %U + %S: the
+// command's and its waited-for descendants' user and system time (on a shared machine, wall
+// time stretches with the others' load; CPU time much less).
 
 import { execFileSync, spawn } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +21,7 @@ const RUN_TIMEOUT_MS = 30 * 60_000;
 export interface Measured {
   wallMs: number;
   peakRssMB: number;
+  cpuMs: number;
   stdout: string;
 }
 
@@ -29,7 +32,7 @@ export function measure(cmd: string, args: string[], opts: { cwd?: string; env?:
   const report = join(scratch, 'time');
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn(TIME, ['-f', '%M', '-o', report, cmd, ...args], {
+    const child = spawn(TIME, ['-f', '%M %U %S', '-o', report, cmd, ...args], {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
       stdio: [opts.stdinFile ? 'pipe' : 'ignore', 'pipe', 'pipe'],
@@ -49,8 +52,8 @@ export function measure(cmd: string, args: string[], opts: { cwd?: string; env?:
       const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
       try {
         if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.slice(-2000)}`);
-        const kb = Number(readFileSync(report, 'utf8').trim().split('\n').pop());
-        resolve({ wallMs, peakRssMB: kb / 1024, stdout: out });
+        const [kb, user, sys] = readFileSync(report, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+        resolve({ wallMs, peakRssMB: kb! / 1024, cpuMs: (user! + sys!) * 1000, stdout: out });
       } catch (e) {
         reject(e);
       } finally {

@@ -2,11 +2,11 @@
 // the objects to want, HEAD, the config git writes for the same flags, and the refs (remote
 // branches, tags, a mirror's every ref; origin/HEAD).
 
-import { MpgitError } from '../errors.js';
+import { MpgitError, ProtocolError } from '../errors.js';
 import { formatConfig } from '../repo/config.js';
 import type { ObjectDb } from '../repo/odb.js';
 import { writePackedRefs, writeRef, writeSymref, type Ref } from '../repo/refs.js';
-import type { RemoteRef } from '../protocol/wire.js';
+import { refnameFormatOk, type RemoteRef } from '../protocol/wire.js';
 import type { CloneShape } from './clone-options.js';
 
 /** What of the shape the plan needs. */
@@ -24,6 +24,8 @@ export interface ClonePlan {
   singleBranch: boolean;
   /** The remote's HEAD branch (refs/heads/x), when it says. */
   remoteHead: string | null;
+  /** What the user should hear about the remote's refs (an invalid HEAD target). */
+  warnings: string[];
 }
 
 /** Decides what to fetch and what HEAD becomes, from the remote's refs and --branch. */
@@ -31,12 +33,7 @@ export function planClone(refs: RemoteRef[], branch: string | undefined, shape: 
   const singleBranch = shape.singleBranch && !shape.mirror;
   const byName = new Map(refs.map((r) => [r.name, r]));
   const head = byName.get('HEAD');
-  let remoteHead: string | null = head?.symref ?? null;
-  if (!remoteHead && head?.oid) {
-    // Servers that do not say where HEAD points: guess as git does, preferring the usual names.
-    const same = refs.filter((r) => r.name.startsWith('refs/heads/') && r.oid === head.oid);
-    remoteHead = (same.find((r) => r.name === 'refs/heads/main') ?? same.find((r) => r.name === 'refs/heads/master') ?? same[0])?.name ?? null;
-  }
+  const { remoteHead, warnings } = remoteHeadOf(refs, byName);
   let headRef: string | null;
   let headOid: string | null;
   let detached = false;
@@ -76,7 +73,37 @@ export function planClone(refs: RemoteRef[], branch: string | undefined, shape: 
     if (detached && headOid) wants.add(headOid);
   }
   const branchName = headRef?.startsWith('refs/heads/') ? headRef.slice('refs/heads/'.length) : null;
-  return { wants: [...wants], branch: branchName, headRef, headOid, detached, singleBranch, remoteHead };
+  return { wants: [...wants], branch: branchName, headRef, headOid, detached, singleBranch, remoteHead, warnings };
+}
+
+/**
+ * Where the remote's HEAD points, as git's guess_remote_head decides it: a symref target must
+ * be one of the branches or tags listed (else HEAD is detached at the commit HEAD names; a
+ * target failing the ref-name check can never be); with no symref, a branch at HEAD's commit.
+ */
+function remoteHeadOf(refs: RemoteRef[], byName: Map<string, RemoteRef>): { remoteHead: string | null; warnings: string[] } {
+  const head = byName.get('HEAD');
+  const warnings: string[] = [];
+  if (head?.symref !== undefined) {
+    const target = head.symref;
+    const valid = refnameFormatOk(target, { allowOneLevel: true });
+    if (!head.oid) {
+      // Unborn: git makes HEAD point there, which the ref store refuses for an invalid name.
+      if (!valid) throw new ProtocolError(`unable to update HEAD: the remote's unborn HEAD names ${JSON.stringify(target)}, not a valid ref name`, 'the server is broken or hostile; clone with --branch');
+      return { remoteHead: target, warnings };
+    }
+    const r = byName.get(target);
+    const remoteHead = r?.oid && (r.name.startsWith('refs/heads/') || r.name.startsWith('refs/tags/')) ? r.name : null;
+    if (!valid) warnings.push(`warning: the remote HEAD points to an invalid ref name ${JSON.stringify(target)}: HEAD is left detached`);
+    else if (!remoteHead) warnings.push(`warning: the remote HEAD points to ${target}, which it does not list: HEAD is left detached`);
+    return { remoteHead, warnings };
+  }
+  if (!head?.oid) return { remoteHead: null, warnings };
+  if (head.badSymref !== undefined) warnings.push(`warning: the remote's HEAD target is an invalid ref name, ignored: ${JSON.stringify(head.badSymref)}`);
+  // Servers that do not say where HEAD points: guess as git does, preferring the usual names.
+  const same = refs.filter((r) => r.name.startsWith('refs/heads/') && r.oid === head.oid);
+  const remoteHead = (same.find((r) => r.name === 'refs/heads/main') ?? same.find((r) => r.name === 'refs/heads/master') ?? same[0])?.name ?? null;
+  return { remoteHead, warnings };
 }
 
 /** The config git clone writes for the same flags (git's key order and spelling). */

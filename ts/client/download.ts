@@ -10,14 +10,20 @@ import { Agent, interceptors, type Dispatcher } from 'undici';
 import { mptcpConnector } from '../net/mptcp-connector.js';
 import { PACKFILE_URI_PROTOCOLS, type PackfileUri } from '../protocol/packfile-uris.js';
 import { Rate, type DownloadProgress } from './download-progress.js';
-import { attempt, UriDownloadError, type Job } from './pack-request.js';
-import { downloadPaths, fileSize, hashPrefix, readPartState, type PackStreamHash } from './partial-pack.js';
+import { attempt, label, UriDownloadError, type Job } from './pack-request.js';
+import { downloadPaths, hashPrefix, readPartState, type StreamCheck } from './partial-pack.js';
+import { fileSize } from '../file-size.js';
 import { isOid } from '../oid.js';
 
 export type { DownloadProgress, UriProgress, UriState } from './download-progress.js';
 export { DownloadProgressPrinter } from './download-progress.js';
 export { UriDownloadError } from './pack-request.js';
 export { downloadPaths, PackStreamHash } from './partial-pack.js';
+
+/** One download: a named pack, or a bundle (`hash` is then an id of its URI, nothing is named). */
+export interface UriDownload extends PackfileUri {
+  bundle?: boolean;
+}
 
 export interface RetryEvent {
   hash: string;
@@ -106,7 +112,7 @@ export function checkPackfileUri(p: PackfileUri, protocols: string[] = PACKFILE_
  * packs in the order given, or rejects with the first failure (others stop; their partial bytes
  * stay on disk for the next run).
  */
-export async function downloadPacks(list: PackfileUri[], opts: DownloadOptions): Promise<DownloadedPack[]> {
+export async function downloadPacks(list: UriDownload[], opts: DownloadOptions): Promise<DownloadedPack[]> {
   const protocols = opts.protocols ?? PACKFILE_URI_PROTOCOLS;
   const byHash = new Map<string, Job>();
   await mkdir(opts.dir, { recursive: true });
@@ -117,7 +123,7 @@ export async function downloadPacks(list: PackfileUri[], opts: DownloadOptions):
       if (!known.uris.includes(p.uri)) known.uris.push(p.uri);
       continue;
     }
-    const paths = downloadPaths(opts.dir, p.hash);
+    const paths = downloadPaths(opts.dir, p.hash, !!p.bundle);
     byHash.set(p.hash, {
       hash: p.hash,
       uris: [p.uri],
@@ -127,6 +133,7 @@ export async function downloadPacks(list: PackfileUri[], opts: DownloadOptions):
       stateFile: paths.state,
       final: paths.final,
       reused: 0,
+      bundle: !!p.bundle,
     });
   }
   const jobs = [...byHash.values()];
@@ -254,7 +261,7 @@ async function downloadOne(
   job.reused = onDisk;
   p.received = onDisk;
   p.total = state?.total ?? null;
-  const ctx: { hasher: PackStreamHash | null } = { hasher: null };
+  const ctx: { hasher: StreamCheck | null } = { hasher: null };
   let streak = 0;
   let restartedAfterMismatch = false;
 
@@ -272,7 +279,7 @@ async function downloadOne(
       state = await readPartState(job.stateFile, job.hash);
       // Re-read from disk whenever the hash is not in step with the file (a new process, a
       // failed write, a dropped partial).
-      if (!ctx.hasher || ctx.hasher.bytes !== onDisk) ctx.hasher = await hashPrefix(job.part, onDisk);
+      if (!ctx.hasher || ctx.hasher.bytes !== onDisk) ctx.hasher = await hashPrefix(job.part, onDisk, job.bundle);
       p.received = onDisk;
       const limits = { maxPackBytes: opts.maxPackBytes ?? DEFAULT_MAX_PACK, headersTimeoutMs: opts.headersTimeoutMs ?? DEFAULT_HEADERS_MS, stallTimeoutMs: opts.stallTimeoutMs ?? DEFAULT_STALL_MS };
       const r = await attempt(job, uri, onDisk, state, ctx, limits, dispatcher, signal, report);
@@ -284,13 +291,13 @@ async function downloadOne(
       const failure =
         e instanceof UriDownloadError
           ? e
-          : new UriDownloadError(uri, `downloading pack ${job.hash}: ${describeCause(e)}`, 'the URI server failed; run the same command again to resume', retryable, { cause: e });
+          : new UriDownloadError(uri, `downloading ${label(job)}: ${describeCause(e)}`, 'the URI server failed; run the same command again to resume', retryable, { cause: e });
       if (!retryable) throw failure;
       streak = p.fetched - before >= PROGRESS_BYTES ? 1 : streak + 1;
       if (streak > retries || p.attempts >= MAX_ATTEMPTS) {
         throw new UriDownloadError(
           uri,
-          `giving up on pack ${job.hash} after ${p.attempts} attempts: ${failure.message.replace(/ \([^()]*\)$/, '')}`,
+          `giving up on ${label(job)} after ${p.attempts} attempts: ${failure.message.replace(/ \([^()]*\)$/, '')}`,
           'the URI server keeps failing; what was downloaded is kept: run the same command again (or `mpgit clone --resume DIR`) to continue',
           false,
           { cause: e },
@@ -304,7 +311,13 @@ async function downloadOne(
       continue;
     }
     if (outcome === 'restart') {
+      // Each restart drops the partial: bounded like failures, or a server that always
+      // answers that way keeps us in a loop.
       ctx.hasher = null;
+      streak++;
+      if (streak > retries || p.attempts >= MAX_ATTEMPTS) {
+        throw new UriDownloadError(uri, `giving up on pack ${job.hash} after ${p.attempts} attempts: the server keeps answering the partial download with a different or unsatisfiable range`, 'report it to the server operator, or fetch with --no-packfile-uris', false);
+      }
       continue;
     }
     // The whole pack is on disk: check it.
@@ -314,9 +327,9 @@ async function downloadOne(
     try {
       sums = ctx.hasher!.finish();
     } catch (e) {
-      throw new UriDownloadError(uri, `pack ${job.hash} is not a pack: ${(e as Error).message}`, 'the URI serves something else than the pack; report it to the server operator');
+      throw new UriDownloadError(uri, `${label(job)} is not a pack: ${(e as Error).message}`, 'the URI serves something else than the pack; report it to the server operator');
     }
-    if (sums.computed !== sums.trailer || sums.trailer !== job.hash) {
+    if (sums.computed !== sums.trailer || (!job.bundle && sums.trailer !== job.hash)) {
       await rm(job.part, { force: true });
       await rm(job.stateFile, { force: true });
       // Bytes kept from an earlier run may have come from a different file behind the same

@@ -7,7 +7,7 @@ import { request, type Dispatcher } from 'undici';
 import { MpgitError } from '../errors.js';
 import { AGENT } from '../protocol/capabilities.js';
 import type { Rate, UriProgress } from './download-progress.js';
-import { PackStreamHash, writePartState, type PartState } from './partial-pack.js';
+import { newCheck, writePartState, type PartState, type StreamCheck } from './partial-pack.js';
 
 /** A packfile URI that could not be fetched or served bad bytes. */
 export class UriDownloadError extends MpgitError {
@@ -32,6 +32,13 @@ export interface Job {
   stateFile: string;
   final: string;
   reused: number;
+  /** A bundle: its header is checked, and its pack's trailer against its content only. */
+  bundle: boolean;
+}
+
+/** How messages name a download: a pack by its hash, a bundle by its URI (in the message). */
+export function label(job: Job): string {
+  return job.bundle ? 'bundle' : `pack ${job.hash}`;
 }
 
 export interface AttemptLimits {
@@ -60,7 +67,7 @@ export async function attempt(
   uri: string,
   onDisk: number,
   state: PartState | null,
-  ctx: { hasher: PackStreamHash | null },
+  ctx: { hasher: StreamCheck | null },
   limits: AttemptLimits,
   dispatcher: Dispatcher,
   signal: AbortSignal,
@@ -90,6 +97,11 @@ export async function attempt(
   const status = res.statusCode;
   const cr = parseContentRange(header(res.headers, 'content-range'));
   if (status === 416) {
+    if (onDisk === 0) {
+      // Nothing was asked for but the whole file: no partial to drop and start again from.
+      await res.body.dump().catch(() => {});
+      throw new UriDownloadError(uri, `HTTP 416 for pack ${job.hash}, asked for without a range`, 'the URI server refuses to serve the pack; report it to the server operator, or fetch with --no-packfile-uris');
+    }
     if (cr && 'unsatisfied' in cr && cr.unsatisfied === onDisk && onDisk > 0) {
       await res.body.dump().catch(() => {});
       return { outcome: 'complete', state };
@@ -98,11 +110,11 @@ export async function attempt(
   }
   if (status >= 500 || status === 408 || status === 429) {
     await res.body.dump().catch(() => {});
-    throw new UriDownloadError(uri, `HTTP ${status} for pack ${job.hash}`, 'the URI server failed; run the same command again to resume', true);
+    throw new UriDownloadError(uri, `HTTP ${status} for ${label(job)}`, 'the URI server failed; run the same command again to resume', true);
   }
   if (status !== 200 && status !== 206) {
     await res.body.dump().catch(() => {});
-    throw new UriDownloadError(uri, `HTTP ${status} for pack ${job.hash}`, status === 404 ? 'the server named a pack its URI server does not have; report it to the server operator, or fetch with --no-packfile-uris' : 'the URI server refused the download; report it to the server operator, or fetch with --no-packfile-uris');
+    throw new UriDownloadError(uri, `HTTP ${status} for ${label(job)}`, status === 404 ? 'the server named a pack its URI server does not have; report it to the server operator, or fetch with --no-packfile-uris' : 'the URI server refused the download; report it to the server operator, or fetch with --no-packfile-uris');
   }
   let offset = 0;
   let total: number | null = null;
@@ -116,14 +128,14 @@ export async function attempt(
       // The server ignored the range (or the file changed, per If-Range): start over.
       await rm(job.part, { force: true });
       p.received = 0;
-      ctx.hasher = new PackStreamHash();
+      ctx.hasher = newCheck(job.bundle);
       job.reused = 0;
     }
     total = Number.isFinite(length) ? length : null;
   }
   if (total !== null && total > maxBytes) {
     await res.body.dump().catch(() => {});
-    throw new UriDownloadError(uri, `pack ${job.hash} is ${total} bytes, over the limit of ${maxBytes}`, 'raise the download size limit if this pack is expected');
+    throw new UriDownloadError(uri, `${label(job)} is ${total} bytes, over the limit of ${maxBytes}`, 'raise the download size limit if this pack is expected');
   }
   const etag = header(res.headers, 'etag');
   const validator = etag && !etag.startsWith('W/') ? etag : (header(res.headers, 'last-modified') ?? null);
@@ -137,7 +149,7 @@ export async function attempt(
   try {
     fh = await open(job.part, offset === 0 ? 'w' : 'a');
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      if (p.received + chunk.length > maxBytes) throw new UriDownloadError(uri, `pack ${job.hash} exceeds the limit of ${maxBytes} bytes`, 'raise the download size limit if this pack is expected');
+      if (p.received + chunk.length > maxBytes) throw new UriDownloadError(uri, `${label(job)} exceeds the limit of ${maxBytes} bytes`, 'raise the download size limit if this pack is expected');
       try {
         hasher.update(chunk);
       } catch (e) {
@@ -145,7 +157,7 @@ export async function attempt(
         fh = null;
         await rm(job.part, { force: true });
         await rm(job.stateFile, { force: true });
-        throw new UriDownloadError(uri, `pack ${job.hash}: ${(e as Error).message}`, 'the URI serves something else than a pack; report it to the server operator, or fetch with --no-packfile-uris');
+        throw new UriDownloadError(uri, `${label(job)}: ${(e as Error).message}`, 'the URI serves something else than a pack; report it to the server operator, or fetch with --no-packfile-uris');
       }
       await fh.write(chunk);
       p.received += chunk.length;
@@ -157,7 +169,7 @@ export async function attempt(
     await fh?.close();
   }
   if (expectEnd !== null && p.received !== expectEnd) {
-    throw new UriDownloadError(uri, `pack ${job.hash}: body ended at ${p.received} of ${expectEnd} bytes`, 'the connection was cut; run the same command again to resume', true);
+    throw new UriDownloadError(uri, `${label(job)}: body ended at ${p.received} of ${expectEnd} bytes`, 'the connection was cut; run the same command again to resume', true);
   }
   return { outcome: 'complete', state: newState };
 }

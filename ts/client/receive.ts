@@ -25,6 +25,8 @@ export interface ReceivedPack {
 export interface ReceiveOptions {
   /** Local objects to complete a thin pack with (fetch); none for clone. */
   fixThin?: ObjectReader;
+  /** zlib level of the bases appended to a thin pack (the repository's: repo/compression.ts). */
+  compressionLevel?: number;
   /** Progress meters go here (null: quiet). */
   progress: ProgressSink | null;
 }
@@ -92,7 +94,7 @@ export async function receivePack(src: AsyncIterable<Buffer>, gitDir: string, op
         if (obj) ix.addBase(oid, obj.type, obj.data);
       }
     }
-    const r = await ix.finish({ idxPath: tmpIdx, revPath: null, fixThin: !!opts.fixThin });
+    const r = await ix.finish({ idxPath: tmpIdx, revPath: null, fixThin: !!opts.fixThin, compressionLevel: opts.compressionLevel });
     if (r.deltaCount) {
       resolving.setTotal(r.deltaCount);
       resolving.done(r.deltaCount);

@@ -18,6 +18,8 @@ interface CloneCliOptions {
   verbose?: boolean;
   progress?: boolean;
   packfileUris?: boolean;
+  /** --bundle-uri URL, or false for --no-bundle-uri. */
+  bundleUri?: string | false;
   resume?: boolean;
   checkout?: boolean;
   singleBranch?: boolean;
@@ -49,6 +51,8 @@ export function registerClone(program: Command): void {
     .option('-v, --verbose', 'report the transport (TCP or MPTCP, subflows)')
     .option('--progress', 'show progress even when stderr is not a terminal')
     .option('--no-packfile-uris', 'do not ask the server for packfile URIs (get everything from it)')
+    .option('--bundle-uri <uri>', 'seed the clone from a bundle or bundle list (http, https or file) before fetching the rest')
+    .option('--no-bundle-uri', 'do not use the bundles the server advertises (as transfer.bundleURI=false)')
     .option('--resume', 'finish the interrupted clone in <url> (given as its directory), continuing its downloads')
     .action(async (url: string, dir: string | undefined, o: CloneCliOptions) => {
       // Loaded on use: the CLI starts fast whatever command runs.
@@ -88,6 +92,8 @@ export function registerClone(program: Command): void {
           filter: o.filter,
           recurseSubmodules: o.recurseSubmodules,
           packfileUris: o.packfileUris,
+          bundleUri: o.bundleUri || undefined,
+          bundleUris: o.bundleUri === false ? false : undefined,
           ...out,
           onTempDir: (d) => (tmp = d),
         });

@@ -12,6 +12,8 @@ import { defaultThreads, indexPackFile, indexStream, pickImpl, siblingPath, type
 import { Progress, stderrSink } from '../progress.js';
 import { ObjectDb } from '../repo/odb.js';
 import { findRepository } from '../repo/layout.js';
+import { zlibCompressionLevel } from '../repo/compression.js';
+import { readConfig } from '../config/read.js';
 
 interface Opts {
   threads?: string;
@@ -91,6 +93,7 @@ async function indexPack(pack: string | undefined, opts: Opts): Promise<void> {
       idxPath: idx,
       revPath: rev,
       fixThin: opts.fixThin ? await ObjectDb.open(gitDir!) : undefined,
+      compressionLevel: opts.fixThin ? zlibCompressionLevel(readConfig(gitDir!).config) : undefined,
       onProgress: (p) => meter.update(p),
     });
     meter.done(r);

@@ -1,4 +1,4 @@
-// `mpgit offload REPO --publish DIR --base-url URL (--min-size SIZE | --base REF) [--refresh]`:
+// `mpgit offload REPO --publish DIR --base-url URL (--min-size SIZE | --base REF [--bundles]) [--refresh]`:
 // prepares packfile-URI offload for a repository. Packs go to DIR (served by any HTTP server at
 // URL); the state goes into the repository, where `mpgit daemon` finds it on its own.
 
@@ -12,6 +12,7 @@ interface Opts {
   minSize?: string;
   base?: string;
   refresh?: boolean;
+  bundles?: boolean;
   quiet?: boolean;
 }
 
@@ -25,6 +26,7 @@ export function registerOffload(program: Command): void {
     .option('--min-size <size>', 'blob mode: offload every blob of at least this size (e.g. 1m)')
     .option('--base <ref>', 'base-pack mode: offload everything reachable from this ref or commit')
     .option('--refresh', 'publish what changed since the last run (new blobs, or the base ref\'s new target)')
+    .option('--bundles', 'base-pack mode: publish bundles too (a base bundle, then increments), advertised by `mpgit daemon` with bundle-uri')
     .option('-q, --quiet', 'print nothing but errors')
     .action(async (repo: string, opts: Opts) => {
       if ((opts.minSize === undefined) === (opts.base === undefined)) {
@@ -41,6 +43,7 @@ export function registerOffload(program: Command): void {
         minSize: opts.minSize !== undefined ? parseSize(opts.minSize) : undefined,
         base: opts.base,
         refresh: !!opts.refresh,
+        bundles: !!opts.bundles,
         log,
       });
       if (opts.quiet) return;
@@ -48,5 +51,12 @@ export function registerOffload(program: Command): void {
       const bytes = live.reduce((a, p) => a + (p.kind === 'config' ? 0 : p.size), 0);
       process.stdout.write(`offload (${r.state.mode} mode) ready in ${r.gitDir}: ${live.length} pack${live.length === 1 ? '' : 's'} named to clients, ${humanBytes(bytes)} published\n`);
       for (const p of live) process.stdout.write(`  ${p.hash} ${packUri(r.state, p)}\n`);
+      if (r.state.bundlesOn) {
+        const { bundleUri, BUNDLE_LIST_FILE } = await import('../offload/bundles.js');
+        const { liveBundles } = await import('../offload/state.js');
+        const bundles = liveBundles(r.state);
+        process.stdout.write(`bundles (creationToken heuristic, list at ${r.state.baseUrl.replace(/\/+$/, '')}/${BUNDLE_LIST_FILE}): ${bundles.length} listed\n`);
+        for (const b of bundles) process.stdout.write(`  ${b.creationToken} ${bundleUri(r.state, b)}\n`);
+      }
     });
 }

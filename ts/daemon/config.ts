@@ -1,5 +1,5 @@
-// The daemon's settings: one table names each setting's config-file key, its flag, its zod
-// schema, what it expects and its default. A JSON file (--config) and the command line are both
+// The daemon's settings: ./options.ts names each setting's flag and help, this file its zod
+// schema, what it expects and its default, by the same keys (the config-file keys). A JSON file (--config) and the command line are both
 // validated against it; flags override the file. Errors name the key (or flag), the value and
 // what is expected.
 
@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { SERVICE_NAMES, type ServiceName } from './service-names.js';
+import { DAEMON_OPTIONS, type OptionKey } from './options.js';
 
 export { SERVICE_NAMES, type ServiceName } from './service-names.js';
 
@@ -27,47 +28,49 @@ const scaled = (units: string) =>
   }, z.number().int().min(0));
 const seconds = z.number().finite().min(0);
 
-/** Every setting: key in the file, flag on the command line, schema, what it expects. */
+/** Every setting's schema and what it expects, by key (its flag and help: ./options.ts). */
 const FIELDS = {
-  basePath: { flag: '--base-path', schema: z.string().min(1), expects: 'a directory path' },
-  basePathRelaxed: { flag: '--base-path-relaxed', schema: z.boolean(), expects: 'true or false' },
-  exportAll: { flag: '--export-all', schema: z.boolean(), expects: 'true or false' },
-  directories: { flag: '[directory...]', schema: z.array(z.string().min(1)), expects: 'a list of directory paths' },
-  strictPaths: { flag: '--strict-paths', schema: z.boolean(), expects: 'true or false' },
-  userPath: { flag: '--user-path', schema: z.union([z.boolean(), z.string()]), expects: 'true, false or a path relative to the home directory' },
-  interpolatedPath: { flag: '--interpolated-path', schema: z.string().min(1), expects: 'a path template using %H %CH %IP %P %D %%' },
-  listen: { flag: '--listen', schema: z.array(z.string().min(1)), expects: 'a list of host names or IP addresses' },
-  port: { flag: '--port', schema: z.number().int().min(0).max(65535), expects: 'an integer from 0 to 65535' },
-  mptcp: { flag: '--mptcp', schema: z.boolean(), expects: 'true or false' },
-  reuseaddr: { flag: '--reuseaddr', schema: z.boolean(), expects: 'true or false' },
-  enable: { flag: '--enable', schema: z.array(service), expects: `a list of services (${SERVICE_NAMES.join(', ')})` },
-  disable: { flag: '--disable', schema: z.array(service), expects: `a list of services (${SERVICE_NAMES.join(', ')})` },
-  allowOverride: { flag: '--allow-override', schema: z.array(service), expects: `a list of services (${SERVICE_NAMES.join(', ')})` },
-  forbidOverride: { flag: '--forbid-override', schema: z.array(service), expects: `a list of services (${SERVICE_NAMES.join(', ')})` },
-  informativeErrors: { flag: '--informative-errors', schema: z.boolean(), expects: 'true or false' },
-  maxConnections: { flag: '--max-connections', schema: z.number().int().min(0), expects: 'an integer of 0 (no limit) or more' },
-  timeout: { flag: '--timeout', schema: z.number().int().min(0), expects: 'a whole number of seconds (0: no timeout)' },
-  initTimeout: { flag: '--init-timeout', schema: seconds.positive(), expects: 'a number of seconds above 0' },
-  bindTimeout: { flag: '--bind-timeout', schema: seconds, expects: 'a number of seconds (0: no retry)' },
-  gracePeriod: { flag: '--grace-period', schema: seconds, expects: 'a number of seconds' },
-  accessHook: { flag: '--access-hook', schema: z.string().min(1), expects: 'the path of an executable' },
-  user: { flag: '--user', schema: z.string().min(1), expects: 'a user name or id' },
-  group: { flag: '--group', schema: z.string().min(1), expects: 'a group name or id' },
-  pidFile: { flag: '--pid-file', schema: z.string().min(1), expects: 'a file path' },
-  inetd: { flag: '--inetd', schema: z.boolean(), expects: 'true or false' },
-  detach: { flag: '--detach', schema: z.boolean(), expects: 'true or false' },
-  logFormat: { flag: '--log-format', schema: z.enum(['human', 'json']), expects: '"human" or "json"' },
-  logDestination: { flag: '--log-destination', schema: z.enum(['stderr', 'syslog', 'file', 'none']), expects: '"stderr", "syslog", "file" (with --log-file) or "none"' },
-  syslog: { flag: '--syslog', schema: z.boolean(), expects: 'true or false' },
-  verbose: { flag: '--verbose', schema: z.boolean(), expects: 'true or false' },
-  logFile: { flag: '--log-file', schema: z.string().min(1), expects: 'a file path (reopened on SIGUSR1)' },
-  packCache: { flag: '--pack-cache', schema: z.boolean(), expects: 'true or false' },
-  cacheDir: { flag: '--cache-dir', schema: z.string().min(1), expects: 'a directory path' },
-  cacheMaxBytes: { flag: '--cache-max-bytes', schema: scaled('kmgt'), expects: 'a size in bytes (suffix k, m, g or t allowed)' },
-  cacheMaxAge: { flag: '--cache-max-age', schema: scaled('smhd'), expects: 'a number of seconds (suffix s, m, h or d allowed)' },
-  cacheMinOccurrences: { flag: '--cache-min-occurrences', schema: z.number().int().min(1), expects: 'an integer of 1 or more' },
-  metricsListen: { flag: '--metrics-listen', schema: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/), expects: 'ADDR:PORT (e.g. 127.0.0.1:9419 or [::1]:9419)' },
-} as const;
+  basePath: { schema: z.string().min(1), expects: 'a directory path' },
+  basePathRelaxed: { schema: z.boolean(), expects: 'true or false' },
+  exportAll: { schema: z.boolean(), expects: 'true or false' },
+  directories: { schema: z.array(z.string().min(1)), expects: 'a list of directory paths' },
+  strictPaths: { schema: z.boolean(), expects: 'true or false' },
+  userPath: { schema: z.union([z.boolean(), z.string()]), expects: 'true, false or a path relative to the home directory' },
+  interpolatedPath: { schema: z.string().min(1), expects: 'a path template using %H %CH %IP %P %D %%' },
+  listen: { schema: z.array(z.string().min(1)), expects: 'a list of host names or IP addresses' },
+  port: { schema: z.number().int().min(0).max(65535), expects: 'an integer from 0 to 65535' },
+  mptcp: { schema: z.boolean(), expects: 'true or false' },
+  reuseaddr: { schema: z.boolean(), expects: 'true or false' },
+  enable: { schema: z.array(service), expects: `a list of services (${SERVICE_NAMES.join(', ')})` },
+  disable: { schema: z.array(service), expects: `a list of services (${SERVICE_NAMES.join(', ')})` },
+  allowOverride: { schema: z.array(service), expects: `a list of services (${SERVICE_NAMES.join(', ')})` },
+  forbidOverride: { schema: z.array(service), expects: `a list of services (${SERVICE_NAMES.join(', ')})` },
+  informativeErrors: { schema: z.boolean(), expects: 'true or false' },
+  maxConnections: { schema: z.number().int().min(0), expects: 'an integer of 0 (no limit) or more' },
+  maxPending: { schema: z.number().int().min(0), expects: 'an integer of 0 (no limit) or more' },
+  maxPendingPerAddress: { schema: z.number().int().min(0), expects: 'an integer of 0 (no limit) or more' },
+  timeout: { schema: z.number().int().min(0), expects: 'a whole number of seconds (0: no timeout)' },
+  initTimeout: { schema: seconds.positive(), expects: 'a number of seconds above 0' },
+  bindTimeout: { schema: seconds, expects: 'a number of seconds (0: no retry)' },
+  gracePeriod: { schema: seconds, expects: 'a number of seconds' },
+  accessHook: { schema: z.string().min(1), expects: 'the path of an executable' },
+  user: { schema: z.string().min(1), expects: 'a user name or id' },
+  group: { schema: z.string().min(1), expects: 'a group name or id' },
+  pidFile: { schema: z.string().min(1), expects: 'a file path' },
+  inetd: { schema: z.boolean(), expects: 'true or false' },
+  detach: { schema: z.boolean(), expects: 'true or false' },
+  logFormat: { schema: z.enum(['human', 'json']), expects: '"human" or "json"' },
+  logDestination: { schema: z.enum(['stderr', 'syslog', 'file', 'none']), expects: '"stderr", "syslog", "file" (with --log-file) or "none"' },
+  syslog: { schema: z.boolean(), expects: 'true or false' },
+  verbose: { schema: z.boolean(), expects: 'true or false' },
+  logFile: { schema: z.string().min(1), expects: 'a file path (reopened on SIGUSR1)' },
+  packCache: { schema: z.boolean(), expects: 'true or false' },
+  cacheDir: { schema: z.string().min(1), expects: 'a directory path' },
+  cacheMaxBytes: { schema: scaled('kmgt'), expects: 'a size in bytes (suffix k, m, g or t allowed)' },
+  cacheMaxAge: { schema: scaled('smhd'), expects: 'a number of seconds (suffix s, m, h or d allowed)' },
+  cacheMinOccurrences: { schema: z.number().int().min(1), expects: 'an integer of 1 or more' },
+  metricsListen: { schema: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/), expects: 'ADDR:PORT (e.g. 127.0.0.1:9419 or [::1]:9419)' },
+} as const satisfies Record<OptionKey | 'directories', { schema: z.ZodType; expects: string }>;
 
 type Fields = typeof FIELDS;
 export type SettingKey = keyof Fields;
@@ -93,6 +96,9 @@ export interface DaemonConfig {
   forbidOverride: ServiceName[];
   informativeErrors: boolean;
   maxConnections: number;
+  /** Connections without their request line yet, overall and per address (0: no limit). */
+  maxPending: number;
+  maxPendingPerAddress: number;
   /** Seconds of inactivity after which upload-pack gives up (git upload-pack --timeout). */
   timeout: number;
   /** Seconds a client has to send its request line. */
@@ -144,6 +150,8 @@ export const DEFAULTS: DaemonConfig = {
   forbidOverride: [],
   informativeErrors: false,
   maxConnections: 32,
+  maxPending: 64,
+  maxPendingPerAddress: 16,
   timeout: 600,
   initTimeout: 30,
   bindTimeout: 10,
@@ -173,9 +181,9 @@ const fileSchema = z.strictObject(
   },
 );
 
-/** The flag of a setting (for messages and for `--help` cross-references). */
-export function flagOf(key: SettingKey): string {
-  return FIELDS[key].flag;
+/** How the command line names a setting. */
+function flagOf(key: SettingKey): string {
+  return key === 'directories' ? '[directory...]' : DAEMON_OPTIONS[key].flag;
 }
 
 function show(v: unknown): string {
@@ -203,7 +211,7 @@ function validate(data: unknown, source: 'file' | 'flags', where: string): Setti
     }
     const key = issue.path[0] as SettingKey | undefined;
     const field = key !== undefined ? FIELDS[key] : undefined;
-    const name = source === 'flags' && field ? `option ${field.flag}` : `key ${show(pathText(issue.path))}`;
+    const name = source === 'flags' && key !== undefined && field ? `option ${flagOf(key)}` : `key ${show(pathText(issue.path))}`;
     const expects = field?.expects ?? 'an object of settings';
     lines.push(`${name}: value ${show(issue.input)} is not valid: expected ${expects}`);
   }

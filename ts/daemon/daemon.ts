@@ -14,6 +14,9 @@ import { SyslogWriter } from './syslog.js';
 import { LogFile } from './logfile.js';
 import { bindListeners, systemdListeners, type Listener } from './listeners.js';
 import { handleConnection, type ConnectionIO, type ServiceHook } from './connection.js';
+import { IdleWatch } from './idle.js';
+import { PendingBudget, PendingDroppedError } from './pending.js';
+import { pkt } from '../pktline.js';
 import { core } from '../core/index.js';
 import { lookupUser } from './users.js';
 import { logAccess } from './access.js';
@@ -36,6 +39,12 @@ interface Live {
   id: number;
   socket: net.Socket;
   child: ChildProcess | null;
+  /** The service process has the socket itself (not relayed through the daemon). */
+  handedOver: boolean;
+  /** Still waiting for the request line (counted by the pending budget, not --max-connections). */
+  pending: boolean;
+  address: string;
+  since: number;
 }
 
 /** The log the settings ask for; `warn` takes the syslog writer's one warning (default stderr). */
@@ -84,6 +93,8 @@ export class Daemon {
   private early: [net.Socket, Listener][] = [];
   private stopping: Promise<void> | null = null;
   private idle: (() => void) | null = null;
+  private readonly idleWatch: IdleWatch<number>;
+  private readonly pendingBudget = new PendingBudget<Live>(() => ({ maxPending: this.cfg.maxPending, maxPerAddress: this.cfg.maxPendingPerAddress }));
   /** The pack cache (null: off, by setting or because it could not start). */
   packCache: PackCache | null = null;
   metrics: DaemonMetrics | null = null;
@@ -92,6 +103,9 @@ export class Daemon {
   private constructor(readonly cfg: DaemonConfig, opts: DaemonOptions) {
     this.log = opts.log ?? makeLog(cfg);
     this.hooks = opts.hooks ?? [];
+    this.idleWatch = new IdleWatch(() => this.cfg.timeout * 1000, () => this.live.entries(), (id) => this.timedOut(id), () =>
+      this.log.notice('timeout-blind', 'No connection counters (native addon not loaded): --timeout is left to git upload-pack for connections handed to it', {}),
+    );
   }
 
   /** Binds (or adopts systemd's sockets), drops privileges, writes the pid file, logs "Ready". */
@@ -113,6 +127,7 @@ export class Daemon {
       throw e;
     }
     d.accepting = true;
+    d.idleWatch.start();
     const where = d.listeners.map((l) => `${hostPort(l.address, l.port)}${l.mptcp ? ' (MPTCP)' : l.mptcp === null ? '' : ' (TCP)'}`).join(', ');
     d.readyText = `Ready to rumble: listening on ${where}${activated ? ' (sockets from systemd)' : ''}; bound in ${bindMs} ms`;
     d.log.notice('ready', d.readyText, {
@@ -173,8 +188,9 @@ export class Daemon {
       return;
     }
     const id = ++this.nextId;
+    const entry: Live = { id, socket, child: null, handedOver: false, pending: true, address: socket.remoteAddress ?? '', since: Date.now() };
+    if (!this.admitPending(entry)) return;
     const info = connInfo(socket);
-    const entry: Live = { id, socket, child: null };
     this.live.set(id, entry);
     this.metrics?.opened(info ? info.mptcp : listener.mptcp === false ? false : null);
     const io: ConnectionIO = {
@@ -186,21 +202,65 @@ export class Daemon {
       infoFd: socketFd(socket),
       remote: socket.remoteAddress ? { address: socket.remoteAddress, port: socket.remotePort ?? 0 } : null,
       mptcp: info ? info.mptcp : listener.mptcp === false ? false : null,
-      overLimit: this.cfg.maxConnections > 0 && this.live.size > this.cfg.maxConnections,
+      overLimit: () => {
+        this.pendingBudget.done(entry);
+        entry.pending = false;
+        return this.cfg.maxConnections > 0 && this.active() > this.cfg.maxConnections;
+      },
     };
     const metrics = this.metrics;
     const onFinished = (r: TransferRecord, log: ConnLog) => {
       logAccess(log, r);
       metrics?.finished(r);
     };
-    handleConnection(io, { cfg: this.cfg, log: this.log, hooks: this.hooks, onChild: (c) => (entry.child = c), packCache: this.packCache, onFinished })
+    handleConnection(io, { cfg: this.cfg, log: this.log, hooks: this.hooks, onChild: (c, handedOver) => Object.assign(entry, { child: c, handedOver }), packCache: this.packCache, onFinished })
       .catch((e) => this.log.error('internal-error', `connection ${id}: ${(e as Error).stack ?? e}`))
       .finally(() => {
+        this.pendingBudget.done(entry);
         socket.destroy();
         metrics?.closed();
         this.live.delete(id);
+        this.idleWatch.forget(id);
         if (this.live.size === 0) this.idle?.();
       });
+  }
+
+  /** Connections past their request line (what --max-connections counts). */
+  private active(): number {
+    let n = 0;
+    for (const c of this.live.values()) if (!c.pending) n++;
+    return n;
+  }
+
+  /**
+   * The pending budget: stale connections pushed out make room (each logged and closed);
+   * a newcomer with no room is refused with an ERR. False when refused.
+   */
+  private admitPending(entry: Live): boolean {
+    const { evict, refuse } = this.pendingBudget.admit(entry);
+    for (const e of evict) {
+      const why = `Dropped: no request line after ${((Date.now() - e.since) / 1000).toFixed(1)} s, to make room for a new connection (--max-pending, --max-pending-per-address)`;
+      this.log.connection(e.id).error('pending-dropped', why, { address: e.address });
+      e.socket.destroy(new PendingDroppedError(why));
+    }
+    if (!refuse) return true;
+    this.log.error('too-many-pending', `Refused a connection from ${entry.address}: ${this.cfg.maxPending} connections opened within the last second wait for their request line (--max-pending)`, { address: entry.address });
+    entry.socket.end(pkt(`ERR too many connections waiting to send a request (--max-pending ${this.cfg.maxPending}); try again later`));
+    setTimeout(() => entry.socket.destroy(), 1000).unref();
+    return false;
+  }
+
+  /** Nothing moved on a connection for --timeout: its service is ended and its socket closed. */
+  private timedOut(id: number): void {
+    const c = this.live.get(id);
+    if (!c) return;
+    this.log.connection(id).error('idle-timeout', `Timeout: no traffic for ${this.cfg.timeout} s: ending the connection`, { timeoutS: this.cfg.timeout });
+    const child = c.child;
+    if (child) {
+      signalService(child, 'SIGTERM');
+      setTimeout(() => signalService(child, 'SIGKILL'), KILL_WAIT_MS).unref();
+    }
+    c.socket.destroy();
   }
 
   /**
@@ -227,6 +287,7 @@ export class Daemon {
         await this.waitIdle(KILL_WAIT_MS);
       }
     }
+    this.idleWatch.stop();
     this.metricsServer?.close();
     await this.packCache?.close();
     this.log.notice('stopped', 'Stopped', {});
@@ -239,18 +300,14 @@ export class Daemon {
     for (const l of this.listeners) l.server.close();
     this.signalAll('SIGKILL');
     await this.waitIdle(KILL_WAIT_MS);
+    this.idleWatch.stop();
     if (this.cfg.pidFile) await rm(this.cfg.pidFile, { force: true });
   }
 
   private signalAll(sig: NodeJS.Signals): void {
     for (const c of this.live.values()) {
-      if (c.child?.pid && c.child.exitCode === null && c.child.signalCode === null) {
-        try {
-          process.kill(-c.child.pid, sig); // the service's whole group (pack-objects too)
-        } catch {
-          c.child.kill(sig);
-        }
-      } else if (!c.child) c.socket.destroy();
+      if (c.child) signalService(c.child, sig);
+      else c.socket.destroy();
     }
   }
 
@@ -267,6 +324,16 @@ export class Daemon {
         resolve(true);
       };
     });
+  }
+}
+
+/** Signals a service process that still runs, with its whole group (pack-objects too). */
+function signalService(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (!child.pid || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, sig);
+  } catch {
+    child.kill(sig);
   }
 }
 
@@ -292,7 +359,7 @@ export async function serveInetd(cfg: DaemonConfig, opts: DaemonOptions = {}): P
     infoFd: sock ? 0 : null,
     remote: sock ? { address: sock.remoteAddress!, port: sock.remotePort ?? 0 } : null,
     mptcp,
-    overLimit: false,
+    overLimit: () => false,
   };
   await dropPrivileges(cfg);
   const r = await handleConnection(io, { cfg, log, hooks: opts.hooks ?? [], onChild: () => {}, onFinished: (t, l) => logAccess(l, t) });

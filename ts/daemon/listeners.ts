@@ -6,7 +6,7 @@
 
 import net from 'node:net';
 import { closeSync } from 'node:fs';
-import { core } from '../core/index.js';
+import { core, netMissing } from '../core/index.js';
 import { resolveAll } from '../net/socket.js';
 import { MpgitError } from '../errors.js';
 import { hostPort, type DaemonLog } from './log.js';
@@ -73,13 +73,20 @@ function hintFor(errno: string, port: number): string {
   }
 }
 
+/**
+ * Accepted sockets start paused (the request line is read on our terms), and stay writable
+ * after the client's FIN: a client may shut down its sending side once its request is out
+ * (`nc -N`, scripts), and still gets its whole answer, as from git daemon.
+ */
+const SERVER_OPTIONS: net.ServerOpts = { pauseOnConnect: true, allowHalfOpen: true };
+
 /** One bound-and-listening socket: its descriptor (made in Rust) or a node server (no addon). */
 type Bound = { fd: number; mptcp: boolean; fallback: string | null } | { server: net.Server };
 
 async function bindOnce(ip: string, port: number, mptcp: boolean, backlog: number): Promise<Bound> {
   if (core.net) return core.net.listenSocket(ip, port, mptcp, backlog);
   // Without the addon: node's own listener (libuv sets SO_REUSEADDR on it too).
-  const server = net.createServer({ pauseOnConnect: true });
+  const server = net.createServer(SERVER_OPTIONS);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: ip, port, backlog, ipv6Only: ip.includes(':'), exclusive: true }, () => {
@@ -99,7 +106,7 @@ function errnoOf(e: unknown): string {
 }
 
 function adopt(b: Bound, opts: Pick<BindOptions, 'log' | 'onConnection'>, from: Listener['from'], ip: string | null): Promise<Listener> {
-  const server = 'server' in b ? b.server : net.createServer({ pauseOnConnect: true });
+  const server = 'server' in b ? b.server : net.createServer(SERVER_OPTIONS);
   const listener: Listener = { server, address: ip ?? '', port: 0, mptcp: 'server' in b ? false : b.mptcp, from };
   server.on('connection', (socket: net.Socket) => {
     // Keepalive on an MPTCP socket applies to every subflow: a link that dies while the
@@ -160,7 +167,7 @@ async function targets(listen: string[]): Promise<{ ip: string; optional: boolea
 export async function bindListeners(opts: BindOptions): Promise<Listener[]> {
   const backlog = opts.backlog ?? BACKLOG;
   const want = await targets(opts.listen);
-  if (opts.mptcp && !core.net) opts.log.notice('mptcp-fallback', `MPTCP needs the native addon (${core.loadError}): listening with plain TCP`, { reason: core.loadError });
+  if (opts.mptcp && !core.net) opts.log.notice('mptcp-fallback', `${netMissing()}: listening with plain TCP`, { reason: netMissing() });
   const bound = new Map<string, Bound>();
   const warned = new Set<string>();
   const skipped = new Set<string>();

@@ -4,7 +4,7 @@
 // without offload) is left to git upload-pack.
 
 import type { ServiceHook } from './connection.js';
-import { livePacks, loadStateCached } from '../offload/state.js';
+import { liveBundles, livePacks, loadStateCached } from '../offload/state.js';
 import { serveV2 } from '../serve/serve.js';
 
 export const offloadHook: ServiceHook = async (call) => {
@@ -17,8 +17,11 @@ export const offloadHook: ServiceHook = async (call) => {
     call.log.error('offload-state', `offload state of '${call.gitDir}' unreadable, serving without packfile URIs: ${(e as Error).message}`);
     return null;
   }
-  if (!state || !livePacks(state).length) return null;
-  call.log.info('offload', `Serving '${call.gitDir}' in-process (protocol v2 with packfile URIs, ${state.mode} mode)`, { gitDir: call.gitDir, mode: state.mode });
+  // git 2.39's upload-pack has no bundle-uri command: a repository with bundles is ours to serve.
+  if (!state) return null;
+  const bundles = liveBundles(state).length;
+  if (!livePacks(state).length && !bundles) return null;
+  call.log.info('offload', `Serving '${call.gitDir}' in-process (protocol v2 with packfile URIs${bundles ? ` and ${bundles} bundle URIs` : ''}, ${state.mode} mode)`, { gitDir: call.gitDir, mode: state.mode, bundles });
   const stats = await serveV2({
     gitDir: call.gitDir,
     input: call.input,
@@ -27,6 +30,6 @@ export const offloadHook: ServiceHook = async (call) => {
     log: (msg) => call.log.info('offload', msg),
   });
   call.served.packfileUris += stats.packfileUris;
-  call.log.info('offload-done', `offload session: ${stats.commands} commands, ${stats.fetches} packs, ${stats.packfileUris} packfile URIs, ${stats.bytesOut} bytes`, { ...stats });
+  call.log.info('offload-done', `offload session: ${stats.commands} commands, ${stats.fetches} packs, ${stats.packfileUris} packfile URIs, ${stats.bundleLists} bundle lists, ${stats.bytesOut} bytes`, { ...stats });
   return 0;
 };

@@ -128,10 +128,23 @@ export function spawnService(opts: {
     child.stdin!.write(opts.leftover);
     releaseReading(input);
     input.pipe(child.stdin!);
-    child.stdout!.pipe(output, { end: false });
+    const out = child.stdout!;
+    out.pipe(output, { end: false });
+    // Once the client cannot take more (reset, closed), the rest of the answer is read and
+    // dropped: a service blocked on a full pipe would never exit, and its slot never free.
+    const drop = () => {
+      out.unpipe(output);
+      out.resume();
+    };
+    output.once('error', drop);
+    output.once('close', drop);
     relayed = new Promise((r) => {
-      child.stdout!.once('close', () => r());
-      child.stdout!.once('error', () => r());
+      out.once('close', () => r());
+      out.once('error', () => r());
+    });
+    void relayed.then(() => {
+      output.off('error', drop);
+      output.off('close', drop);
     });
   }
   relayLines(child.stderr!, opts.onStderrLine);

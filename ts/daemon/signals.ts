@@ -10,7 +10,7 @@ import type { DaemonLog } from './log.js';
 /** Settings a running daemon takes over on SIGHUP. */
 const LIVE: readonly (keyof DaemonConfig)[] = [
   'basePath', 'basePathRelaxed', 'exportAll', 'directories', 'strictPaths', 'userPath', 'interpolatedPath',
-  'enable', 'disable', 'allowOverride', 'forbidOverride', 'informativeErrors', 'maxConnections', 'timeout',
+  'enable', 'disable', 'allowOverride', 'forbidOverride', 'informativeErrors', 'maxConnections', 'maxPending', 'maxPendingPerAddress', 'timeout',
   'initTimeout', 'gracePeriod', 'accessHook', 'logFormat', 'verbose', 'packCache', 'cacheMaxBytes', 'cacheMaxAge',
   'cacheMinOccurrences',
 ];

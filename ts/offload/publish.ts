@@ -25,8 +25,10 @@ import { ConfigError } from '../errors.js';
 import { humanBytes } from '../progress.js';
 import { GitCommandError, gitLines, gitText, objectTypes, resolveGitDir, runGit, spawnGit } from '../git.js';
 import { warmCloneCache, type WarmedAnswer } from './warm.js';
+import { carryBundles, publishBundles, pruneBundles } from './bundles.js';
 import { holdLock } from '../repo/lockfile.js';
-import { livePacks, readState, statePath, writeState, type BasePack, type BlobPack, type ConfigPack, type OffloadState } from './state.js';
+import { fileSize } from '../file-size.js';
+import { livePacks, readState, statePath, writeState, type BasePack, type BlobPack, type ConfigPack, type OffloadState, type PublishedBundle } from './state.js';
 import { isOid, OID_PATTERN } from '../oid.js';
 
 const BLOB_PACKFILE_URI = new RegExp(`^(${OID_PATTERN}) (${OID_PATTERN}) (\\S+)$`);
@@ -41,6 +43,8 @@ export interface OffloadOptions {
   base?: string;
   /** Update an existing setup (publish what changed, retire what was replaced). */
   refresh?: boolean;
+  /** Base-pack mode: publish bundles too (kept on by a later --refresh). */
+  bundles?: boolean;
   log?: (line: string) => void;
 }
 
@@ -54,6 +58,8 @@ export interface OffloadResult {
   bitmap: BitmapOutcome;
   /** Clone answers now in the cache. */
   warmed: WarmedAnswer[];
+  /** Bundles written by this run. */
+  bundles: PublishedBundle[];
 }
 
 export type BitmapOutcome = 'present' | 'written' | 'unavailable';
@@ -85,22 +91,16 @@ function checkBaseUrl(url: string): void {
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`--base-url must be http or https, not ${u.protocol}`, 'clients download packfile URIs over HTTP(S) only');
 }
 
-async function fileSize(path: string): Promise<number | null> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return null;
-  }
-}
-
 /**
- * Runs `git pack-objects --stdout` with `input` and publishes its pack under its checksum.
+ * Runs `git pack-objects --stdout` with `input` and publishes its pack under its checksum
+ * (after `opts.header`, for a bundle; `opts.name` names the file from the checksum).
  * Returns the pack's hash, file name and size.
  */
-async function publishPack(gitDir: string, publishDir: string, args: string[], input: string): Promise<{ hash: string; file: string; size: number }> {
+async function publishPack(gitDir: string, publishDir: string, args: string[], input: string, opts: { header?: Buffer; name?: (hash: string) => string } = {}): Promise<{ hash: string; file: string; size: number }> {
   const tmp = join(publishDir, `.tmp-pack-${randomBytes(6).toString('hex')}`);
   const fh = await open(tmp, 'w', 0o644);
   try {
+    if (opts.header) await fh.write(opts.header);
     const child = spawnGit(gitDir, ['pack-objects', '--stdout', '--delta-base-offset', '-q', ...args]);
     let err = '';
     child.stderr!.on('data', (c: Buffer) => {
@@ -131,7 +131,7 @@ async function publishPack(gitDir: string, publishDir: string, args: string[], i
     await rh.close();
   }
   const hash = trailer.toString('hex');
-  const file = `pack-${hash}.pack`;
+  const file = opts.name ? opts.name(hash) : `pack-${hash}.pack`;
   await rename(tmp, join(publishDir, file));
   return { hash, file, size };
 }
@@ -215,7 +215,10 @@ export async function prepareOffload(opts: OffloadOptions): Promise<OffloadResul
       baseUrl: opts.baseUrl,
       minSize: opts.minSize ?? null,
       packs: [],
+      bundlesOn: !!opts.bundles || (!!opts.refresh && !!old?.bundlesOn),
+      bundles: await carryBundles(old, publishDir, log),
     };
+    if (state.bundlesOn && mode !== 'base') throw new ConfigError('--bundles needs base-pack mode', 'give --base REF with --bundles');
     const retired: (BasePack | BlobPack)[] = [];
     const removed: string[] = [];
     // Carry over published packs: those of the other mode are retired; a pack whose file is
@@ -240,6 +243,8 @@ export async function prepareOffload(opts: OffloadOptions): Promise<OffloadResul
     const bitmap = await ensureBitmap(gitDir, log);
     const published = mode === 'blob' ? await publishBlobs(gitDir, publishDir, state, opts.minSize!, now, log) : await publishBase(gitDir, publishDir, state, opts.base!, now, log, retired);
     if (mode === 'blob') state.packs.push(...(await configPacks(gitDir)));
+    const bundles = state.bundlesOn ? await publishBundles(gitDir, publishDir, state, opts.base!, now, log, publishPack) : [];
+    removed.push(...(await pruneBundles(state, publishDir, now, RETIRED_RETENTION_MS, log)));
     // Retired packs past their retention are no longer named by any response: remove them.
     state.packs = (
       await Promise.all(
@@ -255,7 +260,7 @@ export async function prepareOffload(opts: OffloadOptions): Promise<OffloadResul
     ).filter((p): p is NonNullable<typeof p> => p !== null);
     await writeState(gitDir, state);
     const warmed = livePacks(state).length ? await warmCloneCache(gitDir, state, log) : [];
-    return { gitDir, state, published, retired, removed, bitmap, warmed };
+    return { gitDir, state, published, retired, removed, bitmap, warmed, bundles };
   } finally {
     unlock();
   }

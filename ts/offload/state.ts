@@ -49,6 +49,24 @@ const configPack = z.object({
   blobs: z.array(oid),
 });
 
+/** A published bundle (`--bundles`): the base, then increments with growing creation tokens. */
+const publishedBundle = z.object({
+  /** The `<id>` of its `bundle.<id>.*` keys. */
+  id: z.string().regex(/^[A-Za-z0-9-]+$/),
+  file: z.string(),
+  size: z.number().int().nonnegative(),
+  createdAt: z.string(),
+  /** When a new base bundle replaced its chain: no longer listed, kept published for a while. */
+  retiredAt: z.string().nullable(),
+  creationToken: z.number().int().positive(),
+  /** The ref the bundle carries (full name) and what it pointed to, peeled to a commit. */
+  ref: z.string(),
+  object: oid,
+  commit: oid,
+  /** The commit an increment builds on (its bundle prerequisite); null for a base bundle. */
+  prerequisite: oid.nullable(),
+});
+
 const stateSchema = z.object({
   version: z.literal(1),
   mode: z.enum(['blob', 'base']),
@@ -56,6 +74,9 @@ const stateSchema = z.object({
   baseUrl: z.string(),
   minSize: z.number().int().positive().nullable(),
   packs: z.array(z.discriminatedUnion('kind', [basePack, blobPack, configPack])),
+  /** Bundles are published too (`--bundles`); kept on by --refresh. */
+  bundlesOn: z.boolean().default(false),
+  bundles: z.array(publishedBundle).default([]),
 });
 
 export type OffloadState = z.infer<typeof stateSchema>;
@@ -63,6 +84,7 @@ export type BasePack = z.infer<typeof basePack>;
 export type BlobPack = z.infer<typeof blobPack>;
 export type ConfigPack = z.infer<typeof configPack>;
 export type PublishedPack = BasePack | BlobPack;
+export type PublishedBundle = z.infer<typeof publishedBundle>;
 
 export function statePath(gitDir: string): string {
   return join(gitDir, STATE_FILE);
@@ -131,6 +153,11 @@ export async function loadStateCached(gitDir: string): Promise<OffloadState | nu
   if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
   cache.set(file, { mtimeMs: st.mtimeMs, size: st.size, state });
   return state;
+}
+
+/** The bundles listed now, oldest (smallest creation token) first. */
+export function liveBundles(state: OffloadState): PublishedBundle[] {
+  return state.bundles.filter((b) => b.retiredAt === null).sort((a, b) => a.creationToken - b.creationToken);
 }
 
 /** The packs a response may name now (retired ones are only kept published). */

@@ -52,6 +52,8 @@ export async function indexStream(
     threads?: number;
     impl?: IndexerImpl;
     fixThin?: ObjectReader;
+    /** zlib level of the bases appended with fixThin (the repository's: repo/compression.ts). */
+    compressionLevel?: number;
     idxPath?: string;
     revPath?: string | null;
     onProgress?: (p: IndexProgress) => void;
@@ -88,6 +90,7 @@ export async function indexStream(
       idxPath: opts.idxPath ?? siblingPath(packPath, '.idx'),
       revPath: opts.revPath ?? null,
       fixThin: !!opts.fixThin,
+      compressionLevel: opts.compressionLevel,
     });
     report(true);
     return result;

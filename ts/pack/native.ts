@@ -4,7 +4,7 @@
 import { rmSync } from 'node:fs';
 import { MpgitError } from '../errors.js';
 import { core, coreCall, coreMissing, type CoreIndexResult, type IndexerCore, type PackHandle } from '../core/index.js';
-import type { IndexProgress, IndexResult, PackIndexer } from './types.js';
+import type { FinishOptions, IndexProgress, IndexResult, PackIndexer } from './types.js';
 import { typeCode, type ObjectType } from './object.js';
 
 /** Why the core's indexer is unavailable, or null when it is there. */
@@ -51,7 +51,7 @@ export class NativeIndexer implements PackIndexer {
     coreCall(() => this.n.packIndexerAddBase(this.h, oid, typeCode(type), data));
   }
 
-  async finish(opts: { idxPath: string; revPath: string | null; fixThin: boolean }): Promise<IndexResult> {
+  async finish(opts: FinishOptions): Promise<IndexResult> {
     const r = await coreCall(() => this.n.packIndexerFinish(this.h, opts));
     this.done = true;
     return result(this.packPath, opts.idxPath, opts.revPath, r);

@@ -21,6 +21,14 @@ export interface IndexResult {
   appendedBases: number;
 }
 
+export interface FinishOptions {
+  idxPath: string;
+  revPath: string | null;
+  fixThin: boolean;
+  /** zlib level of appended bases, -1..9 (default 1): the repository's, as git's (repo/compression.ts). */
+  compressionLevel?: number;
+}
+
 export interface PackIndexer {
   readonly impl: 'native' | 'js';
   /** Appends pack bytes; returns bytes queued but not yet parsed (pause input when large). */
@@ -30,7 +38,7 @@ export interface PackIndexer {
   resolve(): Promise<{ missing: string[] }>;
   /** For --fix-thin: a base object read from the repository. */
   addBase(oid: string, type: ObjectType, data: Buffer): void;
-  finish(opts: { idxPath: string; revPath: string | null; fixThin: boolean }): Promise<IndexResult>;
+  finish(opts: FinishOptions): Promise<IndexResult>;
   /** Stop, remove the partial pack. */
   abort(): void;
 }

@@ -12,10 +12,13 @@ export const AGENT = `mpgit/${process.env.npm_package_version ?? '0.1.0'}`;
 /** Capabilities as name -> value (`true` for a bare name). */
 export type Capabilities = Map<string, string | true>;
 
-/** Parses a space-separated v0 capability list ("multi_ack side-band-64k agent=git/2.39"). */
+/**
+ * Parses a v0 capability list ("multi_ack side-band-64k agent=git/2.39"). As git's
+ * parse_feature_value, a value ends at a space, tab or newline.
+ */
 export function parseV0Capabilities(text: string): Capabilities {
   const caps: Capabilities = new Map();
-  for (const word of text.split(' ')) {
+  for (const word of text.split(/[ \t\n]/)) {
     if (!word) continue;
     const eq = word.indexOf('=');
     if (eq < 0) caps.set(word, true);
@@ -42,30 +45,6 @@ export function v0Symrefs(caps: Capabilities): Map<string, string> {
   return out;
 }
 
-/** What an upload-pack server advertises in v0 (after the NUL of the first ref). */
-export const V0_UPLOAD_PACK_CAPABILITIES = [
-  'multi_ack',
-  'thin-pack',
-  'side-band',
-  'side-band-64k',
-  'ofs-delta',
-  'shallow',
-  'deepen-since',
-  'deepen-not',
-  'deepen-relative',
-  'no-progress',
-  'include-tag',
-  'multi_ack_detailed',
-  'object-format=sha1',
-] as const;
-
-/** The v0 server capability string, symrefs first, agent last (as git orders it). */
-export function encodeV0Capabilities(opts: { symrefs?: Map<string, string>; extra?: string[] } = {}): string {
-  const words: string[] = [...V0_UPLOAD_PACK_CAPABILITIES];
-  for (const [from, to] of opts.symrefs ?? []) words.push(`symref=${from}:${to}`);
-  words.push(...(opts.extra ?? []), `agent=${AGENT}`);
-  return words.join(' ');
-}
 
 /**
  * The capabilities a v0 client puts on its first want line, given what the server offers:
@@ -96,6 +75,8 @@ export interface V2Advertisement {
   fetch: string[];
   serverOption?: boolean;
   objectInfo?: boolean;
+  /** The `bundle-uri` command (a bundle list to seed clones with). */
+  bundleUri?: boolean;
 }
 
 /** Encodes a v2 advertisement: "version 2", agent, commands with their features, flush. */
@@ -106,6 +87,7 @@ export function encodeV2Advertisement(a: V2Advertisement): Buffer {
   if (a.serverOption) lines.push('server-option');
   lines.push('object-format=sha1');
   if (a.objectInfo) lines.push('object-info');
+  if (a.bundleUri) lines.push('bundle-uri');
   return Buffer.concat([...lines.map((l) => pktLine(l)), FLUSH]);
 }
 

@@ -5,7 +5,7 @@
 import { FLUSH, pktLine, pktText, type Pkt, type PktReader } from '../pktline.js';
 import { ProtocolError } from '../errors.js';
 import { parseV0Capabilities, v0ClientCapabilities, v0Symrefs, type Capabilities } from './capabilities.js';
-import { checkErr, checkRefName, MAX_REFS, SHALLOW_INFO, type RemoteRef, type Wire } from './wire.js';
+import { checkErr, checkRefName, MAX_REFS, refnameFormatOk, SHALLOW_INFO, type RemoteRef, type Wire } from './wire.js';
 import { rawData, sidebandData } from './sideband.js';
 import { NegotiationState, type FetchRequest, type PackResponse } from './negotiation.js';
 import { OID_PATTERN, OID_RE, ZERO_OID } from '../oid.js';
@@ -65,7 +65,10 @@ export async function parseV0Advertisement(first: Pkt, reader: PktReader): Promi
   if (typeof format === 'string' && format !== 'sha1') throw new ProtocolError(`the server uses object format ${format}; mpgit supports sha1 only`);
   for (const [from, to] of v0Symrefs(adv.caps)) {
     const ref = adv.refs.find((r) => r.name === from);
-    if (ref) ref.symref = to;
+    if (!ref) continue;
+    // As git's parse_one_symref_info: a pair either side of which fails the ref-name check is dropped.
+    if (refnameFormatOk(from, { allowOneLevel: true }) && refnameFormatOk(to, { allowOneLevel: true })) ref.symref = to;
+    else ref.badSymref = to;
   }
   return adv;
 }

@@ -76,6 +76,24 @@ export async function lsRefs(wire: Wire, caps: Capabilities, opts: LsRefsOptions
   return prefixes?.length ? refs.filter((r) => prefixes.some((x) => r.name.startsWith(x))) : refs;
 }
 
+/** Bound on the lines of a bundle list. */
+const MAX_BUNDLE_LIST_LINES = 100_000;
+
+/** Runs bundle-uri (when the server offers it): the `key=value` lines of its bundle list. */
+export async function bundleUri(wire: Wire, caps: Capabilities): Promise<string[]> {
+  if (!caps.has('bundle-uri')) throw new ProtocolError('the server does not offer bundle-uri');
+  await wire.send(commandRequest(caps, 'bundle-uri', []));
+  const lines: string[] = [];
+  for (;;) {
+    const p = await wire.reader.expect();
+    checkErr(p);
+    if (p.kind === 'flush') return lines;
+    if (p.kind !== 'data') throw new ProtocolError(`unexpected ${p.kind} packet in the bundle-uri answer`);
+    if (lines.length >= MAX_BUNDLE_LIST_LINES) throw new ProtocolError(`bundle list of more than ${MAX_BUNDLE_LIST_LINES} lines`);
+    lines.push(pktText(p));
+  }
+}
+
 /** "<oid|unborn> <name> [symref-target:<t>] [peeled:<oid>]" */
 function parseRefLine(line: string): RemoteRef {
   const parts = line.split(' ');

@@ -15,8 +15,13 @@ export interface Wire {
 export interface RemoteRef {
   name: string;
   oid: string | null;
-  /** Target of a symbolic ref (HEAD -> refs/heads/main). */
+  /**
+   * Target of a symbolic ref (HEAD -> refs/heads/main), as the server sent it: in v2 it may be
+   * any string (git checks it only when resolving it among the refs).
+   */
   symref?: string;
+  /** A v0 `symref=` target refused by git's ref-name check (so ignored, as git does). */
+  badSymref?: string;
   /** What an annotated tag points at, fully peeled. */
   peeled?: string;
 }
@@ -32,13 +37,23 @@ export function checkErr(p: Pkt): void {
 }
 
 /**
+ * git's check_refname_format: no control characters, space, `~^:?*[\`, `..`, `@{`, empty
+ * components, components starting with `.` or ending in `.lock`, no trailing `.`, not `@`;
+ * at least two components unless `allowOneLevel`. Bytes above 0x7f are allowed.
+ */
+export function refnameFormatOk(name: string, opts: { allowOneLevel?: boolean } = {}): boolean {
+  if (name === '' || name === '@') return false;
+  if (/[\x00-\x20\x7f~^:?*[\\]|\.\.|@\{|\/\/|^\/|\/$|\.$/.test(name)) return false;
+  const parts = name.split('/');
+  if (parts.some((c) => c.startsWith('.') || c.endsWith('.lock'))) return false;
+  return parts.length >= 2 || !!opts.allowOneLevel;
+}
+
+/**
  * Ref names a server sends become paths in our repository: refuse anything git itself would
  * refuse (check-ref-format), in particular ".." components that would escape .git/refs.
  */
 export function checkRefName(name: string): void {
-  const bad =
-    name !== 'HEAD' &&
-    (!name.startsWith('refs/') ||
-      /(^|\/)\.|\.\.|[\x00-\x20\x7f~^:?*[\\]|@\{|\/\/|\/$|\.lock(\/|$)|\.$/.test(name));
+  const bad = name !== 'HEAD' && !(name.startsWith('refs/') && refnameFormatOk(name));
   if (bad) throw new ProtocolError(`the server sent an invalid ref name ${JSON.stringify(name)}`);
 }

@@ -102,5 +102,10 @@ export function parseTree(data: Buffer, oid = 'tree'): TreeEntry[] {
     out.push({ mode: parseInt(modeText, 8), name, oid: data.toString('hex', nul + 1, nul + 21) });
     at = nul + 21;
   }
+  // Two entries with one name would be written over or through each other (git's fsck:
+  // duplicateEntries).
+  const names = out.map((e) => e.name).sort();
+  const dup = names.find((n, i) => i > 0 && names[i - 1] === n);
+  if (dup !== undefined) throw new PackError(`tree ${oid} has two entries named ${JSON.stringify(dup)}; the repository is corrupt or hostile`);
   return out;
 }

@@ -6,13 +6,14 @@
 
 import type { Readable, Writable } from 'node:stream';
 import { PktReader, pktText, type Pkt } from '../pktline.js';
-import { MpgitError, ProtocolError } from '../errors.js';
+import { ClientGoneError, MpgitError, ProtocolError } from '../errors.js';
 import { encodeV2Advertisement } from '../protocol/capabilities.js';
-import { livePacks, loadStateCached, type OffloadState } from '../offload/state.js';
+import { liveBundles, livePacks, loadStateCached, type OffloadState } from '../offload/state.js';
+import { bundleListLines } from '../offload/bundles.js';
 import { hiddenPatterns, listServerRefs } from '../repo/server-refs.js';
 import { gitText } from '../git.js';
 import { BadRequestError, handleFetch, parseFetchArgs } from './fetch.js';
-import { ClientGoneError, ResponseWriter } from './response.js';
+import { ResponseWriter } from './response.js';
 
 /** Bound on the packets of one command request (wants and haves of a big mirror fit). */
 const MAX_REQUEST_PKTS = 4_000_000;
@@ -37,6 +38,8 @@ export interface SessionStats {
   commands: number;
   fetches: number;
   packfileUris: number;
+  /** Bundle lists sent (`bundle-uri` commands answered). */
+  bundleLists: number;
   bytesOut: number;
 }
 
@@ -104,12 +107,13 @@ export async function serveV2(opts: ServeV2Options): Promise<SessionStats> {
   const writer = new ResponseWriter(opts.output);
   if (opts.initial?.length) opts.input.unshift(opts.initial);
   const reader = new PktReader(opts.input, { timeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, what: 'the client' });
-  const stats: SessionStats = { commands: 0, fetches: 0, packfileUris: 0, bytesOut: 0 };
+  const stats: SessionStats = { commands: 0, fetches: 0, packfileUris: 0, bundleLists: 0, bytesOut: 0 };
   let hiddenMemo: Promise<string[]> | null = null;
   const hidden = () => (hiddenMemo ??= hiddenPatterns(opts.gitDir));
   try {
     const allowFilter = (await gitText(opts.gitDir, ['config', '--type=bool', '--get', 'uploadpack.allowFilter'], { okCodes: [1] })) === 'true';
-    await writer.write(encodeV2Advertisement({ lsRefs: ['unborn'], fetch: fetchFeatures(state, allowFilter), serverOption: true }));
+    const bundleUri = !!state && liveBundles(state).length > 0;
+    await writer.write(encodeV2Advertisement({ lsRefs: ['unborn'], fetch: fetchFeatures(state, allowFilter), serverOption: true, bundleUri }));
     for (;;) {
       const req = await readCommand(reader);
       if (!req) break;
@@ -122,6 +126,12 @@ export async function serveV2(opts: ServeV2Options): Promise<SessionStats> {
         const out = await handleFetch({ gitDir: opts.gitDir, state: current, writer, raw: req.raw, log, hidden }, parseFetchArgs(req.args));
         if (out.sentPack) stats.fetches++;
         stats.packfileUris += out.uris.length;
+      } else if (req.command === 'bundle-uri' && bundleUri) {
+        // git's bundle-uri command takes no arguments; the list is as it is now.
+        if (req.args.length) throw new BadRequestError(`bundle-uri: unexpected argument: '${pktText(req.args[0]!)}'`);
+        await writer.lines(current ? bundleListLines(current) : []);
+        await writer.flush();
+        stats.bundleLists++;
       } else throw new BadRequestError(`invalid command '${req.command}'`);
     }
   } catch (e) {

@@ -108,6 +108,9 @@ pub struct ConnInfo {
     pub subflows_used: u32,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Bytes the peer acknowledged: unlike bytes_sent, retransmissions to a peer that is gone
+    /// or that reads nothing do not move it.
+    pub bytes_acked: u64,
     /// Per-subflow bytes sent and received (one entry for TCP).
     pub per_subflow: Vec<(u64, u64)>,
 }
@@ -137,6 +140,7 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
 }
 
 // Offsets in struct tcp_info (linux/tcp.h); fields past the length the kernel returns read as 0.
+const TCPI_BYTES_ACKED: usize = 120;
 const TCPI_BYTES_RECEIVED: usize = 128;
 const TCPI_BYTES_SENT: usize = 200;
 const TCP_INFO_LEN: usize = 232;
@@ -144,6 +148,7 @@ const TCP_INFO_LEN: usize = 232;
 const MPTCPI_SUBFLOWS: usize = 0;
 const MPTCPI_BYTES_SENT: usize = 56;
 const MPTCPI_BYTES_RECEIVED: usize = 64;
+const MPTCPI_BYTES_ACKED: usize = 72;
 const MPTCPI_SUBFLOWS_TOTAL: usize = 80;
 
 fn tcp_bytes(info: &[u8]) -> (u64, u64) {
@@ -177,6 +182,7 @@ pub fn conn_info(fd: RawFd) -> io::Result<ConnInfo> {
         subflows_used: 1,
         bytes_sent: sent,
         bytes_received: received,
+        bytes_acked: u64_at(&ti[..n], TCPI_BYTES_ACKED),
         per_subflow: vec![(sent, received)],
     })
 }
@@ -194,6 +200,7 @@ fn mptcp_conn_info(fd: RawFd, mi: &[u8]) -> ConnInfo {
         subflows_used,
         bytes_sent: u64_at(mi, MPTCPI_BYTES_SENT),
         bytes_received: u64_at(mi, MPTCPI_BYTES_RECEIVED),
+        bytes_acked: u64_at(mi, MPTCPI_BYTES_ACKED),
         per_subflow,
     }
 }

@@ -64,7 +64,7 @@ fn connect_socket(env: Env, args: &Args) -> JsResult<Value> {
     )
 }
 
-/// connInfo(fd) -> { mptcp, subflows, subflowsUsed, bytesSent, bytesReceived, perSubflow }
+/// connInfo(fd) -> { mptcp, subflows, subflowsUsed, bytesSent, bytesReceived, bytesAcked, perSubflow }
 fn conn_info(env: Env, args: &Args) -> JsResult<Value> {
     let fd = args.number(0)? as i32;
     let info = mptcp::conn_info(fd).map_err(|e| io_error(e, format!("socket info of fd {}", fd)))?;
@@ -74,6 +74,7 @@ fn conn_info(env: Env, args: &Args) -> JsResult<Value> {
     o.set_number("subflowsUsed", info.subflows_used as f64)?;
     o.set_number("bytesSent", info.bytes_sent as f64)?;
     o.set_number("bytesReceived", info.bytes_received as f64)?;
+    o.set_number("bytesAcked", info.bytes_acked as f64)?;
     let mut per = Vec::new();
     for (s, r) in &info.per_subflow {
         let p = env.object()?;

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { deflate } from 'pako';
 import { MissingBaseError, MpgitError, PackError } from '../../errors.js';
-import type { IndexProgress, IndexResult, PackIndexer } from '../types.js';
+import type { FinishOptions, IndexProgress, IndexResult, PackIndexer } from '../types.js';
 import { hashObject, typeCode, type ObjectType } from '../object.js';
 import { BlockReader } from './blocks.js';
 import { encodeEntryHeader, TRAILER_LEN } from './entry.js';
@@ -20,7 +20,7 @@ import { isOid } from '../../oid.js';
 export const DEFAULT_BASE_CACHE_BYTES = 96 << 20;
 /** Read size when indexing a pack already on disk, and when re-hashing a fixed thin pack. */
 const READ_CHUNK = 1 << 20;
-/** zlib level of appended bases: git index-pack deflates them at core.compression's default, Z_BEST_SPEED. */
+/** zlib level of appended bases unless told: git's default (Z_BEST_SPEED), see repo/compression.ts. */
 const APPEND_LEVEL = 1;
 
 export interface JsIndexerOptions {
@@ -123,7 +123,7 @@ export class JsIndexer implements PackIndexer {
     this.bases.set(oid, { code, data });
   }
 
-  async finish(opts: { idxPath: string; revPath: string | null; fixThin: boolean }): Promise<IndexResult> {
+  async finish(opts: FinishOptions): Promise<IndexResult> {
     if (!this.resolver) throw new MpgitError('MPGIT_USAGE', 'finish() before resolve()');
     const t = this.parser.table;
     const deltaCount = this.parser.deltasTotal;
@@ -131,7 +131,7 @@ export class JsIndexer implements PackIndexer {
     let checksum = this.parser.checksum!;
     if (this.resolver.resolved < deltaCount && opts.fixThin) {
       if (this.opts.mode !== 'create') throw new MpgitError('MPGIT_USAGE', '--fix-thin needs the pack to arrive through the indexer (--stdin)');
-      appended = await this.appendBases();
+      appended = await this.appendBases(opts.compressionLevel ?? APPEND_LEVEL);
       if (appended) checksum = this.rewriteHeaderAndTrailer();
     }
     const unresolved = deltaCount - this.resolver.resolved;
@@ -208,7 +208,7 @@ export class JsIndexer implements PackIndexer {
    * base is still missing and was supplied, append the base as a whole object (deflated like
    * git, so the bytes match) and resolve what it unlocks. Returns how many were appended.
    */
-  private async appendBases(): Promise<number> {
+  private async appendBases(level: number): Promise<number> {
     const t = this.parser.table;
     const resolver = this.resolver!;
     let at = this.dataEnd;
@@ -219,7 +219,7 @@ export class JsIndexer implements PackIndexer {
       const base = this.bases.get(id.toString('hex'));
       if (!base) continue;
       const head = encodeEntryHeader(base.code, base.data.length);
-      const body = deflate(base.data, { level: APPEND_LEVEL, legacyHash: true });
+      const body = deflate(base.data, { level: (level < 0 ? 6 : level) as 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9, legacyHash: true });
       this.writeAt(head, at);
       this.writeAt(body, at + head.length);
       const i = t.add(at, head.length, base.code, base.data.length);

@@ -126,7 +126,15 @@ fn flatten(odb: &Odb, tree: &[u8; 20]) -> Result<(Vec<Vec<u8>>, Vec<Item>)> {
         if obj.kind != OBJ_TREE {
             return Err(PackError::bad(format!("{} is a {}, expected a tree", hex(&oid), kind_name(obj.kind))));
         }
-        for e in parse::tree(&obj.data, &oid, true)? {
+        let entries = parse::tree(&obj.data, &oid, true)?;
+        // Two entries with one name (a link and a directory through it, say) would have the
+        // second written over or through the first: git's fsck calls it duplicateEntries.
+        let mut names: Vec<&[u8]> = entries.iter().map(|e| e.name).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(PackError::bad(format!("tree {} has two entries named {:?}; the repository is corrupt or hostile", hex(&oid), String::from_utf8_lossy(w[0]))));
+        }
+        for e in entries {
             let prefix = &dirs[dir as usize];
             let mut path = Vec::with_capacity(prefix.len() + 1 + e.name.len());
             path.extend_from_slice(prefix);

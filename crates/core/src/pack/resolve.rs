@@ -164,6 +164,7 @@ impl<'a> Pack<'a> {
         if end < start {
             return Err(PackError::at(e.offset, "entry overlaps the next one"));
         }
+        check_size(e.offset, e.size)?;
         let size = usize::try_from(e.size).map_err(|_| PackError::at(e.offset, "object too large for this machine"))?;
         let input = self.compressed(&mut local.reader, start, end)?;
         match local.inflater.inflate_vec(input, out, size) {
@@ -222,8 +223,13 @@ impl<'a> Pack<'a> {
     /// Rebuilds delta entry `i` on `base` into `out`.
     fn apply_into(&self, local: &mut Local, i: u32, base: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let mut d = std::mem::take(&mut local.delta);
+        let offset = self.entries[i as usize].offset;
         let r = self.inflate_into(local, i as usize, &mut d).and_then(|_| {
-            delta::apply_into(base, &d, out).map_err(|e| PackError::at(self.entries[i as usize].offset, format!("failed to apply delta: {}", e)))
+            // A result past the limit is refused before anything is reserved for it.
+            if let Ok((_, result)) = delta::sizes(&d) {
+                check_size(offset, result)?;
+            }
+            delta::apply_into(base, &d, out).map_err(|e| PackError::at(offset, format!("failed to apply delta: {}", e)))
         });
         local.delta = keep(d);
         r
@@ -235,6 +241,19 @@ impl<'a> Pack<'a> {
         self.apply_into(local, i, base, &mut out)?;
         Ok(out)
     }
+}
+
+/// Objects the second pass holds whole (delta results, bases with deltas on them) are bounded:
+/// a few KiB of deltas can describe gigabytes (a delta bomb).
+fn check_size(offset: u64, size: u64) -> Result<()> {
+    let max = super::max_object_size();
+    if size > max {
+        return Err(PackError::at(
+            offset,
+            format!("the object is {} bytes, more than the {} bytes an object may have in memory (MPGIT_MAX_OBJECT_SIZE; default half the machine's memory)", size, max),
+        ));
+    }
+    Ok(())
 }
 
 /// Where resolved object ids go: written in batches, so threads keep little to themselves.
