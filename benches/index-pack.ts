@@ -2,6 +2,9 @@
 // peak RSS, ratio to git at the same thread count. The pure-TypeScript indexer is an extra
 // row. Every index produced is checked byte for byte against git's before it counts.
 //
+// The WebAssembly core (MPGIT_CORE=wasm) at 1 and 2 threads, and isomorphic-git's indexPack
+// (the pure-JavaScript indexer users know) are rows too.
+//
 // With the addon, one extra row per SHA-1 backend the CPU supports (MPGIT_SHA1_BACKEND forced)
 // at each thread count: no backend may be slower than the portable one.
 //
@@ -15,9 +18,12 @@ import { parseArgs } from 'node:util';
 import { nativePackMissing } from '../ts/pack/native.js';
 import { machine, machineLine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 import { versionReport } from '../ts/version.js';
+import { wasmModule } from '../ts/core/wasm.js';
 import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
 
 const MPGIT = join(BENCH_ROOT, '..', 'bin', 'mpgit');
+const ISO = join(BENCH_ROOT, 'lib', 'iso-index-pack.ts');
+const isoVersion = (JSON.parse(readFileSync(join(BENCH_ROOT, '..', 'node_modules', 'isomorphic-git', 'package.json'), 'utf8')) as { version: string }).version;
 
 interface Case {
   name: string;
@@ -53,6 +59,8 @@ async function main(): Promise<void> {
       packInfo = { objects: repo.objects, bytes: repo.packBytes, preset: values.preset, spec: repo.spec };
     }
     const native = nativePackMissing();
+    const w = wasmModule();
+    const wasm = 'error' in w ? w.error : null;
     const backends = native || values['no-backends'] ? [] : versionReport().sha1.backends.filter((b) => b.supported).map((b) => b.name);
     const cases: Case[] = [];
     for (const threads of [1, 2]) {
@@ -62,8 +70,11 @@ async function main(): Promise<void> {
       for (const b of backends) {
         cases.push({ name: `mpgit index-pack (native, sha1 ${b})`, threads, cmd: process.execPath, args: nativeArgs, env: { MPGIT_SHA1_BACKEND: b } });
       }
+      const wasmArgs = (p: string, i: string) => [MPGIT, 'index-pack', '--threads', String(threads), '-o', i, p];
+      cases.push({ name: 'mpgit index-pack (wasm)', threads, cmd: process.execPath, args: wasmArgs, env: { MPGIT_CORE: 'wasm' }, unavailable: wasm && `WebAssembly core not built: ${wasm}` });
     }
     cases.push({ name: 'mpgit index-pack (js)', threads: 1, cmd: process.execPath, args: (p, i) => [MPGIT, 'index-pack', '--impl', 'js', '-o', i, p] });
+    cases.push({ name: `isomorphic-git ${isoVersion} indexPack`, threads: 1, cmd: process.execPath, args: (p, i) => ['--import', 'tsx', ISO, p, i] });
 
     // Rounds over all cases (not all runs of one case, then the next) so that a change in the
     // machine's load during the bench hits every row alike.

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // `npm run pack`: builds what the packages hold and writes every tarball into pkg/: the main
-// package (dist/, bin/, README, LICENSE) and this machine's platform
+// package (dist/, bin/, README, LICENSE, the WebAssembly core) and this machine's platform
 // package (npm/<platform>/: the stripped addon and mpgit-pack-hook). `--prepack` is the main
-// package's prepack hook: it builds dist/, so a bare `npm pack` is
-// complete too. `--stage` only fills npm/<platform>/ from the build (the CI workflow's step).
+// package's prepack hook: it builds dist/ and the WebAssembly core, so a bare `npm pack` is
+// complete too. `--stage [platform [rust-target]]` only fills npm/<platform>/ from the build (the release
+// workflow's step);
+// `--no-build` packs what is built now.
 
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,14 +22,18 @@ async function platformName() {
   return name();
 }
 
-/** Copies the built addon and hook into npm/<platform>/, stripped of debug information. */
-function stage(name) {
+/**
+ * Copies the built addon and hook into npm/<platform>/, stripped of debug information. `triple`:
+ * the Rust target the hook was built for with --target (CI), else the host build.
+ */
+function stage(name, triple) {
   const dir = join(root, 'npm', name);
   if (!existsSync(join(dir, 'package.json'))) throw new Error(`no platform package for ${name} under npm/`);
   const addon = `mpgit.${name}.node`;
   const exe = process.platform === 'win32' ? '.exe' : '';
   const hook = `mpgit-pack-hook${exe}`;
-  for (const [from, to] of [[join(root, addon), addon], [join(root, 'target', 'release', hook), hook]]) {
+  const built = triple ? join(root, 'target', triple, 'release', hook) : join(root, 'target', 'release', hook);
+  for (const [from, to] of [[join(root, addon), addon], [built, hook]]) {
     if (!existsSync(from)) throw new Error(`${from} is missing: run \`npm run build:native\``);
     copyFileSync(from, join(dir, to));
     // The release profile keeps line tables for profiling; the package does not need them.
@@ -46,17 +52,20 @@ if (mode === '--prepack') {
   // npm runs this before packing the main package.
   if (!process.env.MPGIT_PACK_BUILT) {
     run(npm, ['run', 'build:ts']);
+    run(npm, ['run', 'build:wasm']);
   }
 } else if (mode === '--stage') {
-  stage(process.argv[3] ?? (await platformName()));
-} else if (mode === '--all') {
-  run(npm, ['run', 'build']);
+  stage(process.argv[3] ?? (await platformName()), process.argv[4]);
+} else if (mode === '--all' || mode === '--no-build') {
+  // --no-build: the tarballs of what is built now (the install tests; CI built it all first).
+  if (mode === '--all') run(npm, ['run', 'build']);
   const out = join(root, 'pkg');
   mkdirSync(out, { recursive: true });
   const dir = stage(await platformName());
   const env = { ...process.env, MPGIT_PACK_BUILT: '1' };
-  run(npm, ['pack', '--pack-destination', out, dir], { env });
-  run(npm, ['pack', '--pack-destination', out], { env });
+  const quiet = mode === '--no-build' ? { stdio: ['ignore', 'ignore', 'inherit'] } : {};
+  run(npm, ['pack', '--pack-destination', out, dir], { env, ...quiet });
+  run(npm, ['pack', '--pack-destination', out], { env, ...quiet });
 } else {
-  throw new Error(`usage: node npm/pack.mjs [--all | --prepack | --stage [platform]]`);
+  throw new Error(`usage: node npm/pack.mjs [--all | --no-build | --prepack | --stage [platform [rust-target]]]`);
 }

@@ -199,6 +199,30 @@ test('packfile URIs: a file changed under If-Range', async (t) => {
   refused(t, await cloneFrom(t, { refs: refsFor(big.commit), pack: EMPTY_PACK, packfileUris: [`${packHash(big.pack)} ${u.url}`] }, [], uriEnv), /hash|checksum|changed|does not match/i, { resumable: true });
 });
 
+// Bundle URIs are an optimization, as in git: a bundle that fails is skipped and the server
+// sends everything; what must hold is a whole clone, nothing else written, memory bounded.
+const bundleCases: [string, Parameters<typeof startUriServer>[1]][] = [
+  ['wrong bytes', { kind: 'wrong-bytes', body: Buffer.concat([Buffer.from(`# v2 git bundle\n${good.commit} refs/heads/main\n\n`), other.pack]) }],
+  ['not a bundle', { kind: 'wrong-bytes', body: Buffer.from('<html>not found</html>') }],
+  ['a body that never ends', { kind: 'never-ends', body: Buffer.concat([Buffer.from(`# v2 git bundle\n${good.commit} refs/heads/main\n\n`), good.pack]), sendFirst: 30 }],
+  ['a redirect loop', { kind: 'redirect-loop' }],
+  ['416', { kind: 'status', status: 416 }],
+];
+for (const [what, mode] of bundleCases) {
+  test(`bundle URIs: ${what}`, async (t) => {
+    const u = await startUriServer(t, mode);
+    const bundleList = ['bundle.version=1', 'bundle.mode=all', 'bundle.heuristic=creationToken', `bundle.b1.uri=${u.url}`, 'bundle.b1.creationtoken=1'];
+    const r = await cloneFrom(t, { refs: refsFor(good.commit), pack: good.pack, bundleList }, [], uriEnv);
+    t.true(u.requests.length > 0, 'the bundle URI was not tried');
+    if (r.code !== 0) return refused(t, r, /bundle/i);
+    t.deepEqual(readdirSync(r.sandbox), ['clone']);
+    await git(['fsck', '--strict'], { cwd: r.dst });
+    t.is((await git(['rev-parse', 'HEAD'], { cwd: r.dst })).stdout.trim(), good.commit);
+    t.true(r.rssMb <= MAX_RSS_MB, `peak RSS ${r.rssMb} MB`);
+    t.log(`exit 0 after ${u.requests.length} request(s), peak RSS ${r.rssMb} MB: ${r.stderr.trim().split('\n').filter((l) => /bundle/i.test(l)).join(' | ')}`);
+  });
+}
+
 test('mpgit fetch from a server that turned hostile: refused, the repository unchanged', async (t) => {
   const script: HostileScript = { refs: refsFor(good.commit), pack: good.pack };
   const s = await startHostileServer(t, script);

@@ -16,7 +16,7 @@ import { makeRepo } from './helpers/repo.js';
 import { git, mpgit, ROOT, tempDir } from './helpers/proc.js';
 
 /** The environment of a user who set none of mpgit's variables. */
-const CLEAN = { MPGIT_SHA1_BACKEND: undefined, MPGIT_HIDE_CPU_FLAGS: undefined, MPGIT_NO_NATIVE: undefined, MPGIT_NATIVE_PATH: undefined };
+const CLEAN = { MPGIT_CORE: undefined, MPGIT_SHA1_BACKEND: undefined, MPGIT_HIDE_CPU_FLAGS: undefined, MPGIT_NO_NATIVE: undefined, MPGIT_NATIVE_PATH: undefined };
 
 async function report(env: NodeJS.ProcessEnv = {}): Promise<{ r: VersionReport; stderr: string }> {
   const out = await mpgit(['version', '--json'], { env: { ...CLEAN, ...env } });
@@ -122,7 +122,7 @@ test('forcing a backend the CPU lacks is an error naming the missing flags; an u
   t.regex(bad.stderr, /MPGIT_SHA1_BACKEND="fast" is no SHA-1 backend: use one of portable, shani, shani-avx512/);
 });
 
-test('an addon that cannot load: one stderr line per command saying so and what it costs; MPGIT_NO_NATIVE=1 silences it', async (t) => {
+test('an addon that cannot load: the WebAssembly core, one stderr line per command saying so and what it costs; MPGIT_NO_NATIVE=1 silences it', async (t) => {
   const dir = await tempDir(t);
   const { pack, idx } = await packAndGitIdx(dir);
   const broken = join(dir, 'mpgit.broken.node');
@@ -132,11 +132,12 @@ test('an addon that cannot load: one stderr line per command saying so and what 
     const { r, stderr } = await report(env);
     const lines = stderr.split('\n').filter(Boolean);
     t.is(lines.length, 1, stderr);
-    t.regex(lines[0]!, /^warning: native addon not loaded \(.*\): using the TypeScript fallback, which is slower and computes SHA-1 without collision detection/);
+    t.regex(lines[0]!, /^warning: native addon not loaded \(.*\): using the WebAssembly core, which is slower and has no MPTCP sockets/);
     t.regex(lines[0]!, why);
     t.false(r.native.loaded);
+    t.is(r.core, 'wasm');
     t.regex(r.native.error!, why);
-    t.deepEqual([r.sha1.backend, r.sha1.collisionDetection], ['node:crypto', false]);
+    t.deepEqual([r.sha1.backend, r.sha1.collisionDetection], ['sha1collisiondetection (wasm)', true]);
     // Any command says it once, and still works.
     const out = join(dir, 'js.idx');
     const ip = await mpgit(['index-pack', '-o', out, pack], { env });

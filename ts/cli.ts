@@ -11,9 +11,14 @@ const program = new Command('mpgit')
   .version(process.env.npm_package_version ?? '0.1.0')
   .option('-c <name>=<value>', 'set a configuration value for this command, as `git -c` (repeatable)');
 
-// A missing addon is not silent: one line per command (MPGIT_NO_NATIVE=1 chooses it quietly).
-const warning = (await import('./core/index.js')).coreMissingWarning();
-if (warning) process.stderr.write(`${warning}\n`);
+// A missing addon is not silent: one line per command (MPGIT_NO_NATIVE=1 chooses it quietly);
+// a core forced by MPGIT_CORE that cannot load is an error.
+try {
+  const warning = (await import('./core/index.js')).coreMissingWarning();
+  if (warning) process.stderr.write(`${warning}\n`);
+} catch (e) {
+  process.exit(reportError(e, program, (s) => void process.stderr.write(s)));
+}
 
 let errors: ReturnType<typeof gitStyleErrors> | null = null;
 try {

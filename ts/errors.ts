@@ -59,6 +59,14 @@ export class TimeoutError extends MpgitError {
   }
 }
 
+/** The peer closed the connection before we were done (nothing to do about it but log it). */
+export class ClientGoneError extends MpgitError {
+  constructor(message = 'the client hung up') {
+    super('MPGIT_CLIENT_GONE', message, 'nothing to do: the client went away');
+    this.name = 'ClientGoneError';
+  }
+}
+
 /** A thin pack whose delta bases are neither in it nor in the repository. */
 export class MissingBaseError extends MpgitError {
   constructor(message: string, hint = 'the pack is thin: index it with --fix-thin in a repository that has its bases, or fetch a complete pack') {
@@ -67,7 +75,7 @@ export class MissingBaseError extends MpgitError {
   }
 }
 
-/** One line for the terminal: "fatal: message" plus the hint on its own line. */
+/** The error for the terminal: its message, and its hint on a line of its own ("hint: ..."); the CLI puts "fatal: " in front. */
 export function describe(err: unknown): string {
   if (err instanceof MpgitError) return err.hint ? `${err.message}\nhint: ${err.hint}` : err.message;
   if (err instanceof Error) return err.message;

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { core, type CoreInfo } from './core/index.js';
+import { core, coreReason, nativePath, passedOver, type CoreInfo, type CoreKind } from './core/index.js';
 
 /** The CPU flags that decide which code paths the core can take, as /proc/cpuinfo names them. */
 export const REPORTED_FLAGS = ['sha_ni', 'avx2', 'avx512f'] as const;
@@ -22,6 +22,9 @@ export interface CpuReport {
 export interface VersionReport {
   mpgit: string;
   node: string;
+  /** The core in use (native, then wasm, then js; MPGIT_CORE forces one) and why. */
+  core: CoreKind;
+  coreReason: string;
   native: { loaded: boolean; path: string; error: string | null };
   sha1: {
     /** The backend object ids are computed with; without the addon, node:crypto's plain SHA-1. */
@@ -69,18 +72,22 @@ export function versionReport(): VersionReport {
         error: info.sha1.error,
         backends: info.sha1.backends,
       }
-    : { backend: 'node:crypto', collisionDetection: false, chosenBy: null, error: null, backends: [] };
+    : core.kind === 'wasm'
+      ? { backend: 'sha1collisiondetection (wasm)', collisionDetection: true, chosenBy: null, error: null, backends: [] }
+      : { backend: 'node:crypto', collisionDetection: false, chosenBy: null, error: null, backends: [] };
   return {
     mpgit: packageVersion(),
     node: process.version,
+    core: core.kind,
+    coreReason: coreReason(),
     native: {
       loaded: core.kind === 'native',
-      path: core.path,
-      error: core.kind === 'native' ? (info ? null : 'the addon predates coreInfo: rebuild it (npm run build:native)') : core.loadError,
+      path: core.kind === 'wasm' ? nativePath : core.path,
+      error: core.kind === 'native' ? (info ? null : 'the addon predates coreInfo: rebuild it (npm run build:native)') : core.kind === 'wasm' ? passedOver.native : core.loadError,
     },
     sha1,
     // pako is what the TypeScript indexer inflates with.
-    inflate: info?.inflate ?? { whole: 'pako', streaming: 'pako' },
+    inflate: info?.inflate ?? (core.kind === 'wasm' ? { whole: 'miniz_oxide (wasm)', streaming: 'miniz_oxide (wasm)' } : { whole: 'pako', streaming: 'pako' }),
     threads: availableParallelism(),
     cpu: cpuReport(),
   };
@@ -89,6 +96,7 @@ export function versionReport(): VersionReport {
 function sha1Line(s: VersionReport['sha1']): string {
   if (s.error) return `error: ${s.error}`;
   if (!s.collisionDetection) return `${s.backend} (plain SHA-1: no collision detection)`;
+  if (!s.backends.length) return `${s.backend} (collision detection on)`;
   const speeds = s.backends
     .map((b) => (b.supported ? `${b.name} ${b.mbPerSec ?? '?'} MB/s` : `${b.name} unsupported (no ${b.missingFlags.join(', ')})`))
     .join(', ');
@@ -102,6 +110,7 @@ export function formatVersionReport(r: VersionReport): string {
   const lines = [
     `mpgit version ${r.mpgit}`,
     `node: ${r.node}`,
+    `core: ${r.core} (${r.coreReason})`,
     `native addon: ${r.native.loaded ? `loaded from ${r.native.path}${r.native.error ? ` (${r.native.error})` : ''}` : `not loaded: ${r.native.error}`}`,
     `sha1: ${sha1Line(r.sha1)}`,
     `inflate: ${r.inflate.whole} (whole entries), ${r.inflate.streaming} (streaming)`,

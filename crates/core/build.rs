@@ -3,6 +3,18 @@
 //! entry's inflated size is known.
 
 fn main() {
+    // The C parts belong to the native build only (the WebAssembly core is pure Rust).
+    if std::env::var_os("CARGO_FEATURE_NATIVE").is_none() {
+        return;
+    }
+    native();
+}
+
+#[cfg(not(feature = "native"))]
+fn native() {}
+
+#[cfg(feature = "native")]
+fn native() {
     let dir = "src/pack/sha1dc";
     cc::Build::new()
         .file(format!("{}/glue.c", dir))
@@ -33,6 +45,7 @@ fn main() {
     println!("cargo:rustc-env=MPGIT_LIBDEFLATE_VERSION={}", version);
 }
 
+#[cfg(feature = "native")]
 /// The directory holding libdeflate.a (MPGIT_LIBDEFLATE_DIR, else the usual library dirs).
 fn static_libdeflate() -> Option<String> {
     println!("cargo:rerun-if-env-changed=MPGIT_LIBDEFLATE_DIR");

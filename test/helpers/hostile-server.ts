@@ -1,8 +1,8 @@
 // A scriptable fake git:// server (protocol v2) for feeding `mpgit clone` and `mpgit fetch`
 // what no honest server sends: the refs, the ls-refs lines, the pack bytes, the packfile URIs
 // and how the connection ends are all the script's. And a hostile HTTP server for packfile
-// URIs: wrong bytes, bodies that never end, redirect loops, 416, a file that changes under
-// If-Range. Both listen on loopback only and close when the test ends.
+// URIs and bundle URIs: wrong bytes, bodies that never end, redirect loops, 416, a file that
+// changes under If-Range. Both listen on loopback only and close when the test ends.
 
 import http from 'node:http';
 import net from 'node:net';
@@ -23,6 +23,8 @@ export interface HostileScript {
   stallAfter?: number;
   /** Raw bytes instead of the whole fetch response (for answers no section parser expects). */
   rawFetchResponse?: Buffer;
+  /** `bundle-uri` answer lines ("bundle.version=1", ...); offers the command when given. */
+  bundleList?: string[];
 }
 
 export interface HostileServer {
@@ -86,12 +88,14 @@ export async function startHostileServer(t: ExecutionContext, script: HostileScr
       const first = await reader.read();
       if (!first || !pktText(first).startsWith('git-upload-pack ')) return sock.destroy();
       const fetch = `fetch=shallow${script.packfileUris ? ' packfile-uris' : ''}`;
-      await send(sock, Buffer.concat([...['version 2', 'agent=git/2.39.2', 'ls-refs=unborn', fetch, 'server-option', 'object-format=sha1'].map((l) => pktLine(l)), FLUSH]));
+      const caps = ['version 2', 'agent=git/2.39.2', 'ls-refs=unborn', fetch, 'server-option', 'object-format=sha1', ...(script.bundleList ? ['bundle-uri'] : [])];
+      await send(sock, Buffer.concat([...caps.map((l) => pktLine(l)), FLUSH]));
       for (;;) {
         const req = await readCommand(reader);
         if (!req) break;
         commands.push(req.command);
         if (req.command === 'ls-refs') for await (const b of lines(script.refs)) await send(sock, b);
+        else if (req.command === 'bundle-uri') await send(sock, Buffer.concat([...(script.bundleList ?? []).map((l) => pktLine(l)), FLUSH]));
         else if (req.command === 'fetch' && !(await serveFetch(sock, script))) return;
       }
       sock.end();

@@ -99,6 +99,8 @@ function safeRefName(name: string): boolean {
   if (!name.startsWith('refs/') || name.endsWith('/') || name.endsWith('.lock')) return false;
   // No control characters, spaces or git's special characters; no empty, "." or ".." component.
   if (/[\x00-\x20\x7f~^:?*[\\]|@\{/.test(name)) return false;
+  // A name that is not UTF-8 would be written back as another name (U+FFFD for its bytes).
+  if (name.includes('\ufffd')) return false;
   return name.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && !c.startsWith('.'));
 }
 

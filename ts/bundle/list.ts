@@ -114,9 +114,16 @@ export function bundleListPairs(bundles: { id: string; uri: string; creationToke
   return out;
 }
 
+/** A value as git config writes it: quoted when it holds a comment character, a quote, a
+ * backslash or edge spaces (a URI with ';' would otherwise be cut there when read back). */
+function configValue(v: string): string {
+  if (!/[;#"\\\n\t]|^\s|\s$/.test(v)) return v;
+  return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\t/g, '\\t')}"`;
+}
+
 /** The same list as a file in git config format (for `--bundle-uri` and `fetch.bundleURI`). */
 export function formatBundleListFile(bundles: { id: string; uri: string; creationToken: number }[]): string {
   let out = '[bundle]\n\tversion = 1\n\tmode = all\n\theuristic = creationToken\n';
-  for (const b of bundles) out += `\n[bundle "${b.id}"]\n\turi = ${b.uri}\n\tcreationToken = ${b.creationToken}\n`;
+  for (const b of bundles) out += `\n[bundle "${b.id}"]\n\turi = ${configValue(b.uri)}\n\tcreationToken = ${b.creationToken}\n`;
   return out;
 }

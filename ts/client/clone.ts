@@ -5,31 +5,29 @@
 
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { MpgitError } from '../errors.js';
+import { MpgitError, PackError } from '../errors.js';
+import type { ProgressSink } from '../progress.js';
+import type { PackfileUri } from '../protocol/packfile-uris.js';
+import type { RemoteRef } from '../protocol/wire.js';
+import { checkConnected } from '../repo/connectivity.js';
 import { initRepository } from '../repo/layout.js';
 import { ObjectDb } from '../repo/odb.js';
+import { appendReflog, committerIdent } from '../repo/reflog.js';
 import { writeRef } from '../repo/refs.js';
 import { updateShallow } from '../repo/shallow.js';
-import { checkout } from '../repo/checkout.js';
-import type { RemoteRef } from '../protocol/wire.js';
-import { RemoteProgress } from '../protocol/sideband.js';
-import { humanBytes, Progress, type ProgressSink } from '../progress.js';
-import { defaultCloneDir, parseRemoteUrl } from './url.js';
 import { readConfig } from '../config/read.js';
-import { cloneShape, type CloneFlags } from './clone-options.js';
-import { cloneConfig, planClone, writeCloneRefs } from './clone-refs.js';
-import { prepareTarget } from './clone-target.js';
-import { backfillForCheckout, writePromisorFile } from './partial-clone.js';
-import { RemoteSession } from './session.js';
-import { receivePack } from './receive.js';
-import { mptcpWanted, wrapSocketError } from './connection.js';
-import { appendReflog, committerIdent } from '../repo/reflog.js';
-import { receivePackfileUris } from './uri-packs.js';
-import { clearResume, readResumeRecord, restoreInlinePack, resumeDir, saveResumeRecord } from './resume.js';
-import { checkConnected } from '../repo/connectivity.js';
-import { PACKFILE_URI_PROTOCOLS, type PackfileUri } from '../protocol/packfile-uris.js';
-import { HaveWalker } from './haves.js';
 import { bundleTips, seedFromBundles } from './bundles.js';
+import { checkoutHead } from './clone-checkout.js';
+import { cloneShape, type CloneFlags, type CloneShape } from './clone-options.js';
+import { cloneConfig, planClone, writeCloneRefs, type ClonePlan } from './clone-refs.js';
+import { prepareTarget } from './clone-target.js';
+import { prefetchCheckout } from './partial-clone.js';
+import { mptcpWanted, wrapSocketError } from './connection.js';
+import { fetchInto, receiveUris } from './fetch-into.js';
+import { HaveWalker } from './haves.js';
+import { clearResume, readResumeRecord, restoreInlinePack, resumeDir, saveResumeRecord } from './resume.js';
+import { RemoteSession } from './session.js';
+import { defaultCloneDir, parseRemoteUrl } from './url.js';
 
 export interface CloneOptions extends CloneFlags {
   url: string;
@@ -74,11 +72,6 @@ export interface CloneResult {
   detached: boolean;
   objects: number;
 }
-
-const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(2)} s`;
-
-/** Delay before the checkout shows its meter (git's delayed progress). */
-const CHECKOUT_PROGRESS_DELAY_MS = 1000;
 
 export async function clone(opts: CloneOptions): Promise<CloneResult> {
   // system, global and -c configuration: url.<base>.insteadOf, clone.defaultRemoteName...
@@ -126,126 +119,99 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     for (const w of plan.warnings) opts.say?.(w);
 
     initRepository(gitDir, cloneConfig(url.url, shape, plan), plan.headRef ?? `refs/heads/${plan.branch ?? 'master'}`);
-    let objects = 0;
-    // Packfile URIs: downloaded (resumably, into the target), indexed, then the whole checked.
-    const fromUris = async (uris: PackfileUri[], shallow: string[]) => {
-      const got = await receivePackfileUris(gitDir, uris, { progress: opts.progress, say: opts.say, downloadDir: join(resumeDir(target), 'downloads'), mptcp: mptcpWanted(opts.mptcp) });
-      await checkConnected(gitDir, plan.wants, { shallow });
-      return got.reduce((a, p) => a + p.objectCount, 0);
+    const received = { objects: 0 };
+    const common = { gitDir, downloadDir: join(resumeDir(target), 'downloads'), mptcp: mptcpWanted(opts.mptcp), progress: opts.progress, say: opts.say, verbose: opts.verbose };
+    const saveRecord = (uris: PackfileUri[], inline: { packPath: string; idxPath: string; checksum: string } | null, rest: Partial<CloneRecord>) => {
+      saveResumeRecord<CloneRecord>(target, { version: 1, url: url.url, uris, inlinePack: inline?.checksum ?? null, clone: { refs, branch, depth, bare, flags: cloneFlags(opts), shallow: [], unshallow: [], ...rest } }, inline);
+      resumable = true;
     };
     if (resume) {
+      // What the interrupted run received stays; only the URI packs are left to fetch.
       if (resume.inlinePack) restoreInlinePack(target, gitDir, resume.inlinePack);
       updateShallow(gitDir, resume.clone.shallow, resume.clone.unshallow);
-      objects += await fromUris(resume.uris, resume.clone.shallow);
+      received.objects += await receiveUris(gitDir, resume.uris, common);
+      await checkConnected(gitDir, plan.wants, { shallow: resume.clone.shallow });
     } else if (plan.wants.length && session) {
-      const remoteProgress = opts.progress ? new RemoteProgress(opts.progress.write, opts.progress.tty) : null;
       // Bundles first (the server's, or --bundle-uri's; not for shallow or partial clones):
       // their refs are then our haves, and the server sends only the rest.
       const seeded =
         depth === undefined && !shape.filter
-          ? await seedFromBundles(gitDir, target, session, { ...opts, bundleUri, bundleUris: opts.bundleUris ?? config.getBool('transfer.bundleURI') ?? true, mptcp: mptcpWanted(opts.mptcp) }, () => {
-              saveResumeRecord<CloneRecord>(target, { version: 1, url: url.url, uris: [], inlinePack: null, clone: { refs, branch, depth, bare, flags: cloneFlags(opts), shallow: [], unshallow: [], bundlePhase: true, bundleUri } }, null);
-              resumable = true;
-            })
+          ? await seedFromBundles(gitDir, target, session, { ...opts, bundleUri, bundleUris: opts.bundleUris ?? config.getBool('transfer.bundleURI') ?? true, mptcp: mptcpWanted(opts.mptcp) }, () =>
+              saveRecord([], null, { bundlePhase: true, bundleUri }),
+            )
           : null;
       const tips = seeded ? bundleTips(seeded) : [];
-      for (const b of seeded?.applied ?? []) objects += b.objects;
+      for (const b of seeded?.applied ?? []) received.objects += b.objects;
       const haveDb = tips.length ? ObjectDb.openSync(gitDir) : null;
       try {
         if (haveDb && plan.wants.every((w) => haveDb.hasSync(w))) {
-          // The bundles brought every tip: nothing is left to fetch.
+          // The bundles brought every tip: nothing is left to fetch. As git does, a bundle's
+          // pack is trusted to hold what its refs reach (its prerequisites were checked).
           opts.verbose?.('The bundles carry every ref asked for: no pack to fetch');
-          await session.close();
-          session = null;
-          await checkConnected(gitDir, plan.wants);
         } else {
-          const res = await session.fetch({
+          const live = session;
+          // A partial clone's checkout needs HEAD's whole tree: asked for in parallel, on a second
+          // connection (not from a server without filters: its answer to the clone holds everything).
+          const prefetch =
+            shape.filter && shape.checkout && plan.headOid && depth === undefined && !haveDb && live.offersFilter()
+              ? prefetchCheckout({ url, gitDir, mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose, progress: null }, plan.headOid)
+              : null;
+          const got = await fetchInto({
+            ...common,
+            session: live,
             wants: plan.wants,
             depth: opts.depth,
             haves: haveDb ? new HaveWalker(haveDb, tips, new Set()) : undefined,
             thinPack: !!haveDb,
-            progress: !!opts.progress,
-            packfileUris: opts.packfileUris === false ? undefined : PACKFILE_URI_PROTOCOLS,
+            db: haveDb ?? undefined,
+            packfileUris: opts.packfileUris,
             filter: shape.filter ?? undefined,
-            onProgress: (c) => remoteProgress?.push(c),
+            promisorRefs: shape.filter ? refs : undefined,
+            // After bundles, as after packfile URIs: the refs must reach only objects that are here
+            // (the walk stops at what the bundles brought, as git's stops at refs/bundles/).
+            connectivity: tips.length ? 'always' : 'uris',
+            before: haveDb,
+            beforeUris: async (inline, res) => {
+              // The server has said all it will: the downloads need no connection to it.
+              await live.close();
+              session = null;
+              saveRecord(res.packfileUris, inline, { shallow: res.shallow, unshallow: res.unshallow });
+            },
           });
-          // git's words; the clone still becomes a partial one (promisor remote), as with git.
-          if (shape.filter && !res.filtered) opts.say?.('warning: filtering not recognized by server, ignoring');
-          let inline: { packPath: string; idxPath: string; checksum: string };
-          try {
-            const pack = await receivePack(res.pack, gitDir, { progress: opts.progress, fixThin: haveDb ?? undefined });
-            if (shape.filter) writePromisorFile(pack.packPath, refs);
-            inline = pack;
-            objects += pack.objectCount;
-            opts.verbose?.(`Received ${pack.objectCount} objects (${humanBytes(pack.bytes)}) in ${(pack.receiveMs / 1000).toFixed(2)} s and indexed them in ${(pack.indexMs / 1000).toFixed(2)} s`);
-          } finally {
-            remoteProgress?.flush();
-          }
-          updateShallow(gitDir, res.shallow, res.unshallow);
-          // After bundles, as after packfile URIs: the refs must reach only objects that are here.
-          if (tips.length && !res.packfileUris.length) await checkConnected(gitDir, plan.wants, { shallow: res.shallow });
-          await session.close();
-          session = null;
-          if (res.packfileUris.length) {
-            saveResumeRecord<CloneRecord>(target, { version: 1, url: url.url, uris: res.packfileUris, inlinePack: inline.checksum, clone: { refs, branch, depth, bare, flags: cloneFlags(opts), shallow: res.shallow, unshallow: res.unshallow } }, inline);
-            resumable = true;
-            objects += await fromUris(res.packfileUris, res.shallow);
-          }
+          received.objects += got.objects + ((await prefetch) ?? 0);
         }
       } finally {
         haveDb?.close();
       }
+      await session?.close();
+      session = null;
     } else {
       opts.say?.('warning: You appear to have cloned an empty repository.');
       await session?.close();
       session = null;
     }
 
-    // Reflogs as git starts them in a clone with a work tree (a bare clone logs nothing).
-    const ident = bare ? null : await committerIdent(parent);
     const db = ObjectDb.openSync(gitDir);
+    let head: string | null;
     try {
       for (const w of plan.wants) {
-        if (!db.hasSync(w)) throw new MpgitError('MPGIT_BAD_PACK', `the server's pack lacks ${w}, which it advertised`, 'the server is inconsistent; clone again');
+        if (!db.hasSync(w)) throw new PackError(`the server's pack lacks ${w}, which it advertised`, 'the server is inconsistent; clone again');
       }
-      const originHead = writeCloneRefs(gitDir, refs, plan, shape, db);
-      let head: string | null = plan.headOid;
-      if (plan.detached && head) writeRef(gitDir, 'HEAD', head);
-      if (ident && head) {
-        const message = `clone: from ${url.url}`;
-        const remoteHead = `refs/remotes/${shape.remote}/HEAD`;
-        const logged = ['HEAD', ...(!plan.detached && plan.headRef?.startsWith('refs/heads/') ? [plan.headRef] : []), ...(originHead ? [remoteHead] : [])];
-        for (const ref of logged) appendReflog(gitDir, ref, null, ref === remoteHead ? originHead!.oid : head, ident, message);
-      }
+      head = await writeRefs(db, refs, plan, shape, { url: url.url, parent: bare ? null : parent });
       if (shape.checkout && head) {
-        const commit = db.readCommit(head);
-        if (!commit) throw new MpgitError('MPGIT_BAD_PACK', `HEAD ${head} is not a commit in the received pack`, 'the server sent an incomplete pack; clone again');
-        // A partial clone fetches what the filter left out of this tree first, as git does.
-        if (shape.filter) objects += await backfillForCheckout({ url, gitDir, db, mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose, progress: opts.progress }, commit.tree);
-        const t0 = Date.now();
-        const meter = new Progress(opts.progress, 'Updating files', 0, { delayMs: CHECKOUT_PROGRESS_DELAY_MS });
-        const { entries } = await checkout(db, commit.tree, tmp, {
-          indexPath: join(gitDir, 'index'),
-          onProgress: (done, total) => {
-            meter.setTotal(total);
-            meter.update(done);
-          },
-        });
-        meter.done(entries);
-        opts.verbose?.(`Checked out ${entries} files and wrote the index in ${seconds(t0)}`);
+        const backfill = shape.filter ? { url, mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose, progress: opts.progress } : null;
+        received.objects += await checkoutHead(head, { db, gitDir, workTree: tmp, backfill, progress: opts.progress, verbose: opts.verbose });
       } else if (!bare && plan.wants.length && !head) {
         opts.say?.(`warning: remote HEAD refers to nonexistent ref, unable to checkout`);
       }
-      if (!head) head = null;
-      db.close();
-      if (resumable) clearResume(target);
-      // rename(2) also replaces an empty directory, which git allows as a clone target.
-      renameSync(tmp, target);
-      opts.onTempDir?.(null);
-      return { dir: target, head, detached: plan.detached && shape.checkout, objects };
     } finally {
       db.close();
     }
+    if (resumable) clearResume(target);
+    // rename(2) also replaces an empty directory, which git allows as a clone target.
+    renameSync(tmp, target);
+    opts.onTempDir?.(null);
+    return { dir: target, head, detached: plan.detached && shape.checkout, objects: received.objects };
   } catch (e) {
     session?.destroy();
     rmSync(tmp, { recursive: true, force: true });
@@ -260,4 +226,24 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
 /** The flags an interrupted clone records, to resume in the same shape. */
 function cloneFlags(o: CloneFlags): CloneFlags {
   return { mirror: o.mirror, singleBranch: o.singleBranch, origin: o.origin, tags: o.tags, checkout: o.checkout, filter: o.filter, recurseSubmodules: o.recurseSubmodules };
+}
+
+/**
+ * The clone's refs (writeCloneRefs), HEAD detached where the plan says so, and the reflogs git
+ * starts in a clone with a work tree (`parent`: where git would read the identity; null: bare,
+ * nothing logged). Returns HEAD's commit, or null.
+ */
+async function writeRefs(db: ObjectDb, refs: RemoteRef[], plan: ClonePlan, shape: CloneShape, o: { url: string; parent: string | null }): Promise<string | null> {
+  const gitDir = db.gitDir;
+  const originHead = writeCloneRefs(gitDir, refs, plan, shape, db);
+  const head = plan.headOid;
+  if (plan.detached && head) writeRef(gitDir, 'HEAD', head);
+  if (o.parent !== null && head) {
+    const ident = await committerIdent(o.parent);
+    const message = `clone: from ${o.url}`;
+    const remoteHead = `refs/remotes/${shape.remote}/HEAD`;
+    const logged = ['HEAD', ...(!plan.detached && plan.headRef?.startsWith('refs/heads/') ? [plan.headRef] : []), ...(originHead ? [remoteHead] : [])];
+    for (const ref of logged) appendReflog(gitDir, ref, null, ref === remoteHead ? originHead!.oid : head, ident, message);
+  }
+  return head;
 }

@@ -11,7 +11,7 @@ import { endSession } from '../protocol/v2.js';
 import { MpgitError } from '../errors.js';
 import { hostHeader, type GitUrl } from './url.js';
 import { humanBytes } from '../progress.js';
-import type { ConnInfo } from '../core/index.js';
+import { netMissing, type ConnInfo } from '../core/index.js';
 
 /** Longest wait for a connect. */
 export const CONNECT_TIMEOUT_MS = 15_000;
@@ -56,6 +56,7 @@ export class Connection implements Wire {
 
   static async open(url: GitUrl, opts: ConnectOptions = {}): Promise<Connection> {
     const mptcp = mptcpWanted(opts.mptcp);
+    if (mptcp) warnNoMptcp();
     const verbose = opts.verbose ?? null;
     const c = await connect(url.host, url.port, { mptcp, timeoutMs: CONNECT_TIMEOUT_MS });
     const socket = c.socket;
@@ -146,4 +147,14 @@ export function wrapSocketError(e: unknown, url: GitUrl): unknown {
   const code = (e as NodeJS.ErrnoException)?.code;
   if (e instanceof MpgitError || !code || !SOCKET_CODES.has(code)) return e;
   return new MpgitError('MPGIT_CONNECTION', `lost the connection to ${url.host}:${url.port}: ${code}`, 'the server or the network dropped the connection; run the command again', { cause: e });
+}
+
+let warnedNoMptcp = false;
+
+/** MPTCP asked for where only the native addon makes MPTCP sockets: one line, once per process. */
+function warnNoMptcp(): void {
+  const why = netMissing();
+  if (!why || warnedNoMptcp) return;
+  warnedNoMptcp = true;
+  process.stderr.write(`warning: MPTCP asked for (--mptcp or GIT_ENABLE_MPTCP), but ${why}: connecting over TCP\n`);
 }

@@ -4,30 +4,25 @@
 // local refs, receives a thin pack completed from local objects, then updates the refs,
 // .git/shallow and FETCH_HEAD.
 
-import { ConfigError, MpgitError } from '../errors.js';
+import { ConfigError, MpgitError, PackError } from '../errors.js';
 import { readConfig } from '../config/read.js';
 import { findRepository } from '../repo/layout.js';
 import { ObjectDb } from '../repo/odb.js';
 import { parseTag } from '../repo/objects.js';
 import { deleteRef, listRefs, readRefRaw, readSymref, resolveRef, writeRef } from '../repo/refs.js';
 import { writeLocked } from '../repo/lockfile.js';
-import { readShallow, updateShallow } from '../repo/shallow.js';
-import { RemoteProgress } from '../protocol/sideband.js';
+import { readShallow } from '../repo/shallow.js';
 import type { RemoteRef } from '../protocol/wire.js';
 import type { ProgressSink } from '../progress.js';
 import { join } from 'node:path';
 import { parseRemoteUrl } from './url.js';
-import { writePromisorFile } from './partial-clone.js';
 import { RemoteSession } from './session.js';
-import { receivePack } from './receive.js';
+import { fetchInto } from './fetch-into.js';
 import { zlibCompressionLevel } from '../repo/compression.js';
 import { HaveWalker } from './haves.js';
 import { mapRef, parseRefspec, refPrefix, sourceOf, type Refspec } from './refspec.js';
 import { mptcpWanted, wrapSocketError } from './connection.js';
 import { appendReflog, committerIdent, logsRef } from '../repo/reflog.js';
-import { receivePackfileUris } from './uri-packs.js';
-import { checkConnected } from '../repo/connectivity.js';
-import { PACKFILE_URI_PROTOCOLS } from '../protocol/packfile-uris.js';
 import { seedFetchFromBundles } from './bundles.js';
 
 export interface FetchOptions {
@@ -142,47 +137,37 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
         const headOid = resolveRef(gitDir, 'HEAD');
         if (headOid) tips.push(headOid);
         const haves = new HaveWalker(db, [...new Set(tips)], new Set(shallow));
-        const remoteProgress = opts.progress ? new RemoteProgress(opts.progress.write, opts.progress.tty) : null;
         // What the repository had before: complete, so the connectivity check stops there.
         const before = ObjectDb.openSync(gitDir);
         try {
-          const res = await session.fetch({
+          const got = await fetchInto({
+            session,
+            gitDir,
+            db,
             wants: [...want],
             haves,
             shallow,
             depth,
             thinPack: true,
-            progress: !!opts.progress,
-            packfileUris: opts.packfileUris === false ? undefined : PACKFILE_URI_PROTOCOLS,
+            compressionLevel: zlibCompressionLevel(config),
+            packfileUris: opts.packfileUris,
             filter,
-            onProgress: (c) => remoteProgress?.push(c),
+            promisorRefs: promisor ? remoteRefs : undefined,
+            // As git does after every fetch: everything the new tips reach must be here now. From a
+            // promisor remote anything may be missing by design; git then checks only the tips (below).
+            connectivity: promisor ? 'never' : 'always',
+            before,
+            mptcp: mptcpWanted(opts.mptcp),
+            progress: opts.progress,
+            say: opts.say,
+            verbose: opts.verbose,
           });
-          if (filter && !res.filtered) opts.say?.('warning: filtering not recognized by server, ignoring');
-          try {
-            const pack = await receivePack(res.pack, gitDir, { fixThin: db, compressionLevel: zlibCompressionLevel(config), progress: opts.progress });
-            if (promisor) writePromisorFile(pack.packPath, remoteRefs);
-            objects = pack.objectCount;
-            db.addPack(pack.packPath, pack.idxPath);
-            opts.verbose?.(`Received ${pack.objectCount} objects${pack.appendedBases ? ` (thin pack: ${pack.appendedBases} base${pack.appendedBases === 1 ? '' : 's'} completed from local objects)` : ''}`);
-          } finally {
-            remoteProgress?.flush();
-          }
-          updateShallow(gitDir, res.shallow, res.unshallow);
-          if (res.packfileUris.length) {
-            // Resumable: an interrupted download continues when the same fetch runs again.
-            for (const p of await receivePackfileUris(gitDir, res.packfileUris, { progress: opts.progress, say: opts.say, mptcp: mptcpWanted(opts.mptcp) })) {
-              db.addPack(p.packPath, p.idxPath);
-              objects += p.objectCount;
-            }
-          }
-          // As git does after every fetch: everything the new tips reach must be here now. From a
-          // promisor remote anything may be missing by design; git then checks only the tips (below).
-          if (!promisor) await checkConnected(gitDir, [...want], { shallow: readShallow(gitDir), before });
+          objects = got.objects;
         } finally {
           before.close();
         }
         for (const w of want) {
-          if (!db.hasSync(w)) throw new MpgitError('MPGIT_BAD_PACK', `the server did not send ${w}`, 'the remote is inconsistent; try again');
+          if (!db.hasSync(w)) throw new PackError(`the server did not send ${w}`, 'the remote is inconsistent; try again');
         }
       }
       await session.close();

@@ -1,31 +1,89 @@
 // The one boundary to mpgit's Rust core. The core is chosen and loaded once, here: the N-API
-// addon when it loads, else none ('js': every consumer takes its TypeScript path). Consumers
+// addon when it loads, else the same core compiled to WebAssembly (./wasm*.ts: the indexer),
+// else none ('js': every consumer takes its TypeScript path). MPGIT_CORE=native|wasm|js forces
+// one (one that cannot load is an error); MPGIT_NO_NATIVE=1 is MPGIT_CORE=js. Consumers
 // (net/socket, the pack indexer, the object database, checkout, the connectivity check) take
 // their area from `core` and pass the core's errors through `coreError`, the one place where
 // the codes the core throws become mpgit's typed errors.
 
 import { MissingBaseError, MpgitError, PackError } from '../errors.js';
 import { loadNative, nativePath } from './native.js';
-import type { Core } from './types.js';
+import type { Core, CoreKind } from './types.js';
+import { wasmCodec, wasmModule, wasmPath } from './wasm.js';
+import { wasmIndexer } from './wasm-indexer.js';
 
 export type * from './types.js';
 export { SHA1_BACKENDS } from './types.js';
 
+const KINDS: readonly CoreKind[] = ['native', 'wasm', 'js'];
+
+/** The core MPGIT_CORE (or MPGIT_NO_NATIVE) asks for, or null to take the first that loads. */
+function forced(): CoreKind | null {
+  const v = process.env.MPGIT_CORE;
+  if (v) {
+    if (!(KINDS as readonly string[]).includes(v)) throw new MpgitError('MPGIT_CORE', `MPGIT_CORE="${v}" is no core: use one of ${KINDS.join(', ')}`, 'unset MPGIT_CORE to take the first core that loads');
+    return v as CoreKind;
+  }
+  return process.env.MPGIT_NO_NATIVE ? 'js' : null;
+}
+
+function loadWasm(): Core | string {
+  const m = wasmModule();
+  if ('error' in m) return m.error;
+  return { kind: 'wasm', path: wasmPath, loadError: null, net: null, indexer: wasmIndexer(m.module), odb: null, checkout: null, connectivity: null, info: null, codec: wasmCodec(m.module) };
+}
+
+/** Why each core that was passed over was (native, then wasm), for `mpgit version`. */
+export const passedOver: { native: string | null; wasm: string | null } = { native: null, wasm: null };
+
 function choose(): Core {
-  const n = loadNative();
-  if (n.core) return n.core;
-  return { kind: 'js', path: nativePath, loadError: n.error, net: null, indexer: null, odb: null, checkout: null, connectivity: null, info: null };
+  const want = forced();
+  const js = (why: string): Core => ({ kind: 'js', path: nativePath, loadError: why, net: null, indexer: null, odb: null, checkout: null, connectivity: null, info: null });
+  if (want === 'js') return js(process.env.MPGIT_CORE ? 'forced by MPGIT_CORE=js' : 'disabled by MPGIT_NO_NATIVE');
+  if (want === 'wasm') passedOver.native = 'not tried: MPGIT_CORE=wasm';
+  else {
+    const n = loadNative();
+    if (n.core) return n.core;
+    passedOver.native = n.error;
+    if (want === 'native') throw new MpgitError('MPGIT_CORE', `MPGIT_CORE=native, but the native core cannot load: ${n.error}`, 'install the platform package (npm i without --omit=optional), or unset MPGIT_CORE');
+  }
+  const w = loadWasm();
+  if (typeof w !== 'string') return w;
+  passedOver.wasm = w;
+  if (want === 'wasm') throw new MpgitError('MPGIT_CORE', `MPGIT_CORE=wasm, but the WebAssembly core cannot load: ${w}`, 'reinstall mpgit (or `npm run build:wasm` in a checkout), or unset MPGIT_CORE');
+  return js(passedOver.native ?? w);
 }
 
 export const core: Core = choose();
+export { nativePath };
+
+/** Why this core is the one in use, in a few words (for `mpgit version`). */
+export function coreReason(): string {
+  if (process.env.MPGIT_CORE) return `forced by MPGIT_CORE=${process.env.MPGIT_CORE}`;
+  if (core.kind === 'native') return 'the native addon loaded';
+  if (core.kind === 'wasm') return `the native addon did not load (${passedOver.native})`;
+  return core.loadError ?? 'no compiled core';
+}
 
 /**
  * The one stderr line a command prints when the compiled core should have loaded and did not
  * (null when it loaded, or when MPGIT_NO_NATIVE turned it off on purpose).
  */
 export function coreMissingWarning(): string | null {
-  if (core.kind !== 'js' || process.env.MPGIT_NO_NATIVE) return null;
-  return `warning: native addon not loaded (${core.loadError}): using the TypeScript fallback, which is slower and computes SHA-1 without collision detection (set MPGIT_NO_NATIVE=1 to choose it and silence this line)`;
+  if (core.kind === 'native' || process.env.MPGIT_NO_NATIVE || process.env.MPGIT_CORE) return null;
+  if (core.kind === 'wasm') return `warning: native addon not loaded (${passedOver.native}): using the WebAssembly core, which is slower and has no MPTCP sockets (set MPGIT_CORE=wasm to choose it and silence this line)`;
+  return `warning: native addon not loaded (${passedOver.native ?? core.loadError}) nor the WebAssembly core (${passedOver.wasm}): using the TypeScript fallback, which is slower and computes SHA-1 without collision detection (set MPGIT_NO_NATIVE=1 to choose it and silence this line)`;
+}
+
+/** Why the native addon is not in use. */
+export function passedOverNative(): string | null {
+  return core.kind === 'native' ? null : (passedOver.native ?? core.loadError);
+}
+
+/** Why MPTCP sockets are unavailable (they need the native addon), or null when they are there. */
+export function netMissing(): string | null {
+  if (core.net) return null;
+  return `MPTCP sockets need the native addon, which is not loaded: ${passedOverNative()}`;
 }
 
 /** Why `area` is not available from the core (for the messages of features that need it). */

@@ -1,11 +1,11 @@
 // The Rust core as TypeScript sees it, whichever build provides it: one interface per area
 // (sockets, pack indexer, object database, checkout, connectivity check). An implementation
 // offers an area whole or not at all (null), so a consumer asks once, not function by function.
-// Today the N-API addon (./native.ts) is the one compiled core; a WebAssembly build of the same
-// crates can provide the same areas (sockets excepted) and add its kind here.
+// The N-API addon (./native.ts) offers every area; the WebAssembly build of the same crates
+// (./wasm.ts) offers the indexer (no sockets: wasm has no system calls).
 
 /** Which core is in use: 'js' when none loaded and every consumer takes its TypeScript path. */
-export type CoreKind = 'native' | 'js';
+export type CoreKind = 'native' | 'wasm' | 'js';
 
 /** An indexer's state inside the core (an N-API external). */
 export type PackHandle = { readonly __brand: 'PackHandle' };
@@ -112,6 +112,16 @@ export interface InfoCore {
   sha1Hash(data: Buffer, backend: string, objectBytes: number): string;
 }
 
+/**
+ * Inflate and delta application for the TypeScript object reader (./wasm.ts offers it: object
+ * reading for checkout, fetch and the connectivity check then runs its bytes through Rust).
+ * Errors: `code` MPGIT_BAD_PACK, naming `offset`.
+ */
+export interface CodecCore {
+  inflateExact(data: Uint8Array, size: number, offset: number): Buffer;
+  applyDelta(base: Uint8Array, delta: Uint8Array, offset: number): Buffer;
+}
+
 export interface Core {
   readonly kind: CoreKind;
   /** Where the compiled core is (or would be) loaded from. */
@@ -124,4 +134,6 @@ export interface Core {
   readonly checkout: CheckoutCore | null;
   readonly connectivity: ConnectivityCore | null;
   readonly info: InfoCore | null;
+  /** Only where the object database itself is not in the core (the wasm core). */
+  readonly codec?: CodecCore | null;
 }

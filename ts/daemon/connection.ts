@@ -8,17 +8,15 @@ import type { Readable, Writable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import { parseRequest, requestedVersion, type GitRequest } from '../protocol/request.js';
 import { pkt } from '../pktline.js';
-import { MpgitError, TimeoutError } from '../errors.js';
-import { connInfo } from '../net/socket.js';
-import { core, type ConnInfo } from '../core/index.js';
-import { lookup } from 'node:dns/promises';
+import { ClientGoneError, MpgitError, TimeoutError } from '../errors.js';
+import type { ConnInfo } from '../core/index.js';
+import { laterReading, readCounters, settleCounters } from '../net/counters.js';
 import type { DaemonConfig, ServiceName } from './config.js';
 import type { ConnLog, DaemonLog } from './log.js';
 import { hostPort } from './log.js';
-import { ClientGoneError, readRequestLine, releaseReading, stopReading } from './request-reader.js';
-import { resolveRepo, type Refusal } from './paths.js';
-import { repoServiceSetting, runAccessHook, serviceArgs, serviceFlags, serviceOf, spawnService } from './services.js';
-import { serviceEnv } from '../git.js';
+import { readRequestLine, releaseReading, stopReading } from './request-reader.js';
+import { authorize } from './policy.js';
+import { serviceArgs, serviceOf, spawnService } from './services.js';
 import type { TransferRecord } from './access.js';
 import type { PackCache } from '../cache/pack-cache.js';
 
@@ -89,8 +87,6 @@ const LINGER_MS = 2000;
 /** Bound on what we read (and discard) from a client after refusing it. */
 const DRAIN_MS = 1000;
 const DRAIN_MAX_BYTES = 256 * 1024;
-/** Bound on resolving the client-supplied host name (for %IP and the access hook). */
-const HOST_LOOKUP_TIMEOUT_MS = 3000;
 
 export interface ConnectionResult {
   exitCode: number;
@@ -101,32 +97,13 @@ function mptcpText(m: boolean | null): string {
   return m === null ? 'unknown' : m ? 'yes' : 'no';
 }
 
-async function hostIp(host: string | undefined): Promise<string | undefined> {
-  if (!host) return undefined;
-  const bare = host.replace(/^\[|\]$/g, '');
-  const t = new Promise<undefined>((r) => setTimeout(() => r(undefined), HOST_LOOKUP_TIMEOUT_MS).unref());
-  const l = lookup(bare).then((a) => a.address, () => undefined);
-  return Promise.race([l, t]);
-}
-
-/** Reads the counters of the connection (null when it is not a socket or already gone). */
-function counters(io: ConnectionIO): ConnInfo | null {
-  if (io.socket) return connInfo(io.socket);
-  if (io.infoFd === null || !core.net) return null;
-  try {
-    return core.net.connInfo(io.infoFd);
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Writes a last message and closes our sending side; then waits (bounded) for the client to
  * close too, discarding what it sends. Returns the connection's counters as of the client's
  * close (or the wait's end): by then the client has received what we sent.
  */
 async function finish(io: ConnectionIO, last: Buffer | null, waitMs: number): Promise<ConnInfo | null> {
-  let info = counters(io);
+  let info = readCounters(io);
   if (io.socket) {
     const s = io.socket;
     if (s.destroyed) return info;
@@ -135,7 +112,7 @@ async function finish(io: ConnectionIO, last: Buffer | null, waitMs: number): Pr
       const timer = setTimeout(done, waitMs);
       function done() {
         // Before node closes the handle (right after 'end'), while the counters are readable.
-        info = later(info, counters(io));
+        info = laterReading(info, readCounters(io));
         clearTimeout(timer);
         s.off('data', onData);
         s.off('end', done);
@@ -161,38 +138,7 @@ async function finish(io: ConnectionIO, last: Buffer | null, waitMs: number): Pr
   // stdin/stdout (inetd): stdout cannot be ended; flush the message.
   const out = io.output;
   if (last && out.writable) await new Promise<void>((r) => out.write(last, () => r()));
-  return later(info, counters(io));
-}
-
-/** Interval of counter readings while a finished transfer's last bytes leave. */
-const SETTLE_POLL_MS = 50;
-
-/**
- * After the service process exits: the socket it shared with us is in blocking mode now (the
- * child's stdio must be), so we never read it again. We watch the counters until the bytes
- * sent stop growing (the kernel has sent what the service wrote), bounded by `waitMs`.
- */
-async function settle(io: ConnectionIO, waitMs: number): Promise<ConnInfo | null> {
-  let info = counters(io);
-  const deadline = Date.now() + waitMs;
-  while (info && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
-    const next = counters(io);
-    if (!next) break;
-    const moved = next.bytesSent !== info.bytesSent;
-    info = later(info, next);
-    if (!moved) break;
-  }
-  return info;
-}
-
-/**
- * Counters read at two moments: bytes from the later reading (the client has everything by
- * then), subflows from whichever saw more (subflows close as the connection winds down).
- */
-function later(a: ConnInfo | null, b: ConnInfo | null): ConnInfo | null {
-  if (!a || !b) return b ?? a;
-  return { ...b, subflows: Math.max(a.subflows, b.subflows), subflowsUsed: Math.max(a.subflowsUsed, b.subflowsUsed) };
+  return laterReading(info, readCounters(io));
 }
 
 /** Serves one connection to its end. Refusals and failures of the client are logged, not thrown. */
@@ -247,10 +193,6 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
     return { exitCode, service };
   };
 
-  // git daemon's refusal text: the real reason only with --informative-errors.
-  const pathRefusal = (r: Refusal, path: string) =>
-    `${cfg.informativeErrors ? r : 'access denied or repository not exported'}: ${path}`;
-
   // 1. The request line.
   let request: GitRequest;
   let rest: Buffer;
@@ -288,54 +230,17 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
     return refuse(`too many connections: the server allows ${cfg.maxConnections}; try again later`, 'too many connections');
   }
 
-  // 2. Is the service on?
-  const flags = serviceFlags(cfg, service!);
-  if (!flags.enabled && !flags.overridable) {
-    log.error('refused', `'${service}': service not enabled.`, { reason: 'service not enabled', service });
-    return refuse(`${cfg.informativeErrors ? 'service not enabled' : 'access denied or repository not exported'}: ${request.path}`, 'service not enabled');
+  // 2. The policy: service on, repository allowed and exported, its config, the access hook.
+  const allowed = await authorize(request, service!, cfg, io);
+  if ('why' in allowed) {
+    log.error(allowed.log.event, allowed.log.text, allowed.log.fields);
+    return refuse(allowed.client, allowed.why);
   }
-
-  // 3. Which repository, and may it be served?
-  const ip = cfg.interpolatedPath || cfg.accessHook ? await hostIp(request.host) : undefined;
-  const where = await resolveRepo(request.path, cfg, { host: request.host, port: request.port, hostIp: ip });
-  if (!where.ok) {
-    log.error('refused', where.log, { reason: where.refusal, path: request.path });
-    return refuse(pathRefusal(where.refusal, request.path), where.refusal);
-  }
-  const gitDir = where.gitDir;
+  const { gitDir, env } = allowed;
   repo = gitDir;
-  if (where.relaxed) log.info('relaxed', `'${request.path}' is not under the base path: found as it is (--base-path-relaxed)`, { path: request.path, gitDir });
+  if (allowed.relaxed) log.info('relaxed', `'${request.path}' is not under the base path: found as it is (--base-path-relaxed)`, { path: request.path, gitDir });
 
-  // 4. The repository's own daemon.<service> setting, where overriding is allowed.
-  let enabled = flags.enabled;
-  if (flags.overridable) {
-    const setting = await repoServiceSetting(gitDir, service!);
-    if (setting instanceof Error) {
-      log.error('refused', `'${gitDir}': ${setting.message}`, { reason: 'bad config' });
-      return refuse(pathRefusal('service not enabled', request.path), 'bad repository config');
-    }
-    if (setting !== null) enabled = setting;
-  }
-  if (!enabled) {
-    log.error('refused', `'${service}': service not enabled for '${gitDir}'`, { reason: 'service not enabled', service, gitDir });
-    return refuse(pathRefusal('service not enabled', request.path), 'service not enabled');
-  }
-
-  // 5. The access hook.
-  const env = serviceEnv({
-    GIT_PROTOCOL: request.extra.length ? request.extra.join(':') : undefined,
-    REMOTE_ADDR: io.remote ? (io.remote.address.includes(':') ? `[${io.remote.address}]` : io.remote.address) : undefined,
-    REMOTE_PORT: io.remote ? String(io.remote.port) : undefined,
-  });
-  if (cfg.accessHook) {
-    const denied = await runAccessHook(cfg.accessHook, { service: service!, gitDir, host: request.host, hostIp: ip, port: request.port }, env);
-    if (denied !== null) {
-      log.error('refused', `'${gitDir}': access hook refused: ${denied}`, { reason: 'access hook', message: denied });
-      return refuse(`${denied}: ${request.path}`, 'access hook');
-    }
-  }
-
-  // 6. Serve it: a hook in-process, or git.
+  // 3. Serve it: a hook in-process, or git.
   const call: ServiceCall = {
     service: service!,
     request,
@@ -391,6 +296,6 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
   lease?.release();
   exitCode = end.code;
   outcome = { result: 'served', refusal: null, cache: lease?.result ?? null, packfileUris: 0 };
-  disconnected(proc.relayed ? await finish(io, null, LINGER_MS) : await settle(io, LINGER_MS), { why: `${service} ${end.signal ? `killed by ${end.signal}` : `exited ${end.code}`}` });
+  disconnected(proc.relayed ? await finish(io, null, LINGER_MS) : await settleCounters(io, LINGER_MS), { why: `${service} ${end.signal ? `killed by ${end.signal}` : `exited ${end.code}`}` });
   return { exitCode, service };
 }

@@ -6,7 +6,7 @@
 
 import net from 'node:net';
 import { closeSync } from 'node:fs';
-import { core } from '../core/index.js';
+import { core, netMissing } from '../core/index.js';
 import { resolveAll } from '../net/socket.js';
 import { MpgitError } from '../errors.js';
 import { hostPort, type DaemonLog } from './log.js';
@@ -167,7 +167,7 @@ async function targets(listen: string[]): Promise<{ ip: string; optional: boolea
 export async function bindListeners(opts: BindOptions): Promise<Listener[]> {
   const backlog = opts.backlog ?? BACKLOG;
   const want = await targets(opts.listen);
-  if (opts.mptcp && !core.net) opts.log.notice('mptcp-fallback', `MPTCP needs the native addon (${core.loadError}): listening with plain TCP`, { reason: core.loadError });
+  if (opts.mptcp && !core.net) opts.log.notice('mptcp-fallback', `${netMissing()}: listening with plain TCP`, { reason: netMissing() });
   const bound = new Map<string, Bound>();
   const warned = new Set<string>();
   const skipped = new Set<string>();

@@ -7,7 +7,7 @@
 // is fresh is the newcomer refused: to delay a clone, clients must open more than --max-pending
 // connections within STALE_MS, again and again.
 
-import { ClientGoneError } from './request-reader.js';
+import { ClientGoneError } from '../errors.js';
 
 /** How long a client may take over its request line before others may push it out. */
 export const STALE_MS = 1000;
@@ -15,8 +15,7 @@ export const STALE_MS = 1000;
 /** What a dropped connection's request reader fails with (logged by the daemon already). */
 export class PendingDroppedError extends ClientGoneError {
   constructor(why: string) {
-    super(0);
-    this.message = why;
+    super(why);
     this.name = 'PendingDroppedError';
   }
 }

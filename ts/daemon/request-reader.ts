@@ -5,7 +5,7 @@
 
 import type { Readable } from 'node:stream';
 import { parseHeader } from '../pktline.js';
-import { MpgitError, ProtocolError, TimeoutError } from '../errors.js';
+import { ClientGoneError, MpgitError, ProtocolError, TimeoutError } from '../errors.js';
 
 /** Longest request line accepted (payload bytes): a path of PATH_MAX, a host name, parameters. */
 export const MAX_REQUEST_BYTES = 8192;
@@ -14,13 +14,6 @@ export class RequestTooLargeError extends MpgitError {
   constructor(len: number, max: number) {
     super('MPGIT_REQUEST_TOO_LARGE', `request line of ${len} bytes exceeds the limit of ${max}`, 'git clients send requests of a few hundred bytes; check the client');
     this.name = 'RequestTooLargeError';
-  }
-}
-
-export class ClientGoneError extends MpgitError {
-  constructor(received: number) {
-    super('MPGIT_CLIENT_GONE', received ? `client hung up in the middle of its request (${received} bytes received)` : 'client hung up before sending a request');
-    this.name = 'ClientGoneError';
   }
 }
 
@@ -104,7 +97,7 @@ export function readRequestLine(stream: Readable, opts: { timeoutMs: number; max
         done(e as Error);
       }
     };
-    const onEnd = () => done(new ClientGoneError(have));
+    const onEnd = () => done(new ClientGoneError(have ? `client hung up in the middle of its request (${have} bytes received)` : 'client hung up before sending a request'));
     const onError = (e: Error) => done(e);
     const timer = setTimeout(() => done(new TimeoutError('waiting for the request line', opts.timeoutMs)), opts.timeoutMs);
     stream.on('data', onData);

@@ -51,6 +51,14 @@ function pathManager(s: HostState): string | null {
 
 function kernelChecks(s: HostState): Check[] {
   const checks: Check[] = [];
+  if (s.nativeSockets) {
+    checks.push({
+      id: 'native',
+      status: 'fail',
+      summary: `mpgit cannot use MPTCP here: ${s.nativeSockets}`,
+      advice: "install mpgit with its platform package (plain `npm i -g mpgit`, not --omit=optional) on a platform that has one; until then --mptcp connects over TCP",
+    });
+  }
   if (s.socketError) {
     checks.push({
       id: 'sockets',

@@ -5,7 +5,7 @@
 
 import { readFile, readdir } from 'node:fs/promises';
 import { exec } from '../net/iproute.js';
-import { core } from '../core/index.js';
+import { core, netMissing } from '../core/index.js';
 
 const SYSCTL_DIR = '/proc/sys/net/mptcp';
 /** Documentation addresses (RFC 5737 / RFC 3849): a route lookup towards "the Internet". */
@@ -45,6 +45,8 @@ export interface HostState {
   kernel: string;
   /** null: MPTCP sockets can be made; else why not (errno name or missing addon). */
   socketError: string | null;
+  /** Why mpgit itself cannot make MPTCP sockets (no native addon), or null. */
+  nativeSockets: string | null;
   /** net.mptcp.* values by name; empty when the kernel has no MPTCP at all. */
   sysctls: Record<string, string>;
   limits: { subflows: number; addAddrAccepted: number } | null;
@@ -169,11 +171,12 @@ export async function probeHost(opts: { peer?: string; release: string }): Promi
   const sysctls = await readSysctls();
   let socketError: string | null = null;
   if (core.net) socketError = core.net.kernelMptcp();
-  else if (!Object.keys(sysctls).length) socketError = `no ${SYSCTL_DIR} (and the native addon is unavailable: ${core.loadError})`;
+  else if (!Object.keys(sysctls).length) socketError = `no ${SYSCTL_DIR}`;
 
   const state: HostState = {
     kernel: opts.release,
     socketError,
+    nativeSockets: netMissing(),
     sysctls,
     limits: null,
     endpoints: [],

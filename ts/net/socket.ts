@@ -4,7 +4,7 @@
 
 import net from 'node:net';
 import { lookup } from 'node:dns/promises';
-import { core, type ConnInfo } from '../core/index.js';
+import { core, passedOverNative, type ConnInfo } from '../core/index.js';
 import { MpgitError, TimeoutError } from '../errors.js';
 
 export interface Connected {
@@ -88,7 +88,7 @@ async function connectOne(address: string, port: number, opts: { mptcp: boolean;
       reject(e);
     });
   });
-  return { socket, mptcpSocket: false, fallback: opts.mptcp ? `native addon unavailable (${core.loadError})` : null, address, port };
+  return { socket, mptcpSocket: false, fallback: opts.mptcp ? `native addon unavailable (${passedOverNative()})` : null, address, port };
 }
 
 /** The descriptor behind a node socket (for the kernel's counters). */

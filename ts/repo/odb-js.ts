@@ -1,19 +1,26 @@
 // The object reader used without the native addon: packs through their .idx v2 (read in
 // windows kept in a bounded LRU), loose objects, alternates; delta chains resolved with a
-// bounded cache of bases, as git does. Entry headers, exact inflate and delta application are
-// the TypeScript pack layer's (ts/pack/js).
+// bounded cache of bases, as git does. Entry headers are the TypeScript pack layer's; exact
+// inflate and delta application the WebAssembly core's when it is loaded, else ts/pack/js's.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve, isAbsolute } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { PackError, MpgitError } from '../errors.js';
 import { typeName, type ObjectType } from '../pack/object.js';
-import { inflateExact } from '../pack/js/inflate.js';
-import { applyDelta } from '../pack/js/delta.js';
+import { inflateExact as jsInflate } from '../pack/js/inflate.js';
+import { applyDelta as jsDelta } from '../pack/js/delta.js';
+import { coreCall, core } from '../core/index.js';
 import { isOid, OID_PATTERN } from '../oid.js';
 import { parseCommit } from './objects.js';
 import type { CommitInfo, GitObject, ObjectDb } from './odb-types.js';
 import { BaseCache, PackFile, WINDOW_CACHE_BYTES, WindowCache } from './pack-file.js';
+
+// Under the WebAssembly core the bytes go through its Rust inflate and delta application (the
+// native indexer's); without a compiled core, through the TypeScript ones.
+const codec = core.codec ?? null;
+const inflateExact = codec ? (d: Uint8Array, size: number, at: number) => coreCall(() => codec.inflateExact(d, size, at)) : jsInflate;
+const applyDelta = codec ? (b: Uint8Array, d: Uint8Array, at: number) => coreCall(() => codec.applyDelta(b, d, at)) : jsDelta;
 
 const PACK_IDX = new RegExp(`^pack-${OID_PATTERN}\\.idx$`);
 

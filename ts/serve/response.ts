@@ -6,17 +6,10 @@
 import type { Writable } from 'node:stream';
 import { DELIM, FLUSH, MAX_PKT_DATA, pkt } from '../pktline.js';
 import { BAND_DATA, BAND_ERROR, BAND_PROGRESS } from '../protocol/sideband.js';
-import { MpgitError } from '../errors.js';
+import { ClientGoneError } from '../errors.js';
 
 /** Largest payload of one side-band packet (the band byte takes one of the pkt-line's bytes). */
 export const SIDEBAND_DATA_MAX = MAX_PKT_DATA - 1;
-
-export class ClientGoneError extends MpgitError {
-  constructor() {
-    super('MPGIT_CLIENT_GONE', 'the client hung up', 'nothing to do: the client went away');
-    this.name = 'ClientGoneError';
-  }
-}
 
 export class ResponseWriter {
   /** Wrap section lines in band 1 (the client sent "sideband-all"). */

@@ -6,7 +6,7 @@
 
 import type { Readable, Writable } from 'node:stream';
 import { PktReader, pktText } from '../pktline.js';
-import { MpgitError, ProtocolError } from '../errors.js';
+import { ClientGoneError, MpgitError, ProtocolError } from '../errors.js';
 import { encodeV2Advertisement } from '../protocol/capabilities.js';
 import { liveBundles, livePacks, loadStateCached, type OffloadState } from '../offload/state.js';
 import { bundleListLines } from '../offload/bundles.js';
@@ -15,7 +15,7 @@ import { gitText } from '../git.js';
 import { BadRequestError, handleFetch, parseFetchArgs } from './fetch.js';
 import { HaveList } from './haves.js';
 import { isOid } from '../oid.js';
-import { ClientGoneError, ResponseWriter } from './response.js';
+import { ResponseWriter } from './response.js';
 
 /** Bound on the argument lines of one command request other than haves (wants of a big mirror fit). */
 const MAX_ARG_LINES = 256 * 1024;

@@ -3,11 +3,13 @@
 //! object ids and index writing. `odb`: reading a repository's objects, checkout and the
 //! index, the connectivity check.
 
+#[cfg(feature = "native")]
 pub mod mptcp;
+#[cfg(feature = "native")]
 pub mod odb;
 pub mod pack;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "native"))]
 mod fuzz;
 #[cfg(test)]
 mod testutil;

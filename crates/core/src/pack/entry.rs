@@ -55,14 +55,20 @@ pub struct Header {
 /// `Ok(None)` when `buf` ends inside the header.
 pub fn parse_header(buf: &[u8], offset: u64) -> Result<Option<Header>> {
     let mut i = 0;
-    let Some(&c) = buf.first() else { return Ok(None) };
+    let c = match buf.first() {
+        Some(&c) => c,
+        None => return Ok(None),
+    };
     i += 1;
     let kind = (c >> 4) & 7;
     let mut size = (c & 15) as u64;
     let mut shift = 4u32;
     let mut more = c & 0x80 != 0;
     while more {
-        let Some(&c) = buf.get(i) else { return Ok(None) };
+        let c = match buf.get(i) {
+            Some(&c) => c,
+            None => return Ok(None),
+        };
         i += 1;
         if shift > 60 {
             return Err(PackError::at(offset, "object size does not fit in 62 bits"));
@@ -91,12 +97,18 @@ pub fn parse_header(buf: &[u8], offset: u64) -> Result<Option<Header>> {
         }
         OBJ_OFS_DELTA => {
             // Big-endian base-128 with an implied +1 per continuation byte (git's encoding).
-            let Some(&c) = buf.get(i) else { return Ok(None) };
+            let c = match buf.get(i) {
+                Some(&c) => c,
+                None => return Ok(None),
+            };
             i += 1;
             let mut back = (c & 127) as u64;
             let mut more = c & 0x80 != 0;
             while more {
-                let Some(&c) = buf.get(i) else { return Ok(None) };
+                let c = match buf.get(i) {
+                    Some(&c) => c,
+                    None => return Ok(None),
+                };
                 i += 1;
                 back += 1;
                 if back >> 56 != 0 {

@@ -48,6 +48,7 @@ impl PackError {
         PackError { kind: ErrorKind::MissingObject, message: message.into() }
     }
     /// The object-id hasher cannot start (a forced SHA-1 backend the CPU lacks).
+    #[cfg(feature = "native")]
     pub fn sha1_backend() -> Result<()> {
         super::sha1dc::select::current().map(|_| ()).map_err(|e| PackError { kind: ErrorKind::Sha1Backend, message: e.to_string() })
     }
@@ -81,6 +82,12 @@ impl fmt::Display for PackError {
 
 impl std::error::Error for PackError {}
 
+#[cfg(not(feature = "native"))]
+fn errno_name(_: &io::Error) -> String {
+    "EIO".to_string()
+}
+
+#[cfg(feature = "native")]
 fn errno_name(e: &io::Error) -> String {
     let name = match e.raw_os_error() {
         Some(libc::ENOENT) => "ENOENT",

@@ -7,25 +7,39 @@
 //! `sha1dc` computes object ids (collision-detecting SHA-1, as git); `inflate` and `delta` are
 //! the codecs; `entry` the per-entry header.
 
+//! Without the `native` feature (the WebAssembly core) only the shared modules build: `entry`,
+//! `delta`, `index`, `error`, and `portable` (the indexer and object reader over bytes in memory).
+
+#[cfg(feature = "native")]
 mod alloc;
 pub mod delta;
 pub mod entry;
 pub mod error;
 pub mod index;
+#[cfg(feature = "native")]
 pub mod indexer;
+#[cfg(feature = "native")]
 pub mod inflate;
+#[cfg(feature = "portable")]
+pub mod portable;
+#[cfg(feature = "native")]
 pub mod resolve;
+#[cfg(feature = "native")]
 pub mod scan;
+#[cfg(feature = "native")]
 pub mod sha1dc;
 
+#[cfg(feature = "native")]
 pub use alloc::{mapped_now, release_free_memory, take_mapped_peak};
 pub use error::{ErrorKind, PackError, Result};
+#[cfg(feature = "native")]
 pub use indexer::{index_pack_file, Indexer, Options, Summary};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Rust's allocations in any program using mpgit-core (see `alloc`): large blocks mapped
 /// directly, so that indexing's resident memory is what it uses.
+#[cfg(feature = "native")]
 #[global_allocator]
 static ALLOC: alloc::MpgitAlloc = alloc::MpgitAlloc;
 
@@ -64,6 +78,7 @@ impl Progress {
 /// The largest object the indexer holds in memory whole (a delta's result, or a base with
 /// deltas on it): `MPGIT_MAX_OBJECT_SIZE` (bytes, or with a k/m/g suffix), else half the
 /// machine's memory. Objects without deltas on them stream, whatever their size.
+#[cfg(feature = "native")]
 pub fn max_object_size() -> u64 {
     static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *MAX.get_or_init(|| {
@@ -81,6 +96,7 @@ pub fn max_object_size() -> u64 {
 }
 
 /// "1234", "64k", "512m", "2g" (git's size suffixes) as bytes.
+#[cfg(feature = "native")]
 fn parse_size(v: &str) -> Option<u64> {
     let v = v.trim().to_ascii_lowercase();
     let (num, mul) = match v.chars().last()? {

@@ -1,0 +1,165 @@
+//! The second pass: deltas rebuilt from their bases, depth first from each root (a whole object
+//! with delta children), each result hashed. A caller with several workers gives each a share
+//! of the roots: a tree of deltas is resolved where its root is, REF_DELTA children included
+//! (every worker has the whole graph), so workers never wait for each other.
+
+use super::inflate;
+use super::object_id;
+use crate::pack::delta;
+use crate::pack::entry::{is_delta, Entry, OBJ_REF_DELTA};
+use crate::pack::error::{PackError, Result};
+use miniz_oxide::inflate::core::DecompressorOxide;
+
+/// Who is whose delta base: OFS_DELTA children by base entry, REF_DELTA children by base id.
+pub struct Graph {
+    ofs_start: Vec<u32>,
+    ofs_children: Vec<u32>,
+    refs: Vec<([u8; 20], u32)>,
+}
+
+impl Graph {
+    pub fn build(entries: &[Entry], ref_bases: &[[u8; 20]]) -> Graph {
+        let n = entries.len();
+        let mut ofs_start = vec![0u32; n + 1];
+        let mut refs = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if e.kind == OBJ_REF_DELTA {
+                refs.push((ref_bases[e.base as usize], i as u32));
+            } else if is_delta(e.kind) {
+                ofs_start[e.base as usize + 1] += 1;
+            }
+        }
+        for i in 0..n {
+            ofs_start[i + 1] += ofs_start[i];
+        }
+        let mut fill = ofs_start.clone();
+        let mut ofs_children = vec![0u32; ofs_start[n] as usize];
+        for (i, e) in entries.iter().enumerate() {
+            if is_delta(e.kind) && e.kind != OBJ_REF_DELTA {
+                ofs_children[fill[e.base as usize] as usize] = i as u32;
+                fill[e.base as usize] += 1;
+            }
+        }
+        refs.sort_unstable();
+        Graph { ofs_start, ofs_children, refs }
+    }
+
+    fn ofs(&self, i: u32) -> &[u32] {
+        &self.ofs_children[self.ofs_start[i as usize] as usize..self.ofs_start[i as usize + 1] as usize]
+    }
+
+    fn refs_of(&self, oid: &[u8; 20]) -> impl Iterator<Item = u32> + '_ {
+        let oid = *oid;
+        let at = self.refs.partition_point(|(b, _)| *b < oid);
+        self.refs[at..].iter().take_while(move |(b, _)| *b == oid).map(|&(_, c)| c)
+    }
+
+    /// The children of entry `i` (None for an appended base) with id `oid`.
+    fn children(&self, i: Option<u32>, oid: &[u8; 20]) -> Vec<u32> {
+        let mut v: Vec<u32> = i.map(|i| self.ofs(i).to_vec()).unwrap_or_default();
+        v.extend(self.refs_of(oid));
+        v
+    }
+
+    /// Whole objects that are some delta's base, in pack order.
+    pub fn roots(&self, entries: &[Entry], oids: &[[u8; 20]]) -> Vec<u32> {
+        (0..entries.len() as u32)
+            .filter(|&i| !is_delta(entries[i as usize].kind) && (!self.ofs(i).is_empty() || self.refs_of(&oids[i as usize]).next().is_some()))
+            .collect()
+    }
+
+    /// The REF_DELTA entries waiting for `oid`.
+    pub fn has_ref_children(&self, oid: &[u8; 20]) -> bool {
+        self.refs_of(oid).next().is_some()
+    }
+}
+
+/// What a pass rebuilt: (entry, object id) of each delta.
+pub type Resolved = Vec<(u32, [u8; 20])>;
+
+/// The pack as a resolver reads it.
+pub struct Pack<'a> {
+    pub bytes: &'a [u8],
+    pub entries: &'a [Entry],
+    /// Where the last entry's data ends (the trailer's offset).
+    pub body_len: usize,
+}
+
+impl Pack<'_> {
+    fn data(&self, i: u32) -> &[u8] {
+        let e = &self.entries[i as usize];
+        let end = self.entries.get(i as usize + 1).map_or(self.body_len, |n| n.offset as usize);
+        &self.bytes[e.data_offset() as usize..end]
+    }
+}
+
+struct Frame {
+    data: Vec<u8>,
+    kind: u8,
+    children: Vec<u32>,
+    next: usize,
+}
+
+/// Resolves, for the callers' progress, counting each rebuilt delta in `done`.
+pub struct Resolver<'a> {
+    pack: Pack<'a>,
+    graph: &'a Graph,
+    d: Box<DecompressorOxide>,
+    delta_buf: Vec<u8>,
+    pub out: Resolved,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(pack: Pack<'a>, graph: &'a Graph) -> Resolver<'a> {
+        Resolver { pack, graph, d: Box::new(DecompressorOxide::new()), delta_buf: Vec::new(), out: Vec::new() }
+    }
+
+    fn inflate(&mut self, i: u32) -> Result<Vec<u8>> {
+        let e = self.pack.entries[i as usize];
+        let mut v = Vec::new();
+        inflate::exact(&mut self.d, self.pack.data(i), e.size as usize, &mut v).ok_or_else(|| PackError::at(e.offset, "inflate failed on the second pass"))?;
+        Ok(v)
+    }
+
+    /// Every delta below the whole object `root` (an entry; `oids[root]` its id).
+    pub fn root(&mut self, root: u32, oid: &[u8; 20]) -> Result<()> {
+        let data = self.inflate(root)?;
+        let kind = self.pack.entries[root as usize].kind;
+        self.below(Some(root), kind, data, oid)
+    }
+
+    /// Every delta below an object given whole (a base appended to a thin pack).
+    pub fn base(&mut self, kind: u8, data: Vec<u8>, oid: &[u8; 20]) -> Result<()> {
+        self.below(None, kind, data, oid)
+    }
+
+    fn below(&mut self, at: Option<u32>, kind: u8, data: Vec<u8>, oid: &[u8; 20]) -> Result<()> {
+        let children = self.graph.children(at, oid);
+        if children.is_empty() {
+            return Ok(());
+        }
+        let mut stack = vec![Frame { data, kind, children, next: 0 }];
+        while let Some(top) = stack.last_mut() {
+            if top.next == top.children.len() {
+                stack.pop();
+                continue;
+            }
+            let c = top.children[top.next];
+            top.next += 1;
+            let kind = top.kind;
+            let e = self.pack.entries[c as usize];
+            let mut delta_buf = std::mem::take(&mut self.delta_buf);
+            inflate::exact(&mut self.d, self.pack.data(c), e.size as usize, &mut delta_buf).ok_or_else(|| PackError::at(e.offset, "inflate failed on the second pass"))?;
+            let top = stack.last().expect("not empty");
+            let result = delta::apply(&top.data, &delta_buf).map_err(|err| PackError::at(e.offset, err))?;
+            self.delta_buf = delta_buf;
+            let id = object_id(kind, &result, e.offset)?;
+            self.out.push((c, id));
+            let children = self.graph.children(Some(c), &id);
+            if !children.is_empty() {
+                stack.push(Frame { data: result, kind, children, next: 0 });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,188 @@
+//! The indexer around the two passes: which deltas are rebuilt, which REF_DELTA bases are
+//! missing, appending supplied bases to a thin pack (as `git index-pack --fix-thin`: unresolved
+//! REF_DELTAs in pack order, each missing base appended once, what it unlocks resolved at
+//! once), then the .idx/.rev bytes.
+
+use super::resolve::{Graph, Pack, Resolver};
+use super::scan::Scanner;
+use super::object_id;
+use crate::pack::entry::{encode_header, is_delta, Entry, OBJ_REF_DELTA};
+use crate::pack::error::{PackError, Result};
+use crate::pack::index::{self, IdxEntry};
+
+#[derive(Default)]
+pub struct Indexer {
+    pub scan: Scanner,
+    pub graph: Option<Graph>,
+    /// Per entry: its object id is known.
+    pub done: Vec<bool>,
+    pub resolved: u32,
+    /// Bases supplied for a thin pack: (id, kind, data).
+    bases: Vec<([u8; 20], u8, Vec<u8>)>,
+    /// The next REF_DELTA (entry index) `thin_next` looks at.
+    thin_cursor: usize,
+    pub appended: u32,
+    /// Where the received pack's trailer was (the appended bases start there).
+    pub original_body: usize,
+}
+
+impl Indexer {
+    /// End of input: checks the trailer against `digest` (see `Scanner::finish`), builds the
+    /// delta graph. Returns the pack checksum.
+    pub fn end(&mut self, digest: &[u8; 20]) -> Result<[u8; 20]> {
+        let sum = self.scan.finish(digest)?;
+        self.graph = Some(Graph::build(&self.scan.entries, &self.scan.ref_bases));
+        self.done = self.scan.entries.iter().map(|e| !is_delta(e.kind)).collect();
+        self.original_body = self.scan.body_len();
+        Ok(sum)
+    }
+
+    pub fn pack(&self) -> Pack<'_> {
+        Pack { bytes: &self.scan.pack, entries: &self.scan.entries, body_len: self.scan.body_len() }
+    }
+
+    pub fn roots(&self) -> Vec<u32> {
+        self.graph.as_ref().map(|g| g.roots(&self.scan.entries, &self.scan.oids)).unwrap_or_default()
+    }
+
+    /// Records what a resolver (here or in a worker) rebuilt.
+    pub fn apply(&mut self, r: &[(u32, [u8; 20])]) {
+        for &(i, oid) in r {
+            if !self.done[i as usize] {
+                self.done[i as usize] = true;
+                self.resolved += 1;
+            }
+            self.scan.oids[i as usize] = oid;
+        }
+    }
+
+    /// Resolves the trees of `roots` here (one thread).
+    pub fn resolve(&mut self, roots: &[u32]) -> Result<()> {
+        let g = self.graph.as_ref().ok_or_else(|| PackError::state("resolve before the end of input"))?;
+        let mut r = Resolver::new(self.pack(), g);
+        for &root in roots {
+            let oid = self.scan.oids[root as usize];
+            r.root(root, &oid)?;
+        }
+        let out = std::mem::take(&mut r.out);
+        self.apply(&out);
+        Ok(())
+    }
+
+    /// REF_DELTA bases neither in the pack nor rebuilt, in pack order of first use.
+    pub fn missing(&self) -> Vec<[u8; 20]> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for (i, e) in self.scan.entries.iter().enumerate() {
+            if e.kind == OBJ_REF_DELTA && !self.done[i] {
+                let b = self.scan.ref_bases[e.base as usize];
+                if seen.insert(b) {
+                    out.push(b);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn add_base(&mut self, oid: [u8; 20], kind: u8, data: Vec<u8>) -> Result<()> {
+        if object_id(kind, &data, 0)? != oid {
+            return Err(PackError::bad(format!("the base supplied as {} has another object id", crate::pack::hex(&oid))));
+        }
+        self.bases.push((oid, kind, data));
+        Ok(())
+    }
+
+    /// The next supplied base to append (an index for `base_data` and `thin_append`), or None.
+    pub fn thin_next(&mut self) -> Option<usize> {
+        while self.thin_cursor < self.scan.entries.len() {
+            let i = self.thin_cursor;
+            self.thin_cursor += 1;
+            let e = self.scan.entries[i];
+            if e.kind != OBJ_REF_DELTA || self.done[i] {
+                continue;
+            }
+            let want = self.scan.ref_bases[e.base as usize];
+            if let Some(k) = self.bases.iter().position(|(o, _, _)| *o == want) {
+                return Some(k);
+            }
+        }
+        None
+    }
+
+    /// The kind and bytes of supplied base `k` (the caller deflates them).
+    pub fn base_data(&self, k: usize) -> (u8, &[u8]) {
+        (self.bases[k].1, &self.bases[k].2)
+    }
+
+    /// Appends base `k` as a whole object whose zlib stream is `deflated`, then resolves
+    /// what it unlocks.
+    pub fn thin_append(&mut self, k: usize, deflated: &[u8]) -> Result<()> {
+        let (oid, kind, data) = self.bases[k].clone();
+        let offset = self.scan.body_len();
+        let mut bytes = encode_header(kind, data.len() as u64);
+        let hdr_len = bytes.len() as u8;
+        bytes.extend_from_slice(deflated);
+        let crc32 = crc32fast::hash(&bytes);
+        self.scan.append_entry(&bytes, Entry { offset: offset as u64, size: data.len() as u64, base: 0, crc32, hdr_len, kind }, oid);
+        self.done.push(true);
+        self.appended += 1;
+        let g = self.graph.as_ref().expect("end() ran");
+        let mut r = Resolver::new(self.pack(), g);
+        r.base(kind, data, &oid)?;
+        let out = std::mem::take(&mut r.out);
+        self.apply(&out);
+        Ok(())
+    }
+
+    /// After appending: the new object count, written into the pack bytes (which then end
+    /// where the trailer goes: the caller hashes them and hands the digest to `seal`).
+    pub fn seal_count(&mut self) {
+        self.scan.seal_count()
+    }
+
+    /// Appends the trailer (`digest`: the SHA-1 of the pack bytes after `seal_count`).
+    pub fn seal(&mut self, digest: [u8; 20]) {
+        self.scan.pack.extend_from_slice(&digest);
+    }
+
+    /// Deltas still without a base: an error naming how many.
+    pub fn check_complete(&self) -> Result<()> {
+        let left = self.done.iter().filter(|d| !**d).count();
+        if left > 0 {
+            return Err(PackError::missing(format!("pack has {} unresolved deltas (their bases are neither in the pack nor supplied)", left)));
+        }
+        Ok(())
+    }
+
+    fn idx_entries(&self) -> Vec<IdxEntry> {
+        let mut v: Vec<IdxEntry> = self.scan.entries.iter().zip(&self.scan.oids).map(|(e, o)| IdxEntry { oid: *o, offset: e.offset, crc32: e.crc32 }).collect();
+        index::sort(&mut v);
+        v
+    }
+
+    /// The .idx v2 and .rev bytes.
+    pub fn index_files(&self, checksum: &[u8; 20]) -> (Vec<u8>, Vec<u8>) {
+        let v = self.idx_entries();
+        (index::idx_bytes(&v, checksum), index::rev_bytes(&v, checksum))
+    }
+}
+
+impl Scanner {
+    /// Appends a whole entry (a thin pack's base) where the trailer was.
+    fn append_entry(&mut self, bytes: &[u8], e: Entry, oid: [u8; 20]) {
+        let body = self.body_len();
+        self.pack.truncate(body);
+        self.pack.extend_from_slice(bytes);
+        self.entries.push(e);
+        self.oids.push(oid);
+        self.set_body_len(body + bytes.len());
+    }
+
+    /// Rewrites the object count; the pack bytes end where the new trailer goes.
+    fn seal_count(&mut self) {
+        let body = self.body_len();
+        self.pack.truncate(body);
+        let n = self.entries.len() as u32;
+        self.pack[8..12].copy_from_slice(&n.to_be_bytes());
+    }
+}

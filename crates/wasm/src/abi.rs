@@ -1,0 +1,401 @@
+//! Memory, errors, the output buffer, and the indexer's calls (main instance and workers).
+
+use mpgit_core::pack::entry::Entry;
+use mpgit_core::pack::error::{ErrorKind, PackError};
+use mpgit_core::pack::portable::{resolve, Graph, Indexer};
+use std::cell::RefCell;
+
+thread_local! {
+    static ERR: RefCell<(u32, String)> = RefCell::new((0, String::new()));
+    static OUT: RefCell<Vec<u8>> = RefCell::new(Vec::new());
+}
+
+/// Error codes as the JavaScript side maps them to `err.code`.
+fn code(k: &ErrorKind) -> u32 {
+    match k {
+        ErrorKind::BadPack => 1,
+        ErrorKind::MissingBase => 2,
+        ErrorKind::State => 3,
+        ErrorKind::MissingObject => 4,
+        _ => 5,
+    }
+}
+
+pub(crate) fn fail(e: PackError) -> i32 {
+    ERR.with(|r| *r.borrow_mut() = (code(&e.kind), e.message));
+    -1
+}
+
+pub(crate) fn out(bytes: Vec<u8>) -> i32 {
+    let n = bytes.len() as i32;
+    OUT.with(|o| *o.borrow_mut() = bytes);
+    n
+}
+
+pub(crate) fn slice<'a>(p: *const u8, n: usize) -> &'a [u8] {
+    if n == 0 {
+        return &[];
+    }
+    // SAFETY: the caller passes a range it allocated with mp_alloc (or our own buffers).
+    unsafe { std::slice::from_raw_parts(p, n) }
+}
+
+pub(crate) fn oid_at(p: *const u8) -> [u8; 20] {
+    let mut o = [0u8; 20];
+    o.copy_from_slice(slice(p, 20));
+    o
+}
+
+/// Keeps a panic's message for JavaScript, which sees the trap that follows it.
+#[no_mangle]
+pub extern "C" fn mp_init() {
+    std::panic::set_hook(Box::new(|info| {
+        ERR.with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                *r = (6, format!("internal error in the WebAssembly core: {}", info));
+            }
+        });
+    }));
+}
+
+#[no_mangle]
+pub extern "C" fn mp_alloc(n: usize) -> *mut u8 {
+    let mut v = Vec::<u8>::with_capacity(n.max(1));
+    let p = v.as_mut_ptr();
+    std::mem::forget(v);
+    p
+}
+
+#[no_mangle]
+pub extern "C" fn mp_free(p: *mut u8, n: usize) {
+    // SAFETY: p and n come from mp_alloc.
+    unsafe { drop(Vec::from_raw_parts(p, 0, n.max(1))) }
+}
+
+#[no_mangle]
+pub extern "C" fn mp_err_code() -> u32 {
+    ERR.with(|r| r.borrow().0)
+}
+
+#[no_mangle]
+pub extern "C" fn mp_err_len() -> usize {
+    ERR.with(|r| r.borrow().1.len())
+}
+
+#[no_mangle]
+pub extern "C" fn mp_err_ptr() -> *const u8 {
+    ERR.with(|r| r.borrow().1.as_ptr())
+}
+
+#[no_mangle]
+pub extern "C" fn mp_out_ptr() -> *const u8 {
+    OUT.with(|o| o.borrow().as_ptr())
+}
+
+#[no_mangle]
+pub extern "C" fn mp_out_len() -> usize {
+    OUT.with(|o| o.borrow().len())
+}
+
+thread_local! {
+    static INFLATER: RefCell<Box<miniz_oxide::inflate::core::DecompressorOxide>> = RefCell::new(Box::new(miniz_oxide::inflate::core::DecompressorOxide::new()));
+}
+
+/// Inflates the zlib stream at `p` (`n` bytes) to exactly `size` bytes, out.
+#[no_mangle]
+pub extern "C" fn mp_inflate(p: *const u8, n: usize, size: usize) -> i32 {
+    let mut v = Vec::new();
+    let ok = INFLATER.with(|d| mpgit_core::pack::portable::inflate::exact(&mut d.borrow_mut(), slice(p, n), size, &mut v));
+    match ok {
+        Some(()) => out(v),
+        None => fail(PackError::bad(format!("bad zlib data, or not {} bytes inflated", size))),
+    }
+}
+
+/// The object `delta` (`dn` bytes at `dp`) rebuilds from `base` (`bn` bytes at `bp`), out.
+#[no_mangle]
+pub extern "C" fn mp_delta(bp: *const u8, bn: usize, dp: *const u8, dn: usize) -> i32 {
+    match mpgit_core::pack::delta::apply(slice(bp, bn), slice(dp, dn)) {
+        Ok(v) => out(v),
+        Err(e) => fail(PackError::bad(e.to_string())),
+    }
+}
+
+/// The SHA-1 (with collision detection) object id of `kind` + data, into the output buffer.
+#[no_mangle]
+pub extern "C" fn mp_object_id(kind: u8, p: *const u8, n: usize) -> i32 {
+    match mpgit_core::pack::portable::object_id(kind, slice(p, n), 0) {
+        Ok(id) => out(id.to_vec()),
+        Err(e) => fail(e),
+    }
+}
+
+fn ix<'a>(h: *mut Indexer) -> &'a mut Indexer {
+    // SAFETY: h comes from mp_ix_new and is not freed while JavaScript holds it.
+    unsafe { &mut *h }
+}
+
+#[no_mangle]
+pub extern "C" fn mp_ix_new() -> *mut Indexer {
+    Box::into_raw(Box::default())
+}
+
+#[no_mangle]
+pub extern "C" fn mp_ix_free(h: *mut Indexer) {
+    // SAFETY: as ix().
+    unsafe { drop(Box::from_raw(h)) }
+}
+
+/// Room for `n` more pack bytes: JavaScript copies them in, then calls mp_ix_commit.
+#[no_mangle]
+pub extern "C" fn mp_ix_reserve(h: *mut Indexer, n: usize) -> *mut u8 {
+    match ix(h).scan.reserve(n) {
+        Ok(b) => b.as_mut_ptr(),
+        Err(e) => {
+            fail(e);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Parses what the bytes so far complete (`unused`: reserved bytes not filled).
+#[no_mangle]
+pub extern "C" fn mp_ix_commit(h: *mut Indexer, unused: usize) -> i32 {
+    let i = ix(h);
+    i.scan.unreserve(unused);
+    match i.scan.advance() {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+/// Progress: bytes, objects total, objects received, deltas total, deltas resolved (u32 each).
+#[no_mangle]
+pub extern "C" fn mp_ix_progress(h: *mut Indexer) -> i32 {
+    let i = ix(h);
+    let v = [i.scan.pack.len() as u32, i.scan.count().unwrap_or(0), i.scan.entries.len() as u32, i.scan.deltas, i.resolved];
+    out(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+}
+
+/// End of input: the trailer checked against `digest` (20 bytes: the SHA-1 of every byte but
+/// the last 20, computed by the caller), the delta graph built; the pack checksum out.
+#[no_mangle]
+pub extern "C" fn mp_ix_end(h: *mut Indexer, digest: *const u8) -> i32 {
+    match ix(h).end(&oid_at(digest)) {
+        Ok(sum) => out(sum.to_vec()),
+        Err(e) => fail(e),
+    }
+}
+
+/// The roots of the delta trees (u32 entry indices) out; returns their number.
+#[no_mangle]
+pub extern "C" fn mp_ix_roots(h: *mut Indexer) -> i32 {
+    let r = ix(h).roots();
+    out(r.iter().flat_map(|x| x.to_le_bytes()).collect()) / 4
+}
+
+fn u32s(p: *const u8, n: usize) -> Vec<u32> {
+    slice(p, n * 4).chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// Resolves the trees of `n` roots (u32 indices at `p`) in this instance.
+#[no_mangle]
+pub extern "C" fn mp_ix_resolve(h: *mut Indexer, p: *const u8, n: usize) -> i32 {
+    let roots = u32s(p, n);
+    match ix(h).resolve(&roots) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+/// What a worker needs besides the pack bytes: entries, whole objects' ids, REF_DELTA bases.
+#[no_mangle]
+pub extern "C" fn mp_ix_table(h: *mut Indexer) -> i32 {
+    let i = ix(h);
+    let s = &i.scan;
+    let mut v = Vec::with_capacity(12 + s.entries.len() * 44 + s.ref_bases.len() * 20);
+    v.extend_from_slice(&(s.entries.len() as u32).to_le_bytes());
+    v.extend_from_slice(&(s.body_len() as u32).to_le_bytes());
+    v.extend_from_slice(&(s.ref_bases.len() as u32).to_le_bytes());
+    for e in &s.entries {
+        v.extend_from_slice(&e.offset.to_le_bytes());
+        v.extend_from_slice(&e.size.to_le_bytes());
+        v.extend_from_slice(&e.base.to_le_bytes());
+        v.extend_from_slice(&[e.kind, e.hdr_len, 0, 0]);
+    }
+    for o in &s.oids {
+        v.extend_from_slice(o);
+    }
+    for o in &s.ref_bases {
+        v.extend_from_slice(o);
+    }
+    out(v)
+}
+
+/// Records `n` results of workers (u32 entry index + 20-byte id each).
+#[no_mangle]
+pub extern "C" fn mp_ix_apply(h: *mut Indexer, p: *const u8, n: usize) {
+    let r: Vec<(u32, [u8; 20])> = slice(p, n * 24).chunks_exact(24).map(|c| (u32::from_le_bytes([c[0], c[1], c[2], c[3]]), oid_at(c[4..].as_ptr()))).collect();
+    ix(h).apply(&r);
+}
+
+/// REF_DELTA bases neither in the pack nor rebuilt (20 bytes each) out; returns their number.
+#[no_mangle]
+pub extern "C" fn mp_ix_missing(h: *mut Indexer) -> i32 {
+    out(ix(h).missing().concat()) / 20
+}
+
+#[no_mangle]
+pub extern "C" fn mp_ix_add_base(h: *mut Indexer, oid: *const u8, kind: u8, p: *const u8, n: usize) -> i32 {
+    match ix(h).add_base(oid_at(oid), kind, slice(p, n).to_vec()) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+/// The next supplied base to append: its index (its bytes out, its kind from mp_ix_base_kind), or -1.
+#[no_mangle]
+pub extern "C" fn mp_ix_thin_next(h: *mut Indexer) -> i32 {
+    let i = ix(h);
+    match i.thin_next() {
+        Some(k) => {
+            out(i.base_data(k).1.to_vec());
+            k as i32
+        }
+        None => -1,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn mp_ix_base_kind(h: *mut Indexer, k: usize) -> u32 {
+    ix(h).base_data(k).0 as u32
+}
+
+/// Appends base `k` deflated (`n` bytes at `p`) and resolves what it unlocks.
+#[no_mangle]
+pub extern "C" fn mp_ix_thin_append(h: *mut Indexer, k: usize, p: *const u8, n: usize) -> i32 {
+    match ix(h).thin_append(k, slice(p, n)) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+/// After appending: the new count in the pack bytes, which then end where the trailer goes.
+#[no_mangle]
+pub extern "C" fn mp_ix_seal_count(h: *mut Indexer) {
+    ix(h).seal_count()
+}
+
+/// Appends the trailer (`digest`: the SHA-1 of the pack bytes after mp_ix_seal_count).
+#[no_mangle]
+pub extern "C" fn mp_ix_seal(h: *mut Indexer, digest: *const u8) {
+    ix(h).seal(oid_at(digest))
+}
+
+/// Where the pack bytes are, and how many (to write the appended tail to the file).
+#[no_mangle]
+pub extern "C" fn mp_ix_pack_ptr(h: *mut Indexer) -> *const u8 {
+    ix(h).scan.pack.as_ptr()
+}
+
+#[no_mangle]
+pub extern "C" fn mp_ix_pack_len(h: *mut Indexer) -> usize {
+    ix(h).scan.pack.len()
+}
+
+#[no_mangle]
+pub extern "C" fn mp_ix_original_body(h: *mut Indexer) -> usize {
+    ix(h).original_body
+}
+
+/// The .idx bytes then the .rev bytes out (for the checksum at `sum`); returns the .idx length.
+#[no_mangle]
+pub extern "C" fn mp_ix_index(h: *mut Indexer, sum: *const u8) -> i32 {
+    let i = ix(h);
+    if let Err(e) = i.check_complete() {
+        return fail(e);
+    }
+    let (mut idx, rev) = i.index_files(&oid_at(sum));
+    let n = idx.len() as i32;
+    idx.extend_from_slice(&rev);
+    out(idx);
+    n
+}
+
+/// A worker's instance: the pack's bytes and the table from mp_ix_table.
+pub struct Worker {
+    pack: Vec<u8>,
+    entries: Vec<Entry>,
+    oids: Vec<[u8; 20]>,
+    body_len: usize,
+    graph: Graph,
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn le64(b: &[u8], at: usize) -> u64 {
+    (le32(b, at) as u64) | ((le32(b, at + 4) as u64) << 32)
+}
+
+/// A worker from a table; room for `pack_len` pack bytes at mp_wk_pack (JavaScript fills it).
+#[no_mangle]
+pub extern "C" fn mp_wk_new(p: *const u8, n: usize, pack_len: usize) -> *mut Worker {
+    let t = slice(p, n);
+    let (count, body_len, nref) = (le32(t, 0) as usize, le32(t, 4) as usize, le32(t, 8) as usize);
+    let mut at = 12;
+    let mut entries = Vec::with_capacity(count);
+    for _ in 0..count {
+        entries.push(Entry { offset: le64(t, at), size: le64(t, at + 8), base: le32(t, at + 16), kind: t[at + 20], hdr_len: t[at + 21], crc32: 0 });
+        at += 24;
+    }
+    let mut oids = Vec::with_capacity(count);
+    for _ in 0..count {
+        oids.push(oid_at(t[at..].as_ptr()));
+        at += 20;
+    }
+    let mut ref_bases = Vec::with_capacity(nref);
+    for _ in 0..nref {
+        ref_bases.push(oid_at(t[at..].as_ptr()));
+        at += 20;
+    }
+    let graph = Graph::build(&entries, &ref_bases);
+    Box::into_raw(Box::new(Worker { pack: vec![0; pack_len], entries, oids, body_len, graph }))
+}
+
+fn wk<'a>(h: *mut Worker) -> &'a mut Worker {
+    // SAFETY: h comes from mp_wk_new and is not freed while JavaScript holds it.
+    unsafe { &mut *h }
+}
+
+#[no_mangle]
+pub extern "C" fn mp_wk_pack(h: *mut Worker) -> *mut u8 {
+    wk(h).pack.as_mut_ptr()
+}
+
+/// Resolves the trees of `n` roots; results (u32 entry + 20-byte id each) out; returns their number.
+#[no_mangle]
+pub extern "C" fn mp_wk_resolve(h: *mut Worker, p: *const u8, n: usize) -> i32 {
+    let w = wk(h);
+    let roots = u32s(p, n);
+    let mut r = resolve::Resolver::new(resolve::Pack { bytes: &w.pack, entries: &w.entries, body_len: w.body_len }, &w.graph);
+    for root in roots {
+        if let Err(e) = r.root(root, &w.oids[root as usize]) {
+            return fail(e);
+        }
+    }
+    let res = std::mem::take(&mut r.out);
+    let mut v = Vec::with_capacity(res.len() * 24);
+    for (i, o) in &res {
+        v.extend_from_slice(&i.to_le_bytes());
+        v.extend_from_slice(o);
+    }
+    out(v) / 24
+}
+
+#[no_mangle]
+pub extern "C" fn mp_wk_free(h: *mut Worker) {
+    // SAFETY: as wk().
+    unsafe { drop(Box::from_raw(h)) }
+}

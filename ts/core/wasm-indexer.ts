@@ -1,0 +1,235 @@
+// The pack indexer of the WebAssembly core, as the IndexerCore the pack layer uses (the same
+// contract as the addon's: docs/ARCHITECTURE.md). The bytes go to the pack file and into the
+// instance, which parses entries as they complete; at the end of input the delta trees are
+// resolved in this instance (one thread) or split over worker threads, each with an instance
+// of its own holding the pack (ts/core/wasm-worker.ts); the appended bases of a thin pack are
+// deflated with pako (zlib's own algorithm: git's bytes); .idx/.rev come from the instance.
+
+import { createHash, type Hash } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { deflate } from 'pako';
+import type { CoreIndexProgress, CoreIndexResult, IndexerCore, PackHandle } from './types.js';
+import { WasmCore } from './wasm.js';
+import type { WorkerAnswer, WorkerRequest } from './wasm-worker.js';
+
+/** Roots a worker takes at a time (small enough to balance uneven trees, big enough to batch). */
+const ROOTS_PER_BATCH = 128;
+/** Bytes read from a pack file per step (indexPackFile). */
+const READ_CHUNK = 8 << 20;
+
+interface State {
+  w: WasmCore;
+  h: number;
+  /** SHA-1 of the bytes so far but the last 20 (`held`): the trailer's check. */
+  sum: Hash;
+  held: Buffer;
+  packPath: string;
+  fd: number | null;
+  threads: number;
+  checksum: Buffer | null;
+}
+
+const state = (h: PackHandle): State => h as unknown as State;
+
+/** Hashes `chunk` into the trailer's SHA-1, holding back the last 20 bytes seen. */
+function hashBehind(s: State, chunk: Uint8Array): void {
+  const all = chunk.length >= 20 ? chunk : Buffer.concat([s.held, chunk]);
+  if (all !== chunk) {
+    if (all.length > 20) s.sum.update(all.subarray(0, all.length - 20));
+  } else {
+    s.sum.update(s.held);
+    s.sum.update(chunk.subarray(0, chunk.length - 20));
+  }
+  s.held = Buffer.from(all.subarray(Math.max(0, all.length - 20)));
+}
+
+function feed(s: State, chunk: Uint8Array): void {
+  hashBehind(s, chunk);
+  const x = s.w.x;
+  const p = x.mp_ix_reserve(s.h, chunk.length);
+  if (p === 0) throw s.w.error();
+  s.w.bytes(p, chunk.length).set(chunk);
+  s.w.check(x.mp_ix_commit(s.h, 0));
+}
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b).toString('hex');
+}
+
+/** Resolves the delta trees: here with one thread, else over `threads` workers. */
+async function resolveAll(s: State): Promise<void> {
+  const x = s.w.x;
+  const n = s.w.check(x.mp_ix_roots(s.h));
+  const roots = new Uint32Array(s.w.out(n * 4).buffer, 0, n);
+  if (s.threads <= 1 || n < 2) {
+    s.w.withBytes(new Uint8Array(roots.buffer), (p) => s.w.check(x.mp_ix_resolve(s.h, p, n)));
+    return;
+  }
+  const table = s.w.out(s.w.check(x.mp_ix_table(s.h)));
+  const packLen = x.mp_ix_pack_len(s.h);
+  let next = 0;
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const w = startWorker({ module: s.w.module, table, packPath: s.packPath, packLen });
+      const send = () => {
+        const batch = roots.subarray(next, Math.min(next + ROOTS_PER_BATCH, n));
+        next += batch.length;
+        w.postMessage(batch.length ? ({ roots: batch.slice() } satisfies WorkerRequest) : ({ roots: null } satisfies WorkerRequest));
+      };
+      w.on('message', (a: WorkerAnswer) => {
+        if ('error' in a) {
+          reject(Object.assign(new Error(a.error.message), { code: a.error.code }));
+          void w.terminate();
+          return;
+        }
+        if (a.results) s.w.withBytes(a.results, (p) => x.mp_ix_apply(s.h, p, a.results!.length / 24));
+        if (a.done) resolve();
+        else send();
+      });
+      w.on('error', reject);
+      w.on('exit', (code) => (code ? reject(new Error(`a pack resolution thread exited with ${code}`)) : resolve()));
+    });
+  await Promise.all(Array.from({ length: Math.min(s.threads, n) }, one));
+}
+
+function startWorker(workerData: object): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./wasm-worker.js', import.meta.url), { workerData });
+  const url = new URL('./wasm-worker.ts', import.meta.url).href;
+  return new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url)}); })`, { eval: true, workerData });
+}
+
+function missing(s: State): string[] {
+  const n = s.w.check(s.w.x.mp_ix_missing(s.h));
+  const b = s.w.out(n * 20);
+  return Array.from({ length: n }, (_, i) => hex(b.subarray(i * 20, i * 20 + 20)));
+}
+
+/** Appends the supplied bases git would, writing the new tail, count and trailer to the file. */
+function fixThin(s: State, level: number): number {
+  const x = s.w.x;
+  let appended = 0;
+  for (let k = x.mp_ix_thin_next(s.h); k >= 0; k = x.mp_ix_thin_next(s.h)) {
+    const data = s.w.out(x.mp_out_len());
+    const z = deflate(data, { level: level as 1, legacyHash: true } as Parameters<typeof deflate>[1]);
+    s.w.withBytes(z, (p, n) => s.w.check(x.mp_ix_thin_append(s.h, k, p, n)));
+    appended++;
+  }
+  if (!appended) return 0;
+  x.mp_ix_seal_count(s.h);
+  const sum = createHash('sha1').update(s.w.bytes(x.mp_ix_pack_ptr(s.h), x.mp_ix_pack_len(s.h))).digest();
+  s.w.withBytes(sum, (p) => x.mp_ix_seal(s.h, p));
+  s.checksum = sum;
+  const from = x.mp_ix_original_body(s.h);
+  const len = x.mp_ix_pack_len(s.h);
+  const fd = s.fd ?? openSync(s.packPath, 'r+');
+  try {
+    writeSync(fd, s.w.bytes(x.mp_ix_pack_ptr(s.h) + from, len - from), 0, len - from, from);
+    writeSync(fd, s.w.bytes(x.mp_ix_pack_ptr(s.h) + 8, 4), 0, 4, 8);
+  } finally {
+    if (fd !== s.fd) closeSync(fd);
+  }
+  return appended;
+}
+
+async function finish(s: State, opts: { idxPath: string; revPath: string | null; fixThin: boolean; compressionLevel?: number }): Promise<CoreIndexResult> {
+  if (!s.checksum) throw Object.assign(new Error('finish before resolve'), { code: 'ERR_INVALID_STATE' });
+  try {
+    const appendedBases = opts.fixThin ? fixThin(s, opts.compressionLevel ?? 1) : 0;
+    const x = s.w.x;
+    const sum = s.checksum;
+    const idxLen = s.w.withBytes(sum, (p) => s.w.check(x.mp_ix_index(s.h, p)));
+    const files = s.w.out(x.mp_out_len());
+    if (s.fd !== null) fsyncSync(s.fd);
+    writeFileSync(opts.idxPath, files.subarray(0, idxLen));
+    if (opts.revPath) writeFileSync(opts.revPath, files.subarray(idxLen));
+    const p = progress(s);
+    return { packChecksum: hex(sum), objectCount: p.objectsReceived, deltaCount: p.deltasTotal, appendedBases };
+  } finally {
+    release(s);
+  }
+}
+
+function release(s: State): void {
+  if (s.fd !== null) closeSync(s.fd);
+  s.fd = null;
+}
+
+function progress(s: State): CoreIndexProgress {
+  const b = s.w.out(s.w.x.mp_ix_progress(s.h));
+  const v = (i: number) => b.readUInt32LE(i * 4);
+  return { bytes: v(0), objectsTotal: v(1), objectsReceived: v(2), deltasTotal: v(3), deltasResolved: v(4) };
+}
+
+async function endAndResolve(s: State): Promise<{ missing: string[] }> {
+  try {
+    s.checksum = s.w.withBytes(s.sum.digest(), (p) => s.w.out(s.w.check(s.w.x.mp_ix_end(s.h, p))));
+    await resolveAll(s);
+    return { missing: missing(s) };
+  } catch (e) {
+    release(s);
+    throw e;
+  }
+}
+
+/** `f`, with a trap of the handle's instance turned into the error its panic left. */
+function guarded<A extends unknown[], R>(f: (h: PackHandle, ...a: A) => R): (h: PackHandle, ...a: A) => R {
+  return (h, ...a) => {
+    const s = state(h);
+    try {
+      const r = f(h, ...a);
+      return (r instanceof Promise ? r.catch((e: unknown) => Promise.reject(s.w.trapped(e))) : r) as R;
+    } catch (e) {
+      throw s.w.trapped(e);
+    }
+  };
+}
+
+/** The indexer over a module (a fresh instance per pack: its memory goes with it). */
+export function wasmIndexer(module: WebAssembly.Module): IndexerCore {
+  const open = (packPath: string, threads: number, fd: number | null): State => {
+    const w = new WasmCore(module);
+    return { w, h: w.x.mp_ix_new(), sum: createHash('sha1'), held: Buffer.alloc(0), packPath, fd, threads: Math.max(1, threads), checksum: null };
+  };
+  return {
+    packIndexerNew: (packPath, opts) => open(packPath, opts.threads, openSync(packPath, 'wx')) as unknown as PackHandle,
+    packIndexerWrite: guarded((h, chunk: Buffer) => {
+      const s = state(h);
+      if (s.fd === null || s.checksum) throw Object.assign(new Error('write after the end of input'), { code: 'ERR_INVALID_STATE' });
+      writeSync(s.fd, chunk);
+      try {
+        feed(s, chunk);
+      } catch (e) {
+        release(s);
+        throw e;
+      }
+      return 0;
+    }),
+    packIndexerProgress: guarded((h) => progress(state(h))),
+    packIndexerResolve: guarded((h) => endAndResolve(state(h))),
+    packIndexerAddBase: guarded((h, oid: string, type: number, data: Buffer) => {
+      const s = state(h);
+      s.w.withBytes(Buffer.from(oid, 'hex'), (o) => s.w.withBytes(data, (p, n) => s.w.check(s.w.x.mp_ix_add_base(s.h, o, type, p, n))));
+    }),
+    packIndexerFinish: guarded((h, opts: { idxPath: string; revPath: string | null; fixThin: boolean; compressionLevel?: number }) => finish(state(h), opts)),
+    indexPackFile: (packPath, opts) => {
+      const s = open(packPath, opts.threads, null);
+      return guarded(() => indexFile(s, packPath, opts))(s as unknown as PackHandle);
+    },
+  };
+}
+
+async function indexFile(s: State, packPath: string, opts: { idxPath: string; revPath: string | null }): Promise<CoreIndexResult> {
+  {
+      const fd = openSync(packPath, 'r');
+      try {
+        const buf = Buffer.allocUnsafe(READ_CHUNK);
+        for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) feed(s, buf.subarray(0, n));
+      } finally {
+        closeSync(fd);
+      }
+      const { missing: m } = await endAndResolve(s);
+      if (m.length) throw Object.assign(new Error(`pack has ${m.length} missing delta bases (a thin pack): ${m.slice(0, 3).join(', ')}${m.length > 3 ? ', ...' : ''}`), { code: 'MPGIT_MISSING_BASE' });
+      return finish(s, { idxPath: opts.idxPath, revPath: opts.revPath, fixThin: false });
+  }
+}

@@ -1,0 +1,149 @@
+// The WebAssembly build of the Rust core (crates/wasm, wasm32-unknown-unknown): loading the
+// module once, and a thin typed wrapper over its ABI (handles are pointers into the instance's
+// memory; a failed call returns -1 or null and leaves its error in the instance; results of
+// variable length come back through one output buffer). Every instance is single-threaded:
+// parallel work runs one instance per worker thread (ts/core/wasm-worker.ts).
+
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CodecCore } from './types.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The module: MPGIT_WASM_PATH names another build; `npm run build:wasm` writes this one. */
+export const wasmPath: string = process.env.MPGIT_WASM_PATH || join(root, 'wasm', 'mpgit_core.wasm');
+
+/** The exports crates/wasm/src/abi.rs declares (pointers and sizes are numbers). */
+export interface WasmExports {
+  memory: WebAssembly.Memory;
+  mp_init(): void;
+  mp_alloc(n: number): number;
+  mp_free(p: number, n: number): void;
+  mp_err_code(): number;
+  mp_err_len(): number;
+  mp_err_ptr(): number;
+  mp_out_ptr(): number;
+  mp_out_len(): number;
+  mp_object_id(kind: number, p: number, n: number): number;
+  mp_inflate(p: number, n: number, size: number): number;
+  mp_delta(bp: number, bn: number, dp: number, dn: number): number;
+  mp_ix_new(): number;
+  mp_ix_free(h: number): void;
+  mp_ix_reserve(h: number, n: number): number;
+  mp_ix_commit(h: number, unused: number): number;
+  mp_ix_progress(h: number): number;
+  mp_ix_end(h: number, digest: number): number;
+  mp_ix_roots(h: number): number;
+  mp_ix_resolve(h: number, p: number, n: number): number;
+  mp_ix_table(h: number): number;
+  mp_ix_apply(h: number, p: number, n: number): void;
+  mp_ix_missing(h: number): number;
+  mp_ix_add_base(h: number, oid: number, kind: number, p: number, n: number): number;
+  mp_ix_thin_next(h: number): number;
+  mp_ix_base_kind(h: number, k: number): number;
+  mp_ix_thin_append(h: number, k: number, p: number, n: number): number;
+  mp_ix_seal_count(h: number): void;
+  mp_ix_seal(h: number, digest: number): void;
+  mp_ix_pack_ptr(h: number): number;
+  mp_ix_pack_len(h: number): number;
+  mp_ix_original_body(h: number): number;
+  mp_ix_index(h: number, sum: number): number;
+  mp_wk_new(p: number, n: number, packLen: number): number;
+  mp_wk_pack(h: number): number;
+  mp_wk_resolve(h: number, p: number, n: number): number;
+  mp_wk_free(h: number): void;
+}
+
+const ERROR_CODES = ['EIO', 'MPGIT_BAD_PACK', 'MPGIT_MISSING_BASE', 'ERR_INVALID_STATE', 'MPGIT_MISSING_OBJECTS', 'EIO', 'MPGIT_WASM_PANIC'];
+
+/** One instance of the module, with the helpers every caller needs. */
+export class WasmCore {
+  readonly x: WasmExports;
+
+  constructor(readonly module: WebAssembly.Module) {
+    this.x = new WebAssembly.Instance(module, {}).exports as unknown as WasmExports;
+    this.x.mp_init();
+  }
+
+  /** The memory as bytes (a new view: memory growth detaches the old one). */
+  bytes(p: number, n: number): Uint8Array {
+    return new Uint8Array(this.x.memory.buffer, p, n);
+  }
+
+  /** The error the last failed call left, with its `code`. */
+  error(): Error {
+    const msg = Buffer.from(this.bytes(this.x.mp_err_ptr(), this.x.mp_err_len())).toString('utf8');
+    return Object.assign(new Error(msg), { code: ERROR_CODES[this.x.mp_err_code()] ?? 'EIO' });
+  }
+
+  /** A trap (a panic in the core) as an error with the panic's message. */
+  trapped(e: unknown): unknown {
+    return e instanceof WebAssembly.RuntimeError && this.x.mp_err_code() === 6 ? this.error() : e;
+  }
+
+  /** `r` when it is not -1 (a failure), else throws the instance's error. */
+  check(r: number): number {
+    if (r === -1) throw this.error();
+    return r;
+  }
+
+  /** A copy of the output buffer's first `n` bytes (`n` from the call that filled it). */
+  out(n: number): Buffer {
+    // A buffer of its own (not a slice of node's pool): callers may take its ArrayBuffer.
+    const copy = new Uint8Array(n);
+    copy.set(this.bytes(this.x.mp_out_ptr(), n));
+    return Buffer.from(copy.buffer, 0, n);
+  }
+
+  /** Runs `f` with `data` copied into the instance's memory (freed afterwards). */
+  withBytes<T>(data: Uint8Array, f: (p: number, n: number) => T): T {
+    const p = this.x.mp_alloc(data.length);
+    this.bytes(p, data.length).set(data);
+    try {
+      return f(p, data.length);
+    } finally {
+      this.x.mp_free(p, data.length);
+    }
+  }
+}
+
+let compiled: { module: WebAssembly.Module } | { error: string } | null = null;
+
+/** The compiled module (once per thread), or why it cannot be had. */
+export function wasmModule(): { module: WebAssembly.Module } | { error: string } {
+  if (compiled) return compiled;
+  if (!existsSync(wasmPath)) {
+    const fix = process.env.MPGIT_WASM_PATH ? 'check MPGIT_WASM_PATH' : existsSync(join(root, 'Cargo.toml')) ? 'run `npm run build:wasm`' : 'the package is incomplete: reinstall mpgit';
+    return (compiled = { error: `${wasmPath} is missing: ${fix}` });
+  }
+  try {
+    return (compiled = { module: new WebAssembly.Module(readFileSync(wasmPath)) });
+  } catch (e) {
+    return (compiled = { error: `${wasmPath} failed to compile: ${(e as Error).message}` });
+  }
+}
+
+/** The codec area over one instance (the object reader's inflate and delta application). */
+export function wasmCodec(module: WebAssembly.Module): CodecCore {
+  let w: WasmCore | null = null;
+  const core = () => (w ??= new WasmCore(module));
+  const bad = (e: unknown, offset: number) => Object.assign(new Error(`pack has bad object at offset ${offset}: ${(e as Error).message}`), { code: 'MPGIT_BAD_PACK' });
+  return {
+    inflateExact(data, size, offset) {
+      const c = core();
+      try {
+        return c.withBytes(data, (p, n) => c.out(c.check(c.x.mp_inflate(p, n, size))));
+      } catch (e) {
+        throw bad(c.trapped(e), offset);
+      }
+    },
+    applyDelta(base, delta, offset) {
+      const c = core();
+      try {
+        return c.withBytes(base, (bp, bn) => c.withBytes(delta, (dp, dn) => c.out(c.check(c.x.mp_delta(bp, bn, dp, dn)))));
+      } catch (e) {
+        throw bad(c.trapped(e), offset);
+      }
+    },
+  };
+}
