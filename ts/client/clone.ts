@@ -150,9 +150,10 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
           opts.verbose?.('The bundles carry every ref asked for: no pack to fetch');
         } else {
           const live = session;
-          // A partial clone's checkout needs HEAD's whole tree: asked for in parallel, on a second connection.
+          // A partial clone's checkout needs HEAD's whole tree: asked for in parallel, on a second
+          // connection (not from a server without filters: its answer to the clone holds everything).
           const prefetch =
-            shape.filter && shape.checkout && plan.headOid && depth === undefined && !haveDb
+            shape.filter && shape.checkout && plan.headOid && depth === undefined && !haveDb && live.offersFilter()
               ? prefetchCheckout({ url, gitDir, mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose, progress: null }, plan.headOid)
               : null;
           const got = await fetchInto({
