@@ -58,7 +58,7 @@ impl Error {
     }
     /// An I/O error on `what` (a path or an operation).
     pub fn io(e: &io::Error, what: impl fmt::Display) -> Self {
-        Error { kind: ErrorKind::Io(errno_name(e)), message: format!("{}: {}", what, e) }
+        Error { kind: ErrorKind::Io(errno_name(e).unwrap_or("EIO").to_string()), message: format!("{}: {}", what, e) }
     }
     /// The stable code JavaScript sees as `err.code`.
     pub fn code(&self) -> String {
@@ -83,31 +83,41 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The symbolic errno of an I/O error ("ENOSPC", "EADDRINUSE"), or None for one not named here.
 #[cfg(not(feature = "native"))]
-fn errno_name(_: &io::Error) -> String {
-    "EIO".to_string()
+pub fn errno_name(_: &io::Error) -> Option<&'static str> {
+    None
 }
 
+/// The symbolic errno of an I/O error ("ENOSPC", "EADDRINUSE"), or None for one not named here.
 #[cfg(feature = "native")]
-fn errno_name(e: &io::Error) -> String {
-    let name = match e.raw_os_error() {
-        Some(libc::ENOENT) => "ENOENT",
-        Some(libc::EEXIST) => "EEXIST",
-        Some(libc::EACCES) => "EACCES",
-        Some(libc::EPERM) => "EPERM",
-        Some(libc::ENOSPC) => "ENOSPC",
-        Some(libc::EDQUOT) => "EDQUOT",
-        Some(libc::EROFS) => "EROFS",
-        Some(libc::EISDIR) => "EISDIR",
-        Some(libc::ENOTDIR) => "ENOTDIR",
-        Some(libc::EMFILE) => "EMFILE",
-        Some(libc::ENFILE) => "ENFILE",
-        Some(libc::ENOMEM) => "ENOMEM",
-        Some(libc::EFBIG) => "EFBIG",
-        Some(libc::EINVAL) => "EINVAL",
-        Some(libc::ELOOP) => "ELOOP",
-        Some(libc::ENAMETOOLONG) => "ENAMETOOLONG",
-        _ => "EIO",
-    };
-    name.to_string()
+pub fn errno_name(e: &io::Error) -> Option<&'static str> {
+    Some(match e.raw_os_error()? {
+        libc::ENOENT => "ENOENT",
+        libc::EEXIST => "EEXIST",
+        libc::EACCES => "EACCES",
+        libc::EPERM => "EPERM",
+        libc::ENOSPC => "ENOSPC",
+        libc::EDQUOT => "EDQUOT",
+        libc::EROFS => "EROFS",
+        libc::EISDIR => "EISDIR",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EMFILE => "EMFILE",
+        libc::ENFILE => "ENFILE",
+        libc::ENOMEM => "ENOMEM",
+        libc::EFBIG => "EFBIG",
+        libc::EINVAL => "EINVAL",
+        libc::ELOOP => "ELOOP",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
+        libc::ENOPROTOOPT => "ENOPROTOOPT",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::ENETUNREACH => "ENETUNREACH",
+        libc::EHOSTUNREACH => "EHOSTUNREACH",
+        _ => return None,
+    })
 }
