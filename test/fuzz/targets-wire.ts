@@ -13,7 +13,7 @@ import { lsRefs, fetchPack } from '../../ts/protocol/v2.js';
 import { checkRefName, type Wire } from '../../ts/protocol/wire.js';
 import { OID_RE } from '../../ts/oid.js';
 import { RemoteProgress, sidebandData } from '../../ts/protocol/sideband.js';
-import { readCommand } from '../../ts/serve/command.js';
+import { readCommand } from '../../ts/serve/serve.js';
 import { encodePackfileUri, parsePackfileUri } from '../../ts/protocol/packfile-uris.js';
 import { parseFetchArgs } from '../../ts/serve/fetch.js';
 import { check, hostile, streamOf, type TsTarget } from './lib.js';

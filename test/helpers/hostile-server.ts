@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { ExecutionContext } from 'ava';
 import { DELIM, FLUSH, PktReader, pkt, pktLine, pktText } from '../../ts/pktline.js';
-import { readCommand } from '../../ts/serve/command.js';
+import { readCommand } from '../../ts/serve/serve.js';
 
 export interface HostileScript {
   /** ls-refs answer lines, verbatim ("<oid> <name> [symref-target:<t>]"). */

@@ -7,7 +7,8 @@
 import { once } from 'node:events';
 import { pkt, FLUSH, DELIM } from '../pktline.js';
 import { MAX_HAVES, TOTAL_HAVES, type HaveList } from './haves.js';
-import { BadRequestError, type CommandRequest } from './command.js';
+import type { CommandRequest } from './command.js';
+import { ProtocolError } from '../errors.js';
 import { GitCommandError, objectTypes, runGit, spawnGit } from '../git.js';
 import { isOid } from '../oid.js';
 import { planFetch } from '../offload/plan.js';
@@ -43,6 +44,14 @@ export interface FetchArgs {
   shallow: boolean;
   /** A filter argument (partial clone). */
   filtered: boolean;
+}
+
+/** A request the client should not have sent: an ERR packet says why. */
+export class BadRequestError extends ProtocolError {
+  constructor(message: string) {
+    super(message, 'the client sent a fetch request this server does not accept');
+    this.name = 'BadRequestError';
+  }
 }
 
 /** A fetch's arguments (lines without their newline); the haves come apart, already read. */
