@@ -20,6 +20,7 @@ import { createReadStream } from 'node:fs';
 import { humanBytes } from '../progress.js';
 import type { ResponseWriter } from './response.js';
 import { encodePackfileUri, type PackfileUri } from '../protocol/packfile-uris.js';
+import { idsKey, OidMemo } from '../offload/oid-memo.js';
 
 /** Silence on the pack stream after which an empty band-1 packet tells the client we are alive. */
 const KEEPALIVE_MS = 5000;
@@ -201,6 +202,13 @@ async function checkWantsVisible(gitDir: string, wants: string[], hidden: string
  */
 export async function okToGiveUp(gitDir: string, wants: string[], common: string[]): Promise<boolean> {
   if (!common.length) return false;
+  // Ancestry between given ids never changes: every clone seeded by the same bundles asks alike.
+  return readyMemo.get(idsKey(gitDir, wants, common), () => walkReady(gitDir, wants, common));
+}
+
+const readyMemo = new OidMemo<boolean>();
+
+async function walkReady(gitDir: string, wants: string[], common: string[]): Promise<boolean> {
   const peeled = await runGit(gitDir, ['cat-file', '--batch-check=%(objectname) %(objecttype)'], { input: wants.map((w) => `${w}^{commit}`).join('\n') + '\n' });
   const commits = peeled.stdout
     .toString()
