@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import { pkt, FLUSH, DELIM } from '../pktline.js';
 import { MAX_HAVES, TOTAL_HAVES, type HaveList } from './haves.js';
-import type { CommandRequest } from './serve.js';
+import type { CommandRequest } from './command.js';
 import { ProtocolError } from '../errors.js';
 import { GitCommandError, objectTypes, runGit, spawnGit } from '../git.js';
 import { isOid } from '../oid.js';

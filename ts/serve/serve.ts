@@ -13,6 +13,7 @@ import { bundleListLines } from '../offload/bundles.js';
 import { hiddenPatterns, listServerRefs } from '../repo/server-refs.js';
 import { gitText } from '../git.js';
 import { BadRequestError, handleFetch, parseFetchArgs } from './fetch.js';
+import type { CommandRequest } from './command.js';
 import { HaveList } from './haves.js';
 import { isOid } from '../oid.js';
 import { ResponseWriter } from './response.js';
@@ -43,15 +44,6 @@ export interface SessionStats {
   /** Bundle lists sent (`bundle-uri` commands answered). */
   bundleLists: number;
   bytesOut: number;
-}
-
-export interface CommandRequest {
-  command: string;
-  capabilities: string[];
-  /** Argument lines (without their newline), haves apart. */
-  args: string[];
-  /** A fetch's `have` lines, in bounded memory (./haves.ts); release() once answered. */
-  haves: HaveList;
 }
 
 /**
