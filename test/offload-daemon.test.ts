@@ -6,17 +6,11 @@
 import test, { type ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import { git, mpgit, run, runOk } from './helpers/proc.js';
-import type { Nginx } from './helpers/nginx.js';
 import { gitDaemon } from './helpers/gitserve.js';
-import { bigRepo, commitUpstream, fsckClean, mpgitDaemon, offloadedRepo, sameRefs, type BigRepoSpec, type MpgitDaemon } from './helpers/offload.js';
+import { bigRepo, commitUpstream, fsckClean, mpgitDaemon, offloadedRepo, sameRefs, type BigRepoSpec, type OffloadedRepo, type MpgitDaemon } from './helpers/offload.js';
 import { readState } from '../ts/offload/state.js';
 
-interface Setup {
-  base: string;
-  pub: string;
-  work: string;
-  repo: string;
-  nginx: Nginx;
+interface Setup extends OffloadedRepo {
   daemon: MpgitDaemon;
 }
 

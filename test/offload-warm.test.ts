@@ -8,19 +8,13 @@ import test, { type ExecutionContext } from 'ava';
 import { chmod, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { git, mpgit, run, runOk, tempDir } from './helpers/proc.js';
-import type { Nginx } from './helpers/nginx.js';
 import { startDaemon, type MpgitDaemonHandle } from './helpers/daemon.js';
-import { bigRepo, commitUpstream, fsckClean, offloadedRepo, sameRefs } from './helpers/offload.js';
+import { bigRepo, commitUpstream, fsckClean, offloadedRepo, sameRefs, type OffloadedRepo } from './helpers/offload.js';
 import { CACHE_DIR, cloneKey } from '../ts/offload/cache.js';
 import { cloneWants } from '../ts/offload/warm.js';
 import { readState } from '../ts/offload/state.js';
 
-interface Setup {
-  base: string;
-  pub: string;
-  work: string;
-  repo: string;
-  nginx: Nginx;
+interface Setup extends Omit<OffloadedRepo, 'head' | 'offload'> {
   daemon: MpgitDaemonHandle;
   /** The git command lines the daemon ran so far. */
   gitCalls(): Promise<string[]>;

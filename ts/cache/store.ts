@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pidAlive } from '../pid-alive.js';
 
 export interface CacheBounds {
   /** Total bytes of entries kept; least recently used entries go first past it. */
@@ -43,15 +44,6 @@ export interface StoreEvents {
 
 const ENTRY = /^([0-9a-f]{64})\.pack$/;
 const TEMP = /^([0-9a-f]{64})\.(\d+)\.\d+\.tmp$/;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Whether a file holds one whole pack: "PACK" header, and its SHA-1 trailer matches. */
 export async function packIsWhole(path: string, size: number): Promise<boolean> {
@@ -87,7 +79,7 @@ export class PackStore {
     for (const name of await readdir(dir)) {
       const t = TEMP.exec(name);
       if (t) {
-        if (!alive(Number(t[2]))) await rm(join(dir, name), { force: true });
+        if (!pidAlive(Number(t[2]))) await rm(join(dir, name), { force: true });
         continue;
       }
       const m = ENTRY.exec(name);

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { MpgitError } from '../errors.js';
+import { pidAlive } from '../pid-alive.js';
 
 export interface PreparedTarget {
   /** The directory the clone ends in (absolute). */
@@ -36,16 +37,6 @@ export function strerror(e: unknown): string {
 
 const TEMP_RE = /^\.(.+)\.mpgit-clone-(?:(\d+)-)?[0-9a-f]{8}$/;
 
-/** Is `pid` a live process (ours to see)? */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Removes the temporary directories of dead clones into `target` (their pid is gone; names
  * without a pid come from older mpgit, which could not say). They hold a half-received pack,
@@ -65,7 +56,7 @@ export function sweepDeadClones(target: string, say: ((line: string) => void) | 
     const m = TEMP_RE.exec(name);
     if (!m || m[1] !== basename(target)) continue;
     const pid = m[2] ? Number(m[2]) : null;
-    if (pid !== null && (pid === process.pid || alive(pid))) continue;
+    if (pid !== null && (pid === process.pid || pidAlive(pid))) continue;
     const path = join(parent, name);
     try {
       rmSync(path, { recursive: true, force: true });
