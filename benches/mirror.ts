@@ -151,16 +151,26 @@ function dirBytes(dir: string): { files: number; bytes: number } {
 }
 
 /** A bare copy of `src`'s default branch (and its tags) under `base`, repacked as a server keeps it. */
-function prepare(src: string, base: string, name: string): { path: string; objects: number; packMB: number; bitmap: boolean; commits: number } {
+function prepare(src: string, base: string, name: string): { path: string; objects: number; packMB: number; bitmap: boolean; commits: number; tags: boolean } {
   const dest = join(base, name);
   const head = sh('git', ['symbolic-ref', '--short', 'HEAD'], src).trim();
-  sh('git', ['clone', '-q', '--bare', '--single-branch', '--branch', head, src, dest]);
-  sh('git', ['repack', '-a', '-d', '-q', '--write-bitmap-index'], dest);
+  let tags = true;
+  try {
+    sh('git', ['clone', '-q', '--bare', '--no-local', '--single-branch', '--branch', head, src, dest]);
+    sh('git', ['repack', '-a', '-d', '-q', '--write-bitmap-index'], dest);
+  } catch {
+    // A source whose tags reach objects it lacks (a partial mirror): the branch alone.
+    process.stderr.write(`${src}: its tags are incomplete; serving ${head} without tags\n`);
+    tags = false;
+    rmSync(dest, { recursive: true, force: true });
+    sh('git', ['clone', '-q', '--bare', '--no-local', '--single-branch', '--no-tags', '--branch', head, src, dest]);
+    sh('git', ['repack', '-a', '-d', '-q', '--write-bitmap-index'], dest);
+  }
   const counts = sh('git', ['count-objects', '-v'], dest);
   const num = (k: string) => Number(new RegExp(`^${k}: (\\d+)$`, 'm').exec(counts)?.[1] ?? 0);
   const bitmap = readdirSync(join(dest, 'objects', 'pack')).some((f) => f.endsWith('.bitmap'));
   const commits = Number(sh('git', ['rev-list', '--count', 'HEAD'], dest).trim());
-  return { path: dest, objects: num('in-pack'), packMB: num('size-pack') / 1024, bitmap, commits };
+  return { path: dest, objects: num('in-pack'), packMB: num('size-pack') / 1024, bitmap, commits, tags };
 }
 
 function cpuFlags(): string[] {

@@ -7,6 +7,9 @@
 // a plain clone. Offloaded clones are measured as the first clone after `mpgit offload` (which
 // prepares the answer), the first clone after a ref moved (nothing cached: pack-objects runs),
 // a repeated clone (cached), and N concurrent clones right after a ref moved (a CI fleet).
+// Bundle URIs: the same base published as a bundle (`--bundles`), cloned by git 2.55 with
+// transfer.bundleURI=true and by mpgit (bundles and packfile URIs both asked for). Goal: the
+// daemon under the same shares, and mpgit's clone at most 0.7x git 2.55's time.
 //
 //   npm run bench:offload [-- --preset small|medium|bench] [--runs N] [--base-back N] [--concurrent N]
 
@@ -19,6 +22,7 @@ import net from 'node:net';
 import { machine, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
 import { startNginx } from '../test/helpers/nginx.js';
+import { currentGit } from '../test/helpers/current-git.js';
 
 const MPGIT = join(BENCH_ROOT, '..', 'bin', 'mpgit');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -104,7 +108,7 @@ interface Sample {
   uriBytes: number;
 }
 
-type Client = 'git 2.39' | 'mpgit';
+type Client = 'git 2.39' | 'git 2.55' | 'mpgit';
 
 interface Case {
   name: string;
@@ -148,6 +152,8 @@ async function main(): Promise<void> {
     sh('git', ['repack', '-a', '-d', '-q', '--write-bitmap-index'], join(base, 'bitmap.git'));
     sh('cp', ['-a', repo.gitDir, join(base, 'offload.git')]);
     const offloaded = join(base, 'offload.git');
+    sh('cp', ['-a', repo.gitDir, join(base, 'bundles.git')]);
+    const git55 = await currentGit();
     const nginx = await startNginx(t, pub);
     const baseRev = back ? `main~${back}` : 'main';
     const offloadArgs = [MPGIT, 'offload', offloaded, '--publish', pub, '--base-url', `${nginx.baseUrl}/`, '--base', baseRev];
@@ -155,6 +161,11 @@ async function main(): Promise<void> {
     let t0 = Date.now();
     execFileSync(process.execPath, offloadArgs, { stdio: ['ignore', 'ignore', 'inherit'] });
     const prepMs = Date.now() - t0;
+    // The same base, published as packs and bundles, under a directory of its own (one bundle list per directory).
+    mkdirSync(join(pub, 'b'));
+    t0 = Date.now();
+    execFileSync(process.execPath, [MPGIT, 'offload', join(base, 'bundles.git'), '--publish', join(pub, 'b'), '--base-url', `${nginx.baseUrl}/b/`, '--base', baseRev, '--bundles'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const bundlePrepMs = Date.now() - t0;
     const refreshMs: number[] = [];
     const daemon = await startDaemon(base);
     cleanups.push(() => {
@@ -185,6 +196,8 @@ async function main(): Promise<void> {
         { name: 'offload, repeated clone', repo: 'offload.git', client, runs, vs: 'plain clone' },
       );
     }
+    cases.push({ name: 'plain clone', repo: 'plain.git', client: 'git 2.55', runs, vs: 'plain clone' });
+    for (const client of ['git 2.55', 'mpgit'] as const) cases.push({ name: 'bundle URIs, clone', repo: 'bundles.git', client, runs, vs: 'plain clone' });
     // The CI fleet: clones of the same commit at once, right after a push (nothing cached).
     if (fleet > 1) cases.push({ name: `offload, ${fleet} concurrent clones after a ref change`, repo: 'offload.git', client: 'git 2.39', runs: 1, prepare: moveRef, concurrent: fleet, vs: 'plain clone' });
 
@@ -206,7 +219,9 @@ async function main(): Promise<void> {
             dests.map((dest) =>
               c.client === 'mpgit'
                 ? runClone(process.execPath, [MPGIT, 'clone', '-q', '--bare', url, dest])
-                : runClone('git', ['-c', 'protocol.version=2', '-c', 'fetch.uriprotocols=http', 'clone', '-q', '--bare', url, dest]),
+                : c.client === 'git 2.55'
+                  ? runClone(git55, ['-c', 'transfer.bundleURI=true', 'clone', '-q', '--bare', url, dest])
+                  : runClone('git', ['-c', 'protocol.version=2', '-c', 'fetch.uriprotocols=http', 'clone', '-q', '--bare', url, dest]),
             ),
           );
           const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -279,7 +294,9 @@ async function main(): Promise<void> {
       `clone of ${values.preset} (${repo.objects} objects, ${(repo.packBytes / 1e6).toFixed(1)} MB pack), base = ${baseRev}, median of ${runs}; goal: offload < 5% bytes, < 10% CPU of a plain clone (concurrent: of ${fleet} plain clones)`,
       rows,
     );
-    process.stdout.write(`mpgit offload took ${(prepMs / 1000).toFixed(1)} s (bitmap, base pack, clone answer); --refresh with the base unchanged ${(median(refreshMs) / 1000).toFixed(1)} s (median)\n`);
+    process.stdout.write(`mpgit offload took ${(prepMs / 1000).toFixed(1)} s (bitmap, base pack, clone answer); --refresh with the base unchanged ${(median(refreshMs) / 1000).toFixed(1)} s (median); with --bundles ${(bundlePrepMs / 1000).toFixed(1)} s\n`);
+    const bundleRatio = medianOf('bundle URIs, clone', 'mpgit', 'wallMs') / medianOf('bundle URIs, clone', 'git 2.55', 'wallMs');
+    process.stdout.write(`bundle URIs: mpgit clone ${round(bundleRatio, 2)}x git 2.55's time (goal <= 0.7x)\n`);
     const path = writeJson('offload', {
       machine: machine(),
       preset: values.preset,
@@ -288,6 +305,8 @@ async function main(): Promise<void> {
       base: baseRev,
       runs,
       offloadMs: prepMs,
+      bundleOffloadMs: bundlePrepMs,
+      bundleCloneVsGit255: bundleRatio,
       refreshMs,
       results: json,
     });

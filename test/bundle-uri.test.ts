@@ -31,12 +31,12 @@ interface Bundled {
 }
 
 /** A repository offloaded with `--base main --bundles`, nginx serving the publish directory. */
-async function bundled(t: ExecutionContext, opts: { spec?: Parameters<typeof bigRepo>[1]; limitRate?: number } = {}): Promise<Bundled> {
+async function bundled(t: ExecutionContext, opts: { spec?: Parameters<typeof bigRepo>[1]; limitRate?: number; base?: string } = {}): Promise<Bundled> {
   const { base, pub, work } = await offloadDirs(t);
   const repo = join(base, 'repo.git');
   await bigRepo(repo, opts.spec);
   const nginx = await startNginx(t, pub, { limitRate: opts.limitRate });
-  const r = await mpgit(['offload', repo, '--publish', pub, '--base-url', `${nginx.baseUrl}/`, '--base', 'main', '--bundles']);
+  const r = await mpgit(['offload', repo, '--publish', pub, '--base-url', `${nginx.baseUrl}/`, '--base', opts.base ?? 'main', '--bundles']);
   if (r.code !== 0) throw new Error(`mpgit offload: ${r.stderr}`);
   const daemon = await mpgitDaemon(t, base);
   const bundles = async () => (await readState(repo))!.bundles.filter((b) => b.retiredAt === null).sort((a, b) => a.creationToken - b.creationToken).map((b) => b.file);
@@ -44,7 +44,8 @@ async function bundled(t: ExecutionContext, opts: { spec?: Parameters<typeof big
 }
 
 test('git 2.55 with transfer.bundleURI clones from mpgit daemon, taking the bundle from nginx', async (t) => {
-  const s = await bundled(t);
+  // The bundle one commit behind main: the fetch after it brings that commit.
+  const s = await bundled(t, { base: 'main~1' });
   const [file] = await s.bundles();
   const dir = join(s.work, 'c');
   const r = await runOk(await currentGit(), ['-c', 'transfer.bundleURI=true', 'clone', s.daemon.url('repo.git'), dir], { env: { GIT_PROTOCOL: 'version=2' } });
@@ -55,10 +56,12 @@ test('git 2.55 with transfer.bundleURI clones from mpgit daemon, taking the bund
     [[`/${file}`, 200]],
   );
   t.is(log[0]!.bytes, statSync(join(s.pub, file!)).size);
-  t.deepEqual(await refsUnder(dir, 'refs/bundles/'), [`refs/bundles/heads/main ${(await git(['rev-parse', 'main'], { cwd: s.repo })).stdout.trim()}`]);
+  t.deepEqual(await refsUnder(dir, 'refs/bundles/'), [`refs/bundles/mpgit/base ${(await git(['rev-parse', 'main~1'], { cwd: s.repo })).stdout.trim()}`]);
   await checkClone(t, dir, s.repo);
-  // The daemon said so: one bundle list sent in-process.
+  // The daemon said so: one bundle list sent in-process, and the rest from the answer
+  // `mpgit offload` prepared for a clone that has the bundle.
   t.regex(s.daemon.proc.output(), /1 bundle lists/);
+  t.regex(s.daemon.proc.output(), /fetch: cached answer .*; 0 packfile URIs/);
 });
 
 test("git 2.39's clone --bundle-uri=<published bundle> from mpgit daemon", async (t) => {

@@ -67,6 +67,9 @@ test('usage errors exit 129 with git\'s first line and a usage line', async (t) 
     t.is(firstLines(r.mpgit).first, firstLines(r.git).first, args.join(' '));
     t.regex(r.mpgit.stderr, new RegExp(`^usage: mpgit ${args[0]} `, 'm'));
   }
+  // No command at all: the help, and git's exit status for it.
+  const none = await both([], { dir: work, cwd: work });
+  t.is(none.mpgit.code, none.git.code);
   const bogus = await both(['bogus-command'], { dir: work, cwd: work });
   t.is(bogus.mpgit.code, bogus.git.code);
   t.is(firstLines(bogus.mpgit).first, firstLines(bogus.git).first.replace(/git/g, 'mpgit').replace('a mpgit', 'an mpgit'));

@@ -12,7 +12,7 @@ const TS = join(ROOT, 'ts');
 
 /** Lowest first; a module may import from a lower layer, or from its own folder. Keep in step with docs/ARCHITECTURE.md. */
 export const LAYERS: string[][] = [
-  ['errors.ts', 'progress.ts', 'oid.ts'],
+  ['errors.ts', 'progress.ts', 'oid.ts', 'file-size.ts'],
   ['core', 'git.ts'],
   ['net', 'pktline.ts', 'version.ts'],
   ['protocol'],

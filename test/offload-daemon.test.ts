@@ -6,9 +6,9 @@
 import test, { type ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import { git, mpgit, run, runOk } from './helpers/proc.js';
-import { startNginx, type Nginx } from './helpers/nginx.js';
+import type { Nginx } from './helpers/nginx.js';
 import { gitDaemon } from './helpers/gitserve.js';
-import { bigRepo, commitUpstream, mpgitDaemon, offloadDirs, type MpgitDaemon } from './helpers/offload.js';
+import { bigRepo, commitUpstream, fsckClean, mpgitDaemon, offloadedRepo, sameRefs, type BigRepoSpec, type MpgitDaemon } from './helpers/offload.js';
 import { readState } from '../ts/offload/state.js';
 
 interface Setup {
@@ -20,37 +20,16 @@ interface Setup {
   daemon: MpgitDaemon;
 }
 
-async function setup(t: ExecutionContext, mode: 'base' | 'blob' | 'none', spec: Parameters<typeof bigRepo>[1] = {}): Promise<Setup> {
-  const { base, pub, work } = await offloadDirs(t);
-  const repo = join(base, 'repo.git');
-  await bigRepo(repo, spec);
-  const nginx = await startNginx(t, pub);
-  if (mode !== 'none') {
-    const args = mode === 'base' ? ['--base', 'v1'] : ['--min-size', '100k'];
-    const r = await mpgit(['offload', repo, '--publish', pub, '--base-url', `${nginx.baseUrl}/`, ...args]);
-    if (r.code !== 0) throw new Error(`mpgit offload failed: ${r.stderr}`);
-  }
-  const daemon = await mpgitDaemon(t, base);
-  return { base, pub, work, repo, nginx, daemon };
+async function setup(t: ExecutionContext, mode: 'base' | 'blob' | 'none', spec: BigRepoSpec = {}): Promise<Setup> {
+  const o = await offloadedRepo(t, spec);
+  if (mode !== 'none') await o.offload(mode === 'base' ? ['--base', 'v1'] : ['--min-size', '100k']);
+  return { ...o, daemon: await mpgitDaemon(t, o.base) };
 }
 
 /** Stock git 2.39 cloning with packfile URIs (http) over protocol v2. */
 async function stockClone(s: Setup, dir: string, extra: string[] = [], uris = true) {
   const cfg = ['-c', 'protocol.version=2', ...(uris ? ['-c', 'fetch.uriprotocols=http'] : [])];
   return run('git', [...cfg, 'clone', ...extra, s.daemon.url('repo.git'), join(s.work, dir)], { timeoutMs: 120_000 });
-}
-
-async function fsckClean(t: ExecutionContext, dir: string): Promise<void> {
-  const f = await run('git', ['fsck', '--strict', '--no-dangling'], { cwd: dir });
-  t.is(f.code, 0, f.stderr);
-  t.is(f.stderr.replace(/^Checking.*\n?/gm, ''), '');
-}
-
-async function sameRefs(t: ExecutionContext, clone: string, repo: string): Promise<void> {
-  const theirs = (await git(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/heads', 'refs/tags'], { cwd: repo })).stdout;
-  const ours = (await git(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/remotes/origin', 'refs/tags'], { cwd: clone })).stdout.replace(/refs\/remotes\/origin\/(?!HEAD)/g, 'refs/heads/');
-  const norm = (s: string) => s.split('\n').filter((l) => l && !l.endsWith('/HEAD')).sort().join('\n');
-  t.is(norm(ours), norm(theirs));
 }
 
 test('stock git clones a fully packed repository in base-pack mode: the base comes from nginx, fsck is clean', async (t) => {

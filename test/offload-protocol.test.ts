@@ -11,7 +11,7 @@ import { DELIM, FLUSH, pktLine, PktReader, pktText, type Pkt } from '../ts/pktli
 import { encodeRequest } from '../ts/protocol/request.js';
 import { git, mpgit, run, runOk } from './helpers/proc.js';
 import { startNginx } from './helpers/nginx.js';
-import { bigRepo, mpgitDaemon, offloadDirs, type MpgitDaemon } from './helpers/offload.js';
+import { bigRepo, mpgitDaemon, offloadDirs, offloadedRepo, type MpgitDaemon } from './helpers/offload.js';
 import { readState } from '../ts/offload/state.js';
 
 interface Conn {
@@ -98,14 +98,9 @@ async function objectsOf(t: ExecutionContext, dir: string, name: string, pack: B
 }
 
 async function setup(t: ExecutionContext) {
-  const { base, pub, work } = await offloadDirs(t);
-  const repo = join(base, 'repo.git');
-  const head = await bigRepo(repo);
-  const nginx = await startNginx(t, pub);
-  const r = await mpgit(['offload', repo, '--publish', pub, '--base-url', `${nginx.baseUrl}/`, '--base', 'main~1']);
-  if (r.code !== 0) throw new Error(r.stderr);
-  const daemon = await mpgitDaemon(t, base);
-  return { base, pub, work, repo, head, nginx, daemon };
+  const o = await offloadedRepo(t);
+  await o.offload(['--base', 'main~1']);
+  return { ...o, daemon: await mpgitDaemon(t, o.base) };
 }
 
 for (const sidebandAll of [false, true]) {

@@ -8,9 +8,9 @@ import test, { type ExecutionContext } from 'ava';
 import { chmod, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { git, mpgit, run, runOk, tempDir } from './helpers/proc.js';
-import { startNginx, type Nginx } from './helpers/nginx.js';
+import type { Nginx } from './helpers/nginx.js';
 import { startDaemon, type MpgitDaemonHandle } from './helpers/daemon.js';
-import { bigRepo, commitUpstream, offloadDirs } from './helpers/offload.js';
+import { bigRepo, commitUpstream, fsckClean, offloadedRepo, sameRefs } from './helpers/offload.js';
 import { CACHE_DIR, cloneKey } from '../ts/offload/cache.js';
 import { cloneWants } from '../ts/offload/warm.js';
 import { readState } from '../ts/offload/state.js';
@@ -29,18 +29,11 @@ interface Setup {
 
 /** A daemon whose git runs through a wrapper that logs its arguments. */
 async function setup(t: ExecutionContext, opts: { dropBitmap?: boolean; base?: string } = {}): Promise<Setup> {
-  const { base, pub, work } = await offloadDirs(t);
-  const repo = join(base, 'repo.git');
-  await bigRepo(repo);
-  if (opts.dropBitmap) {
-    for (const n of await readdir(join(repo, 'objects', 'pack'))) if (n.endsWith('.bitmap')) await rm(join(repo, 'objects', 'pack', n));
-  }
-  const nginx = await startNginx(t, pub);
-  const offload = async (extra: string[] = []) => {
-    const r = await mpgit(['offload', repo, '--publish', pub, '--base-url', `${nginx.baseUrl}/`, '--base', opts.base ?? 'main~1', ...extra]);
-    if (r.code !== 0) throw new Error(`mpgit offload failed: ${r.stderr}`);
-    return r;
-  };
+  const o = await offloadedRepo(t, {}, async (repo) => {
+    if (opts.dropBitmap) for (const n of await readdir(join(repo, 'objects', 'pack'))) if (n.endsWith('.bitmap')) await rm(join(repo, 'objects', 'pack', n));
+  });
+  const { base, pub, work, repo, nginx } = o;
+  const offload = (extra: string[] = []) => o.offload(['--base', opts.base ?? 'main~1', ...extra]);
   const shim = await tempDir(t, 'mpgit-git-shim-');
   const realGit = (await runOk('sh', ['-c', 'command -v git'])).stdout.trim();
   const calls = join(shim, 'calls.log');
@@ -64,10 +57,8 @@ function mpClone(s: Setup, dir: string) {
 
 /** fsck clean, and the clone's branches and tags are the server's. */
 async function cloneIsRight(t: ExecutionContext, dir: string, repo: string): Promise<void> {
-  const f = await run('git', ['fsck', '--strict', '--no-dangling'], { cwd: dir });
-  t.is(f.code, 0, f.stderr);
-  const refs = async (cwd: string) => (await git(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/heads', 'refs/tags'], { cwd })).stdout;
-  t.is(await refs(dir), await refs(repo));
+  await fsckClean(t, dir);
+  await sameRefs(t, dir, repo);
 }
 
 async function cacheEntries(repo: string): Promise<string[]> {

@@ -57,7 +57,7 @@ for (const server of ['git daemon', 'mpgit daemon'] as const) {
     }
     // The checkout's tree and blobs came on a second connection while the history came.
     const v = await mpgit(['clone', '-v', '--filter=blob:none', d.url('up.git'), join(home, 'verbose')], { env });
-    t.regex(v.stderr, /Received the checkout's \d+ objects alongside the history/);
+    t.regex(v.stderr, /Received the checkout's \d+ objects alongside the history \(\d+ pieces over \d connections?\)/);
     t.notRegex(v.stderr, /Fetching \d+ blobs for the checkout/);
   });
 }
@@ -97,4 +97,21 @@ test('an offloaded repository: the in-process v2 server hands filtered fetches t
   t.is(await repoState(join(home, 'm')), await repoState(join(home, 'g')));
   t.regex(d.proc.output(), /fetch: filtered request answered by git upload-pack/);
   t.not((await missing(join(home, 'm'), 'main')).length, 0);
+});
+
+test('a server that does not allow filters: the same warning and repository as git', async (t) => {
+  const { base, repo } = await upstream(t);
+  await git(['config', 'uploadpack.allowFilter', 'false'], { cwd: repo });
+  const d = await gitDaemon(t, base);
+  const home = await tempDir(t);
+  const env = isolated(home);
+  const g = await run('git', ['clone', '--filter=blob:none', d.url('up.git'), join(home, 'g')], { env });
+  const m = await mpgit(['clone', '-v', '--filter=blob:none', d.url('up.git'), join(home, 'm')], { env });
+  t.is(m.code, 0, m.stderr);
+  t.regex(g.stderr, /^warning: filtering not recognized by server, ignoring$/m);
+  t.regex(m.stderr, /^warning: filtering not recognized by server, ignoring$/m);
+  // Everything came in the clone's own pack: no second fetch.
+  t.notRegex(m.stderr, /alongside the history|for the checkout/);
+  t.is(await repoState(join(home, 'm')), await repoState(join(home, 'g')));
+  t.deepEqual(await missing(join(home, 'm'), 'main'), []);
 });

@@ -61,6 +61,8 @@ export function reportError(e: unknown, running: Command, write: (s: string) => 
     const cmd = e instanceof CommandError ? e.command : running;
     // --help, --version: commander printed them; exit as it says (0).
     if (inner.exitCode === 0) return 0;
+    // `mpgit` alone: the help was shown instead of a command; git exits 1 then.
+    if (inner.code === 'commander.help') return 1;
     if (inner.code === 'commander.unknownCommand') {
       const name = /'([^']*)'/.exec(inner.message)?.[1] ?? '';
       write(`mpgit: '${name}' is not an mpgit command. See 'mpgit --help'.\n\nThe commands are: ${cmd.commands.map((c) => c.name()).join(', ')}\n`);

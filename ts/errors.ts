@@ -75,7 +75,7 @@ export class MissingBaseError extends MpgitError {
   }
 }
 
-/** One line for the terminal: "fatal: message" plus the hint on its own line. */
+/** The error for the terminal: its message, and its hint on a line of its own ("hint: ..."); the CLI puts "fatal: " in front. */
 export function describe(err: unknown): string {
   if (err instanceof MpgitError) return err.hint ? `${err.message}\nhint: ${err.hint}` : err.message;
   if (err instanceof Error) return err.message;

@@ -9,6 +9,8 @@ import { existsSync } from 'node:fs';
 import { RESUME_DIR } from '../../ts/client/resume.js';
 import { git, run, runOk, tempDir } from './proc.js';
 import { startDaemon, type MpgitDaemonHandle } from './daemon.js';
+import { startNginx, type Nginx } from './nginx.js';
+import { mpgit } from './proc.js';
 
 export interface BigRepoSpec {
   /** Big blobs (default 6), spread over the commits. */
@@ -94,6 +96,36 @@ export async function offloadDirs(t: ExecutionContext): Promise<{ base: string; 
   return { base, pub, work };
 }
 
+export interface OffloadedRepo {
+  base: string;
+  pub: string;
+  work: string;
+  repo: string;
+  /** main's commit. */
+  head: string;
+  nginx: Nginx;
+  /** Runs `mpgit offload` on the repository, publishing into `pub` under nginx's URL; throws on failure. */
+  offload(args: string[]): Promise<{ stdout: string; stderr: string }>;
+}
+
+/**
+ * A big repository (`bigRepo`) under a fresh base path, nginx serving the publish directory,
+ * and `mpgit offload` bound to both. `prepare` changes the repository before nginx starts.
+ */
+export async function offloadedRepo(t: ExecutionContext, spec: BigRepoSpec = {}, prepare?: (repo: string) => Promise<void>): Promise<OffloadedRepo> {
+  const { base, pub, work } = await offloadDirs(t);
+  const repo = join(base, 'repo.git');
+  const head = await bigRepo(repo, spec);
+  await prepare?.(repo);
+  const nginx = await startNginx(t, pub);
+  const offload = async (args: string[]) => {
+    const r = await mpgit(['offload', repo, '--publish', pub, '--base-url', `${nginx.baseUrl}/`, ...args]);
+    if (r.code !== 0) throw new Error(`mpgit offload failed: ${r.stderr}`);
+    return r;
+  };
+  return { base, pub, work, repo, head, nginx, offload };
+}
+
 /** `git fsck --strict` is clean (dangling objects aside). */
 export async function fsckClean(t: ExecutionContext, dir: string): Promise<void> {
   const f = await run('git', ['fsck', '--strict', '--no-dangling'], { cwd: dir });
@@ -105,15 +137,13 @@ export async function fsckClean(t: ExecutionContext, dir: string): Promise<void>
 export async function checkClone(t: ExecutionContext, dir: string, repo: string): Promise<void> {
   await fsckClean(t, dir);
   t.is((await git(['status', '--porcelain'], { cwd: dir })).stdout, '');
-  const theirs = (await git(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/heads', 'refs/tags'], { cwd: repo })).stdout;
-  const ours = (await git(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/remotes/origin', 'refs/tags'], { cwd: dir })).stdout;
-  const norm = (s: string) =>
-    s
-      .split('\n')
-      .filter((l) => l && !l.endsWith('/HEAD'))
-      .map((l) => l.replace('refs/remotes/origin/', 'refs/heads/'))
-      .sort()
-      .join('\n');
-  t.is(norm(ours), norm(theirs));
+  await sameRefs(t, dir, repo);
   t.false(existsSync(join(dir, RESUME_DIR)), 'no resume state left after a finished clone');
+}
+
+/** The clone's branches (remote-tracking, or its own when bare) and tags are the server's. */
+export async function sameRefs(t: ExecutionContext, clone: string, repo: string): Promise<void> {
+  const refs = async (cwd: string) => (await git(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/heads', 'refs/remotes/origin', 'refs/tags'], { cwd })).stdout;
+  const norm = (s: string) => [...new Set(s.split('\n').filter((l) => l && !l.endsWith('/HEAD')).map((l) => l.replace('refs/remotes/origin/', 'refs/heads/')))].sort().join('\n');
+  t.is(norm(await refs(clone)), norm(await refs(repo)));
 }

@@ -238,17 +238,23 @@ export class PackCache {
       });
     }
     const production = prod;
+    let told = 0;
     const f: Follower = {
       path: (p) => lines(`P ${p}\n`),
       producer: (pid) => lines(`W ${pid}\n`),
-      grew: (n) => lines(`S ${n}\n`),
+      grew: (n) => {
+        told = n;
+        lines(`S ${n}\n`);
+      },
       done: (n) => {
         this.events.served?.(n);
         sock.end(`D ${n}\n`);
         production.leave(f);
       },
       failed: (m) => {
-        sock.end(`F ${m.replace(/\n/g, ' ')}\n`);
+        // Nothing sent yet (a full disk, a failing repository): the hook runs pack-objects itself,
+        // so the client gets its pack, or git's own error.
+        sock.end(told === 0 ? 'G\n' : `F ${m.replace(/\n/g, ' ')}\n`);
         production.leave(f);
       },
     };

@@ -188,7 +188,8 @@ export async function applyBundleList(gitDir: string, list: BundleList, opts: Bu
   } finally {
     db.close();
   }
-  rmSync(opts.downloadDir, { recursive: true, force: true });
+  // Downloads that failed part-way stay for the next run to resume; all used, none is needed.
+  if (!failures.length) rmSync(opts.downloadDir, { recursive: true, force: true });
   if (failures.length) {
     result.failure = failures[0]! + (failures.length > 1 ? ` (and ${failures.length - 1} more)` : '');
     opts.say?.(`warning: ${result.applied.length ? 'some bundles were skipped' : 'bundles not used'}: ${result.failure}; the server sends what they would have carried`);
@@ -216,7 +217,7 @@ async function fetchBundles(bundles: BundleListEntry[], opts: BundleOptions, fai
   }
   if (!remote.length) return out;
   const { DownloadProgressPrinter, downloadPacks } = await import('./download.js');
-  const printer = opts.progress ? new DownloadProgressPrinter(opts.progress.write, opts.progress.tty) : null;
+  const printer = opts.progress ? new DownloadProgressPrinter(opts.progress.write, opts.progress.tty, 'bundle') : null;
   const bounds = { ...uriOptionsFromEnv(), ...opts.download };
   const latest = new Map<string, DownloadProgress>();
   const draw = () => printer?.update(mergeProgress([...latest.values()]));

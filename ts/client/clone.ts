@@ -145,14 +145,15 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       const haveDb = tips.length ? ObjectDb.openSync(gitDir) : null;
       try {
         if (haveDb && plan.wants.every((w) => haveDb.hasSync(w))) {
-          // The bundles brought every tip: nothing is left to fetch.
+          // The bundles brought every tip: nothing is left to fetch. As git does, a bundle's
+          // pack is trusted to hold what its refs reach (its prerequisites were checked).
           opts.verbose?.('The bundles carry every ref asked for: no pack to fetch');
-          await checkConnected(gitDir, plan.wants);
         } else {
           const live = session;
-          // A partial clone's checkout needs HEAD's whole tree: asked for in parallel, on a second connection.
+          // A partial clone's checkout needs HEAD's whole tree: asked for in parallel, on a second
+          // connection (not from a server without filters: its answer to the clone holds everything).
           const prefetch =
-            shape.filter && shape.checkout && plan.headOid && depth === undefined && !haveDb
+            shape.filter && shape.checkout && plan.headOid && depth === undefined && !haveDb && live.offersFilter()
               ? prefetchCheckout({ url, gitDir, mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose, progress: null }, plan.headOid)
               : null;
           const got = await fetchInto({
@@ -166,8 +167,10 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
             packfileUris: opts.packfileUris,
             filter: shape.filter ?? undefined,
             promisorRefs: shape.filter ? refs : undefined,
-            // After bundles, as after packfile URIs: the refs must reach only objects that are here.
+            // After bundles, as after packfile URIs: the refs must reach only objects that are here
+            // (the walk stops at what the bundles brought, as git's stops at refs/bundles/).
             connectivity: tips.length ? 'always' : 'uris',
+            before: haveDb,
             beforeUris: async (inline, res) => {
               // The server has said all it will: the downloads need no connection to it.
               await live.close();

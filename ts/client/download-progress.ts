@@ -60,6 +60,8 @@ export class DownloadProgressPrinter {
   constructor(
     private readonly write: (text: string) => void,
     private readonly tty: boolean,
+    /** What is downloaded: packs named by packfile URIs, or bundles. */
+    private readonly what: 'pack' | 'bundle' = 'pack',
   ) {}
 
   update(p: DownloadProgress): void {
@@ -68,7 +70,7 @@ export class DownloadProgressPrinter {
         this.announced.add(u.hash);
         const how = u.fetched === 0 ? 'already downloaded' : u.fetched < u.received ? `resumed, fetched ${humanBytes(u.fetched)}` : 'downloaded';
         this.clear();
-        this.write(`Pack ${u.hash.slice(0, 12)}: ${humanBytes(u.received)} ${how} from ${u.uri}\n`);
+        this.write(this.what === 'pack' ? `Pack ${u.hash.slice(0, 12)}: ${humanBytes(u.received)} ${how} from ${u.uri}\n` : `Bundle: ${humanBytes(u.received)} ${how} from ${u.uri}\n`);
       }
     }
     if (!this.tty) return;
@@ -76,7 +78,7 @@ export class DownloadProgressPrinter {
     const parts = p.uris
       .filter((u) => u.state === 'downloading' || u.state === 'retrying')
       .map((u) => `${u.hash.slice(0, 7)} ${u.total ? Math.floor((u.received * 100) / u.total) : 0}%${u.state === 'retrying' ? ' (retrying)' : ''}`);
-    const line = `Downloading packs: ${p.done}/${p.uris.length}, ${humanBytes(p.received)}${total} | ${humanBytes(p.rate)}/s${parts.length ? ` [${parts.join(', ')}]` : ''}`;
+    const line = `Downloading ${this.what}s: ${p.done}/${p.uris.length}, ${humanBytes(p.received)}${total} | ${humanBytes(p.rate)}/s${parts.length ? ` [${parts.join(', ')}]` : ''}`;
     this.lastLine = line;
     this.write(`\r${line}\x1b[K`);
   }
@@ -91,6 +93,7 @@ export class DownloadProgressPrinter {
     const bytes = packs.reduce((a, p) => a + p.size, 0);
     const fetched = packs.reduce((a, p) => a + p.fetched, 0);
     const rate = ms > 0 ? (fetched * 1000) / ms : 0;
-    this.write(`Downloaded ${packs.length} pack${packs.length === 1 ? '' : 's'} from packfile URIs: ${humanBytes(bytes)} (${humanBytes(fetched)} fetched now, ${humanBytes(rate)}/s)\n`);
+    const source = this.what === 'pack' ? `pack${packs.length === 1 ? '' : 's'} from packfile URIs` : `bundle${packs.length === 1 ? '' : 's'}`;
+    this.write(`Downloaded ${packs.length} ${source}: ${humanBytes(bytes)} (${humanBytes(fetched)} fetched now, ${humanBytes(rate)}/s)\n`);
   }
 }

@@ -11,7 +11,8 @@ import { mptcpConnector } from '../net/mptcp-connector.js';
 import { PACKFILE_URI_PROTOCOLS, type PackfileUri } from '../protocol/packfile-uris.js';
 import { Rate, type DownloadProgress } from './download-progress.js';
 import { attempt, label, UriDownloadError, type Job } from './pack-request.js';
-import { downloadPaths, fileSize, hashPrefix, readPartState, type StreamCheck } from './partial-pack.js';
+import { downloadPaths, hashPrefix, readPartState, type StreamCheck } from './partial-pack.js';
+import { fileSize } from '../file-size.js';
 import { isOid } from '../oid.js';
 
 export type { DownloadProgress, UriProgress, UriState } from './download-progress.js';

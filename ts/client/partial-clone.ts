@@ -6,7 +6,7 @@
 // connection while the history comes (prefetchCheckout), so little or nothing is left then.
 
 import { MpgitError } from '../errors.js';
-import type { ObjectDb } from '../repo/odb.js';
+import { ObjectDb } from '../repo/odb.js';
 import { parseTree, MODE_GITLINK, MODE_TREE } from '../repo/objects.js';
 import type { ProgressSink } from '../progress.js';
 import { RemoteSession } from './session.js';
@@ -104,16 +104,66 @@ export async function backfillForCheckout(opts: BackfillOptions, tree: string): 
   }
 }
 
+/** Connections that fetch the checkout's objects side by side (MPGIT_CHECKOUT_FETCHES, 1 to 8). */
+const CHECKOUT_FETCHES = Math.min(8, Math.max(1, Number(process.env.MPGIT_CHECKOUT_FETCHES) || 2));
+/** The first request brings the trees this deep (git's tree:<depth>), to split the rest by. */
+const SPLIT_TREE_DEPTH = 3;
+/** Pieces to deal out over the connections (subtrees or files), so that none gets most of the work. */
+const SPLIT_PIECES = 64;
+
 /**
- * Starts fetching the commit to check out with its whole tree, on a connection of its own,
- * while the filtered history comes on the clone's: the checkout's blobs then arrive alongside
- * the history instead of in a follow-up fetch after it. Resolves to the objects received, or
- * null (said with -v) when the server cannot answer it: the follow-up fetch then gets them.
+ * The checkout of `tree` cut into pieces (subtrees to fetch whole, or files): trees are opened,
+ * widest level first, while they are here and the pieces are few. A tree here already (from
+ * the filtered history) still lacks its blobs, so it is a piece all the same.
+ */
+function checkoutPieces(db: ObjectDb, tree: string): string[] {
+  let pieces: { oid: string; tree: boolean }[] = [{ oid: tree, tree: true }];
+  for (;;) {
+    const next: { oid: string; tree: boolean }[] = [];
+    let opened = false;
+    for (const p of pieces) {
+      const obj = p.tree && pieces.length + next.length < SPLIT_PIECES ? db.readSync(p.oid) : null;
+      if (!obj) {
+        next.push(p);
+        continue;
+      }
+      opened = true;
+      for (const e of parseTree(obj.data, p.oid)) {
+        if (e.mode === MODE_GITLINK) continue;
+        if (e.mode === MODE_TREE) next.push({ oid: e.oid, tree: true });
+        else if (!db.hasSync(e.oid)) next.push({ oid: e.oid, tree: false });
+      }
+    }
+    pieces = next;
+    if (!opened) return [...new Set(pieces.map((p) => p.oid))];
+  }
+}
+
+/**
+ * Starts fetching the commit to check out with its whole tree while the filtered history comes
+ * on the clone's connection: the checkout's blobs then arrive alongside the history instead of
+ * in a follow-up fetch after it. First the commit and its upper trees (depth 1, filter
+ * tree:<SPLIT_TREE_DEPTH>), then the pieces of the tree dealt out over CHECKOUT_FETCHES
+ * connections, each a pack the server makes in parallel with the others. Resolves to the
+ * objects received, or null (said with -v) when the server cannot answer: the follow-up fetch
+ * then gets what is missing.
  */
 export async function prefetchCheckout(opts: Omit<BackfillOptions, 'db'>, commit: string): Promise<number | null> {
+  const quiet = { ...opts, progress: null };
   try {
-    const objects = await fetchObjects({ ...opts, progress: null }, [commit], { depth: 1 });
-    opts.verbose?.(`Received the checkout's ${objects} objects alongside the history`);
+    let objects = await fetchObjects(quiet, [commit], { depth: 1, filter: `tree:${SPLIT_TREE_DEPTH}` });
+    const db = ObjectDb.openSync(opts.gitDir);
+    let pieces: string[];
+    try {
+      const tree = db.readCommit(commit)?.tree;
+      if (!tree || !db.hasSync(tree)) throw new MpgitError('MPGIT_BAD_PACK', `the server sent no root tree for ${commit}`);
+      pieces = checkoutPieces(db, tree);
+    } finally {
+      db.close();
+    }
+    const groups = Array.from({ length: Math.min(CHECKOUT_FETCHES, pieces.length) }, (_, k) => pieces.filter((_, i) => i % CHECKOUT_FETCHES === k));
+    for (const n of await Promise.all(groups.map((g) => fetchObjects(quiet, g)))) objects += n;
+    opts.verbose?.(`Received the checkout's ${objects} objects alongside the history (${pieces.length} pieces over ${groups.length} connection${groups.length === 1 ? '' : 's'})`);
     return objects;
   } catch (e) {
     opts.verbose?.(`The checkout's objects could not be fetched alongside the history (${(e as Error).message}); they follow it`);

@@ -2,7 +2,7 @@
 // (what another process needs to resume safely) and the running hash of its bytes.
 
 import { createReadStream } from 'node:fs';
-import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PackStreamHash, type StreamCheck } from '../pack/stream-hash.js';
 import { BundleStreamCheck } from '../bundle/format.js';
@@ -27,16 +27,6 @@ export function downloadPaths(dir: string, hash: string, bundle = false): { fina
 /** The check of a download: a pack's, or a bundle's (its header, then its pack). */
 export function newCheck(bundle: boolean): StreamCheck {
   return bundle ? new BundleStreamCheck() : new PackStreamHash();
-}
-
-/** The size of the file at `path`, or null when there is none. */
-export async function fileSize(path: string): Promise<number | null> {
-  try {
-    return (await stat(path)).size;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
 }
 
 /** The state next to a partial pack, or null when it is missing, unreadable or another pack's. */

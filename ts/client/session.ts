@@ -7,6 +7,7 @@ import type { GitUrl } from './url.js';
 import type { RemoteRef } from '../protocol/wire.js';
 import type { FetchRequest, PackResponse } from '../protocol/negotiation.js';
 import * as v2 from '../protocol/v2.js';
+import { v2Features } from '../protocol/capabilities.js';
 import * as v0 from '../protocol/v0.js';
 
 export class RemoteSession {
@@ -39,6 +40,12 @@ export class RemoteSession {
     const h = this.conn.handshake;
     if (h.version !== 2) return Promise.resolve([]);
     return v2.bundleUri(this.conn, h.caps);
+  }
+
+  /** The server takes a fetch `filter` (partial clone). */
+  offersFilter(): boolean {
+    const h = this.conn.handshake;
+    return h.version === 2 ? v2Features(h.caps, 'fetch').has('filter') : h.advertisement.caps.has('filter');
   }
 
   async fetch(req: FetchRequest): Promise<PackResponse> {

@@ -6,7 +6,6 @@ import type { Command } from 'commander';
 // loads when the command runs: every other command starts ~200 ms sooner.
 import type { Settings } from '../daemon/config.js';
 import { addDaemonOptions } from '../daemon/options.js';
-import type { RegisterCommand } from './types.js';
 
 /** Settings given on the command line (only those actually typed, so the file can fill the rest). */
 function givenSettings(cmd: Command, directories: string[], flagSettings: (given: Record<string, unknown>) => Settings): Settings {
@@ -33,7 +32,7 @@ function gitStyleUserPath(cmd: Command): Command {
   return cmd;
 }
 
-export const registerDaemon: RegisterCommand = (program) => {
+export function registerDaemon(program: Command): void {
   addDaemonOptions(gitStyleUserPath(program.command('daemon')))
     .summary('serve repositories over git:// (stock git clients, optionally Multipath TCP)')
     .description(
@@ -62,4 +61,4 @@ export const registerDaemon: RegisterCommand = (program) => {
       const reload = path ? async () => resolveConfig(await loadConfigFile(path), flags) : null;
       await runDaemon(cfg, { hooks: [offloadHook], reload });
     });
-};
+}

@@ -5,9 +5,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { Option } from 'commander';
+import { Option, type Command } from 'commander';
 import { runGitIn } from '../git.js';
-import type { RegisterCommand } from './types.js';
 
 /** The repository name clients ask for: git://HOST:PORT/demo. */
 export const DEMO_NAME = 'demo';
@@ -83,7 +82,7 @@ function loopbacks(): string[] {
   return v6 ? ['127.0.0.1', '::1'] : ['127.0.0.1'];
 }
 
-export const registerDemo: RegisterCommand = (program) => {
+export function registerDemo(program: Command): void {
   program
     .command('demo')
     .summary('serve a demo repository with the daemon and print the `git clone` line to try')
@@ -112,4 +111,4 @@ export const registerDemo: RegisterCommand = (program) => {
         process.stdout.write(`Serving ${join(dir, `${DEMO_NAME}.git`)}. Try:\n\n    git clone git://${hostPort(host, l.port)}/${DEMO_NAME}\n\n`);
       });
     });
-};
+}

@@ -10,7 +10,10 @@
 // (bundleListLines) and as a file in the publish directory (BUNDLE_LIST_FILE), for
 // `--bundle-uri=URL` and `fetch.bundleURI`.
 
-import { rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { humanBytes } from '../progress.js';
@@ -98,7 +101,13 @@ export async function publishBundles(gitDir: string, publishDir: string, state: 
     const header = encodeBundleHeader(prerequisites, [{ oid: object, name: refName }]);
     // Increments are thin, as git bundle makes them: deltas may be against the prerequisite.
     const input = increment ? `${object}\n^${last!.commit}\n` : `${object}\n`;
-    const { file, size } = await publishPack(gitDir, publishDir, ['--revs', ...(increment ? ['--thin'] : [])], input, { header, name: (hash) => `bundle-${token}-${hash}.bundle` });
+    const name = (hash: string) => `bundle-${token}-${hash}.bundle`;
+    // A base bundle carries the same pack as the live base pack of the same object: copied.
+    const basePack = increment ? undefined : state.packs.find((p) => p.kind === 'base' && p.retiredAt === null && p.object === object);
+    const { file, size } =
+      basePack && basePack.kind === 'base'
+        ? await bundleFromPack(publishDir, header, basePack.file, name(basePack.hash))
+        : await publishPack(gitDir, publishDir, ['--revs', ...(increment ? ['--thin'] : [])], input, { header, name });
     const b: PublishedBundle = { id: `mpgit-${token}`, file, size, createdAt: now.toISOString(), retiredAt: null, creationToken: token, ref: refName, object, commit, prerequisite: increment ? last!.commit : null };
     state.bundles.push(b);
     written.push(b);
@@ -121,6 +130,27 @@ export async function pruneBundles(state: OffloadState, publishDir: string, now:
   }
   state.bundles = keep;
   return removed;
+}
+
+/** A bundle made of `header` and a published pack's bytes. */
+async function bundleFromPack(publishDir: string, header: Buffer, packFile: string, file: string): Promise<{ file: string; size: number }> {
+  const tmp = join(publishDir, `.tmp-bundle-${randomBytes(6).toString('hex')}`);
+  try {
+    await writeFile(tmp, header, { mode: 0o644 });
+    await pipeline(createReadStream(join(publishDir, packFile)), createWriteStream(tmp, { flags: 'a' }));
+    const fh = await open(tmp, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    const size = (await stat(tmp)).size;
+    await rename(tmp, join(publishDir, file));
+    return { file, size };
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
 }
 
 async function isAncestor(gitDir: string, older: string, newer: string): Promise<boolean> {

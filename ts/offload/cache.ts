@@ -10,12 +10,16 @@
 // kept without side-band framing, the scheme list becomes the packs it lets us name, and
 // include-tag counts only when it could add a tag. So stock git and mpgit, which ask
 // differently for the same clone, share one entry.
+//
+// A clone seeded by bundles is common too: its haves come down to the tips of the published
+// bundles (whatever ancestors the client also sent), and its answer is cached under them.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PackfileUri } from '../protocol/packfile-uris.js';
-import type { OffloadState } from './state.js';
+import { liveBundles, type OffloadState } from './state.js';
+import { gitLines, objectTypes } from '../git.js';
 import { eligiblePacks } from './plan.js';
 import { annotatedTags } from '../repo/server-refs.js';
 
@@ -32,6 +36,10 @@ export interface CacheKeyParts {
   wants: string[];
   ofsDelta: boolean;
   includeTag: boolean;
+  /** A clone after bundles: the bundle tips it has (none for a plain clone). */
+  haves?: string[];
+  /** With haves: whether the pack may be thin (deltas against them). */
+  thin?: boolean;
 }
 
 export function cacheKey(p: CacheKeyParts): string {
@@ -41,6 +49,8 @@ export function cacheKey(p: CacheKeyParts): string {
     wants: [...new Set(p.wants)].sort(),
     ofs: p.ofsDelta,
     tag: p.includeTag,
+    // Absent for a plain clone, so those keys stay what they were.
+    ...(p.haves?.length ? { haves: [...new Set(p.haves)].sort(), thin: !!p.thin } : {}),
   };
   return createHash('sha1').update(JSON.stringify(norm)).digest('hex');
 }
@@ -51,6 +61,25 @@ export interface CloneRequest {
   includeTag: boolean;
   /** Schemes of the client's `packfile-uris`, null when it did not ask. */
   protocols: string[] | null;
+  /** Bundle tips the client has (a clone seeded by bundles). */
+  haves?: string[];
+  /** The client accepts a thin pack (only matters with haves). */
+  thin?: boolean;
+}
+
+/** Bound on the common commits reduced for a seeded clone's key (more is not such a clone). */
+const MAX_SEEDED_HAVES = 1024;
+
+/**
+ * The cache key of a fetch whose common commits come down to tips of live bundles (a clone
+ * seeded by them), else null. The pack is `wants ^common`, the same for `^tips`.
+ */
+export async function seededCloneKey(gitDir: string, state: OffloadState | null, req: CloneRequest, common: string[]): Promise<string | null> {
+  const tips = new Set(state ? liveBundles(state).map((b) => b.commit) : []);
+  if (!tips.size || !common.length || common.length > MAX_SEEDED_HAVES) return null;
+  const independent = common.length === 1 ? common : await gitLines(gitDir, ['merge-base', '--independent', ...common]);
+  if (!independent.length || !independent.every((c) => tips.has(c))) return null;
+  return cloneKey(gitDir, state, { ...req, haves: independent });
 }
 
 /** The cache key of a fetch without haves. */
@@ -62,7 +91,22 @@ export async function cloneKey(gitDir: string, state: OffloadState | null, req: 
     const wanted = new Set(req.wants);
     includeTag = (await annotatedTags(gitDir)).some((t) => !wanted.has(t));
   }
-  return cacheKey({ packs: eligiblePacks(state, req.protocols).map((p) => p.hash), wants: req.wants, ofsDelta: req.ofsDelta, includeTag });
+  const wants = req.haves?.length ? await wantsBeyond(gitDir, req.wants, req.haves) : req.wants;
+  return cacheKey({ packs: eligiblePacks(state, req.protocols).map((p) => p.hash), wants, ofsDelta: req.ofsDelta, includeTag, haves: req.haves, thin: req.thin });
+}
+
+/**
+ * The wants that decide a pack after `haves`, however a client words them: it leaves out what
+ * it has (a branch at a bundle's tip) and may name ancestors of other wants. Commits reduce to
+ * those no other want or have reaches; tags and other objects stay as they are.
+ */
+async function wantsBeyond(gitDir: string, wants: string[], haves: string[]): Promise<string[]> {
+  const types = await objectTypes(gitDir, [...new Set(wants)]);
+  const commits = [...new Set(wants)].filter((w) => types.get(w)?.type === 'commit');
+  const others = [...new Set(wants)].filter((w) => types.get(w)?.type !== 'commit');
+  const tips = new Set(haves);
+  const independent = await gitLines(gitDir, ['merge-base', '--independent', ...new Set([...commits, ...haves])]);
+  return [...others, ...independent.filter((c) => !tips.has(c))];
 }
 
 export interface CacheHit {

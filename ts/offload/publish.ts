@@ -27,6 +27,7 @@ import { GitCommandError, gitLines, gitText, objectTypes, resolveGitDir, runGit,
 import { warmCloneCache, type WarmedAnswer } from './warm.js';
 import { carryBundles, publishBundles, pruneBundles } from './bundles.js';
 import { holdLock } from '../repo/lockfile.js';
+import { fileSize } from '../file-size.js';
 import { livePacks, readState, statePath, writeState, type BasePack, type BlobPack, type ConfigPack, type OffloadState, type PublishedBundle } from './state.js';
 import { isOid, OID_PATTERN } from '../oid.js';
 
@@ -88,14 +89,6 @@ function checkBaseUrl(url: string): void {
     throw new ConfigError(`--base-url ${JSON.stringify(url)} is not a URL`, 'give the http(s) URL under which the publish directory is served');
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`--base-url must be http or https, not ${u.protocol}`, 'clients download packfile URIs over HTTP(S) only');
-}
-
-async function fileSize(path: string): Promise<number | null> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return null;
-  }
 }
 
 /**

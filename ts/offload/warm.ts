@@ -10,7 +10,7 @@ import { CACHE_DIR, cacheLookup, CacheWriter, cloneKey, MAX_ENTRY_BYTES } from '
 import { PackObjects } from './pack-objects.js';
 import { liveSchemes, planFetch } from './plan.js';
 import { listServerRefs } from '../repo/server-refs.js';
-import type { OffloadState } from './state.js';
+import { liveBundles, type OffloadState } from './state.js';
 
 export interface WarmedAnswer {
   key: string;
@@ -20,6 +20,8 @@ export interface WarmedAnswer {
   uris: number;
   /** Already in the cache: nothing was computed. */
   reused: boolean;
+  /** The answer to a clone that has the bundles (their tip as its have). */
+  seeded: boolean;
   describe: string;
 }
 
@@ -44,30 +46,38 @@ export async function warmCloneCache(gitDir: string, state: OffloadState, log: (
   }
   const protocols = liveSchemes(state);
   const done = new Map<string, WarmedAnswer>();
+  // A clone seeded by the bundles has the chain's tip: stock git 2.55 asks without packfile URIs,
+  // mpgit with them; both may take a thin pack.
+  const chain = liveBundles(state);
+  const tip = chain.length ? chain[chain.length - 1]!.commit : null;
+  const variants: { protocols: string[] | null; haves?: string[]; thin?: boolean }[] = [{ protocols }];
+  if (tip) for (const p of [protocols, null]) for (const thin of [true, false]) variants.push({ protocols: p, haves: [tip], thin });
   // Stock git asks without include-tag, mpgit with it; both ask for ofs-delta.
-  for (const includeTag of [false, true]) {
-    const key = await cloneKey(gitDir, state, { wants, ofsDelta: true, includeTag, protocols });
-    if (done.has(key)) continue;
-    const hit = await cacheLookup(gitDir, key);
-    if (hit) {
-      done.set(key, { key, includeTag, size: hit.size, uris: hit.uris.length, reused: true, describe: hit.describe });
-      continue;
+  for (const v of variants) {
+    for (const includeTag of [false, true]) {
+      const key = await cloneKey(gitDir, state, { wants, ofsDelta: true, includeTag, protocols: v.protocols, haves: v.haves, thin: v.thin });
+      if (done.has(key)) continue;
+      const hit = await cacheLookup(gitDir, key);
+      if (hit) {
+        done.set(key, { key, includeTag, size: hit.size, uris: hit.uris.length, reused: true, describe: hit.describe, seeded: !!v.haves });
+        continue;
+      }
+      const answer = await computeAnswer(gitDir, state, key, wants, v, includeTag);
+      if (!answer) {
+        log(`clone answer not cached: its inline pack is over ${humanBytes(MAX_ENTRY_BYTES)}, or ${gitDir}/${CACHE_DIR} is not writable`);
+        return [...done.values()];
+      }
+      done.set(key, answer);
     }
-    const answer = await computeAnswer(gitDir, state, key, wants, protocols, includeTag);
-    if (!answer) {
-      log(`clone answer not cached: its inline pack is over ${humanBytes(MAX_ENTRY_BYTES)}, or ${gitDir}/${CACHE_DIR} is not writable`);
-      return [...done.values()];
-    }
-    done.set(key, answer);
   }
   for (const a of done.values()) {
-    log(`clone answer ${a.reused ? 'already cached' : 'cached'}: ${a.uris} packfile URI${a.uris === 1 ? '' : 's'} + inline pack of ${humanBytes(a.size)} (${wants.length} refs${a.includeTag ? ', include-tag' : ''})`);
+    log(`clone answer${a.seeded ? ' after the bundles' : ''} ${a.reused ? 'already cached' : 'cached'}: ${a.uris} packfile URI${a.uris === 1 ? '' : 's'} + inline pack of ${humanBytes(a.size)} (${wants.length} refs${a.includeTag ? ', include-tag' : ''})`);
   }
   return [...done.values()];
 }
 
-async function computeAnswer(gitDir: string, state: OffloadState, key: string, wants: string[], protocols: string[], includeTag: boolean): Promise<WarmedAnswer | null> {
-  const plan = await planFetch({ gitDir, state, wants, common: [], protocols, thin: false });
+async function computeAnswer(gitDir: string, state: OffloadState, key: string, wants: string[], v: { protocols: string[] | null; haves?: string[]; thin?: boolean }, includeTag: boolean): Promise<WarmedAnswer | null> {
+  const plan = await planFetch({ gitDir, state, wants, common: v.haves ?? [], protocols: v.protocols, thin: !!v.thin });
   const pack = new PackObjects(gitDir, { ofsDelta: true, includeTag, progress: false });
   const cache = await CacheWriter.start(gitDir, key);
   if (!cache) return null;
@@ -82,7 +92,7 @@ async function computeAnswer(gitDir: string, state: OffloadState, key: string, w
     }
     await pack.finish();
     kept = await cache.commit(uris, plan.describe);
-    return kept ? { key, includeTag, size, uris: uris.length, reused: false, describe: plan.describe } : null;
+    return kept ? { key, includeTag, size, uris: uris.length, reused: false, describe: plan.describe, seeded: !!v.haves } : null;
   } finally {
     if (!kept) await cache.abort();
     pack.kill();

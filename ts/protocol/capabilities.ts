@@ -45,30 +45,6 @@ export function v0Symrefs(caps: Capabilities): Map<string, string> {
   return out;
 }
 
-/** What an upload-pack server advertises in v0 (after the NUL of the first ref). */
-export const V0_UPLOAD_PACK_CAPABILITIES = [
-  'multi_ack',
-  'thin-pack',
-  'side-band',
-  'side-band-64k',
-  'ofs-delta',
-  'shallow',
-  'deepen-since',
-  'deepen-not',
-  'deepen-relative',
-  'no-progress',
-  'include-tag',
-  'multi_ack_detailed',
-  'object-format=sha1',
-] as const;
-
-/** The v0 server capability string, symrefs first, agent last (as git orders it). */
-export function encodeV0Capabilities(opts: { symrefs?: Map<string, string>; extra?: string[] } = {}): string {
-  const words: string[] = [...V0_UPLOAD_PACK_CAPABILITIES];
-  for (const [from, to] of opts.symrefs ?? []) words.push(`symref=${from}:${to}`);
-  words.push(...(opts.extra ?? []), `agent=${AGENT}`);
-  return words.join(' ');
-}
 
 /**
  * The capabilities a v0 client puts on its first want line, given what the server offers:

@@ -12,7 +12,7 @@ import { isOid } from '../oid.js';
 import { planFetch } from '../offload/plan.js';
 import { listServerRefs, refTips } from '../repo/server-refs.js';
 import type { OffloadState } from '../offload/state.js';
-import { cacheLookup, CacheWriter, cloneKey, type CacheHit } from '../offload/cache.js';
+import { cacheLookup, CacheWriter, cloneKey, seededCloneKey, type CacheHit } from '../offload/cache.js';
 import { PackObjects } from '../offload/pack-objects.js';
 import { createReadStream } from 'node:fs';
 import { humanBytes } from '../progress.js';
@@ -220,8 +220,9 @@ export async function okToGiveUp(gitDir: string, wants: string[], common: string
 /** The packfile-uris section (when there are URIs), then the packfile section. */
 async function sendPack(ctx: FetchContext, args: FetchArgs, common: string[]): Promise<PackfileUri[]> {
   const { gitDir, writer } = ctx;
-  // A clone (no haves) is a common request: its answer is cached.
-  const key = common.length ? null : await cloneKey(gitDir, ctx.state, { wants: args.wants, ofsDelta: args.ofsDelta, includeTag: args.includeTag, protocols: args.packfileUris });
+  // A clone (no haves, or only bundle tips) is a common request: its answer is cached.
+  const req = { wants: args.wants, ofsDelta: args.ofsDelta, includeTag: args.includeTag, protocols: args.packfileUris, thin: args.thin };
+  const key = common.length ? await seededCloneKey(gitDir, ctx.state, req, common) : await cloneKey(gitDir, ctx.state, req);
   const hit = key ? await cacheLookup(gitDir, key) : null;
   if (hit) return sendCached(ctx, args, hit);
   const plan = await planFetch({ gitDir, state: ctx.state, wants: args.wants, common, protocols: args.packfileUris, thin: args.thin });
