@@ -3,12 +3,13 @@
 // package (dist/, bin/, README, LICENSE, the WebAssembly core) and this machine's platform
 // package (npm/<platform>/: the stripped addon and mpgit-pack-hook). `--prepack` is the main
 // package's prepack hook: it builds dist/ and the WebAssembly core, so a bare `npm pack` is
-// complete too. `--stage [platform [rust-target]]` only fills npm/<platform>/ from the build (the release
+// complete too, and lists the platform packages as optionalDependencies (`--postpack` undoes
+// that in the checkout). `--stage [platform [rust-target]]` only fills npm/<platform>/ from the build (the release
 // workflow's step);
 // `--no-build` packs what is built now.
 
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -47,9 +48,40 @@ function stage(name, triple) {
   return dir;
 }
 
+const pkgJson = join(root, 'package.json');
+const backup = join(root, '.package.json.prepack');
+
+/**
+ * The packed package.json lists every platform package (npm/*) as an optional dependency at
+ * its own version, as napi-rs's prepublish does; the checkout's does not, because `npm ci`
+ * needs every dependency in the lock file and unpublished platform packages cannot be there.
+ */
+function withOptionalDependencies() {
+  if (existsSync(backup)) copyFileSync(backup, pkgJson);
+  const text = readFileSync(pkgJson, 'utf8');
+  const pkg = JSON.parse(text);
+  const optional = {};
+  for (const name of readdirSync(join(root, 'npm')).sort()) {
+    const file = join(root, 'npm', name, 'package.json');
+    if (!existsSync(file)) continue;
+    const platform = JSON.parse(readFileSync(file, 'utf8'));
+    if (platform.version !== pkg.version) throw new Error(`${file} is at ${platform.version}, the main package at ${pkg.version}`);
+    optional[platform.name] = pkg.version;
+  }
+  writeFileSync(backup, text);
+  writeFileSync(pkgJson, `${JSON.stringify({ ...pkg, optionalDependencies: optional }, null, 2)}\n`);
+}
+
 const mode = process.argv[2] ?? '--all';
-if (mode === '--prepack') {
+if (mode === '--postpack') {
+  // npm runs this after packing: the checkout's package.json back.
+  if (existsSync(backup)) {
+    copyFileSync(backup, pkgJson);
+    rmSync(backup);
+  }
+} else if (mode === '--prepack') {
   // npm runs this before packing the main package.
+  withOptionalDependencies();
   if (!process.env.MPGIT_PACK_BUILT) {
     run(npm, ['run', 'build:ts']);
     run(npm, ['run', 'build:wasm']);
@@ -67,5 +99,5 @@ if (mode === '--prepack') {
   run(npm, ['pack', '--pack-destination', out, dir], { env, ...quiet });
   run(npm, ['pack', '--pack-destination', out], { env, ...quiet });
 } else {
-  throw new Error(`usage: node npm/pack.mjs [--all | --no-build | --prepack | --stage [platform [rust-target]]]`);
+  throw new Error(`usage: node npm/pack.mjs [--all | --no-build | --prepack | --postpack | --stage [platform [rust-target]]]`);
 }

@@ -195,7 +195,7 @@ test('--detach, --syslog and --base-path-relaxed: usage errors', async (t) => {
     [['--detach', '--inetd'], /fatal: --detach is incompatible with --inetd/],
     [['--syslog', '--log-destination=none'], /fatal: --syslog contradicts --log-destination=none/],
     [['--base-path-relaxed', dir], /fatal: --base-path-relaxed needs --base-path/],
-    [['--log-destination=journal'], /option '--log-destination <dest>' argument 'journal' is invalid\. Allowed choices are stderr, syslog, file, none/],
+    [['--log-destination=journal'], /error: option `log-destination' Allowed choices are stderr, syslog, file, none\., not 'journal'/],
   ];
   for (const [args, re] of cases) {
     const r = await mpgit(['daemon', ...args], { timeoutMs: 30_000 });

@@ -4,7 +4,7 @@
 // (--omit=optional) the WebAssembly core does, and says the native one is missing.
 
 import test, { type ExecutionContext } from 'ava';
-import { readdirSync, readFileSync, statSync, symlinkSync, mkdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, symlinkSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fsckClean } from './helpers/offload.js';
 import { gitDaemon } from './helpers/gitserve.js';
@@ -77,10 +77,15 @@ test('installed with its platform package: the native core, a clone from git dae
   t.is(r.core, 'native');
   t.true(r.native.path.startsWith(join(i.prefix, 'lib', 'node_modules', 'mpgit-linux-x64-gnu')), r.native.path);
   t.true(r.sha1.collisionDetection);
-  // Stripped, and nothing but the C library and zlib needed: libdeflate is linked in.
+  // Stripped, and nothing but the C library (and libgcc_s) needed: libdeflate and zlib are linked in.
   const ldd = await runOk('ldd', [r.native.path]);
-  t.notRegex(ldd.stdout, /libdeflate/);
+  t.notRegex(ldd.stdout, /libdeflate|libz\.so/);
   t.notRegex((await runOk('readelf', ['-S', '-W', r.native.path])).stdout, /\.debug_|\.symtab/);
+  // The packed main package names every platform package at its own version.
+  const packed = JSON.parse((await runOk('tar', ['-xOzf', MAIN, 'package/package.json'])).stdout) as { optionalDependencies?: Record<string, string> };
+  t.is(packed.optionalDependencies?.['mpgit-linux-x64-gnu'], version);
+  t.is(Object.keys(packed.optionalDependencies ?? {}).length, 7);
+  t.false(existsSync(join(ROOT, '.package.json.prepack')));
   const modules = join(i.prefix, 'lib', 'node_modules');
   const size = sizeOf(join(modules, 'mpgit')) + sizeOf(join(modules, 'mpgit-linux-x64-gnu'));
   t.true(size < MAX_UNPACKED, `${size} bytes unpacked`);

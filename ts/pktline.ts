@@ -42,7 +42,10 @@ export function pktText(p: Pkt): string {
 
 /** Parses the 4-byte header: data length, or a special packet. */
 export function parseHeader(head: Buffer): { kind: 'data'; len: number } | { kind: 'flush' | 'delim' | 'end' } {
-  const text = head.toString('latin1');
+  return parseHeaderText(head.toString('latin1'));
+}
+
+function parseHeaderText(text: string): { kind: 'data'; len: number } | { kind: 'flush' | 'delim' | 'end' } {
   if (!/^[0-9a-fA-F]{4}$/.test(text)) throw new ProtocolError(`bad pkt-line header ${JSON.stringify(text)}: expected 4 hex digits`);
   const len = parseInt(text, 16);
   if (len === 0) return { kind: 'flush' };
@@ -154,6 +157,12 @@ export class PktReader {
   }
 
   private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      // A view, not a copy: a million small packets must not mean a million small allocations.
+      this.skip(n);
+      return first.subarray(0, n);
+    }
     const out = Buffer.allocUnsafe(n);
     let at = 0;
     while (at < n) {
@@ -167,6 +176,40 @@ export class PktReader {
     this.buffered -= n;
     if (this.buffered < this.highWater && this.stream.isPaused()) this.stream.resume();
     return out;
+  }
+
+  /** Drops n buffered bytes. */
+  private skip(n: number): void {
+    let left = n;
+    while (left > 0) {
+      const c = this.chunks[0]!;
+      if (c.length <= left) {
+        left -= c.length;
+        this.chunks.shift();
+      } else {
+        this.chunks[0] = c.subarray(left);
+        left = 0;
+      }
+    }
+    this.buffered -= n;
+    if (this.buffered < this.highWater && this.stream.isPaused()) this.stream.resume();
+  }
+
+  /**
+   * The next packet when it is already wholly buffered, else undefined (then await read()).
+   * No promise per packet: requests of a million lines are read without a million of them.
+   */
+  readBuffered(): Pkt | undefined {
+    if (this.buffered < 4) return undefined;
+    const c = this.chunks[0]!;
+    const h = parseHeaderText(c.length >= 4 ? c.toString('latin1', 0, 4) : Buffer.concat(this.chunks).toString('latin1', 0, 4));
+    if (h.kind !== 'data') {
+      this.skip(4);
+      return { kind: h.kind };
+    }
+    if (this.buffered < 4 + h.len) return undefined;
+    this.skip(4);
+    return { kind: 'data', data: this.take(h.len) };
   }
 
   /** The next packet, or null when the stream ends cleanly between packets. */

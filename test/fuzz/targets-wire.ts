@@ -180,11 +180,12 @@ const v2CommandRequest: TsTarget = {
     for (let n = 0; n < 16; n++) {
       const req = await readCommand(reader);
       if (!req) break;
-      bytes += json(req.capabilities) + req.args.reduce((s, p) => s + (p.kind === 'data' ? p.data.length : 0), 0);
+      bytes += json(req.capabilities) + req.args.reduce((s, l) => s + l.length, 0) + req.haves.count * 20;
       if (req.command === 'fetch') {
-        const a = parseFetchArgs(req.args);
-        check([...a.wants, ...a.haves].every((o) => OID_RE.test(o)), () => 'a want/have that is not an object id');
+        const a = parseFetchArgs(req.args, req.haves);
+        check([...a.wants, ...[...a.haves.batches()].flat()].every((o) => OID_RE.test(o)), () => 'a want/have that is not an object id');
       }
+      req.haves.release();
     }
     return { verdict: 'parsed', resultBytes: bytes };
   },

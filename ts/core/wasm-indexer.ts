@@ -6,7 +6,7 @@
 // deflated with pako (zlib's own algorithm: git's bytes); .idx/.rev come from the instance.
 
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { deflate } from 'pako';
 import type { CoreIndexProgress, CoreIndexResult, IndexerCore, PackHandle } from './types.js';
@@ -57,18 +57,32 @@ function hex(b: Uint8Array): string {
   return Buffer.from(b).toString('hex');
 }
 
-/** Resolves the delta trees: here with one thread, else over `threads` workers. */
+/**
+ * Resolves the delta trees: here, and with more threads also in `threads - 1` workers; this
+ * instance and the workers take batches of roots from one queue until it is empty.
+ */
 async function resolveAll(s: State): Promise<void> {
   const x = s.w.x;
   const n = s.w.check(x.mp_ix_roots(s.h));
   const roots = new Uint32Array(s.w.out(n * 4).buffer, 0, n);
-  if (s.threads <= 1 || n < 2) {
-    s.w.withBytes(new Uint8Array(roots.buffer), (p) => s.w.check(x.mp_ix_resolve(s.h, p, n)));
+  const here = (batch: Uint32Array) => s.w.withBytes(new Uint8Array(batch.buffer, batch.byteOffset, batch.byteLength), (p) => s.w.check(x.mp_ix_resolve(s.h, p, batch.length)));
+  if (s.threads <= 1 || n < 2 * ROOTS_PER_BATCH) {
+    here(roots);
     return;
   }
   const table = s.w.out(s.w.check(x.mp_ix_table(s.h)));
   const packLen = x.mp_ix_pack_len(s.h);
   let next = 0;
+  let failed: unknown = null;
+  // This thread's share: a batch at a time, letting the workers' answers in between.
+  const local = async () => {
+    while (next < n && !failed) {
+      const batch = roots.subarray(next, Math.min(next + ROOTS_PER_BATCH, n));
+      next += batch.length;
+      here(batch);
+      await new Promise((r) => setImmediate(r));
+    }
+  };
   const one = () =>
     new Promise<void>((resolve, reject) => {
       const w = startWorker({ module: s.w.module, table, packPath: s.packPath, packLen });
@@ -90,7 +104,14 @@ async function resolveAll(s: State): Promise<void> {
       w.on('error', reject);
       w.on('exit', (code) => (code ? reject(new Error(`a pack resolution thread exited with ${code}`)) : resolve()));
     });
-  await Promise.all(Array.from({ length: Math.min(s.threads, n) }, one));
+  const workers = Array.from({ length: s.threads - 1 }, one);
+  await Promise.all([
+    local().catch((e: unknown) => {
+      failed = e;
+      throw e;
+    }),
+    ...workers,
+  ]);
 }
 
 function startWorker(workerData: object): Worker {
@@ -223,6 +244,7 @@ async function indexFile(s: State, packPath: string, opts: { idxPath: string; re
   {
       const fd = openSync(packPath, 'r');
       try {
+        s.w.check(s.w.x.mp_ix_expect(s.h, fstatSync(fd).size));
         const buf = Buffer.allocUnsafe(READ_CHUNK);
         for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) feed(s, buf.subarray(0, n));
       } finally {

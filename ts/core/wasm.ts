@@ -31,6 +31,7 @@ export interface WasmExports {
   mp_ix_free(h: number): void;
   mp_ix_reserve(h: number, n: number): number;
   mp_ix_commit(h: number, unused: number): number;
+  mp_ix_expect(h: number, total: number): number;
   mp_ix_progress(h: number): number;
   mp_ix_end(h: number, digest: number): number;
   mp_ix_roots(h: number): number;

@@ -94,6 +94,7 @@ export class Daemon {
   private stopping: Promise<void> | null = null;
   private idle: (() => void) | null = null;
   private readonly idleWatch: IdleWatch<number>;
+  private refusals = { at: 0, unlogged: 0 };
   private readonly pendingBudget = new PendingBudget<Live>(() => ({ maxPending: this.cfg.maxPending, maxPerAddress: this.cfg.maxPendingPerAddress }));
   /** The pack cache (null: off, by setting or because it could not start). */
   packCache: PackCache | null = null;
@@ -244,7 +245,13 @@ export class Daemon {
       e.socket.destroy(new PendingDroppedError(why));
     }
     if (!refuse) return true;
-    this.log.error('too-many-pending', `Refused a connection from ${entry.address}: ${this.cfg.maxPending} connections opened within the last second wait for their request line (--max-pending)`, { address: entry.address });
+    // Logged once a second at most: a flood must not become a flood of log lines.
+    const now = Date.now();
+    if (now - this.refusals.at >= 1000) {
+      const more = this.refusals.unlogged ? ` (${this.refusals.unlogged} more refused since the last such line)` : '';
+      this.log.error('too-many-pending', `Refused a connection from ${entry.address}: ${this.cfg.maxPending} connections opened within the last second wait for their request line (--max-pending)${more}`, { address: entry.address, unlogged: this.refusals.unlogged });
+      this.refusals = { at: now, unlogged: 0 };
+    } else this.refusals.unlogged++;
     entry.socket.end(pkt(`ERR too many connections waiting to send a request (--max-pending ${this.cfg.maxPending}); try again later`));
     setTimeout(() => entry.socket.destroy(), 1000).unref();
     return false;

@@ -20,6 +20,10 @@ import { join } from 'node:path';
 import type { PackfileUri } from '../protocol/packfile-uris.js';
 import { liveBundles, type OffloadState } from './state.js';
 import { gitLines, objectTypes } from '../git.js';
+import { idsKey, OidMemo } from './oid-memo.js';
+
+const independentMemo = new OidMemo<string[]>();
+const wantsMemo = new OidMemo<string[]>();
 import { eligiblePacks } from './plan.js';
 import { annotatedTags } from '../repo/server-refs.js';
 
@@ -77,7 +81,7 @@ const MAX_SEEDED_HAVES = 1024;
 export async function seededCloneKey(gitDir: string, state: OffloadState | null, req: CloneRequest, common: string[]): Promise<string | null> {
   const tips = new Set(state ? liveBundles(state).map((b) => b.commit) : []);
   if (!tips.size || !common.length || common.length > MAX_SEEDED_HAVES) return null;
-  const independent = common.length === 1 ? common : await gitLines(gitDir, ['merge-base', '--independent', ...common]);
+  const independent = common.length === 1 ? common : await independentMemo.get(idsKey(gitDir, common), () => gitLines(gitDir, ['merge-base', '--independent', ...common]));
   if (!independent.length || !independent.every((c) => tips.has(c))) return null;
   return cloneKey(gitDir, state, { ...req, haves: independent });
 }
@@ -100,7 +104,11 @@ export async function cloneKey(gitDir: string, state: OffloadState | null, req: 
  * it has (a branch at a bundle's tip) and may name ancestors of other wants. Commits reduce to
  * those no other want or have reaches; tags and other objects stay as they are.
  */
-async function wantsBeyond(gitDir: string, wants: string[], haves: string[]): Promise<string[]> {
+function wantsBeyond(gitDir: string, wants: string[], haves: string[]): Promise<string[]> {
+  return wantsMemo.get(idsKey(gitDir, wants, haves), () => reduceWants(gitDir, wants, haves));
+}
+
+async function reduceWants(gitDir: string, wants: string[], haves: string[]): Promise<string[]> {
   const types = await objectTypes(gitDir, [...new Set(wants)]);
   const commits = [...new Set(wants)].filter((w) => types.get(w)?.type === 'commit');
   const others = [...new Set(wants)].filter((w) => types.get(w)?.type !== 'commit');

@@ -28,6 +28,16 @@ export function encodeRequest(r: GitRequest): Buffer {
 const HOST_RE = /^(?:\[[0-9a-fA-F:.%\w]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?$/;
 const EXTRA_RE = /^[\x21-\x7e][\x20-\x7e]*$/;
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+function utf8Path(latin1: string): string {
+  try {
+    return UTF8.decode(Buffer.from(latin1, 'latin1'));
+  } catch {
+    throw new ProtocolError('the path in the request is not UTF-8', 'mpgit serves repositories whose paths are UTF-8');
+  }
+}
+
 /** Parses the payload of the first pkt-line a git:// client sends. */
 export function parseRequest(payload: Buffer): GitRequest {
   const text = payload.toString('latin1');
@@ -38,7 +48,9 @@ export function parseRequest(payload: Buffer): GitRequest {
   if (sp < 0) throw new ProtocolError(`malformed request line: no space between service and path`, 'send "git-upload-pack /path"');
   const service = line.slice(0, sp);
   if (!(SERVICES as readonly string[]).includes(service)) throw new ProtocolError(`unknown service ${JSON.stringify(service)}`);
-  const path = line.slice(sp + 1);
+  // The path is bytes (git's are), read here through latin1: as UTF-8 they name the file
+  // ("café.git" is c a f 0xc3 0xa9), which is how node's file system calls take them.
+  const path = utf8Path(line.slice(sp + 1));
   if (!path) throw new ProtocolError('malformed request line: empty path');
   if (/[\0-\x1f\x7f]/.test(path)) throw new ProtocolError('malformed request line: control characters in the path');
   const req: GitRequest = { service: service as Service, path, extra: [] };

@@ -3,6 +3,7 @@
 
 import { PackError } from '../errors.js';
 import { OID_RE as OID } from '../oid.js';
+import { protectedName } from './protected-names.js';
 
 export interface Commit {
   tree: string;
@@ -77,11 +78,12 @@ export function parseTag(data: Buffer, oid = 'tag'): Tag {
 
 /**
  * A path component from a tree is about to become a file name: refuse what git refuses
- * (verify_path) — separators, "." and "..", and ".git" in any case — so a hostile tree
- * cannot write outside the work tree or into the repository.
+ * (verify_path) — separators, "." and "..", ".git" in any case and the names NTFS or HFS+
+ * read as it (./protected-names.ts) — so a hostile tree cannot write outside the work tree or
+ * into the repository.
  */
-function checkEntryName(name: string, tree: string): void {
-  if (!name || name.includes('/') || name === '.' || name === '..' || name.toLowerCase() === '.git' || name.includes('\0')) {
+function checkEntryName(name: string, mode: number, tree: string): void {
+  if (!name || name.includes('/') || name === '.' || name === '..' || name.includes('\0') || protectedName(name, mode === MODE_SYMLINK)) {
     throw new PackError(`tree ${tree} has an unsafe entry name ${JSON.stringify(name)}`, 'the repository contains a path git refuses to check out');
   }
 }
@@ -96,7 +98,7 @@ export function parseTree(data: Buffer, oid = 'tree'): TreeEntry[] {
     const modeText = data.toString('latin1', at, sp);
     if (!/^[0-7]{5,6}$/.test(modeText)) throw new PackError(`tree ${oid} has a bad mode ${JSON.stringify(modeText)}`);
     const name = data.toString('utf8', sp + 1, nul);
-    checkEntryName(name, oid);
+    checkEntryName(name, parseInt(modeText, 8), oid);
     // Names are bytes; ours round-trip through UTF-8 (paths, index): refuse what would not.
     if (Buffer.byteLength(name) !== nul - sp - 1) throw new PackError(`tree ${oid} has a file name that is not UTF-8`, 'check this repository out with stock git');
     out.push({ mode: parseInt(modeText, 8), name, oid: data.toString('hex', nul + 1, nul + 21) });
@@ -106,6 +108,6 @@ export function parseTree(data: Buffer, oid = 'tree'): TreeEntry[] {
   // duplicateEntries).
   const names = out.map((e) => e.name).sort();
   const dup = names.find((n, i) => i > 0 && names[i - 1] === n);
-  if (dup !== undefined) throw new PackError(`tree ${oid} has two entries named ${JSON.stringify(dup)}; the repository is corrupt or hostile`);
+  if (dup !== undefined) throw new PackError(`tree ${oid} has two entries named ${JSON.stringify(dup)}; the repository is corrupt or hostile (git fsck: duplicateEntries)`);
   return out;
 }

@@ -4,8 +4,10 @@
 // asked for them. Shallow requests (shallow/deepen*) go to `git upload-pack --stateless-rpc`
 // whole: they get a complete, plain answer.
 
-import type { Pkt } from '../pktline.js';
-import { pkt, pktText, FLUSH, DELIM, RESPONSE_END } from '../pktline.js';
+import { once } from 'node:events';
+import { pkt, FLUSH, DELIM } from '../pktline.js';
+import { MAX_HAVES, TOTAL_HAVES, type HaveList } from './haves.js';
+import type { CommandRequest } from './command.js';
 import { ProtocolError } from '../errors.js';
 import { GitCommandError, objectTypes, runGit, spawnGit } from '../git.js';
 import { isOid } from '../oid.js';
@@ -18,6 +20,7 @@ import { createReadStream } from 'node:fs';
 import { humanBytes } from '../progress.js';
 import type { ResponseWriter } from './response.js';
 import { encodePackfileUri, type PackfileUri } from '../protocol/packfile-uris.js';
+import { idsKey, OidMemo } from '../offload/oid-memo.js';
 
 /** Silence on the pack stream after which an empty band-1 packet tells the client we are alive. */
 const KEEPALIVE_MS = 5000;
@@ -26,7 +29,8 @@ const MAX_READY_WALK_BYTES = 64 * 1024 * 1024;
 
 export interface FetchArgs {
   wants: string[];
-  haves: string[];
+  /** The have lines, kept in bounded memory (released by the session after the answer). */
+  haves: HaveList;
   done: boolean;
   thin: boolean;
   ofsDelta: boolean;
@@ -50,10 +54,12 @@ export class BadRequestError extends ProtocolError {
   }
 }
 
-export function parseFetchArgs(args: Pkt[]): FetchArgs {
+/** A fetch's arguments (lines without their newline); the haves come apart, already read. */
+export function parseFetchArgs(args: string[], haves: HaveList): FetchArgs {
+  const wants = new Set<string>();
   const a: FetchArgs = {
     wants: [],
-    haves: [],
+    haves,
     done: false,
     thin: false,
     ofsDelta: false,
@@ -65,16 +71,14 @@ export function parseFetchArgs(args: Pkt[]): FetchArgs {
     shallow: false,
     filtered: false,
   };
-  for (const p of args) {
-    const line = pktText(p);
+  for (const line of args) {
     const sp = line.indexOf(' ');
     const word = sp < 0 ? line : line.slice(0, sp);
     const rest = sp < 0 ? '' : line.slice(sp + 1);
     switch (word) {
       case 'want':
-      case 'have':
         if (!isOid(rest)) throw new BadRequestError(`upload-pack: protocol error, expected to get object ID, not '${line}'`);
-        (word === 'want' ? a.wants : a.haves).push(rest);
+        wants.add(rest);
         break;
       case 'done':
         a.done = true;
@@ -116,6 +120,7 @@ export function parseFetchArgs(args: Pkt[]): FetchArgs {
         throw new BadRequestError(`unexpected line: '${line}'`);
     }
   }
+  a.wants = [...wants];
   return a;
 }
 
@@ -123,8 +128,8 @@ export interface FetchContext {
   gitDir: string;
   state: OffloadState | null;
   writer: ResponseWriter;
-  /** The whole request as received (for handing it to git upload-pack). */
-  raw: Pkt[];
+  /** The request (for handing it to git upload-pack). */
+  request: CommandRequest;
   log: (msg: string) => void;
   /** uploadpack/transfer.hideRefs, read once per session. */
   hidden: () => Promise<string[]>;
@@ -146,14 +151,15 @@ export async function handleFetch(ctx: FetchContext, args: FetchArgs): Promise<F
   if (!args.wants.length && !args.waitForDone) throw new BadRequestError('fetch without any want');
   // Ref tips exist; anything else is asked of git (a clone wants only tips: no git call).
   const tips = await refTips(gitDir);
-  const known = await objectTypes(gitDir, [...new Set([...args.wants, ...args.haves])].filter((o) => !tips.has(o)));
-  const exists = (o: string) => tips.has(o) || known.has(o);
-  for (const w of args.wants) if (!exists(w)) throw new BadRequestError(`upload-pack: not our ref ${w}`);
+  const known = await objectTypes(gitDir, args.wants.filter((o) => !tips.has(o)));
+  for (const w of args.wants) if (!tips.has(w) && !known.has(w)) throw new BadRequestError(`upload-pack: not our ref ${w}`);
   await checkWantsVisible(gitDir, args.wants, await ctx.hidden());
-  const common = [...new Set(args.haves.filter(exists))];
+  // As git's upload-pack: of the haves, only those the repository has matter.
+  const common = args.haves.common(gitDir, tips);
+  if (args.haves.ignored) ctx.log(`fetch: ${args.haves.ignored} of ${args.haves.received} haves ignored (at most ${MAX_HAVES} per request, ${TOTAL_HAVES} in all): the pack may hold objects the client has`);
   writer.sidebandAll = args.sidebandAll;
 
-  if (args.haves.length && !args.done) {
+  if (args.haves.received && !args.done) {
     const ready = !args.waitForDone && (await okToGiveUp(gitDir, args.wants, common));
     await writer.lines(['acknowledgments', ...(common.length ? common.map((c) => `ACK ${c}`) : ['NAK']), ...(ready ? ['ready'] : [])]);
     if (!ready) {
@@ -196,6 +202,13 @@ async function checkWantsVisible(gitDir: string, wants: string[], hidden: string
  */
 export async function okToGiveUp(gitDir: string, wants: string[], common: string[]): Promise<boolean> {
   if (!common.length) return false;
+  // Ancestry between given ids never changes: every clone seeded by the same bundles asks alike.
+  return readyMemo.get(idsKey(gitDir, wants, common), () => walkReady(gitDir, wants, common));
+}
+
+const readyMemo = new OidMemo<boolean>();
+
+async function walkReady(gitDir: string, wants: string[], common: string[]): Promise<boolean> {
   const peeled = await runGit(gitDir, ['cat-file', '--batch-check=%(objectname) %(objecttype)'], { input: wants.map((w) => `${w}^{commit}`).join('\n') + '\n' });
   const commits = peeled.stdout
     .toString()
@@ -299,22 +312,30 @@ async function sendCached(ctx: FetchContext, args: FetchArgs, hit: CacheHit): Pr
   return hit.uris;
 }
 
-/** Hands the request, as received, to `git upload-pack --stateless-rpc` and relays its answer. */
+/** Hands the request to `git upload-pack --stateless-rpc` (haves streamed) and relays its answer. */
 async function delegate(ctx: FetchContext, what: 'shallow' | 'filtered'): Promise<void> {
-  const raw = Buffer.concat(
-    ctx.raw.map((p) => (p.kind === 'data' ? pkt(p.data) : p.kind === 'flush' ? FLUSH : p.kind === 'delim' ? DELIM : RESPONSE_END)),
-  );
+  const req = ctx.request;
   const child = spawnGit(ctx.gitDir, ['-c', 'uploadpack.allowsidebandall=true', 'upload-pack', '--stateless-rpc', '.'], { GIT_PROTOCOL: 'version=2' });
   let errText = '';
   child.stderr!.on('data', (c: Buffer) => errText.length < 65536 && (errText += c.toString()));
-  child.stdin!.on('error', () => {});
-  child.stdin!.end(raw);
+  const stdin = child.stdin!;
+  stdin.on('error', () => {});
+  const put = async (b: Buffer) => {
+    if (!stdin.destroyed && !stdin.write(b)) await Promise.race([once(stdin, 'drain'), once(stdin, 'close')]);
+  };
+  const lines = (ls: string[]) => Buffer.concat(ls.map((l) => pkt(`${l}\n`)));
+  const feed = (async () => {
+    await put(Buffer.concat([lines(req.capabilities), DELIM, lines(req.args)]));
+    for (const batch of req.haves.batches()) await put(lines(batch.map((h) => `have ${h}`)));
+    stdin.end(FLUSH);
+  })();
   const exited = new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve(code));
   });
   try {
     for await (const chunk of child.stdout! as AsyncIterable<Buffer>) await ctx.writer.write(chunk);
+    await feed;
     const code = await exited;
     if (code !== 0) throw new GitCommandError(['upload-pack', '--stateless-rpc'], errText.trim() || `exit ${code}`);
     ctx.log(`fetch: ${what} request answered by git upload-pack`);

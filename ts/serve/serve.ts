@@ -5,7 +5,7 @@
 // daemon keeps git upload-pack for everything else.
 
 import type { Readable, Writable } from 'node:stream';
-import { PktReader, pktText, type Pkt } from '../pktline.js';
+import { PktReader, pktText } from '../pktline.js';
 import { ClientGoneError, MpgitError, ProtocolError } from '../errors.js';
 import { encodeV2Advertisement } from '../protocol/capabilities.js';
 import { liveBundles, livePacks, loadStateCached, type OffloadState } from '../offload/state.js';
@@ -13,11 +13,14 @@ import { bundleListLines } from '../offload/bundles.js';
 import { hiddenPatterns, listServerRefs } from '../repo/server-refs.js';
 import { gitText } from '../git.js';
 import { BadRequestError, handleFetch, parseFetchArgs } from './fetch.js';
+import type { CommandRequest } from './command.js';
+import { HaveList } from './haves.js';
+import { isOid } from '../oid.js';
 import { ResponseWriter } from './response.js';
 
-/** Bound on the packets of one command request (wants and haves of a big mirror fit). */
-const MAX_REQUEST_PKTS = 4_000_000;
-/** Bound on the bytes of one command request. */
+/** Bound on the argument lines of one command request other than haves (wants of a big mirror fit). */
+const MAX_ARG_LINES = 256 * 1024;
+/** Bound on the bytes of one command request (haves past their own bound are read and dropped). */
 const MAX_REQUEST_BYTES = 256 * 1024 * 1024;
 /** Longest wait for the client's next command (git daemon's --timeout plays this role). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
@@ -43,52 +46,72 @@ export interface SessionStats {
   bytesOut: number;
 }
 
-interface CommandRequest {
-  command: string;
-  capabilities: string[];
-  args: Pkt[];
-  raw: Pkt[];
-}
-
-/** Reads one command request; null when the client ends the session (flush or hang-up). */
+/**
+ * Reads one command request; null when the client ends the session (flush or hang-up).
+ * Memory: a string per argument line, 20 bytes per have; the request itself is not kept.
+ */
 export async function readCommand(reader: PktReader): Promise<CommandRequest | null> {
-  const raw: Pkt[] = [];
+  let packets = 0;
   let bytes = 0;
   const capabilities: string[] = [];
-  const args: Pkt[] = [];
+  const args: string[] = [];
+  const haves = new HaveList();
   let inArgs = false;
-  for (;;) {
-    const p = await reader.read();
-    if (!p) {
-      if (!raw.length) return null;
-      throw new ProtocolError('the client hung up in the middle of a command');
+  let fetch = false;
+  try {
+    for (;;) {
+      const p = reader.readBuffered() ?? (await reader.read());
+      if (!p) {
+        if (!packets) return null;
+        throw new ProtocolError('the client hung up in the middle of a command');
+      }
+      packets++;
+      if (p.kind === 'data') {
+        bytes += p.data.length + 4;
+        if (bytes > MAX_REQUEST_BYTES) throw new BadRequestError(`request of more than ${MAX_REQUEST_BYTES} bytes`);
+        const line = pktText(p);
+        if (!inArgs) {
+          capabilities.push(line);
+          if (line === 'command=fetch') fetch = true;
+        } else if (fetch && line.startsWith('have ')) {
+          const oid = line.slice(5);
+          if (!isOid(oid)) throw new BadRequestError(`upload-pack: protocol error, expected to get object ID, not '${line}'`);
+          haves.add(oid);
+          const wait = haves.turn();
+          if (wait) await wait;
+        } else {
+          args.push(line);
+          if (args.length > MAX_ARG_LINES) throw new BadRequestError(`request of more than ${MAX_ARG_LINES} argument lines`);
+        }
+        continue;
+      }
+      if (p.kind === 'delim') {
+        if (inArgs) throw new BadRequestError('second delim in a command request');
+        inArgs = true;
+        continue;
+      }
+      if (p.kind === 'flush') {
+        if (packets === 1) return null;
+        break;
+      }
+      throw new BadRequestError(`unexpected ${p.kind} packet in a command request`);
     }
-    raw.push(p);
-    if (raw.length > MAX_REQUEST_PKTS) throw new BadRequestError(`request of more than ${MAX_REQUEST_PKTS} lines`);
-    if (p.kind === 'data') {
-      bytes += p.data.length + 4;
-      if (bytes > MAX_REQUEST_BYTES) throw new BadRequestError(`request of more than ${MAX_REQUEST_BYTES} bytes`);
-      if (inArgs) args.push(p);
-      else capabilities.push(pktText(p));
-      continue;
-    }
-    if (p.kind === 'delim') {
-      if (inArgs) throw new BadRequestError('second delim in a command request');
-      inArgs = true;
-      continue;
-    }
-    if (p.kind === 'flush') {
-      if (raw.length === 1) return null;
-      break;
-    }
-    throw new BadRequestError(`unexpected ${p.kind} packet in a command request`);
+  } catch (e) {
+    haves.release();
+    throw e;
   }
   const commandLines = capabilities.filter((c) => c.startsWith('command='));
-  if (commandLines.length !== 1) throw new BadRequestError(commandLines.length ? 'more than one command in a request' : 'no command in the request');
-  for (const c of capabilities) {
-    if (c.startsWith('object-format=') && c !== 'object-format=sha1') throw new BadRequestError(`mismatched object format: ${c.slice(14)}; this server uses sha1`);
+  if (commandLines.length !== 1 || !commandLines[0]!.slice('command='.length)) {
+    haves.release();
+    throw new BadRequestError(commandLines.length ? 'more than one command in a request' : 'no command in the request');
   }
-  return { command: commandLines[0]!.slice('command='.length), capabilities, args, raw };
+  for (const c of capabilities) {
+    if (c.startsWith('object-format=') && c !== 'object-format=sha1') {
+      haves.release();
+      throw new BadRequestError(`mismatched object format: ${c.slice(14)}; this server uses sha1`);
+    }
+  }
+  return { command: commandLines[0]!.slice('command='.length), capabilities, args, haves };
 }
 
 /** The fetch features this server offers (packfile-uris only with something to name). */
@@ -123,12 +146,16 @@ export async function serveV2(opts: ServeV2Options): Promise<SessionStats> {
       writer.sidebandAll = false;
       if (req.command === 'ls-refs') await lsRefs(opts.gitDir, req.args, writer, await hidden());
       else if (req.command === 'fetch') {
-        const out = await handleFetch({ gitDir: opts.gitDir, state: current, writer, raw: req.raw, log, hidden }, parseFetchArgs(req.args));
-        if (out.sentPack) stats.fetches++;
-        stats.packfileUris += out.uris.length;
+        try {
+          const out = await handleFetch({ gitDir: opts.gitDir, state: current, writer, request: req, log, hidden }, parseFetchArgs(req.args, req.haves));
+          if (out.sentPack) stats.fetches++;
+          stats.packfileUris += out.uris.length;
+        } finally {
+          req.haves.release();
+        }
       } else if (req.command === 'bundle-uri' && bundleUri) {
         // git's bundle-uri command takes no arguments; the list is as it is now.
-        if (req.args.length) throw new BadRequestError(`bundle-uri: unexpected argument: '${pktText(req.args[0]!)}'`);
+        if (req.args.length) throw new BadRequestError(`bundle-uri: unexpected argument: '${req.args[0]!}'`);
         await writer.lines(current ? bundleListLines(current) : []);
         await writer.flush();
         stats.bundleLists++;
@@ -150,13 +177,12 @@ export async function serveV2(opts: ServeV2Options): Promise<SessionStats> {
 }
 
 /** ls-refs (gitprotocol-v2 "ls-refs"): symrefs, peel, ref-prefix, unborn. */
-async function lsRefs(gitDir: string, args: Pkt[], writer: ResponseWriter, hidden: string[]): Promise<void> {
+async function lsRefs(gitDir: string, args: string[], writer: ResponseWriter, hidden: string[]): Promise<void> {
   let symrefs = false;
   let peel = false;
   let unborn = false;
   const prefixes: string[] = [];
-  for (const p of args) {
-    const line = pktText(p);
+  for (const line of args) {
     if (line === 'symrefs') symrefs = true;
     else if (line === 'peel') peel = true;
     else if (line === 'unborn') unborn = true;

@@ -158,6 +158,15 @@ pub extern "C" fn mp_ix_reserve(h: *mut Indexer, n: usize) -> *mut u8 {
     }
 }
 
+/// The pack's whole size, when known: memory for it reserved at once.
+#[no_mangle]
+pub extern "C" fn mp_ix_expect(h: *mut Indexer, total: usize) -> i32 {
+    match ix(h).scan.expect(total) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
 /// Parses what the bytes so far complete (`unused`: reserved bytes not filled).
 #[no_mangle]
 pub extern "C" fn mp_ix_commit(h: *mut Indexer, unused: usize) -> i32 {

@@ -105,9 +105,109 @@ pub struct TreeEntry<'a> {
 }
 
 /// Whether a checkout refuses a path component (git's verify_path): empty, ".", "..", ".git"
-/// in any case, or containing a separator or NUL.
+/// in any case, or containing a separator or NUL; with git's defaults, also what NTFS would
+/// take for `.git` (core.protectNTFS: `git~1`, `.git ` and `.git.`, also after a backslash)
+/// and, on macOS, what HFS+ would (core.protectHFS: `.git` with ignorable code points).
 pub fn unsafe_name(name: &[u8]) -> bool {
-    name.is_empty() || name == b"." || name == b".." || name.eq_ignore_ascii_case(b".git") || name.iter().any(|&b| b == b'/' || b == 0)
+    name.is_empty()
+        || name == b"."
+        || name == b".."
+        || name.eq_ignore_ascii_case(b".git")
+        || name.iter().any(|&b| b == b'/' || b == 0)
+        || at_each_ntfs_component(name, ntfs_dotgit)
+        || (cfg!(target_os = "macos") && hfs_dot(name, b"git"))
+}
+
+/// What a symbolic link may not be named besides (verify_path): `.gitmodules` as NTFS or HFS+
+/// would read it.
+pub fn unsafe_link_name(name: &[u8]) -> bool {
+    at_each_ntfs_component(name, |n| ntfs_dot_generic(n, b"gitmodules", b"gi7eba")) || (cfg!(target_os = "macos") && hfs_dot(name, b"gitmodules"))
+}
+
+/// Applies `f` to the name and to what follows each backslash (a separator to NTFS).
+fn at_each_ntfs_component(name: &[u8], f: impl Fn(&[u8]) -> bool) -> bool {
+    f(name) || name.iter().enumerate().any(|(i, &b)| b == b'\\' && f(&name[i + 1..]))
+}
+
+/// Only spaces and periods up to the end, a backslash or (for NTFS streams) a colon.
+fn only_spaces_and_periods(rest: &[u8], colon_ends: bool) -> bool {
+    for &c in rest {
+        if c == b'\\' || (colon_ends && c == b':') {
+            return true;
+        }
+        if c != b' ' && c != b'.' {
+            return false;
+        }
+    }
+    true
+}
+
+/// git's is_ntfs_dotgit: `.git` or `git~1` in any case, then only spaces and periods.
+fn ntfs_dotgit(name: &[u8]) -> bool {
+    let rest = if name.len() >= 4 && name[0] == b'.' && name[1..4].eq_ignore_ascii_case(b"git") {
+        &name[4..]
+    } else if name.len() >= 5 && name[..3].eq_ignore_ascii_case(b"git") && &name[3..5] == b"~1" {
+        &name[5..]
+    } else {
+        return false;
+    };
+    only_spaces_and_periods(rest, false)
+}
+
+/// git's is_ntfs_dot_generic: `.<name>`, its 8.3 short name `<first 6>~1..4`, or a fall-back
+/// short name `<prefix>~N`, each followed only by spaces and periods (or a `:stream`).
+fn ntfs_dot_generic(name: &[u8], dotgit_name: &[u8], short_prefix: &[u8]) -> bool {
+    let len = dotgit_name.len();
+    if name.len() > len && name[0] == b'.' && name[1..=len].eq_ignore_ascii_case(dotgit_name) {
+        return only_spaces_and_periods(&name[len + 1..], true);
+    }
+    if name.len() >= 8 && name[..6].eq_ignore_ascii_case(&dotgit_name[..6]) && name[6] == b'~' && (b'1'..=b'4').contains(&name[7]) {
+        return only_spaces_and_periods(&name[8..], true);
+    }
+    let mut saw_tilde = false;
+    let mut i = 0;
+    while i < 8 {
+        let c = match name.get(i) {
+            Some(&c) => c,
+            None => return false,
+        };
+        if saw_tilde {
+            if !c.is_ascii_digit() {
+                return false;
+            }
+        } else if c == b'~' {
+            i += 1;
+            match name.get(i) {
+                Some(d) if (b'1'..=b'9').contains(d) => {}
+                _ => return false,
+            }
+            saw_tilde = true;
+        } else if i >= 6 || c & 0x80 != 0 || c.to_ascii_lowercase() != short_prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    only_spaces_and_periods(&name[8.min(name.len())..], true)
+}
+
+/// git's is_hfs_dot_generic: `.<needle>` once the code points HFS+ ignores are dropped.
+fn hfs_dot(name: &[u8], needle: &[u8]) -> bool {
+    let text = match std::str::from_utf8(name) {
+        Ok(t) => t,
+        Err(_) => return false,
+    };
+    let ignorable = |c: char| matches!(c as u32, 0x200c..=0x200f | 0x202a..=0x202e | 0x206a..=0x206f | 0xfeff);
+    let mut chars = text.chars().filter(|&c| !ignorable(c));
+    if chars.next() != Some('.') {
+        return false;
+    }
+    for &n in needle {
+        match chars.next() {
+            Some(c) if c.is_ascii() && c.to_ascii_lowercase() as u8 == n => {}
+            _ => return false,
+        }
+    }
+    matches!(chars.next(), None | Some('/'))
 }
 
 /// The entries of a tree. With `check_names`, names a checkout must refuse are errors, and so
@@ -129,7 +229,7 @@ pub fn tree<'a>(data: &'a [u8], oid: &[u8; 20], check_names: bool) -> Result<Vec
         let mode = mode_text.iter().fold(0u32, |m, c| m * 8 + (c - b'0') as u32);
         let name = &data[sp + 1..nul];
         if check_names {
-            if unsafe_name(name) {
+            if unsafe_name(name) || (mode == 0o120000 && unsafe_link_name(name)) {
                 return Err(PackError::bad(format!(
                     "tree {} has an unsafe entry name {:?}; the repository contains a path git refuses to check out",
                     hex(oid),
@@ -144,6 +244,19 @@ pub fn tree<'a>(data: &'a [u8], oid: &[u8; 20], check_names: bool) -> Result<Vec
         id.copy_from_slice(&data[nul + 1..nul + 21]);
         out.push(TreeEntry { mode, name, oid: id });
         at = nul + 21;
+    }
+    if check_names {
+        // Two entries of one name (a link and a directory, say) would be written over or
+        // through each other: git's fsck calls it duplicateEntries.
+        let mut names: Vec<&[u8]> = out.iter().map(|e| e.name).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(PackError::bad(format!(
+                "tree {} has two entries named {:?}; the repository is corrupt or hostile (git fsck: duplicateEntries)",
+                hex(oid),
+                String::from_utf8_lossy(w[0])
+            )));
+        }
     }
     Ok(out)
 }
@@ -161,11 +274,25 @@ mod tests {
     }
 
     #[test]
+    fn links_named_like_gitmodules_are_refused_as_git_does() {
+        let id = [9u8; 20];
+        for name in [&b".gitmodules"[..], b".GITMODULES ", b"gitmod~1", b"gi7eba~9", b".gitmodules:$DATA"] {
+            assert!(tree(&entry("120000", name), &id, true).is_err(), "{:?}", name);
+            assert!(tree(&entry("100644", name), &id, true).is_ok(), "{:?}", name);
+        }
+        assert!(tree(&entry("120000", b"gitmodules"), &id, true).is_ok());
+        assert!(tree(&entry("100644", b"git~2"), &id, true).is_ok());
+        assert!(tree(&entry("100644", b".gitx"), &id, true).is_ok());
+        let two = [entry("120000", b"a"), entry("40000", b"a")].concat();
+        assert!(tree(&two, &id, true).unwrap_err().message.contains("two entries named"));
+    }
+
+    #[test]
     fn trees_refuse_what_a_checkout_must_not_write() {
         let id = [9u8; 20];
         let ok = entry("100644", b"ok.txt");
         assert_eq!(tree(&ok, &id, true).unwrap()[0].name, b"ok.txt");
-        for name in [&b".."[..], b".", b".git", b".GIT", b".Git", b"a/b", b""] {
+        for name in [&b".."[..], b".", b".git", b".GIT", b".Git", b"a/b", b"", b"git~1", b"GIT~1", b".git ", b".git.", b".git . ", b"x\\.git", b"x\\git~1.."] {
             let e = tree(&entry("100644", name), &id, true).unwrap_err();
             assert!(e.message.contains("unsafe entry name"), "{:?}: {}", name, e);
             // A walk that only follows ids does not care.

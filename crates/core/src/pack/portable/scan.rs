@@ -55,6 +55,12 @@ impl Scanner {
         Ok(&mut self.pack[len..])
     }
 
+    /// The pack's whole size, when known (a file): reserved at once, not grown by doubling.
+    pub fn expect(&mut self, total: usize) -> Result<()> {
+        let more = total.saturating_sub(self.pack.len());
+        self.pack.try_reserve_exact(more).map_err(|_| PackError::bad(format!("the pack does not fit in the WebAssembly core's memory ({} bytes); install the native package for this platform", total)))
+    }
+
     /// Takes back the part of the last `reserve` that was not filled.
     pub fn unreserve(&mut self, unused: usize) {
         self.pack.truncate(self.pack.len() - unused);
