@@ -94,3 +94,9 @@ test('no file in ts/ is over 400 lines', (t) => {
   const long = files(TS).map((f) => [relative(ROOT, f), readFileSync(f, 'utf8').split('\n').length - 1] as const).filter(([, n]) => n > 400);
   t.deepEqual(long, []);
 });
+
+test('the object-id pattern is defined once in ts/ (ts/oid.ts); everything else uses it', (t) => {
+  const pattern = /\[0-9a-f\]\{40\}/;
+  const defined = files(TS).filter((f) => pattern.test(readFileSync(f, 'utf8'))).map((f) => relative(ROOT, f));
+  t.deepEqual(defined, ['ts/oid.ts']);
+});

@@ -6,9 +6,9 @@
 
 import { open } from 'node:fs/promises';
 import { MpgitError } from '../errors.js';
+import { OID_RE } from '../oid.js';
 import { PackStreamHash, type StreamCheck } from '../pack/stream-hash.js';
 
-const OID_RE = /^[0-9a-f]{40}$/;
 const SIGNATURES = { '# v2 git bundle\n': 2, '# v3 git bundle\n': 3 } as const;
 /** Bound on a bundle header (refs of a big mirror fit; a runaway file does not). */
 export const MAX_HEADER_BYTES = 32 * 1024 * 1024;

@@ -4,6 +4,7 @@
 
 import net from 'node:net';
 import { writeFile, rm } from 'node:fs/promises';
+import { writeSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { socketFd, connInfo } from '../net/socket.js';
 import { MpgitError } from '../errors.js';
@@ -16,6 +17,7 @@ import { bindListeners, systemdListeners, type Listener } from './listeners.js';
 import { handleConnection, type ConnectionIO, type ServiceHook } from './connection.js';
 import { IdleWatch } from './idle.js';
 import { PendingBudget, PendingDroppedError } from './pending.js';
+import { Burst, FdBudget } from './fd-budget.js';
 import { pkt } from '../pktline.js';
 import { core } from '../core/index.js';
 import { lookupUser } from './users.js';
@@ -94,7 +96,8 @@ export class Daemon {
   private stopping: Promise<void> | null = null;
   private idle: (() => void) | null = null;
   private readonly idleWatch: IdleWatch<number>;
-  private refusals = { at: 0, unlogged: 0 };
+  private readonly pendingRefusals = new Burst();
+  private readonly fds = new FdBudget();
   private readonly pendingBudget = new PendingBudget<Live>(() => ({ maxPending: this.cfg.maxPending, maxPerAddress: this.cfg.maxPendingPerAddress }));
   /** The pack cache (null: off, by setting or because it could not start). */
   packCache: PackCache | null = null;
@@ -188,6 +191,20 @@ export class Daemon {
       else socket.destroy();
       return;
     }
+    const room = this.fds.room();
+    if (!room.ok) {
+      const r = this.fds.refusals.hit();
+      if (r.log) this.log.error('out-of-fds', `Out of file descriptors: ${room.inUse} of ${room.limit} in use (RLIMIT_NOFILE): refusing new connections until some close${r.before ? ` (${r.before} more refused since the last such line)` : ''}`, { inUse: room.inUse, limit: room.limit });
+      // Written and closed at once: the descriptor is free before libuv accepts the next one.
+      const fd = socketFd(socket);
+      try {
+        if (fd !== null) writeSync(fd, pkt('ERR the server is out of file descriptors; try again later'));
+      } catch {
+        // the client is gone already
+      }
+      socket.destroy();
+      return;
+    }
     const id = ++this.nextId;
     const entry: Live = { id, socket, child: null, handedOver: false, pending: true, address: socket.remoteAddress ?? '', since: Date.now() };
     if (!this.admitPending(entry)) return;
@@ -246,12 +263,8 @@ export class Daemon {
     }
     if (!refuse) return true;
     // Logged once a second at most: a flood must not become a flood of log lines.
-    const now = Date.now();
-    if (now - this.refusals.at >= 1000) {
-      const more = this.refusals.unlogged ? ` (${this.refusals.unlogged} more refused since the last such line)` : '';
-      this.log.error('too-many-pending', `Refused a connection from ${entry.address}: ${this.cfg.maxPending} connections opened within the last second wait for their request line (--max-pending)${more}`, { address: entry.address, unlogged: this.refusals.unlogged });
-      this.refusals = { at: now, unlogged: 0 };
-    } else this.refusals.unlogged++;
+    const r = this.pendingRefusals.hit();
+    if (r.log) this.log.error('too-many-pending', `Refused a connection from ${entry.address}: ${this.cfg.maxPending} connections opened within the last second wait for their request line (--max-pending)${r.before ? ` (${r.before} more refused since the last such line)` : ''}`, { address: entry.address, unlogged: r.before });
     entry.socket.end(pkt(`ERR too many connections waiting to send a request (--max-pending ${this.cfg.maxPending}); try again later`));
     setTimeout(() => entry.socket.destroy(), 1000).unref();
     return false;

@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
+import { isOid } from '../oid.js';
 import { humanBytes } from '../progress.js';
 import { encodeBundleHeader } from '../bundle/format.js';
 import { bundleListPairs, formatBundleListFile } from '../bundle/list.js';
@@ -80,7 +81,7 @@ export async function carryBundles(old: OffloadState | null, publishDir: string,
 export async function publishBundles(gitDir: string, publishDir: string, state: OffloadState, ref: string, now: Date, log: (l: string) => void, publishPack: WritePack): Promise<PublishedBundle[]> {
   const object = await gitText(gitDir, ['rev-parse', '--verify', '-q', `${ref}^{object}`], { okCodes: [1] });
   const commit = await gitText(gitDir, ['rev-parse', '--verify', '-q', `${ref}^{commit}`], { okCodes: [1] });
-  if (!/^[0-9a-f]{40}$/.test(object) || !/^[0-9a-f]{40}$/.test(commit)) throw new ConfigError(`--base ${ref} does not name a commit`, 'give a branch, a tag or a commit id');
+  if (!isOid(object) || !isOid(commit)) throw new ConfigError(`--base ${ref} does not name a commit`, 'give a branch, a tag or a commit id');
   // A bundle carries refs by name: the base's full name (a bare commit id gets one of ours).
   const full = await gitText(gitDir, ['rev-parse', '--symbolic-full-name', ref], { okCodes: [0, 1, 128] });
   const refName = full.startsWith('refs/') ? full.split('\n')[0]! : 'refs/mpgit/base';

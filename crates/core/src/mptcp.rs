@@ -33,27 +33,9 @@ fn is_mptcp_refusal(e: &io::Error) -> bool {
     )
 }
 
-fn errno_name(e: &io::Error) -> String {
-    let name = match e.raw_os_error() {
-        Some(libc::EPROTONOSUPPORT) => "EPROTONOSUPPORT",
-        Some(libc::EINVAL) => "EINVAL",
-        Some(libc::ENOPROTOOPT) => "ENOPROTOOPT",
-        Some(libc::EAFNOSUPPORT) => "EAFNOSUPPORT",
-        Some(libc::EADDRINUSE) => "EADDRINUSE",
-        Some(libc::EADDRNOTAVAIL) => "EADDRNOTAVAIL",
-        Some(libc::EACCES) => "EACCES",
-        Some(libc::ECONNREFUSED) => "ECONNREFUSED",
-        Some(libc::ETIMEDOUT) => "ETIMEDOUT",
-        Some(libc::ENETUNREACH) => "ENETUNREACH",
-        Some(libc::EHOSTUNREACH) => "EHOSTUNREACH",
-        _ => return format!("{}", e),
-    };
-    name.to_string()
-}
-
 /// The symbolic errno of an error ("EADDRINUSE"), or its text when it has none we name.
 pub fn error_code(e: &io::Error) -> String {
-    errno_name(e)
+    crate::error::errno_name(e).map_or_else(|| e.to_string(), String::from)
 }
 
 fn new_socket(addr: &SocketAddr, mptcp: bool) -> io::Result<(Socket, bool, Option<String>)> {
@@ -63,7 +45,7 @@ fn new_socket(addr: &SocketAddr, mptcp: bool) -> io::Result<(Socket, bool, Optio
             Ok(s) => return Ok((s, true, None)),
             Err(e) if is_mptcp_refusal(&e) => {
                 let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-                return Ok((s, false, Some(errno_name(&e))));
+                return Ok((s, false, Some(error_code(&e))));
             }
             Err(e) => return Err(e),
         }
@@ -231,7 +213,7 @@ fn subflow_bytes(fd: RawFd) -> io::Result<Vec<(u64, u64)>> {
 pub fn kernel_supports_mptcp() -> Result<(), String> {
     match Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::from(IPPROTO_MPTCP))) {
         Ok(_) => Ok(()),
-        Err(e) => Err(errno_name(&e)),
+        Err(e) => Err(error_code(&e)),
     }
 }
 

@@ -81,7 +81,7 @@ fn sha1_hash(env: Env, args: &Args) -> JsResult<Value> {
         for chunk in data.chunks(size) {
             last = Sha1::digest(chunk).into();
         }
-        return env.string(&mpgit_core::pack::hex(&last));
+        return env.string(&mpgit_core::oid::hex(&last));
     }
     let backend = Backend::from_name(&name).ok_or_else(|| JsError::new("ERR_INVALID_ARG_VALUE", format!("no SHA-1 backend {:?}", name)))?;
     let missing = backend.missing_flags();
@@ -93,5 +93,5 @@ fn sha1_hash(env: Env, args: &Args) -> JsResult<Value> {
         h.update(chunk);
         last = h.finalize().map_err(|_| JsError::new("MPGIT_BAD_PACK", "SHA-1 collision attack detected in the data"))?;
     }
-    env.string(&mpgit_core::pack::hex(&last))
+    env.string(&mpgit_core::oid::hex(&last))
 }

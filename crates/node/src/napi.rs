@@ -136,9 +136,6 @@ pub struct Args {
 }
 
 impl Args {
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
     fn get(&self, i: usize) -> JsResult<Value> {
         self.values
             .get(i)

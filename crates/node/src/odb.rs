@@ -8,14 +8,14 @@ use crate::pack::js;
 use mpgit_core::odb::checkout::{self, Progress, Summary};
 use mpgit_core::odb::connect::check_connected;
 use mpgit_core::odb::Odb;
-use mpgit_core::pack::{hex, parse_oid};
+use mpgit_core::oid::{hex, parse_oid};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Most threads a checkout may be given.
-const MAX_THREADS: f64 = 256.0;
+const MAX_THREADS: f64 = mpgit_core::MAX_THREADS as f64;
 
 pub fn register(env: Env, exports: Value) -> JsResult<()> {
     env.export(exports, "odbOpen", odb_open)?;

@@ -3,12 +3,12 @@
 //! Long work (resolving, finishing, indexing a file) runs on libuv's pool and returns promises.
 
 use crate::napi::{Args, Env, JsError, JsResult, Value};
-use mpgit_core::pack::{self, inflate::GIT_APPEND_LEVEL, Indexer, Options, PackError, Summary};
+use mpgit_core::pack::{self, inflate::GIT_APPEND_LEVEL, Indexer, Options, Error, Summary};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Most threads a caller may ask for (a typo such as 1e9 must not spawn a billion threads).
-const MAX_THREADS: f64 = 1024.0;
+const MAX_THREADS: f64 = mpgit_core::MAX_THREADS as f64;
 
 pub fn register(env: Env, exports: Value) -> JsResult<()> {
     env.export(exports, "packIndexerNew", indexer_new)?;
@@ -21,7 +21,7 @@ pub fn register(env: Env, exports: Value) -> JsResult<()> {
     Ok(())
 }
 
-pub(crate) fn js(e: PackError) -> JsError {
+pub(crate) fn js(e: Error) -> JsError {
     JsError::new(&e.code(), e.message)
 }
 
@@ -61,7 +61,7 @@ fn options(env: Env, obj: Value) -> JsResult<Options> {
 
 fn summary(env: Env, s: Summary) -> JsResult<Value> {
     let o = env.object()?;
-    o.set_string("packChecksum", &pack::hex(&s.pack_checksum))?;
+    o.set_string("packChecksum", &mpgit_core::oid::hex(&s.pack_checksum))?;
     o.set_number("objectCount", s.object_count as f64)?;
     o.set_number("deltaCount", s.delta_count as f64)?;
     o.set_number("appendedBases", s.appended_bases as f64)?;
@@ -99,7 +99,7 @@ fn indexer_progress(env: Env, args: &Args) -> JsResult<Value> {
 fn indexer_resolve(env: Env, args: &Args) -> JsResult<Value> {
     let ix = handle(args, 0)?.clone();
     env.promise("mpgit.packResolve", move || ix.resolve().map_err(js), |env, missing| {
-        let ids: Vec<Value> = missing.iter().map(|id| env.string(&pack::hex(id))).collect::<JsResult<_>>()?;
+        let ids: Vec<Value> = missing.iter().map(|id| env.string(&mpgit_core::oid::hex(id))).collect::<JsResult<_>>()?;
         let o = env.object()?;
         o.set("missing", env.array(&ids)?)?;
         Ok(o.value())
@@ -110,7 +110,7 @@ fn indexer_resolve(env: Env, args: &Args) -> JsResult<Value> {
 fn indexer_add_base(env: Env, args: &Args) -> JsResult<Value> {
     let ix = handle(args, 0)?;
     let oid_hex = args.string(1)?;
-    let oid = pack::parse_oid(&oid_hex).ok_or_else(|| JsError::type_error(format!("{:?} is not a 40-digit hex object id", oid_hex)))?;
+    let oid = mpgit_core::oid::parse_oid(&oid_hex).ok_or_else(|| JsError::type_error(format!("{:?} is not a 40-digit hex object id", oid_hex)))?;
     let kind = args.number(2)?;
     if !(1.0..=4.0).contains(&kind) || kind.fract() != 0.0 {
         return Err(JsError::new("ERR_OUT_OF_RANGE", format!("type must be 1 (commit) .. 4 (tag), not {}", kind)));

@@ -1,7 +1,7 @@
 //! Memory, errors, the output buffer, and the indexer's calls (main instance and workers).
 
 use mpgit_core::pack::entry::Entry;
-use mpgit_core::pack::error::{ErrorKind, PackError};
+use mpgit_core::error::{ErrorKind, Error};
 use mpgit_core::pack::portable::{resolve, Graph, Indexer};
 use std::cell::RefCell;
 
@@ -21,7 +21,7 @@ fn code(k: &ErrorKind) -> u32 {
     }
 }
 
-pub(crate) fn fail(e: PackError) -> i32 {
+pub(crate) fn fail(e: Error) -> i32 {
     ERR.with(|r| *r.borrow_mut() = (code(&e.kind), e.message));
     -1
 }
@@ -108,7 +108,7 @@ pub extern "C" fn mp_inflate(p: *const u8, n: usize, size: usize) -> i32 {
     let ok = INFLATER.with(|d| mpgit_core::pack::portable::inflate::exact(&mut d.borrow_mut(), slice(p, n), size, &mut v));
     match ok {
         Some(()) => out(v),
-        None => fail(PackError::bad(format!("bad zlib data, or not {} bytes inflated", size))),
+        None => fail(Error::bad(format!("bad zlib data, or not {} bytes inflated", size))),
     }
 }
 
@@ -117,7 +117,7 @@ pub extern "C" fn mp_inflate(p: *const u8, n: usize, size: usize) -> i32 {
 pub extern "C" fn mp_delta(bp: *const u8, bn: usize, dp: *const u8, dn: usize) -> i32 {
     match mpgit_core::pack::delta::apply(slice(bp, bn), slice(dp, dn)) {
         Ok(v) => out(v),
-        Err(e) => fail(PackError::bad(e.to_string())),
+        Err(e) => fail(Error::bad(e.to_string())),
     }
 }
 

@@ -9,7 +9,7 @@
 //! MPGIT_FUZZ_CRASH_DIR (where failing inputs go, default a temporary directory).
 
 use super::mutate::{below, next_input, Rng};
-use crate::pack::{mapped_now, take_mapped_peak};
+use crate::alloc::{mapped_now, take_mapped_peak};
 use rand_core::SeedableRng;
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -7,7 +7,7 @@ use crate::odb::index_file::{self, Stat};
 use crate::odb::parse;
 use crate::pack::delta::{self, DeltaError};
 use crate::pack::entry::{encode_header, parse_header, BaseRef, MAX_OBJECT_SIZE, OBJ_OFS_DELTA, OBJ_REF_DELTA};
-use crate::pack::error::ErrorKind;
+use crate::error::ErrorKind;
 use crate::pack::inflate::{deflate, max_inflated, InflateError, Inflater, StreamInflate};
 use crate::testutil::varint;
 use arbitrary::Unstructured;
@@ -410,7 +410,7 @@ fn commit(input: &[u8]) -> Verdict {
     if let Ok(c) = &c {
         // The tree and parents it reports are ones the text names, in hex.
         let text = String::from_utf8_lossy(input);
-        check(text.contains(&crate::pack::hex(&c.tree)), || "tree id not in the text".into())?;
+        check(text.contains(&crate::oid::hex(&c.tree)), || "tree id not in the text".into())?;
     }
     Ok(if c.is_ok() || t.is_ok() { Accepted::Parsed } else { Accepted::Refused })
 }

@@ -5,7 +5,7 @@
 use super::harness::{Accepted, Target, Verdict};
 use crate::odb::{loose, Odb};
 use crate::pack::entry::{OBJ_BLOB, OBJ_COMMIT};
-use crate::pack::error::ErrorKind;
+use crate::error::ErrorKind;
 use crate::pack::inflate::deflate;
 use crate::pack::scan::Scanner;
 use crate::pack::Progress;
@@ -51,7 +51,7 @@ fn real() -> &'static Real {
         }
         git(dir, &["tag", "-a", "-m", "tag", "v1"], None);
         let list = git(dir, &["rev-list", "--objects", "--all"], None);
-        let oids = String::from_utf8(list).unwrap().lines().filter_map(|l| crate::pack::parse_oid(&l[..40.min(l.len())])).collect();
+        let oids = String::from_utf8(list).unwrap().lines().filter_map(|l| crate::oid::parse_oid(&l[..40.min(l.len())])).collect();
         let mut packs = Vec::new();
         for ofs in [true, false] {
             let mut args = vec!["pack-objects", "--stdout", "--all", "-q"];
@@ -83,7 +83,7 @@ fn loose_seeds() -> Vec<Vec<u8>> {
 fn loose_run(input: &[u8]) -> Verdict {
     match loose::decode(input) {
         Ok(o) => {
-            let name = crate::odb::kind_name(o.kind);
+            let name = crate::pack::entry::type_name(o.kind);
             let mut raw = format!("{} {}\0", name, o.data.len()).into_bytes();
             raw.extend_from_slice(&o.data);
             let again = loose::decode(&deflate(&raw, 1).map_err(|e| e.to_string())?).map_err(|e| format!("re-encoding refused: {}", e))?;
@@ -156,7 +156,7 @@ fn idx_run(input: &[u8]) -> Verdict {
     Ok(if any { Accepted::Parsed } else { Accepted::Refused })
 }
 
-fn typed(e: &crate::pack::PackError) -> Result<(), String> {
+fn typed(e: &crate::pack::Error) -> Result<(), String> {
     match e.kind {
         ErrorKind::BadPack | ErrorKind::MissingObject | ErrorKind::Io(_) => Ok(()),
         _ => Err(format!("unexpected error kind {:?}: {}", e.kind, e)),

@@ -2,7 +2,7 @@
 //! delta base cache (objects rebuilt on the way to others, by pack and offset) shared by every
 //! thread reading the database, and the connectivity walk's recent trees (by id) are two.
 
-use super::hash::FastMap;
+use super::fast_map::FastMap;
 use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};

@@ -10,9 +10,10 @@
 
 use super::index_file::{self, Stat};
 use super::parse::{self, MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_SYMLINK, MODE_TREE};
-use super::{kind_name, Odb, PackError, Result};
+use super::{Odb, Error, Result};
+use crate::pack::entry::type_name;
 use crate::pack::entry::{OBJ_BLOB, OBJ_COMMIT, OBJ_TREE};
-use crate::pack::hex;
+use crate::oid::hex;
 use rayon::prelude::*;
 use std::ffi::{CString, OsStr};
 use std::fs::File;
@@ -67,13 +68,13 @@ pub fn checkout(odb: &Odb, tree_or_commit: &[u8; 20], work_tree: &Path, index: O
     let tree = match root.kind {
         OBJ_TREE => *tree_or_commit,
         OBJ_COMMIT => parse::commit(&root.data, tree_or_commit)?.tree,
-        k => return Err(PackError::bad(format!("{} is a {}, expected a tree or a commit", hex(tree_or_commit), kind_name(k)))),
+        k => return Err(Error::bad(format!("{} is a {}, expected a tree or a commit", hex(tree_or_commit), type_name(k)))),
     };
     let (dirs, items) = flatten(odb, &tree)?;
     progress.total.store(items.len() as u64, Ordering::Relaxed);
     for d in &dirs[1..] {
         let p = work_tree.join(OsStr::from_bytes(d));
-        std::fs::create_dir(&p).map_err(|e| PackError::io(&e, format!("creating {}", p.display())))?;
+        std::fs::create_dir(&p).map_err(|e| Error::io(&e, format!("creating {}", p.display())))?;
     }
 
     // A directory's entries together, in bounded units.
@@ -87,7 +88,7 @@ pub fn checkout(odb: &Odb, tree_or_commit: &[u8; 20], work_tree: &Path, index: O
         .num_threads(threads.max(1))
         .thread_name(|i| format!("mpgit-checkout-{}", i))
         .build()
-        .map_err(|e| PackError::io(&std::io::Error::other(e.to_string()), "starting the checkout threads"))?;
+        .map_err(|e| Error::io(&std::io::Error::other(e.to_string()), "starting the checkout threads"))?;
     let written: Result<Vec<Vec<Written>>> = pool.install(|| {
         units
             .par_iter()
@@ -96,7 +97,7 @@ pub fn checkout(odb: &Odb, tree_or_commit: &[u8; 20], work_tree: &Path, index: O
     });
     drop(pool);
     // The threads' arenas (decoded blobs, freed) go back to the system.
-    crate::pack::release_free_memory();
+    crate::alloc::release_free_memory();
     let written = written?;
 
     let mut stats: Vec<Option<Stat>> = vec![None; items.len()];
@@ -120,11 +121,11 @@ fn flatten(odb: &Odb, tree: &[u8; 20]) -> Result<(Vec<Vec<u8>>, Vec<Item>)> {
     let mut stack: Vec<([u8; 20], u32, usize)> = vec![(*tree, 0, 0)];
     while let Some((oid, dir, depth)) = stack.pop() {
         if depth > MAX_TREE_DEPTH {
-            return Err(PackError::bad(format!("tree {} nests deeper than {} levels", hex(&oid), MAX_TREE_DEPTH)));
+            return Err(Error::bad(format!("tree {} nests deeper than {} levels", hex(&oid), MAX_TREE_DEPTH)));
         }
         let obj = odb.read_existing(&oid, "tree")?;
         if obj.kind != OBJ_TREE {
-            return Err(PackError::bad(format!("{} is a {}, expected a tree", hex(&oid), kind_name(obj.kind))));
+            return Err(Error::bad(format!("{} is a {}, expected a tree", hex(&oid), type_name(obj.kind))));
         }
         let entries = parse::tree(&obj.data, &oid, true)?;
         // Two entries with one name (a link and a directory through it, say) would have the
@@ -132,7 +133,7 @@ fn flatten(odb: &Odb, tree: &[u8; 20]) -> Result<(Vec<Vec<u8>>, Vec<Item>)> {
         let mut names: Vec<&[u8]> = entries.iter().map(|e| e.name).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(PackError::bad(format!("tree {} has two entries named {:?}; the repository is corrupt or hostile", hex(&oid), String::from_utf8_lossy(w[0]))));
+            return Err(Error::bad(format!("tree {} has two entries named {:?}; the repository is corrupt or hostile", hex(&oid), String::from_utf8_lossy(w[0]))));
         }
         for e in entries {
             let prefix = &dirs[dir as usize];
@@ -159,11 +160,11 @@ fn flatten(odb: &Odb, tree: &[u8; 20]) -> Result<(Vec<Vec<u8>>, Vec<Item>)> {
 }
 
 fn cstr(b: &[u8], what: &str) -> Result<CString> {
-    CString::new(b).map_err(|_| PackError::bad(format!("{} contains a NUL byte", what)))
+    CString::new(b).map_err(|_| Error::bad(format!("{} contains a NUL byte", what)))
 }
 
-fn last_os_error(what: String) -> PackError {
-    PackError::io(&std::io::Error::last_os_error(), what)
+fn last_os_error(what: String) -> Error {
+    Error::io(&std::io::Error::last_os_error(), what)
 }
 
 /// Writes the entries `list` of the directory `dir`; their stats (None for gitlinks) and sizes.
@@ -194,9 +195,9 @@ fn write_unit(odb: &Odb, work_tree: &Path, dir: &[u8], items: &[Item], list: &[u
         }
         let kind = odb
             .read_into(&it.oid, &mut data)?
-            .ok_or_else(|| PackError::missing_object(format!("blob {} ({}) is missing from the repository", hex(&it.oid), shown())))?;
+            .ok_or_else(|| Error::missing_object(format!("blob {} ({}) is missing from the repository", hex(&it.oid), shown())))?;
         if kind != OBJ_BLOB {
-            return Err(PackError::bad(format!("{}: {} is a {}, expected a blob", shown(), hex(&it.oid), kind_name(kind))));
+            return Err(Error::bad(format!("{}: {} is a {}, expected a blob", shown(), hex(&it.oid), type_name(kind))));
         }
         // SAFETY (all calls below): valid descriptors, NUL-terminated strings, a stat buffer
         // the kernel fills.
@@ -217,7 +218,7 @@ fn write_unit(odb: &Odb, work_tree: &Path, dir: &[u8], items: &[Item], list: &[u
                 return Err(last_os_error(format!("creating {}", shown())));
             }
             let mut f = unsafe { File::from_raw_fd(fd) };
-            f.write_all(&data).map_err(|e| PackError::io(&e, format!("writing {}", shown())))?;
+            f.write_all(&data).map_err(|e| Error::io(&e, format!("writing {}", shown())))?;
             if unsafe { libc::fstat(f.as_raw_fd(), &mut st) } != 0 {
                 return Err(last_os_error(format!("reading back {}", shown())));
             }

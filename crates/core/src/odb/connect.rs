@@ -10,11 +10,11 @@
 //! that is a few entries per tree instead of all of them, which dominated the walk.
 
 use super::cache::Lru;
-use super::hash::{FastSet, Id};
+use super::fast_map::{FastSet, Id};
 use super::parse::{self, TreeEntry, MODE_GITLINK, MODE_TREE};
-use super::{Odb, PackError, Result};
+use super::{Odb, Error, Result};
 use crate::pack::entry::{OBJ_COMMIT, OBJ_TAG, OBJ_TREE};
-use crate::pack::hex;
+use crate::oid::hex;
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,9 +23,9 @@ use std::sync::Arc;
 const RECENT_TREES_BYTES: usize = 16 << 20;
 
 /// A missing object and what referred to it (None: a tip).
-fn missing(oid: &[u8; 20], from: Option<[u8; 20]>) -> PackError {
+fn missing(oid: &[u8; 20], from: Option<[u8; 20]>) -> Error {
     let from = from.map_or_else(|| "a ref".to_string(), |f| format!("object {}", hex(&f)));
-    PackError::missing_object(format!("object {} (reached from {}) is missing: the fetched packs are incomplete", hex(oid), from))
+    Error::missing_object(format!("object {} (reached from {}) is missing: the fetched packs are incomplete", hex(oid), from))
 }
 
 /// An object to walk: what referred to it, and for a tree, a walked tree it likely resembles
@@ -50,7 +50,7 @@ fn tree_order(a: &TreeEntry, b: &TreeEntry) -> Ordering {
 /// database as it was before a fetch: complete) end the walk. Returns the objects reached.
 pub fn check_connected(odb: &Odb, tips: &[[u8; 20]], shallow: &HashSet<[u8; 20]>, before: Option<&Odb>) -> Result<u64> {
     let r = walk(odb, tips, shallow, before);
-    crate::pack::release_free_memory();
+    crate::alloc::release_free_memory();
     r
 }
 

@@ -3,7 +3,7 @@
 //! file just written, so git sees the work tree as clean without re-reading a file. The same
 //! bytes as ts/repo/index-file.ts `encodeIndex` (the writer used without the addon).
 
-use super::{ErrorKind, PackError, Result};
+use super::{ErrorKind, Error, Result};
 use sha1::{Digest, Sha1};
 use std::io::Write;
 use std::path::Path;
@@ -55,7 +55,7 @@ const NAME_MASK: usize = 0xfff;
 pub fn encode(entries: &mut [Entry]) -> Result<Vec<u8>> {
     entries.sort_unstable_by(|a, b| a.path.cmp(b.path));
     if let Some(w) = entries.windows(2).find(|w| w[0].path == w[1].path) {
-        return Err(PackError::bad(format!("the tree has two entries for {}", String::from_utf8_lossy(w[0].path))));
+        return Err(Error::bad(format!("the tree has two entries for {}", String::from_utf8_lossy(w[0].path))));
     }
     let total: usize = 12 + entries.iter().map(|e| (ENTRY_FIXED + e.path.len() + 8) & !7).sum::<usize>();
     let mut buf = Vec::with_capacity(total + 20);
@@ -90,14 +90,14 @@ pub fn write_locked(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(PackError { kind: ErrorKind::Locked, message: format!("{} exists: another git process is running (if none is, remove it)", lock.display()) });
+            return Err(Error { kind: ErrorKind::Locked, message: format!("{} exists: another git process is running (if none is, remove it)", lock.display()) });
         }
-        Err(e) => return Err(PackError::io(&e, format!("creating {}", lock.display()))),
+        Err(e) => return Err(Error::io(&e, format!("creating {}", lock.display()))),
     };
     let done = f.write_all(bytes).and_then(|_| std::fs::rename(&lock, path));
     if let Err(e) = done {
         let _ = std::fs::remove_file(&lock);
-        return Err(PackError::io(&e, format!("writing {}", path.display())));
+        return Err(Error::io(&e, format!("writing {}", path.display())));
     }
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! Loose objects: objects/xx/yyyy..., zlib("<type> <size>\0<content>").
 
-use super::{Object, PackError, Result};
+use super::{Object, Error, Result};
 use crate::pack::entry::{OBJ_BLOB, OBJ_COMMIT, OBJ_TAG, OBJ_TREE};
-use crate::pack::hex;
+use crate::oid::hex;
 use flate2::{Decompress, FlushDecompress, Status};
 use std::path::{Path, PathBuf};
 
@@ -19,9 +19,9 @@ pub fn read(path: &Path) -> Result<Option<Object>> {
     let raw = match std::fs::read(path) {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(PackError::io(&e, format!("reading {}", path.display()))),
+        Err(e) => return Err(Error::io(&e, format!("reading {}", path.display()))),
     };
-    decode(&raw).map(Some).map_err(|why| PackError::bad(format!("loose object {} is corrupt ({}); run `git fsck` on the repository", path.display(), why)))
+    decode(&raw).map(Some).map_err(|why| Error::bad(format!("loose object {} is corrupt ({}); run `git fsck` on the repository", path.display(), why)))
 }
 
 pub(crate) fn decode(raw: &[u8]) -> std::result::Result<Object, String> {

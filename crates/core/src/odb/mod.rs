@@ -10,18 +10,18 @@
 mod cache;
 pub mod checkout;
 pub mod connect;
-pub mod hash;
+pub mod fast_map;
 pub mod index_file;
 pub(crate) mod loose;
 pub(crate) mod packfile;
 pub mod parse;
 
-pub use crate::pack::error::{ErrorKind, PackError, Result};
+pub use crate::error::{ErrorKind, Error, Result};
 
 use crate::pack::delta;
-use crate::pack::entry::{type_name, BaseRef};
+use crate::pack::entry::BaseRef;
 use crate::pack::inflate::{InflateError, Inflater};
-use crate::pack::hex;
+use crate::oid::hex;
 use cache::BaseCache;
 use packfile::PackFile;
 use std::cell::RefCell;
@@ -98,7 +98,7 @@ impl Odb {
     pub fn open_with(git_dir: &Path, cache_bytes: usize) -> Result<Odb> {
         let objects = git_dir.join("objects");
         if !objects.is_dir() {
-            return Err(PackError {
+            return Err(Error {
                 kind: ErrorKind::NotARepo,
                 message: format!("{} does not exist: not a git repository", objects.display()),
             });
@@ -152,7 +152,7 @@ impl Odb {
 
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(PackError::state("the object database is closed"));
+            return Err(Error::state("the object database is closed"));
         }
         Ok(())
     }
@@ -188,19 +188,16 @@ impl Odb {
     pub fn read_into(&self, oid: &[u8; 20], out: &mut Vec<u8>) -> Result<Option<u8>> {
         self.check_open()?;
         with_scratch(|s| {
-            for p in self.packs() {
-                if let Some(i) = p.find(oid) {
-                    let at = p.offset_at(i)?;
-                    let h = p.read_entry(at, &mut s.entry)?;
-                    if matches!(h.base, BaseRef::None) {
-                        inflate_into(s, &p, at, h.size, h.len, out)?;
-                        return Ok(Some(h.kind));
-                    }
-                    break;
+            let at = self.locate(oid)?;
+            if let Some((p, off)) = &at {
+                let h = p.read_entry(*off, &mut s.entry)?;
+                if matches!(h.base, BaseRef::None) {
+                    inflate_into(s, p, *off, h.size, h.len, out)?;
+                    return Ok(Some(h.kind));
                 }
             }
             // Deltified or loose: the result is a new buffer anyway.
-            Ok(self.read_with(s, oid, 0)?.map(|o| {
+            Ok(self.read_at(s, oid, at, 0)?.map(|o| {
                 *out = o.data;
                 o.kind
             }))
@@ -209,16 +206,31 @@ impl Odb {
 
     /// The object, or a `MissingObject` error naming it (`what` says what it is to the caller).
     pub fn read_existing(&self, oid: &[u8; 20], what: &str) -> Result<Object> {
-        self.read(oid)?.ok_or_else(|| PackError::missing_object(format!("{} {} is missing from the repository", what, hex(oid))))
+        self.read(oid)?.ok_or_else(|| Error::missing_object(format!("{} {} is missing from the repository", what, hex(oid))))
     }
 
     fn read_with(&self, s: &mut Scratch, oid: &[u8; 20], hops: usize) -> Result<Option<Object>> {
+        let at = self.locate(oid)?;
+        self.read_at(s, oid, at, hops)
+    }
+
+    /// Where the object is packed: the pack and the entry's offset (None: loose, or not here).
+    fn locate(&self, oid: &[u8; 20]) -> Result<Option<(Arc<PackFile>, u64)>> {
         for p in self.packs() {
             if let Some(i) = p.find(oid) {
-                let (kind, data) = self.read_packed(s, &p, p.offset_at(i)?, hops)?;
-                let data = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
-                return Ok(Some(Object { kind, data }));
+                let at = p.offset_at(i)?;
+                return Ok(Some((p, at)));
             }
+        }
+        Ok(None)
+    }
+
+    /// The object `oid`, packed where `locate` found it, else loose.
+    fn read_at(&self, s: &mut Scratch, oid: &[u8; 20], at: Option<(Arc<PackFile>, u64)>, hops: usize) -> Result<Option<Object>> {
+        if let Some((p, at)) = at {
+            let (kind, data) = self.read_packed(s, &p, at, hops)?;
+            let data = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
+            return Ok(Some(Object { kind, data }));
         }
         for d in &self.objects_dirs {
             if let Some(o) = loose::read(&loose::path(d, oid))? {
@@ -259,10 +271,10 @@ impl Odb {
                             // A base in another pack or loose: allowed to read (thin packs fixed
                             // by other tools), never in packs git writes.
                             if hops >= MAX_CROSS_PACK {
-                                return Err(PackError::bad(format!("{}: REF_DELTA bases lead through more than {} packs at offset {}", pack.name(), MAX_CROSS_PACK, at)));
+                                return Err(Error::bad(format!("{}: REF_DELTA bases lead through more than {} packs at offset {}", pack.name(), MAX_CROSS_PACK, at)));
                             }
                             let o = self.read_with(s, &base, hops + 1)?.ok_or_else(|| {
-                                PackError::missing_object(format!("{}: the delta base {} of the object at offset {} is missing", pack.name(), hex(&base), at))
+                                Error::missing_object(format!("{}: the delta base {} of the object at offset {} is missing", pack.name(), hex(&base), at))
                             })?;
                             break (o.kind, Arc::new(o.data));
                         }
@@ -270,11 +282,11 @@ impl Odb {
                 }
             }
             if chain.len() > MAX_DELTA_CHAIN {
-                return Err(PackError::bad(format!("{}: delta chain longer than {} at offset {}", pack.name(), MAX_DELTA_CHAIN, offset)));
+                return Err(Error::bad(format!("{}: delta chain longer than {} at offset {}", pack.name(), MAX_DELTA_CHAIN, offset)));
             }
         };
         while let Some((off, d)) = chain.pop() {
-            let out = delta::apply(&data, &d).map_err(|e| PackError::bad(format!("{}: bad delta at offset {}: {}", pack.name(), off, e)))?;
+            let out = delta::apply(&data, &d).map_err(|e| Error::bad(format!("{}: bad delta at offset {}: {}", pack.name(), off, e)))?;
             data = Arc::new(out);
             if !chain.is_empty() {
                 self.cache.put((pack.id(), off), kind, &data);
@@ -302,12 +314,12 @@ fn inflate(s: &mut Scratch, pack: &PackFile, at: u64, size: u64, hdr_len: usize)
 
 /// As `inflate`, into `out` (its contents replaced).
 fn inflate_into(s: &mut Scratch, pack: &PackFile, at: u64, size: u64, hdr_len: usize, out: &mut Vec<u8>) -> Result<()> {
-    let size_us = usize::try_from(size).map_err(|_| PackError::bad(format!("{}: object at offset {} is too large for this machine", pack.name(), at)))?;
+    let size_us = usize::try_from(size).map_err(|_| Error::bad(format!("{}: object at offset {} is too large for this machine", pack.name(), at)))?;
     match s.inflater.inflate_vec(&s.entry[hdr_len..], out, size_us) {
         Ok(_) => Ok(()),
-        Err(None) => Err(PackError::bad(format!("{}: cannot allocate {} bytes for the object at offset {}", pack.name(), size, at))),
-        Err(Some(InflateError::BadData)) => Err(PackError::bad(format!("{}: corrupt object at offset {}: bad zlib data", pack.name(), at))),
-        Err(Some(_)) => Err(PackError::bad(format!("{}: corrupt object at offset {}: it does not inflate to the {} bytes its header says", pack.name(), at, size))),
+        Err(None) => Err(Error::bad(format!("{}: cannot allocate {} bytes for the object at offset {}", pack.name(), size, at))),
+        Err(Some(InflateError::BadData)) => Err(Error::bad(format!("{}: corrupt object at offset {}: bad zlib data", pack.name(), at))),
+        Err(Some(_)) => Err(Error::bad(format!("{}: corrupt object at offset {}: it does not inflate to the {} bytes its header says", pack.name(), at, size))),
     }
 }
 
@@ -337,11 +349,11 @@ fn list_packs(dir: &Path) -> Result<Vec<(std::time::SystemTime, PathBuf, PathBuf
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(PackError::io(&e, format!("listing {}", dir.display()))),
+        Err(e) => return Err(Error::io(&e, format!("listing {}", dir.display()))),
     };
     let mut out = Vec::new();
     for ent in rd {
-        let ent = ent.map_err(|e| PackError::io(&e, format!("listing {}", dir.display())))?;
+        let ent = ent.map_err(|e| Error::io(&e, format!("listing {}", dir.display())))?;
         let name = ent.file_name();
         let Some(name) = name.to_str() else { continue };
         let Some(hash) = name.strip_prefix("pack-").and_then(|n| n.strip_suffix(".idx")) else { continue };
@@ -354,11 +366,6 @@ fn list_packs(dir: &Path) -> Result<Vec<(std::time::SystemTime, PathBuf, PathBuf
         out.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), pack, idx));
     }
     Ok(out)
-}
-
-/// The name git gives a type code, for messages.
-pub fn kind_name(kind: u8) -> &'static str {
-    type_name(kind)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! One pack and its .idx v2: lookup through the fanout table, entry reads by `pread` (a
 //! read-only reader needs no map of the pack: resident memory stays what is being decoded).
 
-use super::{PackError, Result};
+use super::{Error, Result};
 use crate::pack::entry::{parse_header, Header};
 use memmap2::Mmap;
 use std::fs::File;
@@ -33,11 +33,11 @@ fn be32(b: &[u8], at: usize) -> u32 {
 
 impl PackFile {
     pub fn open(id: u32, pack_path: &Path, idx_path: &Path) -> Result<PackFile> {
-        let bad_idx = |what: &str| PackError::bad(format!("{}: {}", idx_path.display(), what));
-        let f = File::open(idx_path).map_err(|e| PackError::io(&e, format!("opening {}", idx_path.display())))?;
+        let bad_idx = |what: &str| Error::bad(format!("{}: {}", idx_path.display(), what));
+        let f = File::open(idx_path).map_err(|e| Error::io(&e, format!("opening {}", idx_path.display())))?;
         // SAFETY: the .idx is read-only once written (git and mpgit rename it into place whole);
         // every read below is bounds-checked against the map's length.
-        let idx = unsafe { Mmap::map(&f) }.map_err(|e| PackError::io(&e, format!("mapping {}", idx_path.display())))?;
+        let idx = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(&e, format!("mapping {}", idx_path.display())))?;
         if idx.len() < NAMES_AT + 40 || idx[..4] != IDX_MAGIC || be32(&idx, 4) != 2 {
             return Err(bad_idx("not a version 2 pack index (run `git index-pack` on the pack to rebuild it)"));
         }
@@ -54,21 +54,21 @@ impl PackFile {
         if idx.len() < min || !(idx.len() - min).is_multiple_of(8) {
             return Err(bad_idx("truncated or of the wrong size"));
         }
-        let file = File::open(pack_path).map_err(|e| PackError::io(&e, format!("opening {}", pack_path.display())))?;
-        let size = file.metadata().map_err(|e| PackError::io(&e, format!("reading {}", pack_path.display())))?.len();
+        let file = File::open(pack_path).map_err(|e| Error::io(&e, format!("opening {}", pack_path.display())))?;
+        let size = file.metadata().map_err(|e| Error::io(&e, format!("reading {}", pack_path.display())))?.len();
         let p = PackFile { id, pack_path: pack_path.to_path_buf(), idx_path: idx_path.to_path_buf(), idx, count, file, size, sorted: OnceLock::new() };
         // The pack must be the one the index was made for: its header count and its trailer.
         let mut head = [0u8; 12];
         let mut trailer = [0u8; 20];
         if size < PACK_HEADER + TRAILER || p.pread(&mut head, 0).is_err() || p.pread(&mut trailer, size - TRAILER).is_err() {
-            return Err(PackError::bad(format!("{} is truncated", pack_path.display())));
+            return Err(Error::bad(format!("{} is truncated", pack_path.display())));
         }
         if &head[..4] != b"PACK" || !matches!(be32(&head, 4), 2 | 3) || be32(&head, 8) as usize != count {
-            return Err(PackError::bad(format!("{} does not match its index {} (header)", pack_path.display(), idx_path.display())));
+            return Err(Error::bad(format!("{} does not match its index {} (header)", pack_path.display(), idx_path.display())));
         }
         let at = p.idx.len() - 40;
         if p.idx[at..at + 20] != trailer {
-            return Err(PackError::bad(format!("{} does not match its index {} (checksum)", pack_path.display(), idx_path.display())));
+            return Err(Error::bad(format!("{} does not match its index {} (checksum)", pack_path.display(), idx_path.display())));
         }
         Ok(p)
     }
@@ -116,7 +116,7 @@ impl PackFile {
         }
         let at = off32 + self.count * 4 + (o & 0x7fff_ffff) as usize * 8;
         if at + 8 > self.idx.len() - 40 {
-            return Err(PackError::bad(format!("{}: large offset out of range", self.idx_path.display())));
+            return Err(Error::bad(format!("{}: large offset out of range", self.idx_path.display())));
         }
         Ok(u64::from_be_bytes(self.idx[at..at + 8].try_into().unwrap()))
     }
@@ -137,7 +137,7 @@ impl PackFile {
         };
         let k = sorted.partition_point(|&o| o <= offset);
         if k == 0 || sorted[k - 1] != offset {
-            return Err(PackError::bad(format!("{}: no entry starts at offset {}", self.name(), offset)));
+            return Err(Error::bad(format!("{}: no entry starts at offset {}", self.name(), offset)));
         }
         Ok(sorted.get(k).copied().unwrap_or(self.size - TRAILER))
     }
@@ -150,17 +150,17 @@ impl PackFile {
     pub fn read_entry(&self, offset: u64, buf: &mut Vec<u8>) -> Result<Header> {
         let end = self.end_of(offset)?;
         if offset < PACK_HEADER || end <= offset || end > self.size - TRAILER {
-            return Err(PackError::bad(format!("{}: bad entry at offset {}", self.name(), offset)));
+            return Err(Error::bad(format!("{}: bad entry at offset {}", self.name(), offset)));
         }
         let len = (end - offset) as usize;
         buf.clear();
-        buf.try_reserve_exact(len).map_err(|_| PackError::bad(format!("{}: cannot allocate {} bytes for the entry at offset {}", self.name(), len, offset)))?;
+        buf.try_reserve_exact(len).map_err(|_| Error::bad(format!("{}: cannot allocate {} bytes for the entry at offset {}", self.name(), len, offset)))?;
         buf.resize(len, 0);
-        self.pread(buf, offset).map_err(|e| PackError::io(&e, format!("reading {} at offset {}", self.name(), offset)))?;
+        self.pread(buf, offset).map_err(|e| Error::io(&e, format!("reading {} at offset {}", self.name(), offset)))?;
         match parse_header(buf, offset) {
             Ok(Some(h)) => Ok(h),
-            Ok(None) => Err(PackError::bad(format!("{}: the entry header at offset {} runs past the entry", self.name(), offset))),
-            Err(e) => Err(PackError::bad(format!("{}: {}", self.name(), e.message))),
+            Ok(None) => Err(Error::bad(format!("{}: the entry header at offset {} runs past the entry", self.name(), offset))),
+            Err(e) => Err(Error::bad(format!("{}: {}", self.name(), e.message))),
         }
     }
 }

@@ -3,8 +3,8 @@
 //! are errors, and a tree entry whose name would escape the work tree or write into the
 //! repository is refused, as git's verify_path does (and as the TypeScript reader does).
 
-use super::{PackError, Result};
-use crate::pack::hex;
+use super::{Error, Result};
+use crate::oid::hex;
 
 pub const MODE_TREE: u32 = 0o040000;
 pub const MODE_FILE: u32 = 0o100644;
@@ -31,7 +31,7 @@ fn hex_oid(s: &[u8]) -> Option<[u8; 20]> {
     if s.len() != 40 || !s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
-    crate::pack::parse_oid(std::str::from_utf8(s).ok()?)
+    crate::oid::parse_oid(std::str::from_utf8(s).ok()?)
 }
 
 /// The header lines of a commit or tag (up to the blank line), as (key, value); continuation
@@ -47,7 +47,7 @@ fn headers<'a>(data: &'a [u8], what: &str) -> Result<Vec<(&'a [u8], &'a [u8])>> 
             Some(sp) if sp > 0 => out.push((&line[..sp], &line[sp + 1..])),
             _ => {
                 let shown = String::from_utf8_lossy(&line[..line.len().min(80)]);
-                return Err(PackError::bad(format!("malformed {} header line {:?}", what, shown)));
+                return Err(Error::bad(format!("malformed {} header line {:?}", what, shown)));
             }
         }
     }
@@ -62,7 +62,7 @@ pub fn commit(data: &[u8], oid: &[u8; 20]) -> Result<Commit> {
     for (k, v) in headers(data, &what)? {
         match k {
             b"tree" => tree = hex_oid(v),
-            b"parent" => parents.push(hex_oid(v).ok_or_else(|| PackError::bad(format!("{} has a malformed parent line", what)))?),
+            b"parent" => parents.push(hex_oid(v).ok_or_else(|| Error::bad(format!("{} has a malformed parent line", what)))?),
             b"committer" => {
                 // "... <email> <seconds> <+zone>"
                 if let Some(gt) = v.iter().rposition(|&b| b == b'>') {
@@ -76,7 +76,7 @@ pub fn commit(data: &[u8], oid: &[u8; 20]) -> Result<Commit> {
             _ => {}
         }
     }
-    let tree = tree.ok_or_else(|| PackError::bad(format!("{} has no valid tree line", what)))?;
+    let tree = tree.ok_or_else(|| Error::bad(format!("{} has no valid tree line", what)))?;
     Ok(Commit { tree, parents, time })
 }
 
@@ -93,7 +93,7 @@ pub fn tag(data: &[u8], oid: &[u8; 20]) -> Result<Tag> {
     }
     match (object, kind) {
         (Some(object), Some(kind)) if !kind.is_empty() => Ok(Tag { object, kind }),
-        _ => Err(PackError::bad(format!("{} has no valid object/type lines", what))),
+        _ => Err(Error::bad(format!("{} has no valid object/type lines", what))),
     }
 }
 
@@ -215,7 +215,7 @@ fn hfs_dot(name: &[u8], needle: &[u8]) -> bool {
 pub fn tree<'a>(data: &'a [u8], oid: &[u8; 20], check_names: bool) -> Result<Vec<TreeEntry<'a>>> {
     let mut out = Vec::new();
     let mut at = 0;
-    let malformed = |at: usize| PackError::bad(format!("tree {} is malformed at byte {}", hex(oid), at));
+    let malformed = |at: usize| Error::bad(format!("tree {} is malformed at byte {}", hex(oid), at));
     while at < data.len() {
         let sp = data[at..].iter().position(|&b| b == b' ').map(|p| at + p).ok_or_else(|| malformed(at))?;
         let nul = data[sp..].iter().position(|&b| b == 0).map(|p| sp + p).ok_or_else(|| malformed(at))?;
@@ -224,20 +224,20 @@ pub fn tree<'a>(data: &'a [u8], oid: &[u8; 20], check_names: bool) -> Result<Vec
         }
         let mode_text = &data[at..sp];
         if !(5..=6).contains(&mode_text.len()) || !mode_text.iter().all(|c| (b'0'..=b'7').contains(c)) {
-            return Err(PackError::bad(format!("tree {} has a bad mode {:?}", hex(oid), String::from_utf8_lossy(mode_text))));
+            return Err(Error::bad(format!("tree {} has a bad mode {:?}", hex(oid), String::from_utf8_lossy(mode_text))));
         }
         let mode = mode_text.iter().fold(0u32, |m, c| m * 8 + (c - b'0') as u32);
         let name = &data[sp + 1..nul];
         if check_names {
             if unsafe_name(name) || (mode == 0o120000 && unsafe_link_name(name)) {
-                return Err(PackError::bad(format!(
+                return Err(Error::bad(format!(
                     "tree {} has an unsafe entry name {:?}; the repository contains a path git refuses to check out",
                     hex(oid),
                     String::from_utf8_lossy(name)
                 )));
             }
             if std::str::from_utf8(name).is_err() {
-                return Err(PackError::bad(format!("tree {} has a file name that is not UTF-8; check this repository out with stock git", hex(oid))));
+                return Err(Error::bad(format!("tree {} has a file name that is not UTF-8; check this repository out with stock git", hex(oid))));
             }
         }
         let mut id = [0u8; 20];
@@ -251,7 +251,7 @@ pub fn tree<'a>(data: &'a [u8], oid: &[u8; 20], check_names: bool) -> Result<Vec
         let mut names: Vec<&[u8]> = out.iter().map(|e| e.name).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(PackError::bad(format!(
+            return Err(Error::bad(format!(
                 "tree {} has two entries named {:?}; the repository is corrupt or hostile (git fsck: duplicateEntries)",
                 hex(oid),
                 String::from_utf8_lossy(w[0])

@@ -5,7 +5,7 @@
 use super::checkout::{checkout, Progress};
 use super::connect::check_connected;
 use super::*;
-use crate::pack::parse_oid;
+use crate::oid::parse_oid;
 use crate::testutil::{git, make_repo, TempDir};
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;

@@ -1,7 +1,7 @@
 //! Pack entries: the object types, the per-entry header (type, size, delta base) and what the
 //! indexer remembers of each entry.
 
-use super::error::{PackError, Result};
+use crate::error::{Error, Result};
 
 pub const OBJ_COMMIT: u8 = 1;
 pub const OBJ_TREE: u8 = 2;
@@ -71,18 +71,18 @@ pub fn parse_header(buf: &[u8], offset: u64) -> Result<Option<Header>> {
         };
         i += 1;
         if shift > 60 {
-            return Err(PackError::at(offset, "object size does not fit in 62 bits"));
+            return Err(Error::at(offset, "object size does not fit in 62 bits"));
         }
         let add = ((c & 0x7f) as u128) << shift;
         if size as u128 + add >= MAX_OBJECT_SIZE as u128 {
-            return Err(PackError::at(offset, "object size does not fit in 62 bits"));
+            return Err(Error::at(offset, "object size does not fit in 62 bits"));
         }
         size += add as u64;
         shift += 7;
         more = c & 0x80 != 0;
     }
     if size >= MAX_OBJECT_SIZE {
-        return Err(PackError::at(offset, "object size does not fit in 62 bits"));
+        return Err(Error::at(offset, "object size does not fit in 62 bits"));
     }
     let base = match kind {
         OBJ_COMMIT | OBJ_TREE | OBJ_BLOB | OBJ_TAG => BaseRef::None,
@@ -112,17 +112,17 @@ pub fn parse_header(buf: &[u8], offset: u64) -> Result<Option<Header>> {
                 i += 1;
                 back += 1;
                 if back >> 56 != 0 {
-                    return Err(PackError::at(offset, "offset value overflow for delta base object"));
+                    return Err(Error::at(offset, "offset value overflow for delta base object"));
                 }
                 back = (back << 7) + (c & 127) as u64;
                 more = c & 0x80 != 0;
             }
             if back == 0 || back >= offset {
-                return Err(PackError::at(offset, "delta base offset is out of bound"));
+                return Err(Error::at(offset, "delta base offset is out of bound"));
             }
             BaseRef::Offset(offset - back)
         }
-        _ => return Err(PackError::at(offset, format!("unknown object type {}", kind))),
+        _ => return Err(Error::at(offset, format!("unknown object type {}", kind))),
     };
     Ok(Some(Header { kind, size, base, len: i }))
 }
@@ -203,7 +203,7 @@ mod tests {
             }
         }
         let too_big = [0xbf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
-        assert_eq!(parse_header(&too_big, 12).unwrap_err().kind, crate::pack::error::ErrorKind::BadPack);
+        assert_eq!(parse_header(&too_big, 12).unwrap_err().kind, crate::error::ErrorKind::BadPack);
         assert!(parse_header(&[0x50], 12).unwrap_err().message.contains("unknown object type 5"));
     }
 

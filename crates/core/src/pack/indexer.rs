@@ -3,12 +3,13 @@
 //! already on disk (`index_pack_file`).
 
 use super::entry::{self, Entry, OBJ_OFS_DELTA, OBJ_REF_DELTA};
-use super::error::{PackError, Result};
+use crate::error::{Error, Result};
 use super::index::{self, IdxEntry, IdxList};
 use super::inflate;
 use super::resolve::{self, Pack, Root};
 use super::scan::{object_id, Scanned, Scanner};
-use super::{hex, Progress, ProgressSnapshot};
+use super::{Progress, ProgressSnapshot};
+use crate::oid::hex;
 use crossbeam::channel::{unbounded, Sender};
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
@@ -77,12 +78,8 @@ pub struct Summary {
 /// A pack after both passes.
 struct Indexed {
     file: File,
-    entries: Vec<Entry>,
-    ref_bases: Vec<[u8; 20]>,
-    oids: Vec<[u8; 20]>,
-    known: Vec<bool>,
-    objects_end: u64,
-    checksum: [u8; 20],
+    /// What the first pass found; object ids of deltas are filled in as they resolve.
+    scan: Scanned,
     ofs_children: Vec<(u32, u32)>,
     ref_children: Vec<([u8; 20], u32)>,
     claimed: Vec<AtomicBool>,
@@ -110,12 +107,7 @@ impl Indexed {
         let claimed = (0..s.entries.len()).map(|_| AtomicBool::new(false)).collect();
         let mut ix = Indexed {
             file,
-            entries: s.entries,
-            ref_bases: s.ref_bases,
-            oids: s.oids,
-            known: s.known,
-            objects_end: s.objects_end,
-            checksum: s.checksum,
+            scan: s,
             ofs_children,
             ref_children,
             claimed,
@@ -124,9 +116,9 @@ impl Indexed {
             opts,
             progress,
         };
-        let roots: Vec<Root> = (0..ix.entries.len())
-            .filter(|&i| !entry::is_delta(ix.entries[i].kind) && ix.has_children(i))
-            .map(|i| Root { entry: i as u32, kind: ix.entries[i].kind, oid: ix.oids[i], data: None })
+        let roots: Vec<Root> = (0..ix.scan.entries.len())
+            .filter(|&i| !entry::is_delta(ix.scan.entries[i].kind) && ix.has_children(i))
+            .map(|i| Root { entry: i as u32, kind: ix.scan.entries[i].kind, oid: ix.scan.oids[i], data: None })
             .collect();
         ix.resolve(roots, opts.threads())?;
         Ok(ix)
@@ -134,34 +126,34 @@ impl Indexed {
 
     fn has_children(&self, i: usize) -> bool {
         let ofs = self.ofs_children.binary_search_by_key(&(i as u32), |&(b, _)| b).is_ok();
-        ofs || (!self.ref_children.is_empty() && self.ref_children.binary_search_by(|(b, _)| b.cmp(&self.oids[i])).is_ok())
+        ofs || (!self.ref_children.is_empty() && self.ref_children.binary_search_by(|(b, _)| b.cmp(&self.scan.oids[i])).is_ok())
     }
 
     fn resolve(&mut self, roots: Vec<Root>, threads: usize) -> Result<()> {
         let pack = Pack {
             file: &self.file,
-            entries: &self.entries,
-            entries_end: self.objects_end,
+            entries: &self.scan.entries,
+            entries_end: self.scan.objects_end,
             ofs_children: &self.ofs_children,
             ref_children: &self.ref_children,
             claimed: &self.claimed,
             progress: &self.progress,
         };
-        let ids = resolve::Ids { oids: &mut self.oids, known: &mut self.known };
+        let ids = resolve::Ids { oids: &mut self.scan.oids, known: &mut self.scan.known };
         resolve::resolve(&pack, roots, threads, self.opts.cache_max(), ids)
     }
 
     fn unresolved(&self) -> usize {
-        self.known.iter().filter(|&&k| !k).count()
+        self.scan.known.iter().filter(|&&k| !k).count()
     }
 
     /// Base ids of REF_DELTAs still unresolved, once each, in pack order.
     fn missing(&self) -> Vec<[u8; 20]> {
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for (i, e) in self.entries.iter().enumerate() {
-            if e.kind == OBJ_REF_DELTA && !self.known[i] {
-                let id = self.ref_bases[e.base as usize];
+        for (i, e) in self.scan.entries.iter().enumerate() {
+            if e.kind == OBJ_REF_DELTA && !self.scan.known[i] {
+                let id = self.scan.ref_bases[e.base as usize];
                 if seen.insert(id) {
                     out.push(id);
                 }
@@ -174,35 +166,35 @@ impl Indexed {
     /// in pack order whose base was supplied, appends the base (zlib, git's level) and resolves
     /// what it unlocks; then rewrites the object count and the trailer.
     fn fix_thin(&mut self, bases: &HashMap<[u8; 20], (u8, Arc<Vec<u8>>)>, level: u32) -> Result<()> {
-        let refs: Vec<usize> = (0..self.entries.len()).filter(|&i| self.entries[i].kind == OBJ_REF_DELTA).collect();
-        let mut end = self.objects_end;
+        let refs: Vec<usize> = (0..self.scan.entries.len()).filter(|&i| self.scan.entries[i].kind == OBJ_REF_DELTA).collect();
+        let mut end = self.scan.objects_end;
         for d in refs {
-            if self.known[d] {
+            if self.scan.known[d] {
                 continue;
             }
-            let id = self.ref_bases[self.entries[d].base as usize];
+            let id = self.scan.ref_bases[self.scan.entries[d].base as usize];
             let Some((kind, data)) = bases.get(&id) else { continue };
             match object_id(*kind, data) {
                 Ok(got) if got == id => {}
-                _ => return Err(PackError::bad(format!("local object {} is corrupt: its data does not hash to its id", hex(&id)))),
+                _ => return Err(Error::bad(format!("local object {} is corrupt: its data does not hash to its id", hex(&id)))),
             }
             let header = entry::encode_header(*kind, data.len() as u64);
-            let z = inflate::deflate(data, level).map_err(|e| PackError::io(&e, "deflating a base to append"))?;
+            let z = inflate::deflate(data, level).map_err(|e| Error::io(&e, "deflating a base to append"))?;
             let mut crc = crc32fast::Hasher::new();
             crc.update(&header);
             crc.update(&z);
             self.write_at(&header, end)?;
             self.write_at(&z, end + header.len() as u64)?;
-            let n = self.entries.len();
+            let n = self.scan.entries.len();
             if n >= u32::MAX as usize {
-                return Err(PackError::bad("too many objects for one pack"));
+                return Err(Error::bad("too many objects for one pack"));
             }
-            self.entries.push(Entry { offset: end, size: data.len() as u64, base: 0, crc32: crc.finalize(), hdr_len: header.len() as u8, kind: *kind });
-            self.oids.push(id);
-            self.known.push(true);
+            self.scan.entries.push(Entry { offset: end, size: data.len() as u64, base: 0, crc32: crc.finalize(), hdr_len: header.len() as u8, kind: *kind });
+            self.scan.oids.push(id);
+            self.scan.known.push(true);
             self.claimed.push(AtomicBool::new(false));
             end += (header.len() + z.len()) as u64;
-            self.objects_end = end;
+            self.scan.objects_end = end;
             self.appended += 1;
             // One base at a time, as git does (which delta needs a base depends on what the
             // earlier ones resolved); a base's deltas are usually few, so on this thread.
@@ -211,32 +203,32 @@ impl Indexed {
         if self.appended == 0 {
             return Ok(());
         }
-        self.write_at(&(self.entries.len() as u32).to_be_bytes(), 8)?;
+        self.write_at(&(self.scan.entries.len() as u32).to_be_bytes(), 8)?;
         let mut sum = Sha1::new();
         let mut buf = vec![0u8; FILE_CHUNK];
         let mut at = 0u64;
         while at < end {
             let n = ((end - at) as usize).min(buf.len());
-            self.file.read_exact_at(&mut buf[..n], at).map_err(|e| PackError::io(&e, "re-reading the pack to checksum it"))?;
+            self.file.read_exact_at(&mut buf[..n], at).map_err(|e| Error::io(&e, "re-reading the pack to checksum it"))?;
             sum.update(&buf[..n]);
             at += n as u64;
         }
-        self.checksum = sum.finalize().into();
-        let checksum = self.checksum;
+        self.scan.checksum = sum.finalize().into();
+        let checksum = self.scan.checksum;
         self.write_at(&checksum, end)?;
-        self.file.set_len(end + 20).map_err(|e| PackError::io(&e, "truncating the pack"))?;
+        self.file.set_len(end + 20).map_err(|e| Error::io(&e, "truncating the pack"))?;
         Ok(())
     }
 
     fn write_at(&self, bytes: &[u8], at: u64) -> Result<()> {
-        self.file.write_all_at(bytes, at).map_err(|e| PackError::io(&e, format!("writing the pack at offset {}", at)))
+        self.file.write_all_at(bytes, at).map_err(|e| Error::io(&e, format!("writing the pack at offset {}", at)))
     }
 
     fn check_complete(&self) -> Result<()> {
         let n = self.unresolved();
         if n > 0 {
-            let first = self.entries.iter().zip(&self.known).find(|(_, &k)| !k).map_or(0, |(e, _)| e.offset);
-            return Err(PackError::missing(format!(
+            let first = self.scan.entries.iter().zip(&self.scan.known).find(|(_, &k)| !k).map_or(0, |(e, _)| e.offset);
+            return Err(Error::missing(format!(
                 "pack has {} unresolved delta{}, the first at offset {} (bases missing: {}): it is thin; complete it from a repository that has them",
                 n,
                 if n == 1 { "" } else { "s" },
@@ -248,18 +240,18 @@ impl Indexed {
     }
 
     fn write_index(&self, idx_path: &Path, rev_path: Option<&Path>) -> Result<()> {
-        let list = IdxView { entries: &self.entries, oids: &self.oids, order: index::order(&self.oids, |i| self.entries[i].offset) };
-        write_file(idx_path, |w| index::write_idx(w, &list, &self.checksum))?;
+        let list = IdxView { entries: &self.scan.entries, oids: &self.scan.oids, order: index::order(&self.scan.oids, |i| self.scan.entries[i].offset) };
+        write_file(idx_path, |w| index::write_idx(w, &list, &self.scan.checksum))?;
         if let Some(rev) = rev_path {
-            write_file(rev, |w| index::write_rev(w, &list, &self.checksum))?;
+            write_file(rev, |w| index::write_rev(w, &list, &self.scan.checksum))?;
         }
         Ok(())
     }
 
     fn summary(&self) -> Summary {
         Summary {
-            pack_checksum: self.checksum,
-            object_count: self.entries.len() as u32,
+            pack_checksum: self.scan.checksum,
+            object_count: self.scan.entries.len() as u32,
             delta_count: self.delta_count,
             appended_bases: self.appended,
         }
@@ -285,25 +277,25 @@ impl IdxList for IdxView<'_> {
 
 /// Creates `path` and fills it with what `fill` writes, synced to disk.
 fn write_file(path: &Path, fill: impl FnOnce(BufWriter<File>) -> std::io::Result<BufWriter<File>>) -> Result<()> {
-    let f = File::create(path).map_err(|e| PackError::io(&e, format!("creating {}", path.display())))?;
-    let w = fill(BufWriter::with_capacity(1 << 16, f)).map_err(|e| PackError::io(&e, format!("writing {}", path.display())))?;
-    let f = w.into_inner().map_err(|e| PackError::io(e.error(), format!("writing {}", path.display())))?;
-    f.sync_all().map_err(|e| PackError::io(&e, format!("syncing {}", path.display())))
+    let f = File::create(path).map_err(|e| Error::io(&e, format!("creating {}", path.display())))?;
+    let w = fill(BufWriter::with_capacity(1 << 16, f)).map_err(|e| Error::io(&e, format!("writing {}", path.display())))?;
+    let f = w.into_inner().map_err(|e| Error::io(e.error(), format!("writing {}", path.display())))?;
+    f.sync_all().map_err(|e| Error::io(&e, format!("syncing {}", path.display())))
 }
 
 /// Indexes a pack already on disk (no thin-pack completion: missing bases are an error).
 pub fn index_pack_file(pack_path: &Path, opts: Options, idx_path: &Path, rev_path: Option<&Path>) -> Result<Summary> {
-    PackError::sha1_backend()?;
-    let mut file = File::open(pack_path).map_err(|e| PackError::io(&e, format!("opening {}", pack_path.display())))?;
+    Error::sha1_backend()?;
+    let mut file = File::open(pack_path).map_err(|e| Error::io(&e, format!("opening {}", pack_path.display())))?;
     let progress = Arc::new(Progress::default());
     let mut scanner = Scanner::new(progress.clone());
-    while scanner.push_from(&mut file, FILE_CHUNK).map_err(|e| PackError::io(&e, format!("reading {}", pack_path.display())))?? > 0 {}
+    while scanner.push_from(&mut file, FILE_CHUNK).map_err(|e| Error::io(&e, format!("reading {}", pack_path.display())))?? > 0 {}
     let ix = Indexed::new(scanner.finish()?, file, opts, progress)?;
     ix.check_complete()?;
     ix.write_index(idx_path, rev_path)?;
     let summary = ix.summary();
     drop(ix);
-    super::release_free_memory();
+    crate::alloc::release_free_memory();
     Ok(summary)
 }
 
@@ -312,7 +304,7 @@ enum Stage {
     Busy,
     Resolved { ix: Box<Indexed>, bases: HashMap<[u8; 20], (u8, Arc<Vec<u8>>)> },
     Finished,
-    Failed(PackError),
+    Failed(Error),
 }
 
 /// Bytes handed to the parser thread and not parsed yet.
@@ -336,23 +328,23 @@ pub struct Indexer {
     progress: Arc<Progress>,
     queue: Arc<Queue>,
     /// The parser thread's error, so that `write` reports it without waiting for the end.
-    parse_error: Arc<Mutex<Option<PackError>>>,
+    parse_error: Arc<Mutex<Option<Error>>>,
     stage: Mutex<Stage>,
 }
 
 impl Indexer {
     /// Creates `pack_path` (which must not exist) and starts the parser thread.
     pub fn create(pack_path: &Path, opts: Options) -> Result<Indexer> {
-        PackError::sha1_backend()?;
+        Error::sha1_backend()?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(pack_path)
-            .map_err(|e| PackError::io(&e, format!("creating {}", pack_path.display())))?;
+            .map_err(|e| Error::io(&e, format!("creating {}", pack_path.display())))?;
         let progress = Arc::new(Progress::default());
         let queue = Arc::new(Queue::default());
-        let parse_error: Arc<Mutex<Option<PackError>>> = Arc::new(Mutex::new(None));
+        let parse_error: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
         let (tx, rx) = unbounded::<Vec<u8>>();
         let path: PathBuf = pack_path.to_path_buf();
         let parser = {
@@ -364,7 +356,7 @@ impl Indexer {
                         let mut scanner = Scanner::new(progress);
                         let (mut written, mut flushed) = (0u64, 0u64);
                         for chunk in rx.iter() {
-                            let r = file.write_all(&chunk).map_err(|e| PackError::io(&e, format!("writing {}", path.display())));
+                            let r = file.write_all(&chunk).map_err(|e| Error::io(&e, format!("writing {}", path.display())));
                             written += chunk.len() as u64;
                             if written - flushed >= WRITEBACK_STEP {
                                 start_writeback(&file, flushed, written - flushed);
@@ -384,7 +376,7 @@ impl Indexer {
                     }
                     r
                 })
-                .map_err(|e| PackError::io(&e, "starting the parser thread"))?
+                .map_err(|e| Error::io(&e, "starting the parser thread"))?
         };
         Ok(Indexer { opts, progress, queue, parse_error, stage: Mutex::new(Stage::Receiving { tx, parser }) })
     }
@@ -395,8 +387,8 @@ impl Indexer {
 
     /// Appends pack bytes. Returns the bytes queued but not yet parsed.
     pub fn write(&self, chunk: &[u8]) -> Result<u64> {
-        let stage = self.stage.try_lock().map_err(|_| PackError::state("write after the end of input"))?;
-        let Stage::Receiving { tx, .. } = &*stage else { return Err(PackError::state("write after the end of input")) };
+        let stage = self.stage.try_lock().map_err(|_| Error::state("write after the end of input"))?;
+        let Stage::Receiving { tx, .. } = &*stage else { return Err(Error::state("write after the end of input")) };
         if let Some(e) = self.parse_error.lock().unwrap().clone() {
             return Err(e);
         }
@@ -405,7 +397,7 @@ impl Indexer {
         }
         *self.queue.bytes.lock().unwrap() += chunk.len() as u64;
         if tx.send(chunk.to_vec()).is_err() {
-            return Err(self.parse_error.lock().unwrap().clone().unwrap_or_else(|| PackError::state("the parser thread has stopped")));
+            return Err(self.parse_error.lock().unwrap().clone().unwrap_or_else(|| Error::state("the parser thread has stopped")));
         }
         let mut queued = self.queue.bytes.lock().unwrap();
         while *queued > QUEUE_HARD_MAX {
@@ -424,12 +416,12 @@ impl Indexer {
                 *stage = Stage::Failed(e.clone());
                 Err(e)
             }
-            Stage::Busy => Err(PackError::state(format!("{}: the indexer is busy", want))),
+            Stage::Busy => Err(Error::state(format!("{}: the indexer is busy", want))),
             other => Ok(other),
         }
     }
 
-    fn fail(&self, e: PackError) -> PackError {
+    fn fail(&self, e: Error) -> Error {
         *self.stage.lock().unwrap() = Stage::Failed(e.clone());
         e
     }
@@ -441,11 +433,11 @@ impl Indexer {
             Stage::Receiving { tx, parser } => (tx, parser),
             other => {
                 *self.stage.lock().unwrap() = other;
-                return Err(PackError::state("resolve called twice"));
+                return Err(Error::state("resolve called twice"));
             }
         };
         drop(tx);
-        let scanned = parser.join().unwrap_or_else(|_| Err(PackError::bad("the parser thread panicked")));
+        let scanned = parser.join().unwrap_or_else(|_| Err(Error::bad("the parser thread panicked")));
         let result = scanned.and_then(|(s, file)| Indexed::new(s, file, self.opts, self.progress.clone()));
         match result {
             Ok(ix) => {
@@ -460,10 +452,10 @@ impl Indexer {
     /// Supplies a base a thin pack lacks (type 1..=4, its data).
     pub fn add_base(&self, oid: [u8; 20], kind: u8, data: &[u8]) -> Result<()> {
         if !(entry::OBJ_COMMIT..=entry::OBJ_TAG).contains(&kind) {
-            return Err(PackError::state(format!("base type {} is not 1 (commit) .. 4 (tag)", kind)));
+            return Err(Error::state(format!("base type {} is not 1 (commit) .. 4 (tag)", kind)));
         }
-        let mut stage = self.stage.try_lock().map_err(|_| PackError::state("add_base while the indexer is busy"))?;
-        let Stage::Resolved { bases, .. } = &mut *stage else { return Err(PackError::state("add_base before resolve or after finish")) };
+        let mut stage = self.stage.try_lock().map_err(|_| Error::state("add_base while the indexer is busy"))?;
+        let Stage::Resolved { bases, .. } = &mut *stage else { return Err(Error::state("add_base before resolve or after finish")) };
         bases.insert(oid, (kind, Arc::new(data.to_vec())));
         Ok(())
     }
@@ -475,7 +467,7 @@ impl Indexer {
             Stage::Resolved { ix, bases } => (ix, bases),
             other => {
                 *self.stage.lock().unwrap() = other;
-                return Err(PackError::state("finish before resolve, or twice"));
+                return Err(Error::state("finish before resolve, or twice"));
             }
         };
         let mut run = || -> Result<Summary> {
@@ -483,13 +475,13 @@ impl Indexer {
                 ix.fix_thin(&bases, level)?;
             }
             ix.check_complete()?;
-            ix.file.sync_all().map_err(|e| PackError::io(&e, "syncing the pack"))?;
+            ix.file.sync_all().map_err(|e| Error::io(&e, "syncing the pack"))?;
             ix.write_index(idx_path, rev_path)?;
             Ok(ix.summary())
         };
         let r = run();
         drop((ix, bases));
-        super::release_free_memory();
+        crate::alloc::release_free_memory();
         match r {
             Ok(s) => {
                 *self.stage.lock().unwrap() = Stage::Finished;

@@ -99,13 +99,6 @@ impl Inflater {
 }
 
 impl Inflater {
-    /// As `inflate`, into a new buffer of `size` bytes. `Err(None)` when they cannot be allocated.
-    pub fn inflate_new(&mut self, input: &[u8], size: usize) -> Result<(Vec<u8>, usize), Option<InflateError>> {
-        let mut out = Vec::new();
-        let used = self.inflate_vec(input, &mut out, size)?;
-        Ok((out, used))
-    }
-
     /// As `inflate`, replacing the contents of `out` (not zeroed first: the inflate fills it).
     /// A size the input cannot inflate to (past deflate's ratio) reserves only what it can:
     /// a hostile header's size costs memory in proportion to the bytes actually sent.

@@ -8,13 +8,10 @@
 //! the codecs; `entry` the per-entry header.
 
 //! Without the `native` feature (the WebAssembly core) only the shared modules build: `entry`,
-//! `delta`, `index`, `error`, and `portable` (the indexer and object reader over bytes in memory).
+//! `delta`, `index` and `portable` (the indexer and object reader over bytes in memory).
 
-#[cfg(feature = "native")]
-mod alloc;
 pub mod delta;
 pub mod entry;
-pub mod error;
 pub mod index;
 #[cfg(feature = "native")]
 pub mod indexer;
@@ -29,19 +26,11 @@ pub mod scan;
 #[cfg(feature = "native")]
 pub mod sha1dc;
 
-#[cfg(feature = "native")]
-pub use alloc::{mapped_now, release_free_memory, take_mapped_peak};
-pub use error::{ErrorKind, PackError, Result};
+pub use crate::error::{Error, ErrorKind, Result};
 #[cfg(feature = "native")]
 pub use indexer::{index_pack_file, Indexer, Options, Summary};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Rust's allocations in any program using mpgit-core (see `alloc`): large blocks mapped
-/// directly, so that indexing's resident memory is what it uses.
-#[cfg(feature = "native")]
-#[global_allocator]
-static ALLOC: alloc::MpgitAlloc = alloc::MpgitAlloc;
 
 /// Counters the caller can read at any time while a pack is indexed.
 #[derive(Debug, Default)]
@@ -106,36 +95,6 @@ fn parse_size(v: &str) -> Option<u64> {
         _ => (&v[..], 1),
     };
     num.parse::<u64>().ok()?.checked_mul(mul)
-}
-
-/// Lower-case hex of an object id or checksum.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
-/// An object id from 40 hex digits.
-pub fn parse_oid(s: &str) -> Option<[u8; 20]> {
-    let b = s.as_bytes();
-    if b.len() != 40 {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
-    let mut out = [0u8; 20];
-    for i in 0..20 {
-        out[i] = (digit(b[2 * i])? << 4) | digit(b[2 * i + 1])?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

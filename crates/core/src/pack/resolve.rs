@@ -12,7 +12,7 @@
 
 use super::delta;
 use super::entry::Entry;
-use super::error::{PackError, Result};
+use crate::error::{Error, Result};
 use super::inflate::{InflateError, Inflater};
 use super::scan::{collision, object_id};
 use super::Progress;
@@ -63,7 +63,7 @@ struct Sched {
     /// Threads waiting for work (notify only when there are: a wake-up is a system call).
     waiting: usize,
     cache_used: usize,
-    failed: Option<PackError>,
+    failed: Option<Error>,
 }
 
 enum Task {
@@ -119,7 +119,7 @@ impl<'a> Pack<'a> {
                     Ok(0) => break,
                     Ok(n) => got += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(PackError::io(&e, format!("reading the pack at offset {}", at))),
+                    Err(e) => return Err(Error::io(&e, format!("reading the pack at offset {}", at))),
                 }
             }
             Ok(got)
@@ -132,7 +132,7 @@ impl<'a> Pack<'a> {
                 local.window_len = read(&mut local.window[..want], start)?;
                 local.window_at = start;
                 if local.window_len < len {
-                    return Err(PackError::bad(format!("pack is truncated on disk at offset {}", start + local.window_len as u64)));
+                    return Err(Error::bad(format!("pack is truncated on disk at offset {}", start + local.window_len as u64)));
                 }
             }
             let from = (start - local.window_at) as usize;
@@ -144,7 +144,7 @@ impl<'a> Pack<'a> {
         }
         local.compressed.resize(len, 0);
         if read(&mut local.compressed, start)? < len {
-            return Err(PackError::bad(format!("pack is truncated on disk before offset {}", end)));
+            return Err(Error::bad(format!("pack is truncated on disk before offset {}", end)));
         }
         Ok(&local.compressed)
     }
@@ -162,17 +162,17 @@ impl<'a> Pack<'a> {
         let start = e.data_offset();
         let end = self.end_of(i);
         if end < start {
-            return Err(PackError::at(e.offset, "entry overlaps the next one"));
+            return Err(Error::at(e.offset, "entry overlaps the next one"));
         }
         check_size(e.offset, e.size)?;
-        let size = usize::try_from(e.size).map_err(|_| PackError::at(e.offset, "object too large for this machine"))?;
+        let size = usize::try_from(e.size).map_err(|_| Error::at(e.offset, "object too large for this machine"))?;
         let input = self.compressed(&mut local.reader, start, end)?;
         match local.inflater.inflate_vec(input, out, size) {
             Ok(used) if used as u64 == end - start => Ok(()),
-            Ok(_) => Err(PackError::at(e.offset, "zlib stream ends before the next entry (the pack changed on disk?)")),
-            Err(None) => Err(PackError::at(e.offset, format!("cannot allocate {} bytes to inflate it", e.size))),
-            Err(Some(InflateError::BadData)) => Err(PackError::at(e.offset, "bad zlib data (the pack changed on disk?)")),
-            Err(Some(_)) => Err(PackError::at(e.offset, format!("does not inflate to the {} bytes its header says", e.size))),
+            Ok(_) => Err(Error::at(e.offset, "zlib stream ends before the next entry (the pack changed on disk?)")),
+            Err(None) => Err(Error::at(e.offset, format!("cannot allocate {} bytes to inflate it", e.size))),
+            Err(Some(InflateError::BadData)) => Err(Error::at(e.offset, "bad zlib data (the pack changed on disk?)")),
+            Err(Some(_)) => Err(Error::at(e.offset, format!("does not inflate to the {} bytes its header says", e.size))),
         }
     }
 
@@ -187,10 +187,10 @@ impl<'a> Pack<'a> {
         }
         for &c in &out {
             if self.claimed[c as usize].swap(true, Ordering::AcqRel) {
-                return Err(PackError::bad(format!(
+                return Err(Error::bad(format!(
                     "REF_DELTA at offset {} already resolved (duplicate base {}?)",
                     self.entries[c as usize].offset,
-                    super::hex(oid)
+                    crate::oid::hex(oid)
                 )));
             }
         }
@@ -229,7 +229,7 @@ impl<'a> Pack<'a> {
             if let Ok((_, result)) = delta::sizes(&d) {
                 check_size(offset, result)?;
             }
-            delta::apply_into(base, &d, out).map_err(|e| PackError::at(offset, format!("failed to apply delta: {}", e)))
+            delta::apply_into(base, &d, out).map_err(|e| Error::at(offset, format!("failed to apply delta: {}", e)))
         });
         local.delta = keep(d);
         r
@@ -248,7 +248,7 @@ impl<'a> Pack<'a> {
 fn check_size(offset: u64, size: u64) -> Result<()> {
     let max = super::max_object_size();
     if size > max {
-        return Err(PackError::at(
+        return Err(Error::at(
             offset,
             format!("the object is {} bytes, more than the {} bytes an object may have in memory (MPGIT_MAX_OBJECT_SIZE; default half the machine's memory)", size, max),
         ));
@@ -348,7 +348,7 @@ fn work(pack: &Pack, roots: &[Root], sched: &Mutex<Sched>, cv: &Condvar, cache_m
         };
         // A panic must not leave the others waiting for this thread: it becomes an error.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(pack, roots, local, task, out)))
-            .unwrap_or_else(|_| Err(PackError::bad("internal error while resolving deltas (a panic); please report it")));
+            .unwrap_or_else(|_| Err(Error::bad("internal error while resolving deltas (a panic); please report it")));
         if out.len() >= ID_BATCH {
             sink.lock().unwrap().put(out);
             out.clear();

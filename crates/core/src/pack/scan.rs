@@ -10,7 +10,7 @@
 //! pass is where the threads are).
 
 use super::entry::{self, BaseRef, Entry};
-use super::error::{PackError, Result};
+use crate::error::{Error, Result};
 use super::inflate::{compress_bound, InflateError, Inflater, StreamInflate};
 use super::sha1dc::Sha1Dc;
 use super::Progress;
@@ -152,10 +152,10 @@ impl Scanner {
     pub fn finish(mut self) -> Result<Scanned> {
         self.parse(true)?;
         if !matches!(self.state, State::Done) {
-            return Err(PackError::bad(format!("pack is truncated at offset {}", self.offset_of(self.buf.len()))));
+            return Err(Error::bad(format!("pack is truncated at offset {}", self.offset_of(self.buf.len()))));
         }
         if let Some(i) = self.known.iter().zip(&self.entries).position(|(&k, e)| !k && !entry::is_delta(e.kind)) {
-            return Err(PackError::at(self.entries[i].offset, "object was not hashed (internal error)"));
+            return Err(Error::at(self.entries[i].offset, "object was not hashed (internal error)"));
         }
         Ok(Scanned {
             version: self.version,
@@ -196,15 +196,15 @@ impl Scanner {
             match &mut self.state {
                 State::Header => {
                     if avail < 12 {
-                        return if eof { Err(PackError::bad(format!("pack is truncated: it ends at offset {} inside its 12-byte header", avail))) } else { Ok(()) };
+                        return if eof { Err(Error::bad(format!("pack is truncated: it ends at offset {} inside its 12-byte header", avail))) } else { Ok(()) };
                     }
                     let h = &self.buf[self.pos..self.pos + 12];
                     if &h[..4] != b"PACK" {
-                        return Err(PackError::bad("pack signature mismatch: this is not a pack (no \"PACK\" at offset 0)"));
+                        return Err(Error::bad("pack signature mismatch: this is not a pack (no \"PACK\" at offset 0)"));
                     }
                     let version = u32::from_be_bytes(h[4..8].try_into().unwrap());
                     if version != 2 && version != 3 {
-                        return Err(PackError::bad(format!("pack version {} unsupported (at offset 4; versions 2 and 3 are)", version)));
+                        return Err(Error::bad(format!("pack version {} unsupported (at offset 4; versions 2 and 3 are)", version)));
                     }
                     self.version = version;
                     self.nr_objects = u32::from_be_bytes(h[8..12].try_into().unwrap());
@@ -236,7 +236,7 @@ impl Scanner {
                 State::Trailer => {
                     if avail < 20 {
                         return if eof {
-                            Err(PackError::bad(format!("pack is truncated: it ends at offset {} inside its 20-byte trailer", self.offset_of(self.buf.len()))))
+                            Err(Error::bad(format!("pack is truncated: it ends at offset {} inside its 20-byte trailer", self.offset_of(self.buf.len()))))
                         } else {
                             Ok(())
                         };
@@ -244,11 +244,11 @@ impl Scanner {
                     self.sum_consumed();
                     let sum: [u8; 20] = self.pack_sum.clone().finalize().into();
                     if self.buf[self.pos..self.pos + 20] != sum {
-                        return Err(PackError::bad(format!(
+                        return Err(Error::bad(format!(
                             "pack is corrupted (SHA-1 mismatch): trailer at offset {} is {}, the data hashes to {}",
                             self.objects_end,
-                            super::hex(&self.buf[self.pos..self.pos + 20]),
-                            super::hex(&sum)
+                            crate::oid::hex(&self.buf[self.pos..self.pos + 20]),
+                            crate::oid::hex(&sum)
                         )));
                     }
                     self.checksum = sum;
@@ -272,7 +272,7 @@ impl Scanner {
             BaseRef::None => 0,
             BaseRef::Offset(o) => match find_offset(&self.entries, o) {
                 Some(i) => i as u32,
-                None => return Err(PackError::at(offset, format!("delta base offset {} is not the start of an object", o))),
+                None => return Err(Error::at(offset, format!("delta base offset {} is not the start of an object", o))),
             },
             BaseRef::Id(id) => {
                 self.ref_bases.push(id);
@@ -307,7 +307,7 @@ impl Scanner {
                 // streams it and tells which (libdeflate cannot tell a cut stream from a bad one).
                 Err(Some(_)) if !eof => {}
                 Err(Some(e)) => return Err(inflate_error(offset, &h, e)),
-                Err(None) => return Err(PackError::at(offset, format!("cannot allocate {} bytes to inflate it", h.size))),
+                Err(None) => return Err(Error::at(offset, format!("cannot allocate {} bytes to inflate it", h.size))),
             }
         }
         let base = self.base_index(&h, offset)?;
@@ -410,23 +410,23 @@ pub fn object_id(kind: u8, data: &[u8]) -> std::result::Result<[u8; 20], super::
     h.finalize()
 }
 
-pub fn collision(offset: u64) -> PackError {
-    PackError::at(offset, "SHA-1 collision attack detected in this object (sha1dc); refusing the pack")
+pub fn collision(offset: u64) -> Error {
+    Error::at(offset, "SHA-1 collision attack detected in this object (sha1dc); refusing the pack")
 }
 
-fn truncated(offset: u64) -> PackError {
-    PackError::bad(format!("pack is truncated: it ends inside the object at offset {}", offset))
+fn truncated(offset: u64) -> Error {
+    Error::bad(format!("pack is truncated: it ends inside the object at offset {}", offset))
 }
 
-fn junk(offset: u64) -> PackError {
-    PackError::bad(format!("pack has junk after its trailer, at offset {}", offset))
+fn junk(offset: u64) -> Error {
+    Error::bad(format!("pack has junk after its trailer, at offset {}", offset))
 }
 
-fn inflate_error(offset: u64, h: &entry::Header, e: InflateError) -> PackError {
+fn inflate_error(offset: u64, h: &entry::Header, e: InflateError) -> Error {
     match e {
-        InflateError::BadData => PackError::at(offset, "bad zlib data (corrupt or truncated)"),
-        InflateError::Short(n) => PackError::at(offset, format!("inflates to {} bytes, its header says {}", n, h.size)),
-        InflateError::Long => PackError::at(offset, format!("inflates to more than the {} bytes its header says", h.size)),
+        InflateError::BadData => Error::at(offset, "bad zlib data (corrupt or truncated)"),
+        InflateError::Short(n) => Error::at(offset, format!("inflates to {} bytes, its header says {}", n, h.size)),
+        InflateError::Long => Error::at(offset, format!("inflates to more than the {} bytes its header says", h.size)),
     }
 }
 

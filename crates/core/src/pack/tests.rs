@@ -2,6 +2,7 @@
 //! mpgit): real repositories, real packs from `git pack-objects`, files compared byte for byte.
 //! Corrupt packs are built by hand (`PackBuilder`) so that each defect is exactly the one meant.
 
+use crate::oid::hex;
 use super::entry::{encode_header, OBJ_BLOB, OBJ_COMMIT, OBJ_OFS_DELTA, OBJ_REF_DELTA};
 use super::inflate::deflate;
 use super::*;
@@ -69,16 +70,12 @@ fn stream_index(dir: &TempDir, tag: &str, pack: &[u8], chunk: usize, o: Options,
                 "tag" => 4,
                 k => panic!("unexpected type {}", k),
             };
-            let data = git(repo, &["cat-file", kind_name(kind), &h], None);
+            let data = git(repo, &["cat-file", entry::type_name(kind), &h], None);
             ix.add_base(*id, kind, &data)?;
         }
     }
     let s = ix.finish(&idx, Some(&rev), repo.is_some(), inflate::GIT_APPEND_LEVEL)?;
     Ok((std::fs::read(&p).unwrap(), std::fs::read(&idx).unwrap(), std::fs::read(&rev).unwrap(), s))
-}
-
-fn kind_name(k: u8) -> &'static str {
-    entry::type_name(k)
 }
 
 fn file_index(dir: &TempDir, tag: &str, pack: &[u8], o: Options) -> Result<(Vec<u8>, Vec<u8>, Summary)> {

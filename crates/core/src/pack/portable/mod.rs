@@ -17,7 +17,7 @@ pub use scan::Scanner;
 pub use thin::Indexer;
 
 use super::entry::object_header;
-use super::error::{PackError, Result};
+use crate::error::{Error, Result};
 
 /// The object id of an object of `kind` with `data`: SHA-1 of "<type> <size>\0" + data,
 /// refusing input that shows a collision attack (as git's sha1dc does).
@@ -32,6 +32,6 @@ pub fn object_id(kind: u8, data: &[u8], offset: u64) -> Result<[u8; 20]> {
             out.copy_from_slice(d.as_slice());
             Ok(out)
         }
-        Err(_) => Err(PackError::at(offset, "SHA-1 collision attack detected in this object (sha1dc); refusing the pack")),
+        Err(_) => Err(Error::at(offset, "SHA-1 collision attack detected in this object (sha1dc); refusing the pack")),
     }
 }

@@ -7,7 +7,7 @@ use super::inflate;
 use super::object_id;
 use crate::pack::delta;
 use crate::pack::entry::{is_delta, Entry, OBJ_REF_DELTA};
-use crate::pack::error::{PackError, Result};
+use crate::error::{Error, Result};
 use miniz_oxide::inflate::core::DecompressorOxide;
 
 /// Who is whose delta base: OFS_DELTA children by base entry, REF_DELTA children by base id.
@@ -117,7 +117,7 @@ impl<'a> Resolver<'a> {
     fn inflate(&mut self, i: u32) -> Result<Vec<u8>> {
         let e = self.pack.entries[i as usize];
         let mut v = Vec::new();
-        inflate::exact(&mut self.d, self.pack.data(i), e.size as usize, &mut v).ok_or_else(|| PackError::at(e.offset, "inflate failed on the second pass"))?;
+        inflate::exact(&mut self.d, self.pack.data(i), e.size as usize, &mut v).ok_or_else(|| Error::at(e.offset, "inflate failed on the second pass"))?;
         Ok(v)
     }
 
@@ -149,9 +149,9 @@ impl<'a> Resolver<'a> {
             let kind = top.kind;
             let e = self.pack.entries[c as usize];
             let mut delta_buf = std::mem::take(&mut self.delta_buf);
-            inflate::exact(&mut self.d, self.pack.data(c), e.size as usize, &mut delta_buf).ok_or_else(|| PackError::at(e.offset, "inflate failed on the second pass"))?;
+            inflate::exact(&mut self.d, self.pack.data(c), e.size as usize, &mut delta_buf).ok_or_else(|| Error::at(e.offset, "inflate failed on the second pass"))?;
             let top = stack.last().expect("not empty");
-            let result = delta::apply(&top.data, &delta_buf).map_err(|err| PackError::at(e.offset, err))?;
+            let result = delta::apply(&top.data, &delta_buf).map_err(|err| Error::at(e.offset, err))?;
             self.delta_buf = delta_buf;
             let id = object_id(kind, &result, e.offset)?;
             self.out.push((c, id));

@@ -7,7 +7,7 @@
 use super::inflate::{Step, Stream};
 use super::object_id;
 use crate::pack::entry::{parse_header, BaseRef, Entry, Header, OBJ_OFS_DELTA, OBJ_REF_DELTA};
-use crate::pack::error::{PackError, Result};
+use crate::error::{Error, Result};
 
 /// An entry whose zlib stream has not ended yet.
 struct Partial {
@@ -50,7 +50,7 @@ impl Scanner {
         let len = self.pack.len();
         self.pack
             .try_reserve(n)
-            .map_err(|_| PackError::bad(format!("the pack does not fit in the WebAssembly core's memory ({} bytes and {} more); install the native package for this platform", len, n)))?;
+            .map_err(|_| Error::bad(format!("the pack does not fit in the WebAssembly core's memory ({} bytes and {} more); install the native package for this platform", len, n)))?;
         self.pack.resize(len + n, 0);
         Ok(&mut self.pack[len..])
     }
@@ -58,7 +58,7 @@ impl Scanner {
     /// The pack's whole size, when known (a file): reserved at once, not grown by doubling.
     pub fn expect(&mut self, total: usize) -> Result<()> {
         let more = total.saturating_sub(self.pack.len());
-        self.pack.try_reserve_exact(more).map_err(|_| PackError::bad(format!("the pack does not fit in the WebAssembly core's memory ({} bytes); install the native package for this platform", total)))
+        self.pack.try_reserve_exact(more).map_err(|_| Error::bad(format!("the pack does not fit in the WebAssembly core's memory ({} bytes); install the native package for this platform", total)))
     }
 
     /// Takes back the part of the last `reserve` that was not filled.
@@ -82,11 +82,11 @@ impl Scanner {
                     }
                     let h = &self.pack[..12];
                     if &h[..4] != b"PACK" {
-                        return Err(PackError::bad("pack signature mismatch: this is not a pack (no \"PACK\" at offset 0)"));
+                        return Err(Error::bad("pack signature mismatch: this is not a pack (no \"PACK\" at offset 0)"));
                     }
                     let version = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
                     if version != 2 && version != 3 {
-                        return Err(PackError::bad(format!("pack version {} unsupported", version)));
+                        return Err(Error::bad(format!("pack version {} unsupported", version)));
                     }
                     let c = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
                     self.count = Some(c);
@@ -111,14 +111,14 @@ impl Scanner {
                     BaseRef::None => 0,
                     BaseRef::Offset(o) => match self.entries.binary_search_by_key(&o, |e| e.offset) {
                         Ok(i) => i as u32,
-                        Err(_) => return Err(PackError::at(offset, format!("delta base offset {} is not the start of an entry", o))),
+                        Err(_) => return Err(Error::at(offset, format!("delta base offset {} is not the start of an entry", o))),
                     },
                     BaseRef::Id(id) => {
                         self.ref_bases.push(id);
                         (self.ref_bases.len() - 1) as u32
                     }
                 };
-                let size = usize::try_from(hdr.size).map_err(|_| PackError::at(offset, "object too large for the WebAssembly core"))?;
+                let size = usize::try_from(hdr.size).map_err(|_| Error::at(offset, "object too large for the WebAssembly core"))?;
                 let stream = Stream::new(size, std::mem::take(&mut self.spare));
                 self.partial = Some(Partial { hdr, offset, next: self.parsed + hdr.len, stream, base });
             }
@@ -128,13 +128,13 @@ impl Scanner {
                     p.next += consumed;
                     return Ok(());
                 }
-                Step::Bad(why) => return Err(PackError::at(p.offset, format!("bad zlib data ({})", why))),
-                Step::Long => return Err(PackError::at(p.offset, format!("inflates to more than the {} bytes its header says", p.hdr.size))),
+                Step::Bad(why) => return Err(Error::at(p.offset, format!("bad zlib data ({})", why))),
+                Step::Long => return Err(Error::at(p.offset, format!("inflates to more than the {} bytes its header says", p.hdr.size))),
                 Step::Done { consumed } => {
                     let p = self.partial.take().expect("set above");
                     let end = p.next + consumed;
                     if p.stream.written as u64 != p.hdr.size {
-                        return Err(PackError::at(p.offset, format!("inflates to {} bytes, its header says {}", p.stream.written, p.hdr.size)));
+                        return Err(Error::at(p.offset, format!("inflates to {} bytes, its header says {}", p.stream.written, p.hdr.size)));
                     }
                     let kind = p.hdr.kind;
                     let oid = if kind == OBJ_OFS_DELTA || kind == OBJ_REF_DELTA {
@@ -159,7 +159,7 @@ impl Scanner {
 
     fn trailer(&mut self) -> Result<()> {
         if self.pack.len() > self.parsed + 20 {
-            return Err(PackError::bad(format!("pack has junk after its trailer, at offset {}", self.parsed + 20)));
+            return Err(Error::bad(format!("pack has junk after its trailer, at offset {}", self.parsed + 20)));
         }
         Ok(())
     }
@@ -171,14 +171,14 @@ impl Scanner {
         let complete = self.partial.is_none() && self.count == Some(self.entries.len() as u32) && self.pack.len() == self.parsed + 20;
         if complete {
             if self.pack[self.parsed..] != digest[..] {
-                let (at, have) = (self.parsed, crate::pack::hex(&self.pack[self.parsed..]));
-                return Err(PackError::bad(format!("pack is corrupted (SHA-1 mismatch): trailer at offset {} is {}, the data hashes to {}", at, have, crate::pack::hex(digest))));
+                let (at, have) = (self.parsed, crate::oid::hex(&self.pack[self.parsed..]));
+                return Err(Error::bad(format!("pack is corrupted (SHA-1 mismatch): trailer at offset {} is {}, the data hashes to {}", at, have, crate::oid::hex(digest))));
             }
             self.checksum = Some(*digest);
         }
         match self.checksum {
             Some(c) => Ok(c),
-            None => Err(PackError::bad(match (&self.partial, self.count) {
+            None => Err(Error::bad(match (&self.partial, self.count) {
                 (Some(p), _) => format!("pack is truncated: it ends inside the object at offset {}", p.offset),
                 (None, None) => format!("pack is truncated: it ends at offset {} inside its 12-byte header", self.pack.len()),
                 (None, Some(c)) if (self.entries.len() as u32) < c => format!("pack is truncated: it ends inside the object at offset {}", self.parsed),

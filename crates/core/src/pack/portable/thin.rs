@@ -7,7 +7,7 @@ use super::resolve::{Graph, Pack, Resolver};
 use super::scan::Scanner;
 use super::object_id;
 use crate::pack::entry::{encode_header, is_delta, Entry, OBJ_REF_DELTA};
-use crate::pack::error::{PackError, Result};
+use crate::error::{Error, Result};
 use crate::pack::index::{self, IdxEntry};
 
 #[derive(Default)]
@@ -58,7 +58,7 @@ impl Indexer {
 
     /// Resolves the trees of `roots` here (one thread).
     pub fn resolve(&mut self, roots: &[u32]) -> Result<()> {
-        let g = self.graph.as_ref().ok_or_else(|| PackError::state("resolve before the end of input"))?;
+        let g = self.graph.as_ref().ok_or_else(|| Error::state("resolve before the end of input"))?;
         let mut r = Resolver::new(self.pack(), g);
         for &root in roots {
             let oid = self.scan.oids[root as usize];
@@ -86,7 +86,7 @@ impl Indexer {
 
     pub fn add_base(&mut self, oid: [u8; 20], kind: u8, data: Vec<u8>) -> Result<()> {
         if object_id(kind, &data, 0)? != oid {
-            return Err(PackError::bad(format!("the base supplied as {} has another object id", crate::pack::hex(&oid))));
+            return Err(Error::bad(format!("the base supplied as {} has another object id", crate::oid::hex(&oid))));
         }
         self.bases.push((oid, kind, data));
         Ok(())
@@ -149,7 +149,7 @@ impl Indexer {
     pub fn check_complete(&self) -> Result<()> {
         let left = self.done.iter().filter(|d| !**d).count();
         if left > 0 {
-            return Err(PackError::missing(format!("pack has {} unresolved deltas (their bases are neither in the pack nor supplied)", left)));
+            return Err(Error::missing(format!("pack has {} unresolved deltas (their bases are neither in the pack nor supplied)", left)));
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
-//! The indexer's errors: what kind (which becomes the JavaScript `err.code`) and a message
-//! that says where (pack offsets) and what to do.
+//! The core's one error type, for packs and the object database alike: what kind (which
+//! becomes the JavaScript `err.code`) and a message that says where (pack offsets, object ids)
+//! and what to do.
 
 use std::fmt;
 use std::io;
@@ -26,38 +27,38 @@ pub enum ErrorKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackError {
+pub struct Error {
     pub kind: ErrorKind,
     pub message: String,
 }
 
-pub type Result<T> = std::result::Result<T, PackError>;
+pub type Result<T> = std::result::Result<T, Error>;
 
-impl PackError {
+impl Error {
     pub fn bad(message: impl Into<String>) -> Self {
-        PackError { kind: ErrorKind::BadPack, message: message.into() }
+        Error { kind: ErrorKind::BadPack, message: message.into() }
     }
     /// Corrupt data in the entry at `offset`.
     pub fn at(offset: u64, what: impl fmt::Display) -> Self {
-        PackError::bad(format!("pack has bad object at offset {}: {}", offset, what))
+        Error::bad(format!("pack has bad object at offset {}: {}", offset, what))
     }
     pub fn missing(message: impl Into<String>) -> Self {
-        PackError { kind: ErrorKind::MissingBase, message: message.into() }
+        Error { kind: ErrorKind::MissingBase, message: message.into() }
     }
     pub fn missing_object(message: impl Into<String>) -> Self {
-        PackError { kind: ErrorKind::MissingObject, message: message.into() }
+        Error { kind: ErrorKind::MissingObject, message: message.into() }
     }
     /// The object-id hasher cannot start (a forced SHA-1 backend the CPU lacks).
     #[cfg(feature = "native")]
     pub fn sha1_backend() -> Result<()> {
-        super::sha1dc::select::current().map(|_| ()).map_err(|e| PackError { kind: ErrorKind::Sha1Backend, message: e.to_string() })
+        crate::pack::sha1dc::select::current().map(|_| ()).map_err(|e| Error { kind: ErrorKind::Sha1Backend, message: e.to_string() })
     }
     pub fn state(message: impl Into<String>) -> Self {
-        PackError { kind: ErrorKind::State, message: message.into() }
+        Error { kind: ErrorKind::State, message: message.into() }
     }
     /// An I/O error on `what` (a path or an operation).
     pub fn io(e: &io::Error, what: impl fmt::Display) -> Self {
-        PackError { kind: ErrorKind::Io(errno_name(e)), message: format!("{}: {}", what, e) }
+        Error { kind: ErrorKind::Io(errno_name(e).unwrap_or("EIO").to_string()), message: format!("{}: {}", what, e) }
     }
     /// The stable code JavaScript sees as `err.code`.
     pub fn code(&self) -> String {
@@ -74,39 +75,49 @@ impl PackError {
     }
 }
 
-impl fmt::Display for PackError {
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for PackError {}
+impl std::error::Error for Error {}
 
+/// The symbolic errno of an I/O error ("ENOSPC", "EADDRINUSE"), or None for one not named here.
 #[cfg(not(feature = "native"))]
-fn errno_name(_: &io::Error) -> String {
-    "EIO".to_string()
+pub fn errno_name(_: &io::Error) -> Option<&'static str> {
+    None
 }
 
+/// The symbolic errno of an I/O error ("ENOSPC", "EADDRINUSE"), or None for one not named here.
 #[cfg(feature = "native")]
-fn errno_name(e: &io::Error) -> String {
-    let name = match e.raw_os_error() {
-        Some(libc::ENOENT) => "ENOENT",
-        Some(libc::EEXIST) => "EEXIST",
-        Some(libc::EACCES) => "EACCES",
-        Some(libc::EPERM) => "EPERM",
-        Some(libc::ENOSPC) => "ENOSPC",
-        Some(libc::EDQUOT) => "EDQUOT",
-        Some(libc::EROFS) => "EROFS",
-        Some(libc::EISDIR) => "EISDIR",
-        Some(libc::ENOTDIR) => "ENOTDIR",
-        Some(libc::EMFILE) => "EMFILE",
-        Some(libc::ENFILE) => "ENFILE",
-        Some(libc::ENOMEM) => "ENOMEM",
-        Some(libc::EFBIG) => "EFBIG",
-        Some(libc::EINVAL) => "EINVAL",
-        Some(libc::ELOOP) => "ELOOP",
-        Some(libc::ENAMETOOLONG) => "ENAMETOOLONG",
-        _ => "EIO",
-    };
-    name.to_string()
+pub fn errno_name(e: &io::Error) -> Option<&'static str> {
+    Some(match e.raw_os_error()? {
+        libc::ENOENT => "ENOENT",
+        libc::EEXIST => "EEXIST",
+        libc::EACCES => "EACCES",
+        libc::EPERM => "EPERM",
+        libc::ENOSPC => "ENOSPC",
+        libc::EDQUOT => "EDQUOT",
+        libc::EROFS => "EROFS",
+        libc::EISDIR => "EISDIR",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EMFILE => "EMFILE",
+        libc::ENFILE => "ENFILE",
+        libc::ENOMEM => "ENOMEM",
+        libc::EFBIG => "EFBIG",
+        libc::EINVAL => "EINVAL",
+        libc::ELOOP => "ELOOP",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
+        libc::ENOPROTOOPT => "ENOPROTOOPT",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::ENETUNREACH => "ENETUNREACH",
+        libc::EHOSTUNREACH => "EHOSTUNREACH",
+        _ => return None,
+    })
 }
