@@ -274,6 +274,16 @@ mod tests {
     }
 
     #[test]
+    fn hfs_reads_dotgit_through_ignorable_code_points() {
+        // Applied on macOS only (core.protectHFS's default), checked everywhere.
+        assert!(hfs_dot(".g\u{200c}it".as_bytes(), b"git"));
+        assert!(hfs_dot("\u{feff}.GIT".as_bytes(), b"git"));
+        assert!(hfs_dot(".gitmodules\u{200d}".as_bytes(), b"gitmodules"));
+        assert!(!hfs_dot(".gitx".as_bytes(), b"git"));
+        assert!(!hfs_dot("g.it".as_bytes(), b"git"));
+    }
+
+    #[test]
     fn links_named_like_gitmodules_are_refused_as_git_does() {
         let id = [9u8; 20];
         for name in [&b".gitmodules"[..], b".GITMODULES ", b"gitmod~1", b"gi7eba~9", b".gitmodules:$DATA"] {
