@@ -113,6 +113,22 @@ for (const name of ['refs/heads/a..b', 'refs/heads/x.lock', 'refs/heads/ctl\x01c
   });
 }
 
+for (const target of ['refs/heads/../../config', '/etc/passwd', 'refs/heads/x\x01y', 'HEAD', 'refs/heads/nonexistent']) {
+  test(`HEAD as a symref to ${JSON.stringify(target)}`, async (t) => {
+    const r = await cloneFrom(t, { refs: [`${good.commit} HEAD symref-target:${target}`, `${good.commit} refs/heads/main`], pack: good.pack });
+    // As git's guess_remote_head: a target that is no listed branch leaves HEAD detached at the
+    // remote HEAD's commit (or the clone is refused); never a HEAD or config naming the target.
+    if (r.code !== 0) return refused(t, r, /symref|invalid|HEAD/);
+    t.deepEqual(readdirSync(r.sandbox), ['clone']);
+    const head = (await run('cat', [join(r.dst, '.git', 'HEAD')])).stdout.trim();
+    t.true(head === good.commit || head === 'ref: refs/heads/main', `.git/HEAD is ${JSON.stringify(head)}`);
+    const cfg = (await run('git', ['config', '--list'], { cwd: r.dst })).stdout;
+    t.notRegex(cfg, /\.\.|passwd|nonexistent|\x01/);
+    await git(['fsck', '--strict'], { cwd: r.dst });
+    t.true(r.rssMb <= MAX_RSS_MB);
+  });
+}
+
 function treeCase(entries: Parameters<typeof treeData>[0], blobs: Buffer[], subtrees: Buffer[] = []): { commit: string; pack: Buffer } {
   const t = treeData(entries);
   const c = commitData(objectId('tree', t));

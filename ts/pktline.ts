@@ -157,6 +157,8 @@ export class PktReader {
   }
 
   private take(n: number): Buffer {
+    // An empty packet ("0004") may come when nothing else is buffered.
+    if (n === 0) return Buffer.alloc(0);
     const first = this.chunks[0]!;
     if (first.length >= n) {
       // A view, not a copy: a million small packets must not mean a million small allocations.

@@ -131,7 +131,8 @@ const v2Capabilities: TsTarget = {
   async run(input) {
     const h = await readHandshake(new PktReader(streamOf(input)));
     if (h.version !== 2) return { verdict: 'parsed' };
-    const again = parseV2Advertisement([...h.caps].map(([k, v]) => ({ kind: 'data', data: Buffer.from(v === true ? k : `${k}=${v}`) })));
+    // Re-encoded as servers send them: one LF-ended line per capability.
+    const again = parseV2Advertisement([...h.caps].map(([k, v]) => ({ kind: 'data', data: Buffer.from(`${v === true ? k : `${k}=${v}`}\n`) })));
     check(isDeepStrictEqual(again, h.caps), () => 'capabilities re-encode differently');
     return { verdict: 'parsed', resultBytes: json([...h.caps]) };
   },

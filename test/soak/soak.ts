@@ -2,8 +2,9 @@
 // concurrent stock-git clones for a while, kill -9'd and restarted at random moments, with
 // clients cut mid-transfer (SIGINT, as a user's Ctrl-C). Checks: every clone git reports as
 // done passes `git fsck`; every failed one leaves nothing behind; every restart binds in under
-// a second; the daemon's RSS is sampled throughout (its growth over the kill-free last phase
-// is what a long-running daemon would show).
+// a second; the daemon's RSS is sampled throughout (its growth over the kill-free last phase,
+// median of its last minute against median of its first minute after a 20 s warm-up, is what a
+// long-running daemon would show).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -32,7 +33,7 @@ export interface SoakReport {
   clients: number;
   clones: { ok: number; failed: number; cut: number; corrupt: number; leftBehind: number; byRepo: Record<string, number> };
   restarts: { count: number; bindMs: number[]; maxBindMs: number; startToReadyMs: number[]; failed: number };
-  rss: { firstMb: number; peakMb: number; steadyStartMb: number; steadyEndMb: number; steadyGrowthMb: number; steadySeconds: number };
+  rss: { firstMb: number; peakMb: number; steadyStartMb: number; steadyEndMb: number; steadyGrowthMb: number; steadySeconds: number; steadyTimeline: [number, number][] };
   problems: string[];
 }
 
@@ -62,7 +63,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     clients: o.clients,
     clones: { ok: 0, failed: 0, cut: 0, corrupt: 0, leftBehind: 0, byRepo: {} },
     restarts: { count: 0, bindMs: [], maxBindMs: 0, startToReadyMs: [], failed: 0 },
-    rss: { firstMb: 0, peakMb: 0, steadyStartMb: 0, steadyEndMb: 0, steadyGrowthMb: 0, steadySeconds: 0 },
+    rss: { firstMb: 0, peakMb: 0, steadyStartMb: 0, steadyEndMb: 0, steadyGrowthMb: 0, steadySeconds: 0, steadyTimeline: [] },
     problems: [],
   };
   const nginxCtx = { teardowns: [] as (() => unknown)[], teardown(f: () => unknown) { this.teardowns.push(f); } };
@@ -185,10 +186,21 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     // wave of requests) to the end.
     const steady = samples.filter((s) => s.pid === daemon!.pid && s.at >= Math.max(steadyFrom, (steadyFrom || start) + 10_000));
     if (steady.length >= 2) {
-      report.rss.steadyStartMb = mb(steady[0]!.kb);
-      report.rss.steadyEndMb = mb(steady.at(-1)!.kb);
+      // RSS moves with the requests in flight and the collector: compare medians, of the first
+      // minute after a 20 s warm-up and of the last minute.
+      const t0 = steady[0]!.at;
+      const median = (xs: number[]) => (xs.length ? xs.sort((a, b) => a - b)[xs.length >> 1]! : 0);
+      const early = steady.filter((x) => x.at - t0 >= 20_000 && x.at - t0 < 80_000).map((x) => x.kb);
+      const late = steady.filter((x) => steady.at(-1)!.at - x.at < 60_000).map((x) => x.kb);
+      report.rss.steadyStartMb = mb(median(early.length ? early : [steady[0]!.kb]));
+      report.rss.steadyEndMb = mb(median(late));
       report.rss.steadyGrowthMb = Math.round((report.rss.steadyEndMb - report.rss.steadyStartMb) * 10) / 10;
       report.rss.steadySeconds = Math.round((steady.at(-1)!.at - steady[0]!.at) / 1000);
+      // Seconds into the steady phase -> MB, every 10 s: a leak climbs, a warm-up levels off.
+      for (const x of steady) {
+        const sec = Math.round((x.at - steady[0]!.at) / 1000);
+        if (sec >= (report.rss.steadyTimeline.at(-1)?.[0] ?? -10) + 10) report.rss.steadyTimeline.push([sec, mb(x.kb)]);
+      }
     }
     report.restarts.maxBindMs = Math.max(0, ...report.restarts.bindMs.slice(1));
     return report;
