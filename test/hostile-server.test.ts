@@ -145,6 +145,8 @@ const treeCases: [string, ReturnType<typeof treeCase>][] = [
   ['.git/hooks/x as one name', treeCase([{ mode: '100755', name: '.git/hooks/x', oid: pid }], [payload])],
   ['.git as a directory', treeCase([{ mode: '40000', name: '.git', oid: objectId('tree', hooksDir) }], [payload], [hooksTree, hooksDir])],
   ['.GIT', treeCase([{ mode: '40000', name: '.GIT', oid: objectId('tree', hooksDir) }], [payload], [hooksTree, hooksDir])],
+  ['git~1', treeCase([{ mode: '40000', name: 'git~1', oid: objectId('tree', hooksDir) }], [payload], [hooksTree, hooksDir])],
+  ['.git with a trailing space', treeCase([{ mode: '40000', name: '.git ', oid: objectId('tree', hooksDir) }], [payload], [hooksTree, hooksDir])],
   ['a name with NUL', treeCase([{ mode: '100644', name: Buffer.from('a\0b'), oid: pid }], [payload])],
   [
     'a symlink and a directory through it',
