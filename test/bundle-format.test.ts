@@ -65,14 +65,17 @@ test('headers that are not bundles, or ask for what we lack, are refused', (t) =
 
 test('bundle lists: protocol lines as git sends them, config files, relative URIs, bad lists', (t) => {
   const entries = [
-    { id: 'b-1', uri: 'https://cdn.example/r/one.bundle', creationToken: 10 },
-    { id: 'b-2', uri: 'https://cdn.example/r/two.bundle', creationToken: 20 },
+    { id: 'b-1', uri: 'https://cdn.example/r/one.bundle', creationToken: 10n },
+    { id: 'b-2', uri: 'https://cdn.example/r/two.bundle', creationToken: 20n },
   ];
   const lines = bundleListPairs(entries).map(([k, v]) => `${k}=${v}`);
   t.true(lines.includes('bundle.b-1.creationtoken=10'), 'lower-case key, as git matches it');
   const fromLines = parseBundleListLines([...lines, 'garbage', 'bundle.x=']);
   t.deepEqual(fromLines, { mode: 'all', heuristic: 'creationToken', bundles: entries });
   t.deepEqual(parseBundleListFile(formatBundleListFile(entries), 'https://cdn.example/r/list'), fromLines);
+  // Tokens are unsigned 64-bit, as git keeps them: exact past 2^53, refused past 2^64 - 1.
+  const big = parseBundleListLines(['bundle.version=1', 'bundle.mode=all', 'bundle.a.uri=https://h/a', 'bundle.a.creationtoken=18446744073709551615', 'bundle.b.uri=https://h/b', 'bundle.b.creationtoken=18446744073709551616', 'bundle.c.uri=https://h/c', 'bundle.c.creationtoken=9007199254740993']);
+  t.deepEqual(big.bundles.map((b) => b.creationToken), [18446744073709551615n, null, 9007199254740993n]);
   const rel = parseBundleListFile('[bundle]\n\tversion = 1\n\tmode = any\n[bundle "a"]\n\turi = a.bundle\n[bundle "b"]\n\turi = /top/b.bundle\n', 'https://h.example/x/list');
   t.deepEqual(rel.bundles.map((b) => b.uri), ['https://h.example/x/a.bundle', 'https://h.example/top/b.bundle']);
   t.is(rel.heuristic, null);

@@ -10,7 +10,8 @@ export interface BundleListEntry {
   id: string;
   /** Absolute (resolved against the list's own URI when relative). */
   uri: string;
-  creationToken: number | null;
+  /** git keeps it as a 64-bit unsigned integer, so it is a bigint here. */
+  creationToken: bigint | null;
 }
 
 export interface BundleList {
@@ -22,6 +23,7 @@ export interface BundleList {
 /** Bound on the bundles of one list. */
 export const MAX_BUNDLES = 10_000;
 const ID_RE = /^[A-Za-z0-9-]+$/;
+const MAX_TOKEN = (1n << 64n) - 1n;
 
 /**
  * Builds a list from `bundle.*` pairs (keys as git-config names them). `base` is the URI the list
@@ -58,10 +60,17 @@ export function bundleListFromPairs(pairs: Iterable<[string, string]>, base: str
   const bundles: BundleListEntry[] = [];
   for (const [id, b] of byId) {
     if (!b.uri) continue;
-    const token = b.creationToken !== undefined && /^\d{1,19}$/.test(b.creationToken) ? Number(b.creationToken) : null;
+    const token = parseCreationToken(b.creationToken);
     bundles.push({ id, uri: resolveBundleUri(b.uri, base), creationToken: token });
   }
   return { mode, heuristic, bundles };
+}
+
+/** A creationToken as git reads it (an unsigned 64-bit decimal), or null when it is not one. */
+export function parseCreationToken(value: string | undefined): bigint | null {
+  if (value === undefined || !/^\d{1,20}$/.test(value)) return null;
+  const token = BigInt(value);
+  return token <= MAX_TOKEN ? token : null;
 }
 
 /** A relative URI against the list's URI (as git: relative to it, or to its host with a '/'). */
@@ -104,7 +113,7 @@ export function parseBundleListFile(text: string, base: string): BundleList {
  * them: normalized as git config names them (variable names lower-case). git's client matches
  * `creationtoken` exactly, so the camel-case spelling on the wire would be ignored.
  */
-export function bundleListPairs(bundles: { id: string; uri: string; creationToken: number }[]): [string, string][] {
+export function bundleListPairs(bundles: { id: string; uri: string; creationToken: number | bigint }[]): [string, string][] {
   const out: [string, string][] = [
     ['bundle.version', '1'],
     ['bundle.mode', 'all'],
@@ -122,7 +131,7 @@ function configValue(v: string): string {
 }
 
 /** The same list as a file in git config format (for `--bundle-uri` and `fetch.bundleURI`). */
-export function formatBundleListFile(bundles: { id: string; uri: string; creationToken: number }[]): string {
+export function formatBundleListFile(bundles: { id: string; uri: string; creationToken: number | bigint }[]): string {
   let out = '[bundle]\n\tversion = 1\n\tmode = all\n\theuristic = creationToken\n';
   for (const b of bundles) out += `\n[bundle "${b.id}"]\n\turi = ${configValue(b.uri)}\n\tcreationToken = ${b.creationToken}\n`;
   return out;

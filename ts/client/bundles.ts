@@ -19,7 +19,7 @@ import { MpgitError } from '../errors.js';
 import { AGENT } from '../protocol/capabilities.js';
 import { humanBytes, type ProgressSink } from '../progress.js';
 import { BundleError, looksLikeBundle, readBundleHeader, type BundleRef } from '../bundle/format.js';
-import { parseBundleListFile, parseBundleListLines, type BundleList, type BundleListEntry } from '../bundle/list.js';
+import { parseBundleListFile, parseBundleListLines, parseCreationToken, type BundleList, type BundleListEntry } from '../bundle/list.js';
 import { ObjectDb } from '../repo/odb.js';
 import { writeRef } from '../repo/refs.js';
 import { setConfigValue } from '../repo/config-write.js';
@@ -37,13 +37,13 @@ export interface BundleOptions {
   downloadDir: string;
   mptcp?: boolean;
   /** Only bundles with a creationToken above this (fetch.bundleCreationToken). */
-  minToken?: number | null;
+  minToken?: bigint | null;
   download?: ReceiveUrisOptions['download'];
 }
 
 export interface AppliedBundle {
   uri: string;
-  creationToken: number | null;
+  creationToken: bigint | null;
   refs: BundleRef[];
   objects: number;
   bytes: number;
@@ -54,7 +54,7 @@ export interface BundlesResult {
   /** The list uses the creationToken heuristic (fetch.bundleURI is then worth keeping). */
   heuristic: boolean;
   /** The largest creationToken applied, null when none was. */
-  maxToken: number | null;
+  maxToken: bigint | null;
   /** Why some or all bundles were not used (the one warning printed), or null. */
   failure: string | null;
 }
@@ -136,7 +136,10 @@ export async function applyBundleList(gitDir: string, list: BundleList, opts: Bu
   if (heuristic && opts.minToken != null) todo = todo.filter((b) => b.creationToken !== null && b.creationToken > opts.minToken!);
   if (!todo.length) return result;
   // Oldest first: an increment needs what the ones before it bring.
-  todo = [...todo].sort((a, b) => (a.creationToken ?? 0) - (b.creationToken ?? 0));
+  todo = [...todo].sort((a, b) => {
+    const [x, y] = [a.creationToken ?? 0n, b.creationToken ?? 0n];
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
   const failures: string[] = [];
   const files = new Map<BundleListEntry, string>();
   if (list.mode === 'any') {
@@ -175,7 +178,7 @@ export async function applyBundleList(gitDir: string, list: BundleList, opts: Bu
           // As git 2.55: refs/<x> of the bundle becomes refs/bundles/<x>.
           for (const r of header.refs) if (r.name.startsWith('refs/')) writeRef(gitDir, `refs/bundles/${r.name.slice('refs/'.length)}`, r.oid);
           result.applied.push({ uri: b.uri, creationToken: b.creationToken, refs: header.refs, objects: pack.objectCount, bytes: pack.bytes });
-          if (b.creationToken !== null) result.maxToken = Math.max(result.maxToken ?? 0, b.creationToken);
+          if (b.creationToken !== null && (result.maxToken === null || b.creationToken > result.maxToken)) result.maxToken = b.creationToken;
           opts.verbose?.(`Bundle ${b.uri}: ${pack.objectCount} objects (${humanBytes(pack.bytes)}) indexed in ${((Date.now() - started) / 1000).toFixed(2)} s, ${header.refs.length} ref${header.refs.length === 1 ? '' : 's'}`);
           progress = true;
         } catch (e) {
@@ -333,8 +336,8 @@ export async function seedFetchFromBundles(gitDir: string, uri: string, token: s
     opts.say?.(`warning: failed to fetch bundles from '${uri}': ${(e as Error).message}`);
     return { applied: [], heuristic: false, maxToken: null, failure: (e as Error).message };
   }
-  const minToken = token !== undefined && /^\d{1,19}$/.test(token) ? Number(token) : null;
+  const minToken = parseCreationToken(token);
   const r = await applyBundleList(gitDir, list, { ...opts, minToken, downloadDir: join(gitDir, FETCH_BUNDLE_DIR) });
-  if (r.heuristic && r.maxToken !== null && r.maxToken > (minToken ?? 0)) setConfigValue(join(gitDir, 'config'), 'fetch.bundleCreationToken', String(r.maxToken));
+  if (r.heuristic && r.maxToken !== null && r.maxToken > (minToken ?? 0n)) setConfigValue(join(gitDir, 'config'), 'fetch.bundleCreationToken', String(r.maxToken));
   return r;
 }
