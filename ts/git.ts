@@ -2,7 +2,7 @@
 // `rev-list`, `for-each-ref`). This module runs it in an environment that cannot point it at
 // another repository, with bounded captured output and errors that carry git's own message.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { MpgitError } from './errors.js';
 
 /** Environment variables that point git at a repository: never inherited by a service. */
@@ -116,6 +116,35 @@ function run(place: Place, args: string[], opts: GitRunOptions): Promise<{ stdou
     child.stdin!.on('error', () => {});
     child.stdin!.end(opts.input ?? '');
   });
+}
+
+/** What a synchronous git run gave: exit status, output (bounded), and why it could not run. */
+export interface GitSyncResult {
+  status: number | null;
+  stdout: Buffer;
+  stderr: string;
+  /** Set when git could not run (ENOENT: not installed) or its output passed the bound (ENOBUFS). */
+  error: NodeJS.ErrnoException | null;
+}
+
+/**
+ * Runs git to completion synchronously in `cwd`, with `env` (the user's environment by default),
+ * for the few steps that cannot wait: reading the configuration at start-up, setting up
+ * submodules. `inherit` shows git's output to the user instead of capturing it.
+ */
+export function runGitSync(cwd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; maxOutput?: number; inherit?: boolean } = {}): GitSyncResult {
+  const r = spawnSync('git', args, {
+    cwd,
+    env: opts.env ?? process.env,
+    maxBuffer: opts.maxOutput ?? MAX_CAPTURE,
+    stdio: opts.inherit ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'],
+  });
+  return {
+    status: r.status,
+    stdout: r.stdout ?? Buffer.alloc(0),
+    stderr: r.stderr ? r.stderr.toString().slice(0, MAX_STDERR) : '',
+    error: (r.error as NodeJS.ErrnoException | undefined) ?? null,
+  };
 }
 
 /** stdout as text without the final newline. */

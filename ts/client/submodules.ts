@@ -3,10 +3,10 @@
 // work tree and checks out the recorded commit); submodules at other URLs git clones itself.
 // Nested submodules get the same treatment, level by level.
 
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, renameSync, rmSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { MpgitError } from '../errors.js';
+import { runGitSync } from '../git.js';
 import { readConfig } from '../config/read.js';
 import { rewriteUrl } from '../config/insteadof.js';
 import { findRepository } from '../repo/layout.js';
@@ -22,10 +22,10 @@ export interface SubmoduleOptions {
 const MAX_QUERY_BYTES = 4 << 20;
 
 function git(workTree: string, args: string[], inherit = false): string {
-  const r = spawnSync('git', args, { cwd: workTree, stdio: inherit ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'], maxBuffer: MAX_QUERY_BYTES });
+  const r = runGitSync(workTree, args, { maxOutput: MAX_QUERY_BYTES, inherit });
   if (r.error) throw new MpgitError('MPGIT_GIT', `--recurse-submodules needs git: ${r.error.message}`, 'install git, or clone without --recurse-submodules');
   if (r.status !== 0) {
-    const said = inherit ? `exit ${r.status}` : r.stderr.toString().trim();
+    const said = inherit ? `exit ${r.status}` : r.stderr.trim();
     throw new MpgitError('MPGIT_SUBMODULE', `git ${args.join(' ')} failed in ${workTree}: ${said}`, 'the clone itself is complete; finish with `git submodule update --init --recursive`');
   }
   return inherit ? '' : r.stdout.toString();

@@ -2,11 +2,11 @@
 // installed (every scope, includes and conditions exactly as git reads them), else the files
 // read by mpgit's own parser (ts/config/files.ts), which says once what it leaves out.
 
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { MpgitError } from '../errors.js';
+import { runGitSync, type GitSyncResult } from '../git.js';
 import { GitConfig } from '../repo/config.js';
 import { readConfigFiles, type Scope, type ScopedEntry } from './files.js';
 
@@ -48,21 +48,21 @@ function readWithGit(gitDir: string | null, env: NodeJS.ProcessEnv): ScopedEntry
     delete runEnv.GIT_WORK_TREE;
     runEnv.GIT_CEILING_DIRECTORIES = dirname(nowhere!);
   }
-  let r: ReturnType<typeof spawnSync>;
+  let r: GitSyncResult;
   try {
-    r = spawnSync('git', ['config', '--list', '--show-scope', '-z'], { cwd: nowhere ?? gitDir!, env: runEnv, maxBuffer: MAX_CONFIG_BYTES, stdio: ['ignore', 'pipe', 'pipe'] });
+    r = runGitSync(nowhere ?? gitDir!, ['config', '--list', '--show-scope', '-z'], { env: runEnv, maxOutput: MAX_CONFIG_BYTES });
   } finally {
     if (nowhere) rmdirSync(nowhere);
   }
-  const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
+  const code = r.error?.code;
   if (code === 'ENOENT') return null;
   if (code === 'ENOBUFS') throw new MpgitError('MPGIT_BAD_CONFIG', `the git configuration is larger than ${MAX_CONFIG_BYTES >> 20} MiB`, 'look for a runaway include.path');
   if (r.error) throw new MpgitError('MPGIT_BAD_CONFIG', `could not run git config: ${r.error.message}`);
   if (r.status !== 0) {
-    const said = (r.stderr as Buffer).toString().trim().split('\n').pop()?.replace(/^fatal: /, '') ?? `git config exited ${r.status}`;
+    const said = r.stderr.trim().split('\n').pop()?.replace(/^fatal: /, '') ?? `git config exited ${r.status}`;
     throw new MpgitError('MPGIT_BAD_CONFIG', said, 'fix the configuration file it names (git config --edit)');
   }
-  return parseListZ((r.stdout as Buffer).toString('utf8'));
+  return parseListZ(r.stdout.toString('utf8'));
 }
 
 /** `--show-scope -z` output: scope NUL key [LF value] NUL ... */
