@@ -11,11 +11,11 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createServer, type AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { nativePackMissing } from '../ts/pack/native.js';
 import { machine, machineLine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
+import { freePort } from '../test/helpers/proc.js';
 
 const MPGIT = join(BENCH_ROOT, '..', 'bin', 'mpgit');
 /** Longest wait for the daemon to come up. */
@@ -27,17 +27,6 @@ interface Case {
   args: (url: string, dir: string) => string[];
   env?: NodeJS.ProcessEnv;
   unavailable?: string | null;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function startDaemon(base: string, allowFilter: boolean): Promise<{ port: number; stop: () => void }> {

@@ -18,22 +18,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import net from 'node:net';
-import { machine, printTable, round, writeJson, type Row } from './lib/bench.js';
+import { cpuSeconds, machine, printTable, round, writeJson, type Row } from './lib/bench.js';
+import { freePort } from '../test/helpers/proc.js';
 import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
 
 const MPGIT = join(BENCH_ROOT, '..', 'bin', 'mpgit');
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const CLONE_TIMEOUT_MS = 30 * 60_000;
 
 function sh(cmd: string, args: string[], cwd?: string): string {
   return execFileSync(cmd, args, { cwd, encoding: 'utf8', maxBuffer: 1 << 28 });
-}
-
-/** CPU seconds of a process and its reaped children (utime stime cutime cstime). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return [11, 12, 13, 14].reduce((a, i) => a + Number(f[i]), 0) / CLK_TCK;
 }
 
 /** Children of a process not yet exited and reaped (their CPU is not in cutime until then). */
@@ -43,17 +36,6 @@ function children(pid: number): number {
     n += readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).length;
   }
   return n;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => res(port));
-    });
-  });
 }
 
 interface Server {

@@ -14,44 +14,23 @@
 //   npm run bench:offload [-- --preset small|medium|bench] [--runs N] [--base-back N] [--concurrent N]
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import net from 'node:net';
-import { machine, median, printTable, round, writeJson, type Row } from './lib/bench.js';
+import { cpuSeconds, machine, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
 import { startNginx } from '../test/helpers/nginx.js';
 import { currentGit } from '../test/helpers/current-git.js';
+import { freePort } from '../test/helpers/proc.js';
 
 const MPGIT = join(BENCH_ROOT, '..', 'bin', 'mpgit');
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const CLONE_TIMEOUT_MS = 30 * 60_000;
 /** Wait for the daemon to log a connection's end after the client exited. */
 const LOG_WAIT_MS = 10_000;
 
 function sh(cmd: string, args: string[], cwd?: string): string {
   return execFileSync(cmd, args, { cwd, encoding: 'utf8', maxBuffer: 1 << 28 });
-}
-
-/** CPU seconds of a process and its reaped children, from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14-17 of stat(5) (utime stime cutime cstime); f[0] is field 3.
-  const ticks = [11, 12, 13, 14].reduce((a, i) => a + Number(f[i]), 0);
-  return ticks / CLK_TCK;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 interface Daemon {

@@ -137,3 +137,12 @@ export function writeJson(name: string, data: unknown): string {
 
 /** Rounds for display. */
 export const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** CPU seconds of a process and its reaped children: fields 14-17 of /proc/<pid>/stat (utime stime cutime cstime). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return [11, 12, 13, 14].reduce((a, i) => a + Number(f[i]), 0) / CLK_TCK;
+}
