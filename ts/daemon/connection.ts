@@ -155,6 +155,7 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
   let service: ServiceName | null = null;
   let exitCode = 1;
   let repo: string | null = null;
+  let path: string | null = null;
   let outcome: Pick<TransferRecord, 'result' | 'refusal' | 'cache' | 'packfileUris'> = { result: 'gone', refusal: null, cache: null, packfileUris: 0 };
 
   const disconnected = (info: ConnInfo | null, extra: { why?: string } = {}) => {
@@ -168,6 +169,7 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
       {
         exitCode,
         service,
+        path,
         mptcp: info?.mptcp ?? io.mptcp,
         subflows: info?.subflows ?? null,
         subflowsUsed: info?.subflowsUsed ?? null,
@@ -223,6 +225,7 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
     log.info('extended-attribute', `Extended attribute "protocol": ${p}`, { name: 'protocol', value: p });
   }
   service = serviceOf(request.service);
+  path = request.path;
   log.info('request', `Request ${service} for '${request.path}'`, { service, path: request.path });
 
   if (io.overLimit()) {

@@ -20,11 +20,26 @@ const BATCH = 8192;
  */
 export const LARGE_HAVES = 16384;
 
+/**
+ * Haves per storage block. Fixed-size blocks, not one buffer doubled: glibc raises its mmap
+ * threshold after a large buffer is freed, so doubled buffers of later requests land in the
+ * brk heap and stay resident long after the request (measured: 50-70 MB kept after three
+ * 1,000,000-have requests). Blocks of one size are reused by every later request instead.
+ */
+const BLOCK = 3276;
+
 let held = 0;
+
+/** The value of one lowercase hex digit's byte, or -1 (object ids are lowercase on the wire). */
+function nibble(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  return -1;
+}
 let largeBusy: Promise<void> = Promise.resolve();
 
 export class HaveList {
-  private buf = Buffer.alloc(0);
+  private blocks: Buffer[] = [];
   private n = 0;
   /** Have lines received, kept or not. */
   received = 0;
@@ -44,21 +59,25 @@ export class HaveList {
     return before;
   }
 
-  /** Takes one have (40 hex digits, already checked). */
-  add(hex: string): void {
+  /**
+   * Takes one have from its 40 hex digits as bytes (no string per line: a million haves must
+   * not mean a million strings). False, and nothing kept, when they are not lowercase hex.
+   */
+  add(hex: Buffer): boolean {
+    if (hex.length !== 40) return false;
+    for (let i = 0; i < 40; i++) if (nibble(hex[i]!) < 0) return false;
     this.received++;
     if (this.released || this.n >= MAX_HAVES || held >= TOTAL_HAVES) {
       this.ignored++;
-      return;
+      return true;
     }
-    if ((this.n + 1) * 20 > this.buf.length) {
-      const next = Buffer.allocUnsafe(Math.min(MAX_HAVES * 20, Math.max(4096, this.buf.length * 2)));
-      this.buf.copy(next, 0, 0, this.n * 20);
-      this.buf = next;
-    }
-    this.buf.write(hex, this.n * 20, 'hex');
+    const at = this.n % BLOCK;
+    if (at === 0) this.blocks.push(Buffer.allocUnsafe(BLOCK * 20));
+    const block = this.blocks[this.blocks.length - 1]!;
+    for (let i = 0; i < 20; i++) block[at * 20 + i] = (nibble(hex[2 * i]!) << 4) | nibble(hex[2 * i + 1]!);
     this.n++;
     held++;
+    return true;
   }
 
   get count(): number {
@@ -69,7 +88,7 @@ export class HaveList {
   *batches(size = BATCH): Generator<string[]> {
     for (let i = 0; i < this.n; i += size) {
       const out: string[] = [];
-      for (let j = i; j < Math.min(this.n, i + size); j++) out.push(this.buf.toString('hex', j * 20, j * 20 + 20));
+      for (let j = i; j < Math.min(this.n, i + size); j++) out.push(this.at(j));
       yield out;
     }
   }
@@ -84,13 +103,18 @@ export class HaveList {
     const db = ObjectDb.openSync(gitDir);
     try {
       for (let i = 0; i < this.n; i++) {
-        const o = this.buf.toString('hex', i * 20, i * 20 + 20);
+        const o = this.at(i);
         if (!seen.has(o) && (tips.has(o) || db.hasSync(o))) seen.add(o);
       }
     } finally {
       db.close();
     }
     return [...seen];
+  }
+
+  private at(i: number): string {
+    const k = (i % BLOCK) * 20;
+    return this.blocks[Math.floor(i / BLOCK)]!.toString('hex', k, k + 20);
   }
 
   /** Gives the memory back (the request is answered). */
@@ -100,7 +124,7 @@ export class HaveList {
     this.leaveLarge?.();
     held -= this.n;
     this.n = 0;
-    this.buf = Buffer.alloc(0);
+    this.blocks = [];
   }
 }
 

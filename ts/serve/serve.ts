@@ -15,7 +15,6 @@ import { gitText } from '../git.js';
 import { BadRequestError, handleFetch, parseFetchArgs } from './fetch.js';
 import type { CommandRequest } from './command.js';
 import { HaveList } from './haves.js';
-import { isOid } from '../oid.js';
 import { ResponseWriter } from './response.js';
 
 /** Bound on the argument lines of one command request other than haves (wants of a big mirror fit). */
@@ -46,6 +45,11 @@ export interface SessionStats {
   bytesOut: number;
 }
 
+/** Whether a packet is a `have` line (by its bytes: no string is made for the million-line case). */
+function isHave(data: Buffer): boolean {
+  return data.length >= 5 && data[0] === 0x68 && data[1] === 0x61 && data[2] === 0x76 && data[3] === 0x65 && data[4] === 0x20;
+}
+
 /**
  * Reads one command request; null when the client ends the session (flush or hang-up).
  * Memory: a string per argument line, 20 bytes per have; the request itself is not kept.
@@ -69,16 +73,17 @@ export async function readCommand(reader: PktReader): Promise<CommandRequest | n
       if (p.kind === 'data') {
         bytes += p.data.length + 4;
         if (bytes > MAX_REQUEST_BYTES) throw new BadRequestError(`request of more than ${MAX_REQUEST_BYTES} bytes`);
+        if (fetch && inArgs && isHave(p.data)) {
+          const end = p.data[p.data.length - 1] === 0x0a ? p.data.length - 1 : p.data.length;
+          if (!haves.add(p.data.subarray(5, end))) throw new BadRequestError(`upload-pack: protocol error, expected to get object ID, not '${pktText(p)}'`);
+          const wait = haves.turn();
+          if (wait) await wait;
+          continue;
+        }
         const line = pktText(p);
         if (!inArgs) {
           capabilities.push(line);
           if (line === 'command=fetch') fetch = true;
-        } else if (fetch && line.startsWith('have ')) {
-          const oid = line.slice(5);
-          if (!isOid(oid)) throw new BadRequestError(`upload-pack: protocol error, expected to get object ID, not '${line}'`);
-          haves.add(oid);
-          const wait = haves.turn();
-          if (wait) await wait;
         } else {
           args.push(line);
           if (args.length > MAX_ARG_LINES) throw new BadRequestError(`request of more than ${MAX_ARG_LINES} argument lines`);
