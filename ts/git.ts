@@ -3,6 +3,7 @@
 // another repository, with bounded captured output and errors that carry git's own message.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import { MpgitError } from './errors.js';
 
 /** Environment variables that point git at a repository: never inherited by a service. */
@@ -53,7 +54,15 @@ export interface GitRunOptions {
  */
 type Place = { gitDir: string } | { discover: string } | { cwd: string };
 
-function start(place: Place, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+/** Where a spawned git's stdout goes instead of a pipe, and whether it outlives the daemon. */
+export interface SpawnGitOptions {
+  /** A client's socket (or fd): git writes its answer there itself. */
+  stdout?: Writable | number;
+  /** A session of its own: neither the daemon's death nor a signal to its group reaches it. */
+  detached?: boolean;
+}
+
+function start(place: Place, args: string[], env?: NodeJS.ProcessEnv, how: SpawnGitOptions = {}): ChildProcess {
   // Nothing inherited may point git at another repository, except where git runs on the
   // user's behalf (their identity, their -c settings).
   const where =
@@ -62,12 +71,12 @@ function start(place: Place, args: string[], env?: NodeJS.ProcessEnv): ChildProc
       : 'discover' in place
         ? { cwd: place.discover, env: { ...serviceEnv(), ...env } }
         : { cwd: place.cwd, env: { ...process.env, ...env } };
-  return spawn('git', args, { ...where, stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawn('git', args, { ...where, stdio: ['pipe', (how.stdout ?? 'pipe') as never, 'pipe'], detached: how.detached ?? false });
 }
 
 /** Starts git in `gitDir` with piped stdio; stderr is collected (bounded) by the caller's choice. */
-export function spawnGit(gitDir: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
-  return start({ gitDir }, args, env);
+export function spawnGit(gitDir: string, args: string[], env?: NodeJS.ProcessEnv, how?: SpawnGitOptions): ChildProcess {
+  return start({ gitDir }, args, env, how);
 }
 
 /** Runs git on the repository `gitDir` to completion; resolves with stdout, the exit code (when in okCodes) and stderr (bounded). */

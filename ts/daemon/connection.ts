@@ -18,7 +18,7 @@ import { readRequestLine, releaseReading, stopReading } from './request-reader.j
 import { authorize } from './policy.js';
 import { serviceArgs, serviceOf, spawnService } from './services.js';
 import type { TransferRecord } from './access.js';
-import type { PackCache } from '../cache/pack-cache.js';
+import type { CacheResult, PackCache } from '../cache/pack-cache.js';
 
 /** A request the daemon has accepted, offered to the service hooks before git runs it. */
 export interface ServiceCall {
@@ -39,9 +39,19 @@ export interface ServiceCall {
   output: Writable;
   /** The TCP/MPTCP socket when there is one (not with --inetd over pipes). */
   socket: net.Socket | null;
+  /** What a child process writing to the client gets as its stdout (the socket itself). */
+  stdout: Writable | number;
+  /** The environment git gets for this request (the access hook's and the daemon's variables). */
+  env: NodeJS.ProcessEnv;
+  /** The daemon's pack cache, when it is on. */
+  packCache: PackCache | null;
+  /** git's arguments for the service as the daemon runs it (`upload-pack --strict --timeout=N .`). */
+  gitArgs: string[];
+  /** The daemon's --timeout in ms (0: none): the longest wait for the client's next request. */
+  timeoutMs: number;
   log: ConnLog;
-  /** What a hook that served the request reports back (for the metrics). */
-  served: { packfileUris: number };
+  /** What a hook that served the request reports back (for the metrics and the access line). */
+  served: { packfileUris: number; cache: CacheResult | null };
 }
 
 /**
@@ -253,8 +263,13 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
     leftover: rest,
     output: io.output,
     socket: io.socket,
+    stdout: io.stdio[1],
+    env,
+    packCache: ctx.packCache ?? null,
+    gitArgs: serviceArgs(service!, cfg),
+    timeoutMs: cfg.timeout * 1000,
     log,
-    served: { packfileUris: 0 },
+    served: { packfileUris: 0, cache: null },
   };
   for (const hook of ctx.hooks) {
     let r: number | null;
@@ -268,7 +283,7 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
     if (r === null) stopReading(io.input);
     if (r !== null) {
       exitCode = r;
-      outcome = { result: 'served', refusal: null, cache: null, packfileUris: call.served.packfileUris };
+      outcome = { result: 'served', refusal: null, cache: call.served.cache, packfileUris: call.served.packfileUris };
       disconnected(await finish(io, null, LINGER_MS), { why: `served in-process, exit ${r}` });
       return { exitCode, service };
     }
