@@ -16,6 +16,8 @@ import type { WorkerAnswer, WorkerRequest } from './wasm-worker.js';
 
 /** Roots a worker takes at a time (small enough to balance uneven trees, big enough to batch). */
 const ROOTS_PER_BATCH = 128;
+/** Batches sent to a worker ahead of its answers. */
+const BATCHES_IN_FLIGHT = 2;
 /** Bytes read from a pack file per step (indexPackFile). */
 const READ_CHUNK = 8 << 20;
 /** A pack file at least this big gets its resolution threads at the start (they read it while
@@ -121,10 +123,17 @@ async function resolveAll(s: State): Promise<void> {
   };
   const one = (h: Helper) =>
     new Promise<void>((resolve, reject) => {
-      const send = () => {
-        const batch = failed ? roots.subarray(0, 0) : roots.subarray(next, Math.min(next + ROOTS_PER_BATCH, n));
-        next += batch.length;
-        h.worker.postMessage(batch.length ? ({ roots: batch.slice() } satisfies WorkerRequest) : ({ roots: null } satisfies WorkerRequest));
+      // Two batches in flight per worker: it starts the next as soon as one is done, not when
+      // this thread, busy with a batch of its own, gets round to answering.
+      let inFlight = 0;
+      const top = () => {
+        while (inFlight < BATCHES_IN_FLIGHT && !failed && next < n) {
+          const batch = roots.slice(next, Math.min(next + ROOTS_PER_BATCH, n));
+          next += batch.length;
+          inFlight++;
+          h.worker.postMessage({ roots: batch } satisfies WorkerRequest);
+        }
+        if (inFlight === 0) h.worker.postMessage({ roots: null } satisfies WorkerRequest);
       };
       h.on = (a) => {
         if ('error' in a) {
@@ -132,9 +141,12 @@ async function resolveAll(s: State): Promise<void> {
           reject(Object.assign(new Error(a.error.message), { code: a.error.code }));
           return;
         }
-        if (a.results) s.w.withBytes(a.results, (p) => x.mp_ix_apply(s.h, p, a.results!.length / 24));
-        if (a.done) resolve();
-        else send();
+        if (a.done) return resolve();
+        if (a.results) {
+          s.w.withBytes(a.results, (p) => x.mp_ix_apply(s.h, p, a.results!.length / 24));
+          inFlight--;
+        }
+        top();
       };
       if (h.failed) return h.on({ error: { message: h.failed.message, code: (h.failed as { code?: string }).code } });
       h.worker.ref();
