@@ -8,7 +8,10 @@
 // With the addon, one extra row per SHA-1 backend the CPU supports (MPGIT_SHA1_BACKEND forced)
 // at each thread count: no backend may be slower than the portable one.
 //
-//   npm run bench:index-pack [-- --preset small|medium|bench | --pack FILE.pack] [--runs N] [--no-backends]
+//   npm run bench:index-pack [-- --preset small|medium|bench | --pack FILE.pack] [--runs N] [--no-backends] [--only REGEX]
+//
+// --only keeps the rows whose name matches (git's rows always stay: the ratios need them), so
+// that a busy machine can give more rounds to the comparison at hand (`--only 'native\)|wasm'`).
 
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -37,7 +40,7 @@ interface Case {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { preset: { type: 'string', default: 'bench' }, pack: { type: 'string' }, runs: { type: 'string', default: '3' }, 'no-backends': { type: 'boolean' } },
+    options: { preset: { type: 'string', default: 'bench' }, pack: { type: 'string' }, runs: { type: 'string', default: '3' }, 'no-backends': { type: 'boolean' }, only: { type: 'string' } },
   });
   const runs = Math.max(1, Number(values.runs));
   const work = mkdtempSync(join(tmpdir(), 'mpgit-bench-index-pack-'));
@@ -78,6 +81,8 @@ async function main(): Promise<void> {
 
     // Rounds over all cases (not all runs of one case, then the next) so that a change in the
     // machine's load during the bench hits every row alike.
+    const only = values.only ? new RegExp(values.only) : null;
+    if (only) cases.splice(0, cases.length, ...cases.filter((c) => c.cmd === 'git' || only.test(c.name)));
     const runnable = cases.filter((c) => !c.unavailable);
     const walls = new Map<Case, number[]>(runnable.map((c) => [c, []]));
     const rss = new Map<Case, number[]>(runnable.map((c) => [c, []]));
@@ -101,10 +106,18 @@ async function main(): Promise<void> {
         : { indexer: c.name, threads: c.threads, wallMs: median(walls.get(c)!), cpuMs: median(cpu.get(c)!), peakRssMB: Math.max(...rss.get(c)!), runsMs: walls.get(c)!.map((w) => round(w, 0)).join(' ') },
     );
     const gitAt = (threads: number) => results.find((r) => r.indexer === 'git index-pack' && r.threads === threads)?.wallMs;
+    // Against the native core at the same threads: the median of each round's ratio (the two
+    // ran back to back, so a change in the machine's load mostly cancels out).
+    const nativeCase = (threads: number) => runnable.find((c) => c.name === 'mpgit index-pack (native)' && c.threads === threads);
+    const xNative = (c: Case, of: Map<Case, number[]>): number | null => {
+      const n = nativeCase(c.threads);
+      return n && n !== c && of.has(c) ? median(of.get(c)!.map((v, i) => v / of.get(n)![i]!)) : null;
+    };
+    const vsNative = new Map(runnable.map((c) => [c.name + c.threads, { wall: xNative(c, walls), cpu: xNative(c, cpu) }]));
     const rows: Row[] = results.map((r) => {
       const git = gitAt(r.threads as number);
       return r.wallMs === undefined
-        ? { indexer: r.indexer, threads: r.threads, 'wall s': '-', 'CPU s': '-', 'peak RSS MB': '-', 'x git': '-', note: r.note ?? '' }
+        ? { indexer: r.indexer, threads: r.threads, 'wall s': '-', 'CPU s': '-', 'peak RSS MB': '-', 'x git': '-', 'x native wall/CPU': '-', note: r.note ?? '' }
         : {
             indexer: r.indexer,
             threads: r.threads,
@@ -112,11 +125,12 @@ async function main(): Promise<void> {
             'CPU s': round((r.cpuMs as number) / 1000),
             'peak RSS MB': round(r.peakRssMB as number, 0),
             'x git': git ? round(r.wallMs / git) : '-',
+            'x native wall/CPU': ratios(vsNative.get(String(r.indexer) + r.threads)),
             note: '',
           };
     });
     const m = machine();
-    const title = `index-pack: ${packInfo.objects} objects, ${(Number(packInfo.bytes) / 1e6).toFixed(1)} MB pack, median of ${runs} (x git: wall time / git's at the same threads)\non ${machineLine(m)}`;
+    const title = `index-pack: ${packInfo.objects} objects, ${(Number(packInfo.bytes) / 1e6).toFixed(1)} MB pack, median of ${runs} (x git: wall time / git's at the same threads; x native: the median of each round's ratio to the native core at the same threads)\non ${machineLine(m)}`;
     printTable(title, rows);
     const path = writeJson(values.pack ? 'index-pack-file' : 'index-pack', {
       bench: 'index-pack',
@@ -124,12 +138,20 @@ async function main(): Promise<void> {
       machine: m,
       pack: packInfo,
       runs,
-      results: results.map((r) => ({ ...r, ratioToGit: r.wallMs !== undefined && gitAt(r.threads as number) ? r.wallMs / gitAt(r.threads as number)! : null })),
+      results: results.map((r) => ({
+        ...r,
+        ratioToGit: r.wallMs !== undefined && gitAt(r.threads as number) ? r.wallMs / gitAt(r.threads as number)! : null,
+        ratioToNative: vsNative.get(String(r.indexer) + r.threads) ?? null,
+      })),
     });
     process.stdout.write(`wrote ${path}\n`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+function ratios(v: { wall: number | null; cpu: number | null } | undefined): string {
+  return v?.wall == null || v.cpu == null ? '-' : `${round(v.wall)} / ${round(v.cpu)}`;
 }
 
 main().catch((e) => {
