@@ -1,8 +1,10 @@
 // Running git: pack generation, object listing and ref reading are git's (`pack-objects`,
-// `rev-list`, `for-each-ref`). This module runs it in an environment that cannot point it at
-// another repository, with bounded captured output and errors that carry git's own message.
+// `rev-list`, `for-each-ref`), and so are the daemon's services (`upload-pack` ...). This is the
+// one module that starts git: in an environment that cannot point it at another repository,
+// with bounded captured output and errors that carry git's own message.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { MpgitError } from './errors.js';
 
 /** Environment variables that point git at a repository: never inherited by a service. */
@@ -65,9 +67,22 @@ function start(place: Place, args: string[], env?: NodeJS.ProcessEnv): ChildProc
   return spawn('git', args, { ...where, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
+/** A running git (its stdio as it was started: pipes unless handed other ends). */
+export type GitProcess = ChildProcess;
+
 /** Starts git in `gitDir` with piped stdio; stderr is collected (bounded) by the caller's choice. */
-export function spawnGit(gitDir: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+export function spawnGit(gitDir: string, args: string[], env?: NodeJS.ProcessEnv): GitProcess {
   return start({ gitDir }, args, env);
+}
+
+/**
+ * Starts a git that serves on ends the caller hands it (a client's socket, a file) or pipes:
+ * in `cwd`, the repository it finds there as git daemon's services do (no GIT_DIR), with exactly
+ * `env` (built with serviceEnv), stderr piped, and in a session of its own: neither the daemon's
+ * death nor a signal to its process group (Ctrl-C, `kill -- -pgid`) reaches the transfer.
+ */
+export function spawnGitService(cwd: string, args: string[], o: { env: NodeJS.ProcessEnv; stdin: 'pipe' | Readable | number; stdout: 'pipe' | Writable | number }): GitProcess {
+  return spawn('git', args, { cwd, env: o.env, stdio: [o.stdin, o.stdout, 'pipe'], detached: true });
 }
 
 /** Runs git on the repository `gitDir` to completion; resolves with stdout, the exit code (when in okCodes) and stderr (bounded). */
