@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import type { PackfileUri } from '../protocol/packfile-uris.js';
 import type { RemoteRef } from '../protocol/wire.js';
+import { zlibCompressionLevel } from '../repo/compression.js';
 import { checkConnected } from '../repo/connectivity.js';
 import { ObjectDb } from '../repo/odb.js';
 import { updateShallow } from '../repo/shallow.js';
@@ -67,6 +68,8 @@ export async function fetchClone(c: CloneFetch): Promise<number> {
 async function fetchFresh(c: CloneFetch, live: RemoteSession, common: Common): Promise<number> {
   const { start, opts, link, plan } = c;
   const { shape, depth } = start;
+  // The bases appended to a thin pack (a bundle's, or the fetch after bundles) at git's level.
+  const compressionLevel = zlibCompressionLevel(start.config);
   const record = (uris: PackfileUri[], inline: { packPath: string; idxPath: string; checksum: string } | null, rest: Partial<CloneRecord>) => {
     saveCloneRecord(start, opts, c.refs, uris, inline, rest);
     link.resumable = true;
@@ -75,7 +78,7 @@ async function fetchFresh(c: CloneFetch, live: RemoteSession, common: Common): P
   // server sends only the rest.
   const seeded =
     depth === undefined && !shape.filter
-      ? await seedFromBundles(c.gitDir, start.target, live, { ...opts, bundleUri: start.bundleUri, bundleUris: opts.bundleUris ?? start.config.getBool('transfer.bundleURI') ?? true, mptcp: mptcpWanted(opts.mptcp) }, () =>
+      ? await seedFromBundles(c.gitDir, start.target, live, { ...opts, bundleUri: start.bundleUri, bundleUris: opts.bundleUris ?? start.config.getBool('transfer.bundleURI') ?? true, mptcp: mptcpWanted(opts.mptcp), compressionLevel }, () =>
           record([], null, { bundlePhase: true, bundleUri: start.bundleUri }),
         )
       : null;
@@ -104,6 +107,7 @@ async function fetchFresh(c: CloneFetch, live: RemoteSession, common: Common): P
       haves: haveDb ? new HaveWalker(haveDb, tips, new Set()) : undefined,
       thinPack: !!haveDb,
       db: haveDb ?? undefined,
+      compressionLevel,
       packfileUris: opts.packfileUris,
       filter: shape.filter ?? undefined,
       promisorRefs: shape.filter ? c.refs : undefined,

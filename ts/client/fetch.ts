@@ -103,7 +103,7 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
 
   // fetch.bundleURI first, as git does: new bundles (by creationToken) before the server.
   const bundleUri = config.get('fetch.bundleURI');
-  if (bundleUri && depth === undefined) await seedFetchFromBundles(gitDir, bundleUri, config.get('fetch.bundleCreationToken'), { ...opts, mptcp: mptcpWanted(opts.mptcp) });
+  if (bundleUri && depth === undefined) await seedFetchFromBundles(gitDir, bundleUri, config.get('fetch.bundleCreationToken'), { ...opts, mptcp: mptcpWanted(opts.mptcp), compressionLevel: zlibCompressionLevel(config) });
 
   const session = await RemoteSession.open(url, { mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose });
   try {
