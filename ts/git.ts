@@ -51,11 +51,23 @@ export interface GitRunOptions {
 
 /**
  * Where git runs: a repository it is pointed at; a path it finds the repository from, with
- * nothing inherited pointing elsewhere; or a directory, in the user's own environment.
+ * nothing inherited pointing elsewhere; a directory, in the user's own environment; or a
+ * daemon's service, which finds the repository in its directory as git daemon's do (no
+ * GIT_DIR), with exactly the environment the daemon built for it (serviceEnv's).
  */
-type Place = { gitDir: string } | { discover: string } | { cwd: string };
+type Place = { gitDir: string } | { discover: string } | { cwd: string } | { service: string };
 
-function start(place: Place, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+/** Where a spawned git's stdin and stdout go instead of pipes, and whether it outlives the daemon. */
+export interface SpawnGitOptions {
+  /** The client's bytes (its socket or an fd): git reads them itself. */
+  stdin?: Readable | number;
+  /** A client's socket (or fd): git writes its answer there itself. */
+  stdout?: Writable | number;
+  /** A session of its own: neither the daemon's death nor a signal to its group reaches it. */
+  detached?: boolean;
+}
+
+function start(place: Place, args: string[], env?: NodeJS.ProcessEnv, how: SpawnGitOptions = {}): ChildProcess {
   // Nothing inherited may point git at another repository, except where git runs on the
   // user's behalf (their identity, their -c settings).
   const where =
@@ -63,16 +75,19 @@ function start(place: Place, args: string[], env?: NodeJS.ProcessEnv): ChildProc
       ? { cwd: place.gitDir, env: { ...serviceEnv(), GIT_DIR: place.gitDir, ...env } }
       : 'discover' in place
         ? { cwd: place.discover, env: { ...serviceEnv(), ...env } }
-        : { cwd: place.cwd, env: { ...process.env, ...env } };
-  return spawn('git', args, { ...where, stdio: ['pipe', 'pipe', 'pipe'] });
+        : 'service' in place
+          ? { cwd: place.service, env: env ?? serviceEnv() }
+          : { cwd: place.cwd, env: { ...process.env, ...env } };
+  const stdio = [how.stdin ?? 'pipe', how.stdout ?? 'pipe', 'pipe'] as never;
+  return spawn('git', args, { ...where, stdio, detached: how.detached ?? false });
 }
 
 /** A running git (its stdio as it was started: pipes unless handed other ends). */
 export type GitProcess = ChildProcess;
 
 /** Starts git in `gitDir` with piped stdio; stderr is collected (bounded) by the caller's choice. */
-export function spawnGit(gitDir: string, args: string[], env?: NodeJS.ProcessEnv): GitProcess {
-  return start({ gitDir }, args, env);
+export function spawnGit(gitDir: string, args: string[], env?: NodeJS.ProcessEnv, how?: SpawnGitOptions): GitProcess {
+  return start({ gitDir }, args, env, how);
 }
 
 /**
@@ -81,8 +96,8 @@ export function spawnGit(gitDir: string, args: string[], env?: NodeJS.ProcessEnv
  * `env` (built with serviceEnv), stderr piped, and in a session of its own: neither the daemon's
  * death nor a signal to its process group (Ctrl-C, `kill -- -pgid`) reaches the transfer.
  */
-export function spawnGitService(cwd: string, args: string[], o: { env: NodeJS.ProcessEnv; stdin: 'pipe' | Readable | number; stdout: 'pipe' | Writable | number }): GitProcess {
-  return spawn('git', args, { cwd, env: o.env, stdio: [o.stdin, o.stdout, 'pipe'], detached: true });
+export function spawnGitService(cwd: string, args: string[], env: NodeJS.ProcessEnv, how: Omit<SpawnGitOptions, 'detached'> = {}): GitProcess {
+  return start({ service: cwd }, args, env, { ...how, detached: true });
 }
 
 /** Runs git on the repository `gitDir` to completion; resolves with stdout, the exit code (when in okCodes) and stderr (bounded). */

@@ -34,6 +34,15 @@ export interface Lease {
   env: Record<string, string>;
   /** What the cache did for this connection (the last pack-objects request); null: none came. */
   readonly result: CacheResult | null;
+  /** The keys of the pack-objects requests made under this lease, in order. */
+  readonly keys: readonly string[];
+  release(): void;
+}
+
+/** A complete entry held open for a send (not evicted from under it until `release`). */
+export interface HeldEntry {
+  path: string;
+  size: number;
   release(): void;
 }
 
@@ -48,6 +57,7 @@ const ARG = /^--[a-z0-9-]+(=[^\n]*)?$/;
 interface LeaseState {
   gitDir: string;
   result: CacheResult | null;
+  keys: string[];
 }
 
 const RANK: Record<CacheResult, number> = { bypass: 0, hit: 1, join: 2, miss: 3 };
@@ -110,7 +120,7 @@ export class PackCache {
   /** Arguments and environment that route one upload-pack's pack-objects through the cache. */
   lease(gitDir: string): Lease {
     const token = randomBytes(16).toString('hex');
-    const state: LeaseState = { gitDir, result: null };
+    const state: LeaseState = { gitDir, result: null, keys: [] };
     this.leases.set(token, state);
     return {
       gitArgs: hookConfigArgs(this.hook),
@@ -118,8 +128,33 @@ export class PackCache {
       get result() {
         return state.result;
       },
+      get keys() {
+        return state.keys;
+      },
       release: () => this.leases.delete(token),
     };
+  }
+
+  /** The complete entry for `key`, pinned until released; null when there is none to serve. */
+  async hold(key: string): Promise<HeldEntry | null> {
+    const e = await this.store.lookup(key);
+    if (!e) return null;
+    e.pins++;
+    let held = true;
+    return {
+      path: e.path,
+      size: e.size,
+      release: () => {
+        if (held) e.pins--;
+        held = false;
+      },
+    };
+  }
+
+  /** Counts a hit served without upload-pack (the daemon sent the entry itself). */
+  servedHit(bytes: number): void {
+    this.events.request?.('hit');
+    this.events.served?.(bytes);
   }
 
   /**
@@ -193,6 +228,7 @@ export class PackCache {
     h.update(`${request.length}\0`).update(request);
     if (args.includes('--include-tag')) h.update(await tagState(state.gitDir));
     const key = h.digest('hex');
+    state.keys.push(key);
     const lines = (s: string) => {
       if (!sock.destroyed) sock.write(s);
     };

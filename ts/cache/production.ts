@@ -155,7 +155,7 @@ export class Production {
     const [, ...args] = opts.args.map((a) => (a === '--progress' ? '-q' : a));
     return new Promise((resolve) => {
       // A session of its own, as upload-pack has: a signal to the daemon's group spares it.
-      const child = spawnGitService(opts.gitDir, args, { env: serviceEnv(), stdin: 'pipe', stdout: this.fh!.fd });
+      const child = spawnGitService(opts.gitDir, args, serviceEnv(), { stdout: this.fh!.fd });
       if (child.pid) {
         this.pid = child.pid;
         for (const f of this.followers) f.producer(child.pid);

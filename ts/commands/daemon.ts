@@ -54,11 +54,14 @@ export function registerDaemon(program: Command): void {
         const given = [file, flags].some((l) => l.logDestination !== undefined || l.syslog);
         process.exit(await detach(cfg, given));
       }
-      // Offloaded repositories answer protocol v2 fetch in-process (packfile URIs); git serves the rest.
+      // Offloaded repositories answer protocol v2 fetch in-process (packfile URIs); with the pack
+      // cache on, other v2 sessions are ours too (cached clones sent without upload-pack); git
+      // serves the rest.
       const { offloadHook } = await import('../daemon/offload-hook.js');
+      const { cacheHook } = await import('../daemon/cache-hook.js');
       const { runDaemon } = await import('../daemon/run.js');
       const path = this.opts().config as string | undefined;
       const reload = path ? async () => resolveConfig(await loadConfigFile(path), flags) : null;
-      await runDaemon(cfg, { hooks: [offloadHook], reload });
+      await runDaemon(cfg, { hooks: [offloadHook, cacheHook], reload });
     });
 }

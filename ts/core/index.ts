@@ -104,6 +104,8 @@ export function coreError(e: unknown): unknown {
       return new MpgitError('MPGIT_MISSING_OBJECTS', e.message, 'the repository is incomplete: fetch again, or run `git fsck`');
     case 'MPGIT_NOT_A_REPO':
       return new MpgitError('MPGIT_NOT_A_REPO', e.message, 'run this inside a git repository');
+    case 'MPGIT_PACK_TOO_LARGE':
+      return new MpgitError('MPGIT_PACK_TOO_LARGE', e.message, 'install the native package for this platform, or run with MPGIT_CORE=native where it loads');
     case 'MPGIT_LOCKED':
       return new MpgitError('MPGIT_LOCKED', e.message, 'if no other git process is running, remove the .lock file');
     default:

@@ -2,8 +2,9 @@
 // contract as the addon's: docs/ARCHITECTURE.md). The bytes go to the pack file and into the
 // instance, which parses entries as they complete; at the end of input the delta trees are
 // resolved in this instance (one thread) or split over worker threads, each with an instance
-// of its own holding the pack (ts/core/wasm-worker.ts); the appended bases of a thin pack are
-// deflated with pako (zlib's own algorithm: git's bytes); .idx/.rev come from the instance.
+// of its own holding the pack (ts/core/wasm-worker.ts; for a pack file they start, and read
+// it, while this instance scans); the appended bases of a thin pack are deflated with pako
+// (zlib's own algorithm: git's bytes); .idx/.rev come from the instance.
 
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
@@ -17,6 +18,17 @@ import type { WorkerAnswer, WorkerRequest } from './wasm-worker.js';
 const ROOTS_PER_BATCH = 128;
 /** Bytes read from a pack file per step (indexPackFile). */
 const READ_CHUNK = 8 << 20;
+/** A pack file at least this big gets its resolution threads at the start (they read it while
+ * this instance scans); smaller ones, and streams, only when there are roots enough to share. */
+const EARLY_WORKERS_BYTES = 16 << 20;
+
+/** A resolution thread: its answers go to `on` (set once resolving starts; until then only an error can come). */
+interface Helper {
+  worker: Worker;
+  loaded: boolean;
+  on: ((a: WorkerAnswer) => void) | null;
+  failed: Error | null;
+}
 
 interface State {
   w: WasmCore;
@@ -28,6 +40,7 @@ interface State {
   fd: number | null;
   threads: number;
   checksum: Buffer | null;
+  helpers: Helper[];
 }
 
 const state = (h: PackHandle): State => h as unknown as State;
@@ -57,6 +70,27 @@ function hex(b: Uint8Array): string {
   return Buffer.from(b).toString('hex');
 }
 
+/** Starts the `threads - 1` resolution threads; `packLen`, when known, has them read the pack now. */
+function startHelpers(s: State, packLen: number | null): void {
+  for (let i = s.helpers.length; i < s.threads - 1; i++) {
+    const h: Helper = { worker: startWorker({ module: s.w.module, packPath: s.packPath }), loaded: false, on: null, failed: null };
+    const fail = (e: Error) => {
+      h.failed ??= e;
+      h.on?.({ error: { message: e.message, code: (e as { code?: string }).code } });
+    };
+    h.worker.on('message', (a: WorkerAnswer) => ('error' in a ? fail(Object.assign(new Error(a.error.message), { code: a.error.code })) : h.on?.(a)));
+    h.worker.on('error', fail);
+    h.worker.on('exit', (code) => code && fail(new Error(`a pack resolution thread exited with ${code}`)));
+    // Not keeping node alive before resolving: an indexer given up on must not hang the process.
+    h.worker.unref();
+    if (packLen !== null) {
+      h.worker.postMessage({ load: packLen } satisfies WorkerRequest);
+      h.loaded = true;
+    }
+    s.helpers.push(h);
+  }
+}
+
 /**
  * Resolves the delta trees: here, and with more threads also in `threads - 1` workers; this
  * instance and the workers take batches of roots from one queue until it is empty.
@@ -67,11 +101,13 @@ async function resolveAll(s: State): Promise<void> {
   const roots = new Uint32Array(s.w.out(n * 4).buffer, 0, n);
   const here = (batch: Uint32Array) => s.w.withBytes(new Uint8Array(batch.buffer, batch.byteOffset, batch.byteLength), (p) => s.w.check(x.mp_ix_resolve(s.h, p, batch.length)));
   if (s.threads <= 1 || n < 2 * ROOTS_PER_BATCH) {
+    stopHelpers(s);
     here(roots);
     return;
   }
+  startHelpers(s, null);
   const table = s.w.out(s.w.check(x.mp_ix_table(s.h)));
-  const packLen = x.mp_ix_pack_len(s.h);
+  const packLen = x.mp_ix_pack_len(s.h) >>> 0;
   let next = 0;
   let failed: unknown = null;
   // This thread's share: a batch at a time, letting the workers' answers in between.
@@ -83,35 +119,45 @@ async function resolveAll(s: State): Promise<void> {
       await new Promise((r) => setImmediate(r));
     }
   };
-  const one = () =>
+  const one = (h: Helper) =>
     new Promise<void>((resolve, reject) => {
-      const w = startWorker({ module: s.w.module, table, packPath: s.packPath, packLen });
       const send = () => {
-        const batch = roots.subarray(next, Math.min(next + ROOTS_PER_BATCH, n));
+        const batch = failed ? roots.subarray(0, 0) : roots.subarray(next, Math.min(next + ROOTS_PER_BATCH, n));
         next += batch.length;
-        w.postMessage(batch.length ? ({ roots: batch.slice() } satisfies WorkerRequest) : ({ roots: null } satisfies WorkerRequest));
+        h.worker.postMessage(batch.length ? ({ roots: batch.slice() } satisfies WorkerRequest) : ({ roots: null } satisfies WorkerRequest));
       };
-      w.on('message', (a: WorkerAnswer) => {
+      h.on = (a) => {
         if ('error' in a) {
+          failed ??= a.error;
           reject(Object.assign(new Error(a.error.message), { code: a.error.code }));
-          void w.terminate();
           return;
         }
         if (a.results) s.w.withBytes(a.results, (p) => x.mp_ix_apply(s.h, p, a.results!.length / 24));
         if (a.done) resolve();
         else send();
-      });
-      w.on('error', reject);
-      w.on('exit', (code) => (code ? reject(new Error(`a pack resolution thread exited with ${code}`)) : resolve()));
+      };
+      if (h.failed) return h.on({ error: { message: h.failed.message, code: (h.failed as { code?: string }).code } });
+      h.worker.ref();
+      if (!h.loaded) h.worker.postMessage({ load: packLen } satisfies WorkerRequest);
+      h.loaded = true;
+      h.worker.postMessage({ table } satisfies WorkerRequest);
     });
-  const workers = Array.from({ length: s.threads - 1 }, one);
-  await Promise.all([
-    local().catch((e: unknown) => {
-      failed = e;
-      throw e;
-    }),
-    ...workers,
-  ]);
+  const workers = s.helpers.map(one);
+  try {
+    await Promise.all([
+      local().catch((e: unknown) => {
+        failed = e;
+        throw e;
+      }),
+      ...workers,
+    ]);
+  } finally {
+    stopHelpers(s);
+  }
+}
+
+function stopHelpers(s: State): void {
+  for (const h of s.helpers.splice(0)) void h.worker.terminate();
 }
 
 function startWorker(workerData: object): Worker {
@@ -141,11 +187,11 @@ function fixThin(s: State, level: number): number {
   const sum = createHash('sha1').update(s.w.bytes(x.mp_ix_pack_ptr(s.h), x.mp_ix_pack_len(s.h))).digest();
   s.w.withBytes(sum, (p) => x.mp_ix_seal(s.h, p));
   s.checksum = sum;
-  const from = x.mp_ix_original_body(s.h);
-  const len = x.mp_ix_pack_len(s.h);
+  const from = x.mp_ix_original_body(s.h) >>> 0;
+  const len = x.mp_ix_pack_len(s.h) >>> 0;
   const fd = s.fd ?? openSync(s.packPath, 'r+');
   try {
-    writeSync(fd, s.w.bytes(x.mp_ix_pack_ptr(s.h) + from, len - from), 0, len - from, from);
+    writeSync(fd, s.w.bytes((x.mp_ix_pack_ptr(s.h) >>> 0) + from, len - from), 0, len - from, from);
     writeSync(fd, s.w.bytes(x.mp_ix_pack_ptr(s.h) + 8, 4), 0, 4, 8);
   } finally {
     if (fd !== s.fd) closeSync(fd);
@@ -172,6 +218,7 @@ async function finish(s: State, opts: { idxPath: string; revPath: string | null;
 }
 
 function release(s: State): void {
+  stopHelpers(s);
   if (s.fd !== null) closeSync(s.fd);
   s.fd = null;
 }
@@ -210,7 +257,7 @@ function guarded<A extends unknown[], R>(f: (h: PackHandle, ...a: A) => R): (h: 
 export function wasmIndexer(module: WebAssembly.Module): IndexerCore {
   const open = (packPath: string, threads: number, fd: number | null): State => {
     const w = new WasmCore(module);
-    return { w, h: w.x.mp_ix_new(), sum: createHash('sha1'), held: Buffer.alloc(0), packPath, fd, threads: Math.max(1, threads), checksum: null };
+    return { w, h: w.x.mp_ix_new(), sum: createHash('sha1'), held: Buffer.alloc(0), packPath, fd, threads: Math.max(1, threads), checksum: null, helpers: [] };
   };
   return {
     packIndexerNew: (packPath, opts) => open(packPath, opts.threads, openSync(packPath, 'wx')) as unknown as PackHandle,
@@ -241,17 +288,22 @@ export function wasmIndexer(module: WebAssembly.Module): IndexerCore {
 }
 
 async function indexFile(s: State, packPath: string, opts: { idxPath: string; revPath: string | null }): Promise<CoreIndexResult> {
-  {
-      const fd = openSync(packPath, 'r');
-      try {
-        s.w.check(s.w.x.mp_ix_expect(s.h, fstatSync(fd).size));
-        const buf = Buffer.allocUnsafe(READ_CHUNK);
-        for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) feed(s, buf.subarray(0, n));
-      } finally {
-        closeSync(fd);
-      }
-      const { missing: m } = await endAndResolve(s);
-      if (m.length) throw Object.assign(new Error(`pack has ${m.length} missing delta bases (a thin pack): ${m.slice(0, 3).join(', ')}${m.length > 3 ? ', ...' : ''}`), { code: 'MPGIT_MISSING_BASE' });
-      return finish(s, { idxPath: opts.idxPath, revPath: opts.revPath, fixThin: false });
+  try {
+    const fd = openSync(packPath, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      // Before any byte is read: a pack too large for the instance's memory fails here.
+      s.w.check(s.w.x.mp_ix_expect(s.h, size));
+      if (size >= EARLY_WORKERS_BYTES) startHelpers(s, size);
+      const buf = Buffer.allocUnsafe(READ_CHUNK);
+      for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) feed(s, buf.subarray(0, n));
+    } finally {
+      closeSync(fd);
+    }
+    const { missing: m } = await endAndResolve(s);
+    if (m.length) throw Object.assign(new Error(`pack has ${m.length} missing delta bases (a thin pack): ${m.slice(0, 3).join(', ')}${m.length > 3 ? ', ...' : ''}`), { code: 'MPGIT_MISSING_BASE' });
+    return await finish(s, { idxPath: opts.idxPath, revPath: opts.revPath, fixThin: false });
+  } finally {
+    release(s);
   }
 }

@@ -31,6 +31,7 @@ export interface WasmExports {
   mp_ix_free(h: number): void;
   mp_ix_reserve(h: number, n: number): number;
   mp_ix_commit(h: number, unused: number): number;
+  /** `total` is passed as a double: any file size, exactly. */
   mp_ix_expect(h: number, total: number): number;
   mp_ix_progress(h: number): number;
   mp_ix_end(h: number, digest: number): number;
@@ -49,13 +50,14 @@ export interface WasmExports {
   mp_ix_pack_len(h: number): number;
   mp_ix_original_body(h: number): number;
   mp_ix_index(h: number, sum: number): number;
-  mp_wk_new(p: number, n: number, packLen: number): number;
-  mp_wk_pack(h: number): number;
+  mp_wk_new(): number;
+  mp_wk_pack(h: number, packLen: number): number;
+  mp_wk_table(h: number, p: number, n: number): number;
   mp_wk_resolve(h: number, p: number, n: number): number;
   mp_wk_free(h: number): void;
 }
 
-const ERROR_CODES = ['EIO', 'MPGIT_BAD_PACK', 'MPGIT_MISSING_BASE', 'ERR_INVALID_STATE', 'MPGIT_MISSING_OBJECTS', 'EIO', 'MPGIT_WASM_PANIC'];
+const ERROR_CODES = ['EIO', 'MPGIT_BAD_PACK', 'MPGIT_MISSING_BASE', 'ERR_INVALID_STATE', 'MPGIT_MISSING_OBJECTS', 'EIO', 'MPGIT_WASM_PANIC', 'MPGIT_PACK_TOO_LARGE'];
 
 /** One instance of the module, with the helpers every caller needs. */
 export class WasmCore {
@@ -66,9 +68,10 @@ export class WasmCore {
     this.x.mp_init();
   }
 
-  /** The memory as bytes (a new view: memory growth detaches the old one). */
+  /** The memory as bytes (a new view: memory growth detaches the old one). Pointers and sizes
+   * come back from wasm as signed 32-bit numbers: read them unsigned, past 2 GiB. */
   bytes(p: number, n: number): Uint8Array {
-    return new Uint8Array(this.x.memory.buffer, p, n);
+    return new Uint8Array(this.x.memory.buffer, p >>> 0, n >>> 0);
   }
 
   /** The error the last failed call left, with its `code`. */

@@ -6,7 +6,7 @@ import type net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import type { GitProcess } from '../git.js';
 import type { GitRequest } from '../protocol/request.js';
-import type { PackCache } from '../cache/pack-cache.js';
+import type { CacheResult, PackCache } from '../cache/pack-cache.js';
 import type { TransferRecord } from './access.js';
 import type { DaemonConfig, ServiceName } from './config.js';
 import type { ConnLog, DaemonLog } from './log.js';
@@ -30,9 +30,19 @@ export interface ServiceCall {
   output: Writable;
   /** The TCP/MPTCP socket when there is one (not with --inetd over pipes). */
   socket: net.Socket | null;
+  /** What a child process writing to the client gets as its stdout (the socket itself). */
+  stdout: Writable | number;
+  /** The environment git gets for this request (the access hook's and the daemon's variables). */
+  env: NodeJS.ProcessEnv;
+  /** The daemon's pack cache, when it is on. */
+  packCache: PackCache | null;
+  /** git's arguments for the service as the daemon runs it (`upload-pack --strict --timeout=N .`). */
+  gitArgs: string[];
+  /** The daemon's --timeout in ms (0: none): the longest wait for the client's next request. */
+  timeoutMs: number;
   log: ConnLog;
-  /** What a hook that served the request reports back (for the metrics). */
-  served: { packfileUris: number };
+  /** What a hook that served the request reports back (for the metrics and the access line). */
+  served: { packfileUris: number; cache: CacheResult | null };
 }
 
 /**

@@ -54,15 +54,20 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
     leftover: rest,
     output: io.output,
     socket: io.socket,
+    stdout: io.stdio[1],
+    env: allowed.env,
+    packCache: ctx.packCache ?? null,
+    gitArgs: serviceArgs(end.service!, cfg),
+    timeoutMs: cfg.timeout * 1000,
     log,
-    served: { packfileUris: 0 },
+    served: { packfileUris: 0, cache: null },
   };
   const byHook = await offerToHooks(ctx.hooks, call, io);
   if (byHook !== null) {
-    const outcome = { result: 'served', refusal: null, cache: null, packfileUris: call.served.packfileUris } as const;
+    const outcome = { result: 'served', refusal: null, cache: call.served.cache, packfileUris: call.served.packfileUris } as const;
     return end.close(byHook, outcome, await finish(io, null, LINGER_MS), `served in-process, exit ${byHook}`);
   }
-  const ran = await serveByGit(io, ctx, call, allowed.env);
+  const ran = await serveByGit(io, ctx, call);
   return end.close(ran.exitCode, { result: 'served', refusal: null, cache: ran.cache, packfileUris: 0 }, ran.info, ran.why);
 }
 
@@ -116,8 +121,8 @@ async function offerToHooks(hooks: ServiceHook[], call: ServiceCall, io: Connect
 }
 
 /** Runs git's service process on the connection (through the pack cache for upload-pack) to its exit. */
-async function serveByGit(io: ConnectionIO, ctx: ConnectionContext, call: ServiceCall, env: NodeJS.ProcessEnv): Promise<{ exitCode: number; cache: CacheOutcome | null; info: ConnInfo | null; why: string }> {
-  const { service, gitDir, leftover: rest, log } = call;
+async function serveByGit(io: ConnectionIO, ctx: ConnectionContext, call: ServiceCall): Promise<{ exitCode: number; cache: CacheOutcome | null; info: ConnInfo | null; why: string }> {
+  const { service, gitDir, leftover: rest, log, env } = call;
   if (rest.length) log.info('relay', `client sent ${rest.length} bytes after its request: relaying the connection through the daemon`);
   // Spawning from inside a read callback can lose the socket to the child (seen with libuv):
   // make sure we are on a fresh tick.

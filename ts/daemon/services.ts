@@ -115,7 +115,7 @@ export function spawnService(opts: {
 }): ServiceProcess {
   const relay = opts.leftover.length > 0;
   // A session of its own (spawnGitService): shutdown signals it explicitly.
-  const child = spawnGitService(opts.gitDir, opts.args, { env: opts.env, stdin: relay ? 'pipe' : opts.stdin, stdout: relay ? 'pipe' : opts.stdout });
+  const child = spawnGitService(opts.gitDir, opts.args, opts.env, relay ? {} : { stdin: opts.stdin, stdout: opts.stdout });
   let relayed: Promise<void> = Promise.resolve();
   if (relay) {
     const input = opts.stdin as Readable;

@@ -92,6 +92,26 @@ async function refsFingerprint(gitDir: string): Promise<string | null> {
 
 const hiddenMemo = new Map<string, Memo<string[]>>();
 const refsMemo = new Map<string, Memo<ServerRef[]>>();
+const boolMemo = new Map<string, Memo<boolean>>();
+
+/**
+ * What a served answer depends on besides the request: the refs and the config git reads.
+ * null when the refs store is too big to fingerprint (then nothing may be remembered).
+ */
+export async function servingState(gitDir: string): Promise<string | null> {
+  const refs = await refsFingerprint(gitDir);
+  return refs === null ? null : `${refs}|${await configFingerprint(gitDir)}`;
+}
+
+/** A boolean config setting as git reads it for the repository (remembered while the config is unchanged). */
+export async function configBool(gitDir: string, key: string): Promise<boolean> {
+  const fp = await configFingerprint(gitDir);
+  const known = recall(boolMemo, `${gitDir}\0${key}`, fp);
+  if (known !== undefined) return known;
+  const value = (await gitText(gitDir, ['config', '--type=bool', '--get', key], { okCodes: [1] })) === 'true';
+  remember(boolMemo, `${gitDir}\0${key}`, fp, value);
+  return value;
+}
 
 /** transfer.hideRefs then uploadpack.hideRefs, in config order (one git call, remembered). */
 export async function hiddenPatterns(gitDir: string): Promise<string[]> {

@@ -5,6 +5,7 @@
 // whole: they get a complete, plain answer.
 
 import { once } from 'node:events';
+import type { Writable } from 'node:stream';
 import { pkt, FLUSH, DELIM } from '../pktline.js';
 import { MAX_HAVES, TOTAL_HAVES, type HaveList } from './haves.js';
 import type { CommandRequest } from './command.js';
@@ -312,23 +313,28 @@ async function sendCached(ctx: FetchContext, args: FetchArgs, hit: CacheHit): Pr
   return hit.uris;
 }
 
+/**
+ * Writes a command request to git upload-pack --stateless-rpc's stdin as the client sent it
+ * (haves streamed from their bounded store), then ends it.
+ */
+export async function feedRequest(stdin: Writable, req: CommandRequest): Promise<void> {
+  stdin.on('error', () => {}); // upload-pack may exit before reading everything
+  const put = async (b: Buffer) => {
+    if (!stdin.destroyed && !stdin.write(b)) await Promise.race([once(stdin, 'drain'), once(stdin, 'close')]);
+  };
+  const lines = (ls: string[]) => Buffer.concat(ls.map((l) => pkt(`${l}\n`)));
+  await put(Buffer.concat([lines(req.capabilities), DELIM, lines(req.args)]));
+  for (const batch of req.haves.batches()) await put(lines(batch.map((h) => `have ${h}`)));
+  stdin.end(FLUSH);
+}
+
 /** Hands the request to `git upload-pack --stateless-rpc` (haves streamed) and relays its answer. */
 async function delegate(ctx: FetchContext, what: 'shallow' | 'filtered'): Promise<void> {
   const req = ctx.request;
   const child = spawnGit(ctx.gitDir, ['-c', 'uploadpack.allowsidebandall=true', 'upload-pack', '--stateless-rpc', '.'], { GIT_PROTOCOL: 'version=2' });
   let errText = '';
   child.stderr!.on('data', (c: Buffer) => errText.length < 65536 && (errText += c.toString()));
-  const stdin = child.stdin!;
-  stdin.on('error', () => {});
-  const put = async (b: Buffer) => {
-    if (!stdin.destroyed && !stdin.write(b)) await Promise.race([once(stdin, 'drain'), once(stdin, 'close')]);
-  };
-  const lines = (ls: string[]) => Buffer.concat(ls.map((l) => pkt(`${l}\n`)));
-  const feed = (async () => {
-    await put(Buffer.concat([lines(req.capabilities), DELIM, lines(req.args)]));
-    for (const batch of req.haves.batches()) await put(lines(batch.map((h) => `have ${h}`)));
-    stdin.end(FLUSH);
-  })();
+  const feed = feedRequest(child.stdin!, req);
   const exited = new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve(code));

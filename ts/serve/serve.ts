@@ -10,8 +10,7 @@ import { ClientGoneError, MpgitError, ProtocolError } from '../errors.js';
 import { encodeV2Advertisement } from '../protocol/capabilities.js';
 import { liveBundles, livePacks, loadStateCached, type OffloadState } from '../offload/state.js';
 import { bundleListLines } from '../offload/bundles.js';
-import { hiddenPatterns, listServerRefs } from '../repo/server-refs.js';
-import { gitText } from '../git.js';
+import { configBool, hiddenPatterns, listServerRefs } from '../repo/server-refs.js';
 import { BadRequestError, handleFetch, parseFetchArgs } from './fetch.js';
 import type { CommandRequest } from './command.js';
 import { HaveList } from './haves.js';
@@ -34,6 +33,11 @@ export interface ServeV2Options {
   state?: OffloadState | null;
   idleTimeoutMs?: number;
   log?: (msg: string) => void;
+  /**
+   * Answers each fetch command in place of ./fetch.ts (the daemon's pack cache hands them to
+   * git upload-pack or sends a cached answer); resolves to whether a pack was sent.
+   */
+  fetch?: (req: CommandRequest, writer: ResponseWriter) => Promise<boolean>;
 }
 
 export interface SessionStats {
@@ -139,7 +143,7 @@ export async function serveV2(opts: ServeV2Options): Promise<SessionStats> {
   let hiddenMemo: Promise<string[]> | null = null;
   const hidden = () => (hiddenMemo ??= hiddenPatterns(opts.gitDir));
   try {
-    const allowFilter = (await gitText(opts.gitDir, ['config', '--type=bool', '--get', 'uploadpack.allowFilter'], { okCodes: [1] })) === 'true';
+    const allowFilter = await configBool(opts.gitDir, 'uploadpack.allowFilter');
     const bundleUri = !!state && liveBundles(state).length > 0;
     await writer.write(encodeV2Advertisement({ lsRefs: ['unborn'], fetch: fetchFeatures(state, allowFilter), serverOption: true, bundleUri }));
     for (;;) {
@@ -150,7 +154,13 @@ export async function serveV2(opts: ServeV2Options): Promise<SessionStats> {
       const current = opts.state === undefined ? await loadStateCached(opts.gitDir) : state;
       writer.sidebandAll = false;
       if (req.command === 'ls-refs') await lsRefs(opts.gitDir, req.args, writer, await hidden());
-      else if (req.command === 'fetch') {
+      else if (req.command === 'fetch' && opts.fetch) {
+        try {
+          if (await opts.fetch(req, writer)) stats.fetches++;
+        } finally {
+          req.haves.release();
+        }
+      } else if (req.command === 'fetch') {
         try {
           const out = await handleFetch({ gitDir: opts.gitDir, state: current, writer, request: req, log, hidden }, parseFetchArgs(req.args, req.haves));
           if (out.sentPack) stats.fetches++;

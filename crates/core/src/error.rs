@@ -24,6 +24,8 @@ pub enum ErrorKind {
     Locked,
     /// The SHA-1 backend forced by MPGIT_SHA1_BACKEND cannot run on this CPU.
     Sha1Backend,
+    /// A pack too large for the WebAssembly core's memory (the native core has no such bound).
+    TooLarge,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +73,7 @@ impl Error {
             ErrorKind::NotARepo => "MPGIT_NOT_A_REPO".into(),
             ErrorKind::Locked => "MPGIT_LOCKED".into(),
             ErrorKind::Sha1Backend => "MPGIT_SHA1_BACKEND".into(),
+            ErrorKind::TooLarge => "MPGIT_PACK_TOO_LARGE".into(),
         }
     }
 }

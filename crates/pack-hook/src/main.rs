@@ -18,6 +18,11 @@
 //! that process is gone and send it only if it then holds a whole pack (its SHA-1 trailer).
 //! This is a separate small program because git runs it for every fetch: node's startup alone
 //! would cost more CPU than serving a cached pack.
+//!
+//! `--v2-packfile <path> <size> [--sideband-all] [--progress <text>]` is the daemon's own use:
+//! with a protocol v2 client's socket as stdout, send a cache entry as the `packfile` section of
+//! a fetch response (side-band-64k framing, then flush), so that a cache hit costs neither
+//! upload-pack nor a copy through the daemon, and the transfer outlives a daemon restart.
 
 use std::env;
 use std::fs::File;
@@ -35,6 +40,12 @@ const MAX_REQUEST: u64 = 256 << 20;
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--v2-packfile") {
+        match send_packfile(&args[1..]) {
+            Ok(()) => exit(0),
+            Err(e) => fail(&e),
+        }
+    }
     let mut request = Vec::new();
     if let Err(e) = io::stdin().take(MAX_REQUEST + 1).read_to_end(&mut request) {
         fail(&format!("cannot read the pack request: {e}"));
@@ -155,6 +166,65 @@ fn serve(mut stream: UnixStream, token: &str, args: &[String], request: &[u8]) -
             _ => return Err(format!("unexpected answer from the daemon: {line}")),
         }
     }
+}
+
+/** Largest side-band payload: a pkt-line of 65520 bytes less its header and band byte. */
+const BAND_DATA_MAX: usize = 65520 - 5;
+
+/** A pkt-line header and band byte in front of `len` payload bytes. */
+fn band_header(band: u8, len: usize) -> [u8; 5] {
+    let h = format!("{:04x}", len + 5);
+    let b = h.as_bytes();
+    [b[0], b[1], b[2], b[3], band]
+}
+
+/** `--v2-packfile <path> <size> [--sideband-all] [--progress <text>]` (see the top). */
+fn send_packfile(args: &[String]) -> Result<(), String> {
+    let (path, size) = match args {
+        [p, n, ..] => (p, n.parse::<u64>().map_err(|_| format!("bad size: {n}"))?),
+        _ => return Err("usage: --v2-packfile <path> <size> [--sideband-all] [--progress <text>]".into()),
+    };
+    let mut sideband_all = false;
+    let mut progress: Option<&str> = None;
+    let mut rest = args[2..].iter();
+    while let Some(a) = rest.next() {
+        match a.as_str() {
+            "--sideband-all" => sideband_all = true,
+            "--progress" => progress = Some(rest.next().ok_or("--progress needs a text")?),
+            _ => return Err(format!("unknown option {a}")),
+        }
+    }
+    let f = File::open(path).map_err(|e| format!("cannot open the cache entry: {e}"))?;
+    // fd 1 unbuffered: stdout's line buffering would split packets at every newline byte.
+    // SAFETY: fd 1 is open for the life of the process and is not closed here (ManuallyDrop).
+    let mut out = std::mem::ManuallyDrop::new(unsafe { <File as std::os::unix::io::FromRawFd>::from_raw_fd(1) });
+    let w = |e: io::Error| format!("writing to the client: {e}");
+    // The section header: "packfile" as a plain pkt-line, or in band 1 under sideband-all.
+    let head = b"packfile\n";
+    if sideband_all {
+        out.write_all(&band_header(1, head.len())).map_err(w)?;
+    } else {
+        out.write_all(format!("{:04x}", head.len() + 4).as_bytes()).map_err(w)?;
+    }
+    out.write_all(head).map_err(w)?;
+    if let Some(text) = progress {
+        out.write_all(&band_header(2, text.len())).map_err(w)?;
+        out.write_all(text.as_bytes()).map_err(w)?;
+    }
+    // One read into the packet's own buffer, one write per packet: no other copy.
+    let mut buf = vec![0u8; 5 + BAND_DATA_MAX];
+    let mut at = 0u64;
+    while at < size {
+        let want = ((size - at) as usize).min(BAND_DATA_MAX);
+        let n = f.read_at(&mut buf[5..5 + want], at).map_err(|e| format!("reading the cache entry: {e}"))?;
+        if n == 0 {
+            return Err(format!("cache entry ended at {at} bytes, expected {size}"));
+        }
+        buf[..5].copy_from_slice(&band_header(1, n));
+        out.write_all(&buf[..5 + n]).map_err(w)?;
+        at += n as u64;
+    }
+    out.write_all(b"0000").map_err(w)
 }
 
 /** Whether a pack-objects process still runs (not gone, not a zombie). */

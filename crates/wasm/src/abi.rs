@@ -2,7 +2,7 @@
 
 use mpgit_core::pack::entry::Entry;
 use mpgit_core::error::{ErrorKind, Error};
-use mpgit_core::pack::portable::{resolve, Graph, Indexer};
+use mpgit_core::pack::portable::{resolve, too_large, Graph, Indexer};
 use std::cell::RefCell;
 
 thread_local! {
@@ -17,6 +17,7 @@ fn code(k: &ErrorKind) -> u32 {
         ErrorKind::MissingBase => 2,
         ErrorKind::State => 3,
         ErrorKind::MissingObject => 4,
+        ErrorKind::TooLarge => 7,
         _ => 5,
     }
 }
@@ -158,10 +159,11 @@ pub extern "C" fn mp_ix_reserve(h: *mut Indexer, n: usize) -> *mut u8 {
     }
 }
 
-/// The pack's whole size, when known: memory for it reserved at once.
+/// The pack's whole size, when known: memory for it reserved at once, or a pack too large
+/// refused. A double: JavaScript's numbers hold any file size exactly.
 #[no_mangle]
-pub extern "C" fn mp_ix_expect(h: *mut Indexer, total: usize) -> i32 {
-    match ix(h).scan.expect(total) {
+pub extern "C" fn mp_ix_expect(h: *mut Indexer, total: f64) -> i32 {
+    match ix(h).scan.expect(total as u64) {
         Ok(()) => 0,
         Err(e) => fail(e),
     }
@@ -217,29 +219,32 @@ pub extern "C" fn mp_ix_resolve(h: *mut Indexer, p: *const u8, n: usize) -> i32 
     }
 }
 
-/// What a worker needs besides the pack bytes: entries, whole objects' ids, REF_DELTA bases.
+/// What a worker needs besides the pack bytes: entries, whole objects' ids, REF_DELTA bases,
+/// the deltas the first pass kept inflated (the layout `mp_wk_table` reads).
 #[no_mangle]
 pub extern "C" fn mp_ix_table(h: *mut Indexer) -> i32 {
     let i = ix(h);
     let s = &i.scan;
-    let mut v = Vec::with_capacity(12 + s.entries.len() * 44 + s.ref_bases.len() * 20);
-    v.extend_from_slice(&(s.entries.len() as u32).to_le_bytes());
-    v.extend_from_slice(&(s.body_len() as u32).to_le_bytes());
-    v.extend_from_slice(&(s.ref_bases.len() as u32).to_le_bytes());
-    for e in &s.entries {
+    let mut v = Vec::with_capacity(16 + s.entries.len() * (ENTRY_LEN + 20) + s.ref_bases.len() * 20 + s.delta_bytes.len());
+    for n in [s.entries.len(), s.body_len(), s.ref_bases.len(), s.delta_bytes.len()] {
+        v.extend_from_slice(&(n as u32).to_le_bytes());
+    }
+    for (e, at) in s.entries.iter().zip(&s.delta_at) {
         v.extend_from_slice(&e.offset.to_le_bytes());
         v.extend_from_slice(&e.size.to_le_bytes());
         v.extend_from_slice(&e.base.to_le_bytes());
         v.extend_from_slice(&[e.kind, e.hdr_len, 0, 0]);
+        v.extend_from_slice(&at.to_le_bytes());
     }
-    for o in &s.oids {
+    for o in s.oids.iter().chain(&s.ref_bases) {
         v.extend_from_slice(o);
     }
-    for o in &s.ref_bases {
-        v.extend_from_slice(o);
-    }
+    v.extend_from_slice(&s.delta_bytes);
     out(v)
 }
+
+/// Bytes per entry in a worker's table.
+const ENTRY_LEN: usize = 28;
 
 /// Records `n` results of workers (u32 entry index + 20-byte id each).
 #[no_mangle]
@@ -332,12 +337,15 @@ pub extern "C" fn mp_ix_index(h: *mut Indexer, sum: *const u8) -> i32 {
 }
 
 /// A worker's instance: the pack's bytes and the table from mp_ix_table.
+#[derive(Default)]
 pub struct Worker {
     pack: Vec<u8>,
     entries: Vec<Entry>,
     oids: Vec<[u8; 20]>,
     body_len: usize,
-    graph: Graph,
+    delta_bytes: Vec<u8>,
+    delta_at: Vec<u32>,
+    graph: Option<Graph>,
 }
 
 fn le32(b: &[u8], at: usize) -> u32 {
@@ -348,29 +356,51 @@ fn le64(b: &[u8], at: usize) -> u64 {
     (le32(b, at) as u64) | ((le32(b, at + 4) as u64) << 32)
 }
 
-/// A worker from a table; room for `pack_len` pack bytes at mp_wk_pack (JavaScript fills it).
+/// A worker without its pack or table yet (it starts while the main instance scans).
 #[no_mangle]
-pub extern "C" fn mp_wk_new(p: *const u8, n: usize, pack_len: usize) -> *mut Worker {
+pub extern "C" fn mp_wk_new() -> *mut Worker {
+    Box::into_raw(Box::default())
+}
+
+/// Room for the `pack_len` pack bytes (JavaScript reads the file into it), or null.
+#[no_mangle]
+pub extern "C" fn mp_wk_pack(h: *mut Worker, pack_len: usize) -> *mut u8 {
+    let w = wk(h);
+    let mut pack = Vec::new();
+    if pack.try_reserve_exact(pack_len).is_err() {
+        fail(too_large(pack_len as u64));
+        return std::ptr::null_mut();
+    }
+    pack.resize(pack_len, 0);
+    w.pack = pack;
+    w.pack.as_mut_ptr()
+}
+
+/// The table from mp_ix_table (`n` bytes at `p`): entries, ids, the delta graph.
+#[no_mangle]
+pub extern "C" fn mp_wk_table(h: *mut Worker, p: *const u8, n: usize) -> i32 {
     let t = slice(p, n);
-    let (count, body_len, nref) = (le32(t, 0) as usize, le32(t, 4) as usize, le32(t, 8) as usize);
-    let mut at = 12;
-    let mut entries = Vec::with_capacity(count);
-    for _ in 0..count {
-        entries.push(Entry { offset: le64(t, at), size: le64(t, at + 8), base: le32(t, at + 16), kind: t[at + 20], hdr_len: t[at + 21], crc32: 0 });
-        at += 24;
+    let w = wk(h);
+    let (count, nref, ndelta) = (le32(t, 0) as usize, le32(t, 8) as usize, le32(t, 12) as usize);
+    if n != 16 + count * (ENTRY_LEN + 20) + nref * 20 + ndelta {
+        return fail(Error::state("a resolution thread got a table of the wrong size"));
     }
-    let mut oids = Vec::with_capacity(count);
+    w.body_len = le32(t, 4) as usize;
+    let mut at = 16;
     for _ in 0..count {
-        oids.push(oid_at(t[at..].as_ptr()));
+        w.entries.push(Entry { offset: le64(t, at), size: le64(t, at + 8), base: le32(t, at + 16), kind: t[at + 20], hdr_len: t[at + 21], crc32: 0 });
+        w.delta_at.push(le32(t, at + 24));
+        at += ENTRY_LEN;
+    }
+    for _ in 0..count {
+        w.oids.push(oid_at(t[at..].as_ptr()));
         at += 20;
     }
-    let mut ref_bases = Vec::with_capacity(nref);
-    for _ in 0..nref {
-        ref_bases.push(oid_at(t[at..].as_ptr()));
-        at += 20;
-    }
-    let graph = Graph::build(&entries, &ref_bases);
-    Box::into_raw(Box::new(Worker { pack: vec![0; pack_len], entries, oids, body_len, graph }))
+    let ref_bases: Vec<[u8; 20]> = (0..nref).map(|k| oid_at(t[at + k * 20..].as_ptr())).collect();
+    at += nref * 20;
+    w.delta_bytes = t[at..].to_vec();
+    w.graph = Some(Graph::build(&w.entries, &ref_bases));
+    0
 }
 
 fn wk<'a>(h: *mut Worker) -> &'a mut Worker {
@@ -378,17 +408,17 @@ fn wk<'a>(h: *mut Worker) -> &'a mut Worker {
     unsafe { &mut *h }
 }
 
-#[no_mangle]
-pub extern "C" fn mp_wk_pack(h: *mut Worker) -> *mut u8 {
-    wk(h).pack.as_mut_ptr()
-}
-
 /// Resolves the trees of `n` roots; results (u32 entry + 20-byte id each) out; returns their number.
 #[no_mangle]
 pub extern "C" fn mp_wk_resolve(h: *mut Worker, p: *const u8, n: usize) -> i32 {
     let w = wk(h);
     let roots = u32s(p, n);
-    let mut r = resolve::Resolver::new(resolve::Pack { bytes: &w.pack, entries: &w.entries, body_len: w.body_len }, &w.graph);
+    let graph = match &w.graph {
+        Some(g) => g,
+        None => return fail(Error::state("resolve before the table")),
+    };
+    let pack = resolve::Pack { bytes: &w.pack, entries: &w.entries, body_len: w.body_len, delta_bytes: &w.delta_bytes, delta_at: &w.delta_at };
+    let mut r = resolve::Resolver::new(pack, graph);
     for root in roots {
         if let Err(e) = r.root(root, &w.oids[root as usize]) {
             return fail(e);

@@ -17,7 +17,24 @@ pub use scan::Scanner;
 pub use thin::Indexer;
 
 use super::entry::object_header;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The largest pack the WebAssembly core takes: the whole pack lives in a wasm32 instance's
+/// memory (4 GiB at most), which also needs room for the entry tables, the kept deltas and the
+/// objects being rebuilt. Bigger packs are refused before any byte is read where the size is
+/// known (a file), else as soon as the bytes received pass it.
+pub const MAX_PACK: u64 = 3 << 30;
+
+/// The error for a pack of `bytes` (or more) past `MAX_PACK`: what to use instead.
+pub fn too_large(bytes: u64) -> Error {
+    Error {
+        kind: ErrorKind::TooLarge,
+        message: format!(
+            "the pack ({} bytes or more) is too large for the WebAssembly core, which holds the whole pack in its memory (at most {} bytes); the native core has no such limit: install the native package for this platform (mpgit-<os>-<cpu>), or run with MPGIT_CORE=native where it loads",
+            bytes, MAX_PACK
+        ),
+    }
+}
 
 /// The object id of an object of `kind` with `data`: SHA-1 of "<type> <size>\0" + data,
 /// refusing input that shows a collision attack (as git's sha1dc does).

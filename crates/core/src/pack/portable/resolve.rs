@@ -5,6 +5,7 @@
 
 use super::inflate;
 use super::object_id;
+use super::scan::NOT_KEPT;
 use crate::pack::delta;
 use crate::pack::entry::{is_delta, Entry, OBJ_REF_DELTA};
 use crate::error::{Error, Result};
@@ -83,13 +84,26 @@ pub struct Pack<'a> {
     pub entries: &'a [Entry],
     /// Where the last entry's data ends (the trailer's offset).
     pub body_len: usize,
+    /// The first pass's inflated deltas (`Scanner::delta_bytes`, `delta_at`).
+    pub delta_bytes: &'a [u8],
+    pub delta_at: &'a [u32],
 }
 
-impl Pack<'_> {
+impl<'a> Pack<'a> {
     fn data(&self, i: u32) -> &[u8] {
         let e = &self.entries[i as usize];
         let end = self.entries.get(i as usize + 1).map_or(self.body_len, |n| n.offset as usize);
         &self.bytes[e.data_offset() as usize..end]
+    }
+
+    /// Delta `i` inflated by the first pass, if kept.
+    fn kept_delta(&self, i: u32) -> Option<&'a [u8]> {
+        let at = *self.delta_at.get(i as usize)?;
+        if at == NOT_KEPT {
+            return None;
+        }
+        let start = at as usize;
+        self.delta_bytes.get(start..start + self.entries[i as usize].size as usize)
     }
 }
 
@@ -148,11 +162,15 @@ impl<'a> Resolver<'a> {
             top.next += 1;
             let kind = top.kind;
             let e = self.pack.entries[c as usize];
-            let mut delta_buf = std::mem::take(&mut self.delta_buf);
-            inflate::exact(&mut self.d, self.pack.data(c), e.size as usize, &mut delta_buf).ok_or_else(|| Error::at(e.offset, "inflate failed on the second pass"))?;
             let top = stack.last().expect("not empty");
-            let result = delta::apply(&top.data, &delta_buf).map_err(|err| Error::at(e.offset, err))?;
-            self.delta_buf = delta_buf;
+            let result = match self.pack.kept_delta(c) {
+                Some(d) => delta::apply(&top.data, d),
+                None => {
+                    inflate::exact(&mut self.d, self.pack.data(c), e.size as usize, &mut self.delta_buf).ok_or_else(|| Error::at(e.offset, "inflate failed on the second pass"))?;
+                    delta::apply(&top.data, &self.delta_buf)
+                }
+            }
+            .map_err(|err| Error::at(e.offset, err))?;
             let id = object_id(kind, &result, e.offset)?;
             self.out.push((c, id));
             let children = self.graph.children(Some(c), &id);

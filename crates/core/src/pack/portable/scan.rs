@@ -5,9 +5,14 @@
 //! of the indexing time), and nothing may follow it.
 
 use super::inflate::{Step, Stream};
-use super::object_id;
+use super::{object_id, too_large, MAX_PACK};
 use crate::pack::entry::{parse_header, BaseRef, Entry, Header, OBJ_OFS_DELTA, OBJ_REF_DELTA};
 use crate::error::{Error, Result};
+
+/// `delta_at` of an entry whose inflated delta is not kept (a whole object, or past `DELTA_KEEP`).
+pub const NOT_KEPT: u32 = u32::MAX;
+/// Inflated delta bytes kept from the first pass, at most.
+pub const DELTA_KEEP: usize = 128 << 20;
 
 /// An entry whose zlib stream has not ended yet.
 struct Partial {
@@ -32,15 +37,36 @@ pub struct Scanner {
     pub oids: Vec<[u8; 20]>,
     pub ref_bases: Vec<[u8; 20]>,
     pub deltas: u32,
+    /// The inflated bytes of the deltas, kept from this pass so that resolving does not
+    /// inflate them again (deltas are small: a tenth of a typical pack), up to `DELTA_KEEP`.
+    pub delta_bytes: Vec<u8>,
+    /// Per entry: where its inflated delta starts in `delta_bytes`, or `NOT_KEPT`.
+    pub delta_at: Vec<u32>,
     partial: Option<Partial>,
     spare: Vec<u8>,
     /// The pack checksum, once the trailer is checked.
     pub checksum: Option<[u8; 20]>,
+    /// The most pack bytes taken (`MAX_PACK`; tests lower it).
+    pub max_pack: u64,
 }
 
 impl Default for Scanner {
     fn default() -> Self {
-        Scanner { pack: Vec::new(), parsed: 0, count: None, entries: Vec::new(), oids: Vec::new(), ref_bases: Vec::new(), deltas: 0, partial: None, spare: Vec::new(), checksum: None }
+        Scanner {
+            pack: Vec::new(),
+            parsed: 0,
+            count: None,
+            entries: Vec::new(),
+            oids: Vec::new(),
+            ref_bases: Vec::new(),
+            deltas: 0,
+            delta_bytes: Vec::new(),
+            delta_at: Vec::new(),
+            partial: None,
+            spare: Vec::new(),
+            checksum: None,
+            max_pack: MAX_PACK,
+        }
     }
 }
 
@@ -48,17 +74,23 @@ impl Scanner {
     /// Room for `n` more bytes at the end of `pack` (the caller copies them in, then `commit`s).
     pub fn reserve(&mut self, n: usize) -> Result<&mut [u8]> {
         let len = self.pack.len();
-        self.pack
-            .try_reserve(n)
-            .map_err(|_| Error::bad(format!("the pack does not fit in the WebAssembly core's memory ({} bytes and {} more); install the native package for this platform", len, n)))?;
+        let total = len as u64 + n as u64;
+        if total > self.max_pack {
+            return Err(too_large(total));
+        }
+        self.pack.try_reserve(n).map_err(|_| too_large(total))?;
         self.pack.resize(len + n, 0);
         Ok(&mut self.pack[len..])
     }
 
     /// The pack's whole size, when known (a file): reserved at once, not grown by doubling.
-    pub fn expect(&mut self, total: usize) -> Result<()> {
-        let more = total.saturating_sub(self.pack.len());
-        self.pack.try_reserve_exact(more).map_err(|_| Error::bad(format!("the pack does not fit in the WebAssembly core's memory ({} bytes); install the native package for this platform", total)))
+    /// A size past `max_pack` is refused here, before any byte is read.
+    pub fn expect(&mut self, total: u64) -> Result<()> {
+        if total > self.max_pack {
+            return Err(too_large(total));
+        }
+        let more = (total as usize).saturating_sub(self.pack.len());
+        self.pack.try_reserve_exact(more).map_err(|_| too_large(total))
     }
 
     /// Takes back the part of the last `reserve` that was not filled.
@@ -86,7 +118,7 @@ impl Scanner {
                     }
                     let version = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
                     if version != 2 && version != 3 {
-                        return Err(Error::bad(format!("pack version {} unsupported", version)));
+                        return Err(Error::bad(format!("pack version {} unsupported (at offset 4; versions 2 and 3 are)", version)));
                     }
                     let c = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
                     self.count = Some(c);
@@ -137,15 +169,22 @@ impl Scanner {
                         return Err(Error::at(p.offset, format!("inflates to {} bytes, its header says {}", p.stream.written, p.hdr.size)));
                     }
                     let kind = p.hdr.kind;
+                    let data = &p.stream.out[..p.stream.written];
+                    let mut at = NOT_KEPT;
                     let oid = if kind == OBJ_OFS_DELTA || kind == OBJ_REF_DELTA {
                         self.deltas += 1;
+                        if self.delta_bytes.len() + data.len() <= DELTA_KEEP {
+                            at = self.delta_bytes.len() as u32;
+                            self.delta_bytes.extend_from_slice(data);
+                        }
                         [0u8; 20]
                     } else {
-                        object_id(kind, &p.stream.out[..p.stream.written], p.offset)?
+                        object_id(kind, data, p.offset)?
                     };
                     let crc32 = crc32fast::hash(&self.pack[p.offset as usize..end]);
                     self.entries.push(Entry { offset: p.offset, size: p.hdr.size, base: p.base, crc32, hdr_len: p.hdr.len as u8, kind });
                     self.oids.push(oid);
+                    self.delta_at.push(at);
                     self.parsed = end;
                     self.spare = p.stream.into_out();
                     // A big buffer is not kept for the small entries that follow.

@@ -38,7 +38,7 @@ impl Indexer {
     }
 
     pub fn pack(&self) -> Pack<'_> {
-        Pack { bytes: &self.scan.pack, entries: &self.scan.entries, body_len: self.scan.body_len() }
+        Pack { bytes: &self.scan.pack, entries: &self.scan.entries, body_len: self.scan.body_len(), delta_bytes: &self.scan.delta_bytes, delta_at: &self.scan.delta_at }
     }
 
     pub fn roots(&self) -> Vec<u32> {
@@ -175,6 +175,7 @@ impl Scanner {
         self.pack.extend_from_slice(bytes);
         self.entries.push(e);
         self.oids.push(oid);
+        self.delta_at.push(super::scan::NOT_KEPT);
         self.set_body_len(body + bytes.len());
     }
 
