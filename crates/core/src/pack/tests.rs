@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// `git pack-objects` over `revs` (e.g. ["--all"] or ["HEAD", "^HEAD~3"]); `thin` allows
 /// REF_DELTAs against objects the revs exclude.
-fn pack_objects(repo: &Path, revs: &[&str], thin: bool) -> Vec<u8> {
+pub(super) fn pack_objects(repo: &Path, revs: &[&str], thin: bool) -> Vec<u8> {
     let (opts, revs): (Vec<&str>, Vec<&str>) = revs.iter().partition(|r| r.starts_with("--"));
     let input = revs.join("\n") + "\n";
     let mut args = vec!["pack-objects", "--stdout", "--revs", "--delta-base-offset", "-q"];
@@ -24,7 +24,7 @@ fn pack_objects(repo: &Path, revs: &[&str], thin: bool) -> Vec<u8> {
 }
 
 /// What `git index-pack` makes of `pack` (pack bytes after --fix-thin, .idx, .rev).
-fn git_index(repo: &Path, dir: &TempDir, pack: &[u8], fix_thin: bool) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+pub(super) fn git_index(repo: &Path, dir: &TempDir, pack: &[u8], fix_thin: bool) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let p = dir.path("git.pack");
     let idx = dir.path("git.idx");
     let _ = std::fs::remove_file(&p);
@@ -71,21 +71,44 @@ fn stream_index(dir: &TempDir, tag: &str, pack: &[u8], chunk: usize, o: Options,
     let missing = ix.resolve()?;
     if let Some(repo) = repo {
         for id in &missing {
-            let h = hex(id);
-            let kind = String::from_utf8(git(repo, &["cat-file", "-t", &h], None)).unwrap();
-            let kind = match kind.trim() {
-                "commit" => 1,
-                "tree" => 2,
-                "blob" => 3,
-                "tag" => 4,
-                k => panic!("unexpected type {}", k),
-            };
-            let data = git(repo, &["cat-file", entry::type_name(kind), &h], None);
+            let (kind, data) = object_of(repo, id);
             ix.add_base(*id, kind, &data)?;
         }
     }
     let s = ix.finish(&idx, Some(&rev), repo.is_some(), inflate::GIT_APPEND_LEVEL)?;
     Ok((std::fs::read(&p).unwrap(), std::fs::read(&idx).unwrap(), std::fs::read(&rev).unwrap(), s))
+}
+
+/// The kind and bytes of object `id` in `repo` (a base for --fix-thin).
+pub(super) fn object_of(repo: &Path, id: &[u8; 20]) -> (u8, Vec<u8>) {
+    let h = hex(id);
+    let kind = match String::from_utf8(git(repo, &["cat-file", "-t", &h], None)).unwrap().trim() {
+        "commit" => 1,
+        "tree" => 2,
+        "blob" => 3,
+        "tag" => 4,
+        k => panic!("unexpected type {}", k),
+    };
+    (kind, git(repo, &["cat-file", entry::type_name(kind), &h], None))
+}
+
+/// A repository with history, a thin pack of its last 4 commits, and what git index-pack
+/// --fix-thin makes of it (pack, .idx, .rev).
+pub(super) struct ThinFixture {
+    pub repo: PathBuf,
+    pub thin: Vec<u8>,
+    pub git_pack: Vec<u8>,
+    pub git_idx: Vec<u8>,
+    pub git_rev: Vec<u8>,
+}
+
+pub(super) fn thin_fixture(dir: &TempDir) -> ThinFixture {
+    let repo = dir.mkdir("repo");
+    make_repo(&repo, 20, 3);
+    let thin = pack_objects(&repo, &["HEAD", "^HEAD~4"], true);
+    let (git_pack, git_idx, git_rev) = git_index(&repo, dir, &thin, true);
+    assert!(git_pack.len() > thin.len(), "git appended no base: the pack is not thin");
+    ThinFixture { repo, thin, git_pack, git_idx, git_rev }
 }
 
 fn file_index(dir: &TempDir, tag: &str, pack: &[u8], o: Options) -> Result<(Vec<u8>, Vec<u8>, Summary)> {
@@ -165,9 +188,8 @@ fn streaming_inflate_path_matches_the_whole_buffer_path() {
 
 #[test]
 fn thin_pack_completed_like_git_fix_thin() {
-    let (dir, repo, thin) = repo_and_pack("thin", 20, 3, &["HEAD", "^HEAD~4"], true);
-    let (git_pack, git_idx, git_rev) = git_index(&repo, &dir, &thin, true);
-    assert!(git_pack.len() > thin.len(), "git appended no base: the pack is not thin");
+    let dir = TempDir::new("thin");
+    let ThinFixture { repo, thin, git_pack, git_idx, git_rev } = thin_fixture(&dir);
     for threads in [1, 2] {
         let (p, idx, rev, s) = stream_index(&dir, &format!("t{}", threads), &thin, 10_000, opts(threads), Some(&repo)).unwrap();
         assert!(s.appended_bases > 0);
@@ -200,20 +222,20 @@ fn thin_pack_completed_like_git_fix_thin() {
 }
 
 /// A pack assembled entry by entry, for inputs git would never write.
-struct PackBuilder {
+pub(super) struct PackBuilder {
     bytes: Vec<u8>,
     count: u32,
     offsets: Vec<u64>,
 }
 
 impl PackBuilder {
-    fn new() -> PackBuilder {
+    pub(super) fn new() -> PackBuilder {
         let mut bytes = b"PACK\0\0\0\x02\0\0\0\0".to_vec();
         bytes.reserve(1024);
         PackBuilder { bytes, count: 0, offsets: Vec::new() }
     }
     /// An entry whose header says `size` and whose zlib stream holds `data`.
-    fn raw(&mut self, kind: u8, size: u64, extra: &[u8], data: &[u8]) -> u64 {
+    pub(super) fn raw(&mut self, kind: u8, size: u64, extra: &[u8], data: &[u8]) -> u64 {
         let off = self.bytes.len() as u64;
         self.bytes.extend_from_slice(&encode_header(kind, size));
         self.bytes.extend_from_slice(extra);
@@ -222,10 +244,10 @@ impl PackBuilder {
         self.offsets.push(off);
         off
     }
-    fn object(&mut self, kind: u8, data: &[u8]) -> u64 {
+    pub(super) fn object(&mut self, kind: u8, data: &[u8]) -> u64 {
         self.raw(kind, data.len() as u64, &[], data)
     }
-    fn ofs_delta(&mut self, base: u64, delta: &[u8]) -> u64 {
+    pub(super) fn ofs_delta(&mut self, base: u64, delta: &[u8]) -> u64 {
         let off = self.bytes.len() as u64;
         let mut back = off - base;
         let mut enc = vec![(back & 127) as u8];
@@ -237,10 +259,10 @@ impl PackBuilder {
         }
         self.raw(OBJ_OFS_DELTA, delta.len() as u64, &enc, delta)
     }
-    fn ref_delta(&mut self, base: &[u8; 20], delta: &[u8]) -> u64 {
+    pub(super) fn ref_delta(&mut self, base: &[u8; 20], delta: &[u8]) -> u64 {
         self.raw(OBJ_REF_DELTA, delta.len() as u64, base, delta)
     }
-    fn finish(mut self) -> Vec<u8> {
+    pub(super) fn finish(mut self) -> Vec<u8> {
         self.bytes[8..12].copy_from_slice(&self.count.to_be_bytes());
         let sum: [u8; 20] = Sha1::digest(&self.bytes).into();
         self.bytes.extend_from_slice(&sum);
@@ -249,7 +271,7 @@ impl PackBuilder {
 }
 
 /// A delta: base size, result size, then raw instructions.
-fn delta(base: u64, result: u64, ops: &[u8]) -> Vec<u8> {
+pub(super) fn delta(base: u64, result: u64, ops: &[u8]) -> Vec<u8> {
     let mut d = Vec::new();
     varint(base, &mut d);
     varint(result, &mut d);

@@ -12,6 +12,9 @@ pub mod resolve;
 pub mod scan;
 pub mod thin;
 
+#[cfg(all(test, feature = "native"))]
+mod tests;
+
 pub use resolve::{Graph, Resolved};
 pub use scan::Scanner;
 pub use thin::Indexer;

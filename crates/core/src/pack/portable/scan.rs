@@ -48,6 +48,8 @@ pub struct Scanner {
     pub checksum: Option<[u8; 20]>,
     /// The most pack bytes taken (`MAX_PACK`; tests lower it).
     pub max_pack: u64,
+    /// The most inflated delta bytes kept (`DELTA_KEEP`; tests lower it).
+    pub delta_keep: usize,
 }
 
 impl Default for Scanner {
@@ -66,6 +68,7 @@ impl Default for Scanner {
             spare: Vec::new(),
             checksum: None,
             max_pack: MAX_PACK,
+            delta_keep: DELTA_KEEP,
         }
     }
 }
@@ -173,7 +176,7 @@ impl Scanner {
                     let mut at = NOT_KEPT;
                     let oid = if kind == OBJ_OFS_DELTA || kind == OBJ_REF_DELTA {
                         self.deltas += 1;
-                        if self.delta_bytes.len() + data.len() <= DELTA_KEEP {
+                        if self.delta_bytes.len() + data.len() <= self.delta_keep {
                             at = self.delta_bytes.len() as u32;
                             self.delta_bytes.extend_from_slice(data);
                         }
