@@ -9,7 +9,7 @@ import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { FLUSH, pkt, pktLine, pktText, PktReader } from '../ts/pktline.js';
 import { encodeV2Advertisement } from '../ts/protocol/capabilities.js';
-import { makeRepo } from './helpers/repo.js';
+import { initBare, makeRepo } from './helpers/repo.js';
 import { freePort, git, MPGIT, mpgit, run, runOk, start, tempDir } from './helpers/proc.js';
 import { gitDaemon } from './helpers/gitserve.js';
 import { startDaemon } from './helpers/daemon.js';
@@ -211,7 +211,7 @@ for (const v0 of [false, true]) {
 test('a work tree of 3000 files (checked out by several threads) equals the source', async (t) => {
   const base = await tempDir(t);
   const src = join(base, 'wide.git');
-  await git(['init', '-q', '--bare', '-b', 'main', src]);
+  await initBare(src);
   let stream = '';
   for (let c = 0; c < 2; c++) {
     stream += `commit refs/heads/main\ncommitter T <t@example.com> ${1700000000 + c} +0000\ndata 5\nwide\n`;

@@ -11,14 +11,13 @@ import { git, run, runOk, tempDir, type RunResult } from './proc.js';
 import { startDaemon, type MpgitDaemonHandle } from './daemon.js';
 import { startNginx, type Nginx } from './nginx.js';
 import { mpgit } from './proc.js';
+import { initBare, type RepoSpec } from './repo.js';
 
-export interface BigRepoSpec {
+export interface BigRepoSpec extends Pick<RepoSpec, 'commits'> {
   /** Big blobs (default 6), spread over the commits. */
   big?: number;
   /** Size of each big blob (default 200 KB). */
   bigBytes?: number;
-  /** Commits on main (default 3). */
-  commits?: number;
   /** Leave the objects loose instead of `git repack -ad` (default false: fully packed). */
   loose?: boolean;
 }
@@ -31,7 +30,7 @@ export async function bigRepo(dir: string, spec: BigRepoSpec = {}): Promise<stri
   const big = spec.big ?? 6;
   const commits = spec.commits ?? 3;
   const bigBytes = spec.bigBytes ?? 200_000;
-  await git(['init', '-q', '--bare', '-b', 'main', dir]);
+  await initBare(dir);
   const parts: Buffer[] = [];
   for (let c = 0; c < commits; c++) {
     parts.push(Buffer.from(`commit refs/heads/main\nmark :${c + 1}\ncommitter T <t@example.com> ${1700000000 + c * 60} +0000\ndata 3\nc${c}\n`));
