@@ -38,11 +38,11 @@ export interface ServiceCall {
   packCache: PackCache | null;
   /** git's arguments for the service as the daemon runs it (`upload-pack --strict --timeout=N .`). */
   gitArgs: string[];
-  /** The daemon's --timeout in ms (0: none): the longest wait for the client's next request. */
-  timeoutMs: number;
+  /** A child now writing to the client (null: none): shutdown and --timeout signal it as git's. */
+  onChild(child: GitProcess | null): void;
   log: ConnLog;
-  /** What a hook that served the request reports back (for the metrics and the access line). */
-  served: { packfileUris: number; cache: CacheResult | null };
+  /** What a hook that served the request reports back (for the metrics and the close and access lines). */
+  served: { packfileUris: number; cache: CacheResult | null; why?: string };
 }
 
 /**
@@ -76,7 +76,7 @@ export interface ConnectionContext {
    * Called with the service process once it runs (shutdown signals it after the grace period);
    * `handedOver`: it has the socket itself, rather than pipes relayed by the daemon.
    */
-  onChild: (child: GitProcess, handedOver: boolean) => void;
+  onChild: (child: GitProcess | null, handedOver: boolean) => void;
   /** The pack cache upload-pack's pack-objects goes through (none: git packs every time). */
   packCache?: PackCache | null;
   /** Called once per connection when it ends (access log, metrics). */

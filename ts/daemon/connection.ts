@@ -58,14 +58,14 @@ export async function handleConnection(io: ConnectionIO, ctx: ConnectionContext)
     env: allowed.env,
     packCache: ctx.packCache ?? null,
     gitArgs: serviceArgs(end.service!, cfg),
-    timeoutMs: cfg.timeout * 1000,
+    onChild: (c) => ctx.onChild(c, true),
     log,
     served: { packfileUris: 0, cache: null },
   };
   const byHook = await offerToHooks(ctx.hooks, call, io);
   if (byHook !== null) {
     const outcome = { result: 'served', refusal: null, cache: call.served.cache, packfileUris: call.served.packfileUris } as const;
-    return end.close(byHook, outcome, await finish(io, null, LINGER_MS), `served in-process, exit ${byHook}`);
+    return end.close(byHook, outcome, await finish(io, null, LINGER_MS), call.served.why ?? `served in-process, exit ${byHook}`);
   }
   const ran = await serveByGit(io, ctx, call);
   return end.close(ran.exitCode, { result: 'served', refusal: null, cache: ran.cache, packfileUris: 0 }, ran.info, ran.why);
