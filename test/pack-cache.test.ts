@@ -51,7 +51,10 @@ test('a clone served from the cache has the objects of a fresh one (v2 and v0)',
   t.is(await clone(d, 'r.git', join(work, 'miss')), want);
   t.is(await clone(d, 'r.git', join(work, 'hit2')), want);
   t.is(await clone(d, 'r.git', join(work, 'hit0'), { v0: true }), want);
-  t.deepEqual(await accessCache(d, 3), ['miss', 'hit', 'hit']);
+  // Later clones are hits (or joins, when the first run was still syncing its entry as its client finished).
+  const kinds = await accessCache(d, 3);
+  t.is(kinds[0], 'miss');
+  t.true(kinds.slice(1).every((k) => k === 'hit' || k === 'join'), kinds.join(','));
   t.is((await entries(cache)).length, 1);
   t.deepEqual(await accessCache(fresh, 1), ['-']);
 });
@@ -233,7 +236,10 @@ test('a repeated protocol v2 clone is sent its entry without upload-pack, and su
   t.is(await clone(d, 'bulk.git', join(work, 'hit')), want);
   t.is(runs(), 1, 'the hit ran no upload-pack');
   t.is(logLines(d, /answered from the pack cache .*without upload-pack/).length, 1, d.proc.output());
-  t.deepEqual(await accessCache(d, 2), ['miss', 'hit']);
+  // A hit, or a join when the first run was still syncing its entry as the first client finished.
+  const kinds = await accessCache(d, 2);
+  t.is(kinds[0], 'miss');
+  t.true(kinds[1] === 'hit' || kinds[1] === 'join', kinds.join(','));
   // Another hit, the daemon killed while the entry is being sent: the sender holds the socket.
   const c = spawn('git', ['clone', '-q', '--bare', d.url('bulk.git'), join(work, 'killed')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
