@@ -11,9 +11,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { nativePackMissing } from '../ts/pack/native.js';
-import { machine, machineLine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
+import { benchArgs, machine, machineLine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
 import { freePort } from '../test/helpers/proc.js';
 
@@ -63,7 +62,7 @@ function check(dir: string, head: string): void {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { preset: { type: 'string', default: 'bench' }, runs: { type: 'string', default: '3' }, filter: { type: 'string' } } });
+  const values = benchArgs({ preset: 'bench', runs: '3', filter: undefined });
   const filter = values.filter ? [`--filter=${values.filter}`] : [];
   const spec = presetSpec(values.preset!);
   const runs = Math.max(1, Number(values.runs));

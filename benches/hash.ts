@@ -14,10 +14,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { core } from '../ts/core/index.js';
 import { versionReport } from '../ts/version.js';
-import { machine, machineLine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
+import { benchArgs, machine, machineLine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 
 /** Object size for the "many objects" column. */
 const OBJECT_BYTES = 4096;
@@ -37,7 +36,7 @@ function nodeCrypto(buf: Buffer, objectBytes: number): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { mb: { type: 'string', default: '128' }, runs: { type: 'string', default: '3' } } });
+  const values = benchArgs({ mb: '128', runs: '3' });
   const bytes = Math.max(1, Number(values.mb)) * 1_000_000;
   const runs = Math.max(1, Number(values.runs));
   const data = randomBytes(bytes);

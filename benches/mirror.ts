@@ -16,9 +16,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import net from 'node:net';
-import { cpuSeconds, machine, printTable, round, writeJson, type Row } from './lib/bench.js';
+import { benchArgs, cpuSeconds, machine, printTable, round, writeJson, type Row } from './lib/bench.js';
 import { freePort } from '../test/helpers/proc.js';
 import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
 
@@ -162,14 +161,7 @@ function cpuFlags(): string[] {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      clones: { type: 'string', default: '16,64' },
-      preset: { type: 'string', default: 'medium' },
-      real: { type: 'string' },
-      only: { type: 'string' },
-    },
-  });
+  const values = benchArgs({ clones: '16,64', preset: 'medium', real: undefined, only: undefined });
   const counts = values.clones!.split(',').map(Number);
   const hook = join(BENCH_ROOT, '..', 'target', 'release', 'mpgit-pack-hook');
   if (!existsSync(hook)) throw new Error(`${hook} is missing: run \`npm run build:native\``);

@@ -12,10 +12,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { NetBed, type MonitorResult } from '../test/netbed/bed.js';
 import { stallAfter, type ProgressSample } from '../test/netbed/observe.js';
-import { machine, median, printTable, round, writeJson, type Row } from './lib/bench.js';
+import { benchArgs, machine, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 import { BENCH_ROOT, cachedRepo, presetSpec, type GeneratedRepo, type GenSpec } from './lib/genrepo.js';
 
 const MPGIT = join(BENCH_ROOT, '..', 'bin', 'mpgit');
@@ -224,15 +223,13 @@ class Bench {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      preset: { type: 'string', default: 'transfer' },
-      rate: { type: 'string', default: '40' },
-      // A 50 ms queue per link, as a WAN or cellular link has (the 38/74 Mbit/s figures).
-      'queue-ms': { type: 'string', default: '50' },
-      runs: { type: 'string', default: '3' },
-      'failover-runs': { type: 'string', default: '6' },
-    },
+  const values = benchArgs({
+    preset: 'transfer',
+    rate: '40',
+    // A 50 ms queue per link, as a WAN or cellular link has (the 38/74 Mbit/s figures).
+    'queue-ms': '50',
+    runs: '3',
+    'failover-runs': '6',
   });
   const spec = presetSpec(values.preset!, { transfer: TRANSFER_SPEC });
   const rateMbit = Number(values.rate);

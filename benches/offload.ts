@@ -17,8 +17,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { cpuSeconds, machine, median, printTable, round, writeJson, type Row } from './lib/bench.js';
+import { benchArgs, cpuSeconds, machine, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
 import { startNginx } from '../test/helpers/nginx.js';
 import { currentGit } from '../test/helpers/current-git.js';
@@ -103,14 +102,7 @@ interface Case {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      preset: { type: 'string', default: 'medium' },
-      runs: { type: 'string', default: '3' },
-      'base-back': { type: 'string', default: '20' },
-      concurrent: { type: 'string', default: '8' },
-    },
-  });
+  const values = benchArgs({ preset: 'medium', runs: '3', 'base-back': '20', concurrent: '8' });
   const spec = presetSpec(values.preset!);
   const runs = Math.max(1, Number(values.runs));
   const back = Math.max(0, Number(values['base-back']));

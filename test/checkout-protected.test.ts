@@ -10,10 +10,11 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { git, mpgit, run, runOk, tempDir } from './helpers/proc.js';
 import { startDaemon } from './helpers/daemon.js';
+import { initBare } from './helpers/repo.js';
 
 /** A bare repository whose main commit has `tree` (given as `git mktree` input lines). */
 async function repoWith(dir: string, build: (mktree: (lines: string) => Promise<string>, blob: string) => Promise<string>): Promise<void> {
-  await git(['init', '-q', '--bare', '-b', 'main', dir]);
+  await initBare(dir);
   const mktree = async (lines: string) => (await runOk('git', ['mktree'], { cwd: dir, input: lines })).stdout.trim();
   const blob = (await runOk('git', ['hash-object', '-w', '--stdin'], { cwd: dir, input: '[core]\n\tfsmonitor = echo pwned\n' })).stdout.trim();
   const tree = await build(mktree, blob);

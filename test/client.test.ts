@@ -9,12 +9,20 @@ import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { FLUSH, pkt, pktLine, pktText, PktReader } from '../ts/pktline.js';
 import { encodeV2Advertisement } from '../ts/protocol/capabilities.js';
-import { makeRepo } from './helpers/repo.js';
+import { initBare, makeRepo } from './helpers/repo.js';
 import { freePort, git, MPGIT, mpgit, run, runOk, start, tempDir } from './helpers/proc.js';
 import { gitDaemon } from './helpers/gitserve.js';
 import { startDaemon } from './helpers/daemon.js';
 
 /** A source repository with every kind of entry a checkout must handle. */
+/** sourceRepo's src.git under a new base, served by git daemon, and an empty work directory. */
+async function servedSource(t: ExecutionContext, o: { v0?: boolean } = {}) {
+  const base = await tempDir(t);
+  const src = await sourceRepo(t, base);
+  const d = await gitDaemon(t, base, o);
+  return { src, d, work: await tempDir(t) };
+}
+
 async function sourceRepo(t: ExecutionContext, base: string, name = 'src.git'): Promise<string> {
   const dir = join(base, name);
   await makeRepo(dir, { commits: 4 });
@@ -108,10 +116,7 @@ async function assertCloneOf(t: ExecutionContext, dir: string, src: string): Pro
 
 for (const v0 of [false, true]) {
   test(`clone from git daemon (protocol ${v0 ? 'v0, server without v2' : 'v2'}) equals the source`, async (t) => {
-    const base = await tempDir(t);
-    const src = await sourceRepo(t, base);
-    const d = await gitDaemon(t, base, { v0 });
-    const work = await tempDir(t);
+    const { src, d, work } = await servedSource(t, { v0 });
     const r = await mpgit(['clone', '-v', d.url('src.git'), 'out'], { cwd: work });
     t.is(r.code, 0, r.stderr);
     t.regex(r.stderr, /^Cloning into 'out'\.\.\./m);
@@ -126,10 +131,7 @@ for (const v0 of [false, true]) {
   });
 
   test(`fetch after new upstream commits gets a thin pack (protocol ${v0 ? 'v0' : 'v2'})`, async (t) => {
-    const base = await tempDir(t);
-    const src = await sourceRepo(t, base);
-    const d = await gitDaemon(t, base, { v0 });
-    const work = await tempDir(t);
+    const { src, d, work } = await servedSource(t, { v0 });
     // One clone by mpgit, one by git: fetch must work in both.
     const mine = await mpgit(['clone', '-q', d.url('src.git'), 'mine'], { cwd: work });
     t.is(mine.code, 0, mine.stderr);
@@ -186,10 +188,7 @@ test('clone and fetch from mpgit daemon; over MPTCP with mpgit daemon --mptcp', 
 
 for (const v0 of [false, true]) {
   test(`fetch negotiates past 300 local-only commits and receives only what is new (protocol ${v0 ? 'v0' : 'v2'})`, async (t) => {
-    const base = await tempDir(t);
-    const src = await sourceRepo(t, base);
-    const d = await gitDaemon(t, base, { v0 });
-    const work = await tempDir(t);
+    const { src, d, work } = await servedSource(t, { v0 });
     const dir = join(work, 'c');
     const c = await mpgit(['clone', '-q', d.url('src.git'), dir]);
     t.is(c.code, 0, c.stderr);
@@ -212,7 +211,7 @@ for (const v0 of [false, true]) {
 test('a work tree of 3000 files (checked out by several threads) equals the source', async (t) => {
   const base = await tempDir(t);
   const src = join(base, 'wide.git');
-  await git(['init', '-q', '--bare', '-b', 'main', src]);
+  await initBare(src);
   let stream = '';
   for (let c = 0; c < 2; c++) {
     stream += `commit refs/heads/main\ncommitter T <t@example.com> ${1700000000 + c} +0000\ndata 5\nwide\n`;
@@ -234,10 +233,7 @@ test('a work tree of 3000 files (checked out by several threads) equals the sour
 });
 
 test('shallow clone (--depth 1), then fetch deepens nothing and stays consistent', async (t) => {
-  const base = await tempDir(t);
-  const src = await sourceRepo(t, base);
-  const d = await gitDaemon(t, base);
-  const work = await tempDir(t);
+  const { src, d, work } = await servedSource(t);
   const r = await mpgit(['clone', '--depth', '1', d.url('src.git'), 'shallow'], { cwd: work });
   t.is(r.code, 0, r.stderr);
   const dir = join(work, 'shallow');
@@ -263,10 +259,7 @@ test('shallow clone (--depth 1), then fetch deepens nothing and stays consistent
 });
 
 test('clone --branch, --bare, and a branch given as a tag', async (t) => {
-  const base = await tempDir(t);
-  const src = await sourceRepo(t, base);
-  const d = await gitDaemon(t, base);
-  const work = await tempDir(t);
+  const { src, d, work } = await servedSource(t);
   const topic = (await git(['rev-parse', 'topic'], { cwd: src })).stdout.trim();
 
   const tb = await mpgit(['clone', '-q', '--branch', 'topic', d.url('src.git'), 'topic'], { cwd: work });
@@ -378,10 +371,7 @@ test('where the kernel refuses MPTCP (net.mptcp.enabled=0), --mptcp falls back t
 });
 
 test('without the native addon (MPGIT_NO_NATIVE=1) clone works the same, over TCP, and says why', async (t) => {
-  const base = await tempDir(t);
-  const src = await sourceRepo(t, base);
-  const d = await gitDaemon(t, base);
-  const work = await tempDir(t);
+  const { src, d, work } = await servedSource(t);
   const r = await mpgit(['clone', '-v', '--mptcp', d.url('src.git'), 'out'], { cwd: work, env: { MPGIT_NO_NATIVE: '1' } });
   t.is(r.code, 0, r.stderr);
   t.regex(r.stderr, /over TCP \(no MPTCP: native addon unavailable \(disabled by MPGIT_NO_NATIVE\)\)/);
@@ -519,10 +509,7 @@ test('a server that stalls mid-pack: the wait is bounded, and an interrupted clo
 });
 
 test('clone and fetch keep reflogs as git does (git reflog, @{1})', async (t) => {
-  const base = await tempDir(t);
-  const src = await sourceRepo(t, base);
-  const d = await gitDaemon(t, base);
-  const work = await tempDir(t);
+  const { src, d, work } = await servedSource(t);
   // Same identity and clock for both: the logs must then be the same bytes.
   const env = { GIT_COMMITTER_NAME: 'Reflog Tester', GIT_COMMITTER_EMAIL: 'reflog@example.com', GIT_COMMITTER_DATE: '1700000000 +0100' };
   const mine = await mpgit(['clone', '-q', d.url('src.git'), 'mine'], { cwd: work, env });
@@ -595,10 +582,7 @@ test('fetch --prune deletes remote-tracking refs of deleted branches; fetch.prun
 
 test('fetch --depth deepens a shallow clone, --unshallow completes it (v2 and v0), as git fetch does', async (t) => {
   for (const v0 of [false, true]) {
-    const base = await tempDir(t);
-    const src = await sourceRepo(t, base);
-    const d = await gitDaemon(t, base, { v0 });
-    const work = await tempDir(t);
+    const { src, d, work } = await servedSource(t, { v0 });
     const r = await mpgit(['clone', '-q', '--depth', '1', d.url('src.git'), 'c'], { cwd: work });
     t.is(r.code, 0, r.stderr);
     const dir = join(work, 'c');

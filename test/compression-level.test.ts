@@ -1,9 +1,11 @@
 // --fix-thin deflates the bases it appends at the repository's zlib level (core.looseCompression,
-// else core.compression, else 1), as git index-pack does: the same bytes as git's, level 9 too.
+// else core.compression, else 1), as git index-pack does: the same bytes as git's, level 9 too,
+// for index-pack and for a thin bundle a fetch applies.
 
 import test from 'ava';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gitDaemon } from './helpers/gitserve.js';
 import { git, mpgit, runOk, tempDir } from './helpers/proc.js';
 import { zlibCompressionLevel } from '../ts/repo/compression.js';
 import { GitConfig } from '../ts/repo/config.js';
@@ -65,6 +67,32 @@ for (const impl of ['native', 'js']) {
     t.true(results.loose9!.equals(results.compression9!), 'core.looseCompression wins over core.compression');
   });
 }
+
+test('mpgit fetch completes a thin bundle (fetch.bundleURI) at core.compression=9 as git bundle unbundle does', async (t) => {
+  const dir = await tempDir(t);
+  const { src, old } = await thinPack(dir);
+  // A bundle of the second commit whose prerequisite is the first: its pack is thin.
+  const bundle = join(dir, 'inc.bundle');
+  await git(['bundle', 'create', '-q', bundle, 'main~1..main'], { cwd: src });
+  await git(['clone', '-q', '--bare', src, join(dir, 'srv', 'src.git')]);
+  const d = await gitDaemon(t, join(dir, 'srv'));
+  const packs = (repo: string) => readdirSync(join(repo, 'objects', 'pack')).filter((n) => n.endsWith('.pack'));
+  const unbundled: Record<string, string> = {};
+  for (const [name, config] of [['default', []], ['compression9', ['core.compression=9']]] as const) {
+    const theirs = await receiver(join(dir, `git-${name}.git`), src, old, [...config]);
+    const before = new Set(packs(theirs));
+    await git(['bundle', 'unbundle', bundle], { cwd: theirs });
+    unbundled[name] = packs(theirs).find((n) => !before.has(n))!;
+    t.truthy(unbundled[name], `${name}: git unbundle wrote a pack`);
+  }
+  t.not(unbundled.default, unbundled.compression9, 'level 9 makes another pack than the default level (the test can tell them apart)');
+  const ours = await receiver(join(dir, 'ours.git'), src, old, ['core.compression=9', `remote.origin.url=${d.url('src.git')}`, 'remote.origin.fetch=+refs/heads/*:refs/remotes/origin/*', `fetch.bundleURI=${bundle}`]);
+  const r = await mpgit(['fetch', '-q'], { cwd: ours });
+  t.is(r.code, 0, r.stderr);
+  const name = unbundled.compression9!;
+  t.true(packs(ours).includes(name), `mpgit kept the bundle's pack as git names it (${name}); it has ${packs(ours).join(', ')}`);
+  t.true(readFileSync(join(ours, 'objects', 'pack', name)).equals(readFileSync(join(dir, 'git-compression9.git', 'objects', 'pack', name))), "the completed pack is git's, byte for byte");
+});
 
 test('the zlib level is read as git reads it', (t) => {
   const level = (text: string) => zlibCompressionLevel(GitConfig.parse(text));

@@ -1,7 +1,7 @@
 // git configuration as git reads it: every scope, -c and the GIT_CONFIG_* variables, include and
 // includeIf, url.<base>.insteadOf; read through git and through mpgit's own parser alike.
 
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readConfig } from '../ts/config/read.js';
@@ -10,8 +10,17 @@ import { makeRepo } from './helpers/repo.js';
 import { repoState } from './helpers/parity.js';
 import { git, mpgit, run, tempDir } from './helpers/proc.js';
 
+/** up.git served by git daemon, and an empty home of its own (no system config) for git and mpgit. */
+async function servedWithHome(t: ExecutionContext) {
+  const base = await tempDir(t);
+  await makeRepo(join(base, 'up.git'));
+  const d = await gitDaemon(t, base);
+  const home = await tempDir(t);
+  return { base, d, home, env: { HOME: home, XDG_CONFIG_HOME: join(home, '.config'), GIT_CONFIG_NOSYSTEM: '1' } };
+}
+
 /** A home with every kind of configuration git reads, and a repository under ~/work. */
-async function configuredHome(t: Parameters<Parameters<typeof test>[1]>[0]) {
+async function configuredHome(t: ExecutionContext) {
   const home = await tempDir(t);
   const xdg = join(home, 'xdg');
   mkdirSync(join(xdg, 'git'), { recursive: true });
@@ -99,11 +108,7 @@ test('mpgit\'s parser reads every scope, include and includeIf exactly as git co
 });
 
 test('fetch.prune from the global config, or from mpgit -c, prunes as git fetch does', async (t) => {
-  const base = await tempDir(t);
-  await makeRepo(join(base, 'up.git'));
-  const d = await gitDaemon(t, base);
-  const home = await tempDir(t);
-  const env = { HOME: home, XDG_CONFIG_HOME: join(home, '.config'), GIT_CONFIG_NOSYSTEM: '1' };
+  const { base, d, home, env } = await servedWithHome(t);
   for (const who of ['git', 'mpgit', 'mpgit-c']) await git(['clone', '-q', d.url('up.git'), join(home, who)], { env });
   await git(['branch', '-D', 'topic'], { cwd: join(base, 'up.git') });
   writeFileSync(join(home, '.gitconfig'), '[fetch]\n\tprune = true\n');
@@ -119,11 +124,7 @@ test('fetch.prune from the global config, or from mpgit -c, prunes as git fetch 
 });
 
 test('url.<base>.insteadOf: mpgit clone myhost:repo clones as git does (config file or -c)', async (t) => {
-  const base = await tempDir(t);
-  await makeRepo(join(base, 'up.git'));
-  const d = await gitDaemon(t, base);
-  const home = await tempDir(t);
-  const env = { HOME: home, XDG_CONFIG_HOME: join(home, '.config'), GIT_CONFIG_NOSYSTEM: '1' };
+  const { d, home, env } = await servedWithHome(t);
   writeFileSync(join(home, '.gitconfig'), `[url "git://127.0.0.1:${d.port}/"]\n\tinsteadOf = myhost:\n`);
   const g = await run('git', ['clone', '-q', 'myhost:up.git', 'g'], { cwd: home, env });
   const m = await mpgit(['clone', '-q', 'myhost:up.git', 'm'], { cwd: home, env });

@@ -84,8 +84,9 @@ function startClone(t: ExecutionContext, url: string, work: string): Clone {
 /** Starts a clone and pauses it once upload-pack runs and some of the pack has arrived. */
 async function cloneInFlight(t: ExecutionContext, d: MpgitDaemonHandle, work: string): Promise<{ clone: Clone; servicePid: number }> {
   const clone = startClone(t, d.url('big.git'), work);
-  const m = await d.proc.waitFor(/Serving '.*big\.git' with git upload-pack --strict --timeout=600 \. \(pid (\d+)\)/, 60_000);
-  const servicePid = Number(m[1]);
+  // v0 runs upload-pack on the socket; v2's fetch runs it for that one request (--stateless-rpc).
+  const m = await d.proc.waitFor(/Serving '.*big\.git' with git upload-pack (--stateless-rpc )?--strict --timeout=600 \. \(pid (\d+)\)/, 60_000);
+  const servicePid = Number(m[2]);
   t.teardown(() => {
     try {
       process.kill(-servicePid, 'SIGKILL');

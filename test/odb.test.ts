@@ -11,7 +11,7 @@ import { checkout, flattenTree } from '../ts/repo/checkout.js';
 import { encodeIndex, type IndexEntry } from '../ts/repo/index-file.js';
 import { parseCommit } from '../ts/repo/objects.js';
 import { core } from '../ts/core/index.js';
-import { makeRepo } from './helpers/repo.js';
+import { initBare, makeRepo } from './helpers/repo.js';
 import { git, mpgit, run, runOk, tempDir } from './helpers/proc.js';
 import { gitDaemon } from './helpers/gitserve.js';
 
@@ -135,7 +135,7 @@ for (const noNative of [false, true]) {
   test(`clone refuses a tree entry named .git and leaves nothing behind (${noNative ? 'MPGIT_NO_NATIVE=1' : 'native'})`, async (t) => {
     const base = await tempDir(t);
     const repo = join(base, 'evil.git');
-    await git(['init', '-q', '--bare', '-b', 'main', repo]);
+    await initBare(repo);
     const blob = (await runOk('git', ['hash-object', '-w', '--stdin'], { cwd: repo, input: '[core]\n\tfsmonitor = touch /tmp/pwned\n' })).stdout.trim();
     // Written unchecked, as a hostile server could: git mktree would refuse the name.
     const treeBytes = (mode: string, name: string, oid: string) => Buffer.concat([Buffer.from(`${mode} ${name}\0`), Buffer.from(oid, 'hex')]);

@@ -7,7 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import { git, mpgit, run, runOk } from './helpers/proc.js';
 import { gitDaemon } from './helpers/gitserve.js';
-import { bigRepo, commitUpstream, fsckClean, mpgitDaemon, offloadedRepo, sameRefs, type BigRepoSpec, type OffloadedRepo, type MpgitDaemon } from './helpers/offload.js';
+import { bigRepo, commitUpstream, fetchAfterCommit, fsckClean, mpgitDaemon, offloadedRepo, sameRefs, type BigRepoSpec, type OffloadedRepo, type MpgitDaemon } from './helpers/offload.js';
 import { readState } from '../ts/offload/state.js';
 
 interface Setup extends OffloadedRepo {
@@ -113,27 +113,17 @@ test('a fetch after new commits upstream gets only the new objects, inline', asy
   const r = await stockClone(s, 'c');
   t.is(r.code, 0, r.stderr);
   const dir = join(s.work, 'c');
-  const before = (await s.nginx.accessLog()).length;
-  const head = await commitUpstream(s.repo, { bigBytes: 50_000 });
-  const f = await run('git', ['-c', 'protocol.version=2', '-c', 'fetch.uriprotocols=http', 'fetch'], { cwd: dir });
-  t.is(f.code, 0, f.stderr);
-  t.is((await git(['rev-parse', 'origin/main'], { cwd: dir })).stdout.trim(), head);
-  t.is((await s.nginx.accessLog()).length, before, 'no URI for a fetch that has the base');
+  const stockFetch = (cwd: string) => () => run('git', ['-c', 'protocol.version=2', '-c', 'fetch.uriprotocols=http', 'fetch'], { cwd });
+  await fetchAfterCommit(t, s, dir, { bigBytes: 50_000, fetch: stockFetch(dir), uris: 0, why: 'no URI for a fetch that has the base' });
   await fsckClean(t, dir);
 
   // Blob mode: a fetch whose new commit brings a big blob published after a refresh gets it by URI.
   const b = await setup(t, 'blob');
   const c2 = await stockClone(b, 'c2');
   t.is(c2.code, 0, c2.stderr);
-  await commitUpstream(b.repo, { bigBytes: 150_000 });
-  const re = await mpgit(['offload', b.repo, '--publish', b.pub, '--base-url', `${b.nginx.baseUrl}/`, '--min-size', '100k', '--refresh']);
-  t.is(re.code, 0, re.stderr);
-  const n0 = (await b.nginx.accessLog()).length;
-  const f2 = await run('git', ['-c', 'protocol.version=2', '-c', 'fetch.uriprotocols=http', 'fetch'], { cwd: join(b.work, 'c2') });
-  t.is(f2.code, 0, f2.stderr);
-  const log = await b.nginx.accessLog();
-  t.is(log.length, n0 + 1, 'the new blob pack only');
-  await fsckClean(t, join(b.work, 'c2'));
+  const dir2 = join(b.work, 'c2');
+  await fetchAfterCommit(t, b, dir2, { bigBytes: 150_000, refresh: true, fetch: stockFetch(dir2), uris: 1, why: 'the new blob pack only' });
+  await fsckClean(t, dir2);
 });
 
 test('a shallow clone of an offloaded repository is answered in full by git upload-pack', async (t) => {

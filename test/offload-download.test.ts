@@ -2,13 +2,13 @@
 // retried on 503, cut connections and stalls; wrong bytes, 404s and non-packs are rejected and
 // leave nothing behind.
 
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { downloadPacks, downloadPaths, type DownloadProgress, type RetryEvent } from '../ts/client/download.js';
 import { git, runOk, tempDir } from './helpers/proc.js';
-import { faultProxy, startNginx } from './helpers/nginx.js';
+import { faultProxy, startNginx, type Fault } from './helpers/nginx.js';
 
 interface MadePack {
   hash: string;
@@ -17,6 +17,19 @@ interface MadePack {
 }
 
 /** A pack of one commit with `blobs` incompressible blobs of `blobSize` bytes, in `dir`. */
+/**
+ * A pack of one `blobSize` blob served by nginx through a proxy that commits `fault`, the job
+ * that downloads it, an empty download directory, and a list for the retries.
+ */
+async function faultyPack(t: ExecutionContext, blobSize: number, fault: Fault) {
+  const root = await tempDir(t);
+  const a = await makePack(t, root, 'a.pack', 1, blobSize);
+  const nginx = await startNginx(t, root);
+  const proxy = await faultProxy(t, nginx.port, [fault]);
+  const retries: RetryEvent[] = [];
+  return { a, nginx, proxy, job: { hash: a.hash, uri: `${proxy.baseUrl}/a.pack` }, dir: await tempDir(t), retries };
+}
+
 async function makePack(t: import('ava').ExecutionContext, dir: string, name: string, blobs: number, blobSize: number): Promise<MadePack> {
   const repo = await tempDir(t);
   await git(['init', '-q', '--bare', repo]);
@@ -154,13 +167,8 @@ test('a server that keeps failing gives a clear error naming the URI after the r
 });
 
 test('a cut connection resumes with a Range request for the remainder only', async (t) => {
-  const root = await tempDir(t);
-  const a = await makePack(t, root, 'a.pack', 1, 2_000_000);
-  const nginx = await startNginx(t, root);
-  const proxy = await faultProxy(t, nginx.port, [{ kind: 'cut', afterBytes: 700_000 }]);
-  const dir = await tempDir(t);
-  const retries: RetryEvent[] = [];
-  const [got] = await downloadPacks([{ hash: a.hash, uri: `${proxy.baseUrl}/a.pack` }], { dir, backoff: { baseMs: 50, maxMs: 50 }, onRetry: (e) => retries.push(e) });
+  const { a, nginx, job, dir, retries } = await faultyPack(t, 2_000_000, { kind: 'cut', afterBytes: 700_000 });
+  const [got] = await downloadPacks([job], { dir, backoff: { baseMs: 50, maxMs: 50 }, onRetry: (e) => retries.push(e) });
   t.deepEqual(await readFile(got!.path), await readFile(a.file));
   t.is(retries.length, 1);
   const log = await nginx.accessLog();
@@ -176,14 +184,9 @@ test('a cut connection resumes with a Range request for the remainder only', asy
 });
 
 test('a stalled body times out and is resumed', async (t) => {
-  const root = await tempDir(t);
-  const a = await makePack(t, root, 'a.pack', 1, 1_000_000);
-  const nginx = await startNginx(t, root);
-  const proxy = await faultProxy(t, nginx.port, [{ kind: 'stall', afterBytes: 300_000 }]);
-  const dir = await tempDir(t);
-  const retries: RetryEvent[] = [];
+  const { a, proxy, job, dir, retries } = await faultyPack(t, 1_000_000, { kind: 'stall', afterBytes: 300_000 });
   const started = Date.now();
-  const [got] = await downloadPacks([{ hash: a.hash, uri: `${proxy.baseUrl}/a.pack` }], {
+  const [got] = await downloadPacks([job], {
     dir,
     stallTimeoutMs: 800,
     backoff: { baseMs: 50, maxMs: 50 },

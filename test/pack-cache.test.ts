@@ -1,7 +1,8 @@
 // The daemon's pack cache, through stock git clients: a cached clone has the objects of a fresh
 // one (v0 and v2); a ref change is a new entry; concurrent identical clones share one
 // pack-objects run that goes on when its first client is killed; a partial or corrupt entry
-// (or a producer's temp file after kill -9) is never served; the bounds hold.
+// (or a producer's temp file after kill -9) is never served; the bounds hold; a repeated v2
+// clone is sent its entry without upload-pack, and that send outlives the daemon.
 
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
@@ -50,7 +51,10 @@ test('a clone served from the cache has the objects of a fresh one (v2 and v0)',
   t.is(await clone(d, 'r.git', join(work, 'miss')), want);
   t.is(await clone(d, 'r.git', join(work, 'hit2')), want);
   t.is(await clone(d, 'r.git', join(work, 'hit0'), { v0: true }), want);
-  t.deepEqual(await accessCache(d, 3), ['miss', 'hit', 'hit']);
+  // Later clones are hits (or joins, when the first run was still syncing its entry as its client finished).
+  const kinds = await accessCache(d, 3);
+  t.is(kinds[0], 'miss');
+  t.true(kinds.slice(1).every((k) => k === 'hit' || k === 'join'), kinds.join(','));
   t.is((await entries(cache)).length, 1);
   t.deepEqual(await accessCache(fresh, 1), ['-']);
 });
@@ -219,4 +223,59 @@ test('kill -9 of the daemon while pack-objects writes an entry: the clone in fli
   t.false((await readdir(cache)).some((f) => f.endsWith('.tmp')));
   await git(['clone', '-q', '--bare', d2.url('bulk.git'), join(work, 'c2')]);
   t.deepEqual(await accessCache(d2, 1), ['miss']);
+});
+
+test('a repeated protocol v2 clone is sent its entry without upload-pack, and survives kill -9 of the daemon', async (t) => {
+  const { base, cache } = await serveDir(t);
+  await makeBulkRepo(join(base, 'bulk.git'), 48);
+  const d = await daemon(t, base, cache);
+  const work = await tempDir(t);
+  const want = await clone(d, 'bulk.git', join(work, 'miss'));
+  const runs = () => logLines(d, /with git upload-pack/).length;
+  t.is(runs(), 1, d.proc.output());
+  t.is(await clone(d, 'bulk.git', join(work, 'hit')), want);
+  t.is(runs(), 1, 'the hit ran no upload-pack');
+  t.is(logLines(d, /answered from the pack cache .*without upload-pack/).length, 1, d.proc.output());
+  // A hit, or a join when the first run was still syncing its entry as the first client finished.
+  const kinds = await accessCache(d, 2);
+  t.is(kinds[0], 'miss');
+  t.true(kinds[1] === 'hit' || kinds[1] === 'join', kinds.join(','));
+  // Another hit, the daemon killed while the entry is being sent: the sender holds the socket.
+  const c = spawn('git', ['clone', '-q', '--bare', d.url('bulk.git'), join(work, 'killed')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  c.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const done = new Promise<number | null>((r) => c.on('exit', (code) => r(code)));
+  // Killed once the send is under way: a megabyte of the pack has reached the client.
+  const incoming = join(work, 'killed', 'objects', 'pack');
+  const received = async () => {
+    const names = await readdir(incoming).catch(() => [] as string[]);
+    const sizes = await Promise.all(names.filter((n) => n.startsWith('tmp_pack')).map((n) => stat(join(incoming, n)).then((s) => s.size, () => 0)));
+    return sizes.reduce((a, b) => a + b, 0);
+  };
+  let exited = false;
+  void done.then(() => (exited = true));
+  while ((await received()) < 1 << 20) {
+    if (exited) throw new Error(`the clone ended before the daemon could be killed during the send; log:\n${d.proc.output()}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  t.is((await run('pgrep', ['-f', '--', '--v2-packfile'])).code, 0, 'the entry is being sent by the hook program');
+  d.proc.child.kill('SIGKILL');
+  t.is(await done, 0, err);
+  await git(['fsck', '--no-dangling'], { cwd: join(work, 'killed') });
+  t.is(await objects(join(work, 'killed')), want);
+});
+
+test('a first wave of identical v2 clones runs one upload-pack: the others follow its pack-objects run', async (t) => {
+  const { base, cache } = await serveDir(t);
+  // Loose objects: pack-objects deflates 16 MB, long enough for the wave to arrive during it.
+  await makeBulkRepo(join(base, 'bulk.git'), 16);
+  const d = await daemon(t, base, cache);
+  const work = await tempDir(t);
+  const all = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => clone(d, 'bulk.git', join(work, `c${i}`))));
+  for (const o of all) t.is(o, all[0]);
+  t.is(logLines(d, /with git upload-pack/).length, 1, d.proc.output());
+  const kinds = await accessCache(d, 6);
+  t.is(kinds.filter((k) => k === 'miss').length, 1, kinds.join(','));
+  t.true(kinds.every((k) => k === 'miss' || k === 'join' || k === 'hit'), kinds.join(','));
+  t.is((await entries(cache)).length, 1);
 });

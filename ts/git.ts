@@ -1,9 +1,10 @@
 // Running git: pack generation, object listing and ref reading are git's (`pack-objects`,
-// `rev-list`, `for-each-ref`). This module runs it in an environment that cannot point it at
-// another repository, with bounded captured output and errors that carry git's own message.
+// `rev-list`, `for-each-ref`), and so are the daemon's services (`upload-pack` ...). This is the
+// one module that starts git: in an environment that cannot point it at another repository,
+// with bounded captured output and errors that carry git's own message.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { MpgitError } from './errors.js';
 
 /** Environment variables that point git at a repository: never inherited by a service. */
@@ -50,12 +51,16 @@ export interface GitRunOptions {
 
 /**
  * Where git runs: a repository it is pointed at; a path it finds the repository from, with
- * nothing inherited pointing elsewhere; or a directory, in the user's own environment.
+ * nothing inherited pointing elsewhere; a directory, in the user's own environment; or a
+ * daemon's service, which finds the repository in its directory as git daemon's do (no
+ * GIT_DIR), with exactly the environment the daemon built for it (serviceEnv's).
  */
-type Place = { gitDir: string } | { discover: string } | { cwd: string };
+type Place = { gitDir: string } | { discover: string } | { cwd: string } | { service: string };
 
-/** Where a spawned git's stdout goes instead of a pipe, and whether it outlives the daemon. */
+/** Where a spawned git's stdin and stdout go instead of pipes, and whether it outlives the daemon. */
 export interface SpawnGitOptions {
+  /** The client's bytes (its socket or an fd): git reads them itself. */
+  stdin?: Readable | number;
   /** A client's socket (or fd): git writes its answer there itself. */
   stdout?: Writable | number;
   /** A session of its own: neither the daemon's death nor a signal to its group reaches it. */
@@ -70,13 +75,29 @@ function start(place: Place, args: string[], env?: NodeJS.ProcessEnv, how: Spawn
       ? { cwd: place.gitDir, env: { ...serviceEnv(), GIT_DIR: place.gitDir, ...env } }
       : 'discover' in place
         ? { cwd: place.discover, env: { ...serviceEnv(), ...env } }
-        : { cwd: place.cwd, env: { ...process.env, ...env } };
-  return spawn('git', args, { ...where, stdio: ['pipe', (how.stdout ?? 'pipe') as never, 'pipe'], detached: how.detached ?? false });
+        : 'service' in place
+          ? { cwd: place.service, env: env ?? serviceEnv() }
+          : { cwd: place.cwd, env: { ...process.env, ...env } };
+  const stdio = [how.stdin ?? 'pipe', how.stdout ?? 'pipe', 'pipe'] as never;
+  return spawn('git', args, { ...where, stdio, detached: how.detached ?? false });
 }
 
+/** A running git (its stdio as it was started: pipes unless handed other ends). */
+export type GitProcess = ChildProcess;
+
 /** Starts git in `gitDir` with piped stdio; stderr is collected (bounded) by the caller's choice. */
-export function spawnGit(gitDir: string, args: string[], env?: NodeJS.ProcessEnv, how?: SpawnGitOptions): ChildProcess {
+export function spawnGit(gitDir: string, args: string[], env?: NodeJS.ProcessEnv, how?: SpawnGitOptions): GitProcess {
   return start({ gitDir }, args, env, how);
+}
+
+/**
+ * Starts a git that serves on ends the caller hands it (a client's socket, a file) or pipes:
+ * in `cwd`, the repository it finds there as git daemon's services do (no GIT_DIR), with exactly
+ * `env` (built with serviceEnv), stderr piped, and in a session of its own: neither the daemon's
+ * death nor a signal to its process group (Ctrl-C, `kill -- -pgid`) reaches the transfer.
+ */
+export function spawnGitService(cwd: string, args: string[], env: NodeJS.ProcessEnv, how: Omit<SpawnGitOptions, 'detached'> = {}): GitProcess {
+  return start({ service: cwd }, args, env, { ...how, detached: true });
 }
 
 /** Runs git on the repository `gitDir` to completion; resolves with stdout, the exit code (when in okCodes) and stderr (bounded). */

@@ -10,10 +10,21 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { BENCH_ROOT } from './genrepo.js';
 import { versionReport } from '../../ts/version.js';
 
 export const OUT_DIR = join(BENCH_ROOT, 'out');
+
+/**
+ * A bench's command line, every option a `--name value` string: `defaults` names each one with
+ * its default (undefined: none). An unknown option is refused, as parseArgs does.
+ */
+export function benchArgs<const D extends Record<string, string | undefined>>(defaults: D): { [K in keyof D]: D[K] extends string ? string : string | undefined } {
+  const options: Record<string, { type: 'string'; default?: string }> = {};
+  for (const [name, value] of Object.entries(defaults)) options[name] = value === undefined ? { type: 'string' } : { type: 'string', default: value };
+  return parseArgs({ options }).values as never;
+}
 const TIME = '/usr/bin/time';
 /** Longest a single measured command may run. */
 const RUN_TIMEOUT_MS = 30 * 60_000;

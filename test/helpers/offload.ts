@@ -7,18 +7,17 @@ import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { existsSync } from 'node:fs';
 import { RESUME_DIR } from '../../ts/client/resume.js';
-import { git, run, runOk, tempDir } from './proc.js';
+import { git, run, runOk, tempDir, type RunResult } from './proc.js';
 import { startDaemon, type MpgitDaemonHandle } from './daemon.js';
 import { startNginx, type Nginx } from './nginx.js';
 import { mpgit } from './proc.js';
+import { initBare, type RepoSpec } from './repo.js';
 
-export interface BigRepoSpec {
+export interface BigRepoSpec extends Pick<RepoSpec, 'commits'> {
   /** Big blobs (default 6), spread over the commits. */
   big?: number;
   /** Size of each big blob (default 200 KB). */
   bigBytes?: number;
-  /** Commits on main (default 3). */
-  commits?: number;
   /** Leave the objects loose instead of `git repack -ad` (default false: fully packed). */
   loose?: boolean;
 }
@@ -31,7 +30,7 @@ export async function bigRepo(dir: string, spec: BigRepoSpec = {}): Promise<stri
   const big = spec.big ?? 6;
   const commits = spec.commits ?? 3;
   const bigBytes = spec.bigBytes ?? 200_000;
-  await git(['init', '-q', '--bare', '-b', 'main', dir]);
+  await initBare(dir);
   const parts: Buffer[] = [];
   for (let c = 0; c < commits; c++) {
     parts.push(Buffer.from(`commit refs/heads/main\nmark :${c + 1}\ncommitter T <t@example.com> ${1700000000 + c * 60} +0000\ndata 3\nc${c}\n`));
@@ -124,6 +123,29 @@ export async function offloadedRepo(t: ExecutionContext, spec: BigRepoSpec = {},
     return r;
   };
   return { base, pub, work, repo, head, nginx, offload };
+}
+
+/**
+ * A fetch after a commit upstream, as a user sees it: the commit (with a big blob when
+ * `bigBytes`), published by `mpgit offload --refresh` when asked, then `fetch` in the clone
+ * `dir` succeeds, origin/main is the new commit, and nginx served `uris` more requests.
+ */
+export async function fetchAfterCommit(
+  t: ExecutionContext,
+  s: { repo: string; pub: string; nginx: Nginx },
+  dir: string,
+  o: { bigBytes?: number; time?: number; refresh?: boolean; fetch: () => Promise<RunResult>; uris: number; why: string },
+): Promise<void> {
+  const head = await commitUpstream(s.repo, { bigBytes: o.bigBytes, time: o.time });
+  if (o.refresh) {
+    const re = await mpgit(['offload', s.repo, '--publish', s.pub, '--base-url', `${s.nginx.baseUrl}/`, '--min-size', '100k', '--refresh']);
+    t.is(re.code, 0, re.stderr);
+  }
+  const before = (await s.nginx.accessLog()).length;
+  const f = await o.fetch();
+  t.is(f.code, 0, f.stderr);
+  t.is((await git(['rev-parse', 'origin/main'], { cwd: dir })).stdout.trim(), head);
+  t.is((await s.nginx.accessLog()).length, before + o.uris, o.why);
 }
 
 /** `git fsck --strict` is clean (dangling objects aside). */

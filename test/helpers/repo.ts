@@ -14,12 +14,17 @@ export interface RepoSpec {
   refs?: boolean;
 }
 
+/** An empty bare repository at `dir` (created with its parents), its branch main. */
+export async function initBare(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await git(['init', '-q', '--bare', '-b', 'main', dir]);
+}
+
 /** Creates a bare repository at `dir` with deterministic content; returns its HEAD commit id. */
 export async function makeRepo(dir: string, spec: RepoSpec = {}): Promise<string> {
   const commits = spec.commits ?? 3;
   const files = spec.filesPerCommit ?? 4;
-  await mkdir(dir, { recursive: true });
-  await git(['init', '-q', '--bare', '-b', 'main', dir]);
+  await initBare(dir);
   let stream = '';
   let mark = 0;
   for (let c = 0; c < commits; c++) {
@@ -70,8 +75,7 @@ export async function makeBulkRepo(dir: string, mb: number): Promise<string> {
     const readme = `bulk ${c}\n`;
     parts.push(Buffer.from(`M 100644 inline README.md\ndata ${readme.length}\n${readme}\n\n`));
   }
-  await mkdir(dir, { recursive: true });
-  await git(['init', '-q', '--bare', '-b', 'main', dir]);
+  await initBare(dir);
   await git(['config', 'core.bigFileThreshold', '256k'], { cwd: dir });
   await runOk('git', ['fast-import', '--quiet'], { cwd: dir, input: Buffer.concat(parts) });
   return (await git(['rev-parse', 'refs/heads/main'], { cwd: dir })).stdout.trim();

@@ -36,15 +36,12 @@ export interface Lease {
   readonly result: CacheResult | null;
   /** The keys of the pack-objects requests made under this lease, in order. */
   readonly keys: readonly string[];
+  /** The first key asked under this lease (null if it was released without one). */
+  readonly firstKey: Promise<string | null>;
   release(): void;
 }
 
-/** A complete entry held open for a send (not evicted from under it until `release`). */
-export interface HeldEntry {
-  path: string;
-  size: number;
-  release(): void;
-}
+
 
 /** Longest header line (`mpgit-pack-hook 1 token argc len`) plus arguments. */
 const MAX_HEAD = 64 * 1024;
@@ -58,6 +55,7 @@ interface LeaseState {
   gitDir: string;
   result: CacheResult | null;
   keys: string[];
+  keyed(key: string | null): void;
 }
 
 const RANK: Record<CacheResult, number> = { bypass: 0, hit: 1, join: 2, miss: 3 };
@@ -120,7 +118,9 @@ export class PackCache {
   /** Arguments and environment that route one upload-pack's pack-objects through the cache. */
   lease(gitDir: string): Lease {
     const token = randomBytes(16).toString('hex');
-    const state: LeaseState = { gitDir, result: null, keys: [] };
+    let keyed!: (k: string | null) => void;
+    const firstKey = new Promise<string | null>((r) => (keyed = r));
+    const state: LeaseState = { gitDir, result: null, keys: [], keyed };
     this.leases.set(token, state);
     return {
       gitArgs: hookConfigArgs(this.hook),
@@ -131,30 +131,12 @@ export class PackCache {
       get keys() {
         return state.keys;
       },
-      release: () => this.leases.delete(token),
-    };
-  }
-
-  /** The complete entry for `key`, pinned until released; null when there is none to serve. */
-  async hold(key: string): Promise<HeldEntry | null> {
-    const e = await this.store.lookup(key);
-    if (!e) return null;
-    e.pins++;
-    let held = true;
-    return {
-      path: e.path,
-      size: e.size,
+      firstKey,
       release: () => {
-        if (held) e.pins--;
-        held = false;
+        this.leases.delete(token);
+        keyed(null);
       },
     };
-  }
-
-  /** Counts a hit served without upload-pack (the daemon sent the entry itself). */
-  servedHit(bytes: number): void {
-    this.events.request?.('hit');
-    this.events.served?.(bytes);
   }
 
   /**
@@ -179,7 +161,23 @@ export class PackCache {
         const nl = buf.indexOf(10);
         if (nl < 0 && buf.length > MAX_HEAD) return sock.destroy();
         if (nl < 0) return;
-        const head = /^mpgit-pack-hook 1 ([0-9a-f]*) (\d+) (\d+)$/.exec(buf.toString('latin1', 0, nl));
+        const first = buf.toString('latin1', 0, nl);
+        // The daemon's own sender following an entry by key (a v2 clone answered without upload-pack).
+        const follow = /^mpgit-pack-follow 1 ([0-9a-f]*) ([0-9a-f]{64})$/.exec(first);
+        if (follow) {
+          const state = this.leases.get(follow[1]!);
+          sock.off('data', onData);
+          if (!state) return void sock.end('F request not from a connection of this daemon\n');
+          state.keys.push(follow[2]!);
+          state.keyed(follow[2]!);
+          // The sender says nothing more until it hears a path.
+          void this.serveKey(sock, state, follow[2]!, null, onReplies(sock)).catch((e) => {
+            this.events.warn?.(`pack cache: ${(e as Error).message}`);
+            sock.end(`F ${(e as Error).message.replace(/\n/g, ' ')}\n`);
+          });
+          return;
+        }
+        const head = /^mpgit-pack-hook 1 ([0-9a-f]*) (\d+) (\d+)$/.exec(first);
         const state = head ? this.leases.get(head[1]!) : undefined;
         if (!head || !state || Number(head[3]) > MAX_REQUEST) {
           sock.end(`F ${head ? 'request not from a connection of this daemon' : 'bad request from the hook'}\n`);
@@ -229,11 +227,18 @@ export class PackCache {
     if (args.includes('--include-tag')) h.update(await tagState(state.gitDir));
     const key = h.digest('hex');
     state.keys.push(key);
+    state.keyed(key);
+    await this.serveKey(sock, state, key, { args, request }, onReplies(sock));
+  }
+
+  /**
+   * Serves the entry for `key`: complete (hit), being written (join), or (with `create`) a new
+   * run (miss). Without `create` and with neither, the asker is told to go its own way (`G`).
+   */
+  private async serveKey(sock: net.Socket, state: LeaseState, key: string, create: { args: string[]; request: Buffer } | null, replies: { next(): Promise<string | null> }): Promise<void> {
     const lines = (s: string) => {
       if (!sock.destroyed) sock.write(s);
     };
-    const replies = onReplies(sock);
-
     const entry = await this.store.lookup(key);
     if (entry) {
       this.note(state, 'hit');
@@ -252,7 +257,11 @@ export class PackCache {
 
     let prod = this.productions.get(key);
     if (prod) this.note(state, 'join');
-    else {
+    else if (!create) {
+      sock.end('G\n');
+      return;
+    } else {
+      const { args, request } = create;
       this.note(state, 'miss');
       const count = (this.seen.get(key) ?? 0) + 1;
       this.seen.delete(key);

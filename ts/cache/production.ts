@@ -4,9 +4,8 @@
 // file is fsynced, checked to start as a pack, and handed to the store (renamed into place)
 // once every follower has opened it; on failure it is removed and the followers are told.
 
-import { spawn } from 'node:child_process';
 import { open, rm, type FileHandle } from 'node:fs/promises';
-import { serviceEnv } from '../git.js';
+import { serviceEnv, spawnGitService } from '../git.js';
 
 /** How often the file's size is read while followers wait for bytes. */
 const POLL_MS = 20;
@@ -152,10 +151,11 @@ export class Production {
   private produce(opts: { gitDir: string; args: string[]; request: Buffer; onStderr?: (text: string) => void }): Promise<Outcome> {
     // No progress: nobody sees it, and a pack-objects that writes nothing to stderr lives on
     // (and finishes the file for its followers) if the daemon is killed.
-    const [cmd, ...args] = opts.args.map((a) => (a === '--progress' ? '-q' : a));
+    // opts.args is the hook's command line, `git ...` (checked by the cache before it gets here).
+    const [, ...args] = opts.args.map((a) => (a === '--progress' ? '-q' : a));
     return new Promise((resolve) => {
       // A session of its own, as upload-pack has: a signal to the daemon's group spares it.
-      const child = spawn(cmd!, args, { cwd: opts.gitDir, env: serviceEnv(), stdio: ['pipe', this.fh!.fd, 'pipe'], detached: true });
+      const child = spawnGitService(opts.gitDir, args, serviceEnv(), { stdout: this.fh!.fd });
       if (child.pid) {
         this.pid = child.pid;
         for (const f of this.followers) f.producer(child.pid);
@@ -169,7 +169,7 @@ export class Production {
       child.stdin!.on('error', () => {});
       child.stdin!.end(opts.request);
       this.timer = setInterval(() => void this.poll(), POLL_MS);
-      child.on('error', (e) => resolve({ ok: false, message: `cannot run ${cmd}: ${e.message}` }));
+      child.on('error', (e) => resolve({ ok: false, message: `cannot run git: ${e.message}` }));
       child.on('close', async (code, signal) => {
         if (code === 0) {
           const st = await this.fh!.stat();

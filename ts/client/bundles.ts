@@ -39,6 +39,8 @@ export interface BundleOptions {
   /** Only bundles with a creationToken above this (fetch.bundleCreationToken). */
   minToken?: bigint | null;
   download?: ReceiveUrisOptions['download'];
+  /** zlib level of the bases a thin bundle's pack is completed with (the repository's: repo/compression.ts). */
+  compressionLevel?: number;
 }
 
 export interface AppliedBundle {
@@ -171,7 +173,7 @@ export async function applyBundleList(gitDir: string, list: BundleList, opts: Bu
             continue;
           }
           const started = Date.now();
-          const pack = await receivePack(createReadStream(file, { start: header.length, highWaterMark: 1 << 20 }), gitDir, { fixThin: db, progress: opts.progress });
+          const pack = await receivePack(createReadStream(file, { start: header.length, highWaterMark: 1 << 20 }), gitDir, { fixThin: db, compressionLevel: opts.compressionLevel, progress: opts.progress });
           db.addPack(pack.packPath, pack.idxPath);
           const absent = header.refs.find((r) => !db.hasSync(r.oid));
           if (absent) throw new BundleError(`bundle ${b.uri} names ${absent.oid} (${absent.name}) but does not carry it`);
@@ -287,7 +289,7 @@ export async function seedFromBundles(
   gitDir: string,
   target: string,
   session: RemoteSession,
-  opts: { bundleUri?: string; bundleUris?: boolean; mptcp?: boolean } & Pick<BundleOptions, 'progress' | 'say' | 'verbose'>,
+  opts: { bundleUri?: string; bundleUris?: boolean; mptcp?: boolean } & Pick<BundleOptions, 'progress' | 'say' | 'verbose' | 'compressionLevel'>,
   starting: () => void,
 ): Promise<BundlesResult> {
   const none: BundlesResult = { applied: [], heuristic: false, maxToken: null, failure: null };
@@ -328,7 +330,7 @@ export const FETCH_BUNDLE_DIR = 'mpgit-bundles';
  * The bundle step of a fetch (fetch.bundleURI): with the creationToken heuristic only bundles
  * newer than fetch.bundleCreationToken are downloaded, and the token is raised after.
  */
-export async function seedFetchFromBundles(gitDir: string, uri: string, token: string | undefined, opts: { mptcp?: boolean } & Pick<BundleOptions, 'progress' | 'say' | 'verbose'>): Promise<BundlesResult> {
+export async function seedFetchFromBundles(gitDir: string, uri: string, token: string | undefined, opts: { mptcp?: boolean } & Pick<BundleOptions, 'progress' | 'say' | 'verbose' | 'compressionLevel'>): Promise<BundlesResult> {
   let list: BundleList;
   try {
     list = await listFromUri(uri, { mptcp: opts.mptcp });

@@ -39,3 +39,13 @@ export async function checkoutHead(head: string, o: CheckoutHeadOptions): Promis
   o.verbose?.(`Checked out ${entries} files and wrote the index in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
   return backfilled;
 }
+
+/**
+ * A clone's last step: HEAD checked out where the clone has a work tree, or git's warning when
+ * the remote's HEAD names nothing it sent. Returns the objects a partial clone fetched for it.
+ */
+export async function checkoutClone(head: string | null, o: CheckoutHeadOptions & { checkout: boolean; bare: boolean; fetched: boolean; say: ((line: string) => void) | null }): Promise<number> {
+  if (o.checkout && head) return checkoutHead(head, o);
+  if (!o.bare && o.fetched && !head) o.say?.(`warning: remote HEAD refers to nonexistent ref, unable to checkout`);
+  return 0;
+}

@@ -4,6 +4,7 @@
 
 import { MpgitError } from '../errors.js';
 import type { GitConfig } from '../repo/config.js';
+import type { RemoteVerbOptions } from './connection.js';
 import { checkRefFormat } from './refname.js';
 
 export interface CloneFlags {
@@ -22,6 +23,31 @@ export interface CloneFlags {
   filter?: string;
   /** --recurse-submodules: submodule.active = . in the config, as git writes it. */
   recurseSubmodules?: boolean;
+}
+
+export interface CloneOptions extends CloneFlags, RemoteVerbOptions {
+  url: string;
+  dir?: string;
+  branch?: string;
+  /** Called with the temporary directory, so a signal handler can remove it. */
+  onTempDir?: (dir: string | null) => void;
+  /** Use the bundles the server advertises (default: transfer.bundleURI, else true; --no-bundle-uri). */
+  bundleUris?: boolean;
+  /** --bundle-uri=URL: a bundle or bundle list to seed the clone from (instead of the server's). */
+  bundleUri?: string;
+}
+
+export interface CloneResult {
+  dir: string;
+  head: string | null;
+  /** HEAD was checked out detached (--branch <tag>, or a remote HEAD that is no branch). */
+  detached: boolean;
+  objects: number;
+}
+
+/** The flags an interrupted clone records, to resume in the same shape. */
+export function cloneFlags(o: CloneFlags): CloneFlags {
+  return { mirror: o.mirror, singleBranch: o.singleBranch, origin: o.origin, tags: o.tags, checkout: o.checkout, filter: o.filter, recurseSubmodules: o.recurseSubmodules };
 }
 
 export interface CloneShape {

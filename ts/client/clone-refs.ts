@@ -2,9 +2,10 @@
 // the objects to want, HEAD, the config git writes for the same flags, and the refs (remote
 // branches, tags, a mirror's every ref; origin/HEAD).
 
-import { MpgitError, ProtocolError } from '../errors.js';
+import { MpgitError, PackError, ProtocolError } from '../errors.js';
 import { formatConfig } from '../repo/config.js';
 import type { ObjectDb } from '../repo/odb.js';
+import { appendReflog, committerIdent } from '../repo/reflog.js';
 import { writePackedRefs, writeRef, writeSymref, type Ref } from '../repo/refs.js';
 import { refnameFormatOk, type RemoteRef } from '../protocol/wire.js';
 import type { CloneShape } from './clone-options.js';
@@ -169,4 +170,27 @@ export function writeCloneRefs(gitDir: string, refs: RemoteRef[], plan: ClonePla
   if (!target) return null;
   writeSymref(gitDir, `refs/remotes/${shape.remote}/HEAD`, target.name);
   return { ref: target.name, oid: target.oid };
+}
+
+/**
+ * The clone's refs (writeCloneRefs), once every object the plan wanted is here; HEAD detached
+ * where the plan says so, and the reflogs git starts in a clone with a work tree (`parent`:
+ * where git would read the identity; null: bare, nothing logged). Returns HEAD's commit, or null.
+ */
+export async function writeRefs(db: ObjectDb, refs: RemoteRef[], plan: ClonePlan, shape: CloneShape, o: { url: string; parent: string | null }): Promise<string | null> {
+  for (const w of plan.wants) {
+    if (!db.hasSync(w)) throw new PackError(`the server's pack lacks ${w}, which it advertised`, 'the server is inconsistent; clone again');
+  }
+  const gitDir = db.gitDir;
+  const originHead = writeCloneRefs(gitDir, refs, plan, shape, db);
+  const head = plan.headOid;
+  if (plan.detached && head) writeRef(gitDir, 'HEAD', head);
+  if (o.parent !== null && head) {
+    const ident = await committerIdent(o.parent);
+    const message = `clone: from ${o.url}`;
+    const remoteHead = `refs/remotes/${shape.remote}/HEAD`;
+    const logged = ['HEAD', ...(!plan.detached && plan.headRef?.startsWith('refs/heads/') ? [plan.headRef] : []), ...(originHead ? [remoteHead] : [])];
+    for (const ref of logged) appendReflog(gitDir, ref, null, ref === remoteHead ? originHead!.oid : head, ident, message);
+  }
+  return head;
 }

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { MpgitError } from '../errors.js';
 import { pidAlive } from '../pid-alive.js';
+import { resumeDir } from './resume.js';
 
 export interface PreparedTarget {
   /** The directory the clone ends in (absolute). */
@@ -101,4 +102,15 @@ export function prepareTarget(target: string, shown: string, opts: { bare: boole
     throw new MpgitError('MPGIT_TARGET', `${what} '${shown}': ${strerror(e)}`, `mpgit builds the clone in ${parent} first: check that you may write there`, { cause: e });
   }
   return { target, tmp, createdParent };
+}
+
+/**
+ * Undoes prepareTarget after a failed clone: the hidden directory goes, and the parents it
+ * created unless they now hold what an interrupted clone needs to resume (which is said).
+ */
+export function abandonTarget(t: PreparedTarget, o: { shown: string; resumable: boolean; say: ((line: string) => void) | null }): void {
+  rmSync(t.tmp, { recursive: true, force: true });
+  const kept = o.resumable && existsSync(resumeDir(t.target));
+  if (t.createdParent && !kept) rmSync(t.createdParent, { recursive: true, force: true });
+  if (kept) o.say?.(`The downloads so far are kept in ${resumeDir(t.target)}: run \`mpgit clone --resume ${o.shown}\` (or the same clone again) to continue.`);
 }

@@ -10,7 +10,7 @@ import type { Wire } from '../protocol/wire.js';
 import { endSession } from '../protocol/v2.js';
 import { MpgitError } from '../errors.js';
 import { hostHeader, type GitUrl } from './url.js';
-import { humanBytes } from '../progress.js';
+import { humanBytes, type ProgressSink } from '../progress.js';
 import { netMissing, type ConnInfo } from '../core/index.js';
 
 /** Longest wait for a connect. */
@@ -30,6 +30,18 @@ export interface ConnectOptions {
   protocolVersion?: 0 | 2;
   /** -v: transport lines go here. */
   verbose?: ((line: string) => void) | null;
+}
+
+/** What each verb that talks to a remote (clone, fetch) takes besides its own flags. */
+export interface RemoteVerbOptions extends ConnectOptions {
+  /** Where messages (warnings, "Cloning into...") go; null with -q. */
+  say: ((line: string) => void) | null;
+  /** -v lines (transport), or null. */
+  verbose: ((line: string) => void) | null;
+  /** Progress meters (and remote progress), or null. */
+  progress: ProgressSink | null;
+  /** Ask for packfile URIs (default true; --no-packfile-uris turns it off). */
+  packfileUris?: boolean;
 }
 
 /** MPTCP is wanted when asked on the command line or GIT_ENABLE_MPTCP is set (any value). */

@@ -69,13 +69,16 @@ export interface DownloadedPack {
   fetched: number;
 }
 
-const DEFAULT_CONCURRENCY = 4;
+/** What the options default to, by the options' own names. */
+const DEFAULTS = {
+  concurrency: 4,
+  stallTimeoutMs: 30_000,
+  headersTimeoutMs: 30_000,
+  retries: 6,
+  backoff: { baseMs: 500, maxMs: 15_000 },
+  maxPackBytes: 2 ** 40,
+} satisfies Partial<DownloadOptions>;
 const MAX_CONCURRENCY = 16;
-const DEFAULT_STALL_MS = 30_000;
-const DEFAULT_HEADERS_MS = 30_000;
-const DEFAULT_RETRIES = 6;
-const DEFAULT_BACKOFF = { baseMs: 500, maxMs: 15_000 };
-const DEFAULT_MAX_PACK = 2 ** 40;
 /** An attempt that brought at least this much counts as progress: the failure streak restarts. */
 const PROGRESS_BYTES = 64 * 1024;
 /** Hard bound on attempts per URI, however much each one progressed. */
@@ -137,11 +140,11 @@ export async function downloadPacks(list: UriDownload[], opts: DownloadOptions):
     });
   }
   const jobs = [...byHash.values()];
-  const concurrency = Math.max(1, Math.min(MAX_CONCURRENCY, opts.concurrency ?? DEFAULT_CONCURRENCY));
+  const concurrency = Math.max(1, Math.min(MAX_CONCURRENCY, opts.concurrency ?? DEFAULTS.concurrency));
   const abort = new AbortController();
   const onOuterAbort = () => abort.abort(opts.signal?.reason);
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
-  const connectTimeout = opts.headersTimeoutMs ?? DEFAULT_HEADERS_MS;
+  const connectTimeout = opts.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs;
   const dispatcher = new Agent({
     connections: concurrency,
     connectTimeout,
@@ -249,8 +252,8 @@ async function downloadOne(
     report(true);
     return { hash: job.hash, uri: p.uri, path: job.final, size: done, reused: done, fetched: 0 };
   }
-  const retries = opts.retries ?? DEFAULT_RETRIES;
-  const backoff = opts.backoff ?? DEFAULT_BACKOFF;
+  const retries = opts.retries ?? DEFAULTS.retries;
+  const backoff = opts.backoff ?? DEFAULTS.backoff;
   let state = await readPartState(job.stateFile, job.hash);
   let onDisk = (await fileSize(job.part)) ?? 0;
   if (onDisk > 0 && !state) {
@@ -281,7 +284,7 @@ async function downloadOne(
       // failed write, a dropped partial).
       if (!ctx.hasher || ctx.hasher.bytes !== onDisk) ctx.hasher = await hashPrefix(job.part, onDisk, job.bundle);
       p.received = onDisk;
-      const limits = { maxPackBytes: opts.maxPackBytes ?? DEFAULT_MAX_PACK, headersTimeoutMs: opts.headersTimeoutMs ?? DEFAULT_HEADERS_MS, stallTimeoutMs: opts.stallTimeoutMs ?? DEFAULT_STALL_MS };
+      const limits = { maxPackBytes: opts.maxPackBytes ?? DEFAULTS.maxPackBytes, headersTimeoutMs: opts.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs, stallTimeoutMs: opts.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs };
       const r = await attempt(job, uri, onDisk, state, ctx, limits, dispatcher, signal, report);
       state = r.state;
       outcome = r.outcome;

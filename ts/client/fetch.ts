@@ -13,7 +13,6 @@ import { deleteRef, listRefs, readRefRaw, readSymref, resolveRef, writeRef } fro
 import { writeLocked } from '../repo/lockfile.js';
 import { readShallow } from '../repo/shallow.js';
 import type { RemoteRef } from '../protocol/wire.js';
-import type { ProgressSink } from '../progress.js';
 import { join } from 'node:path';
 import { parseRemoteUrl } from './url.js';
 import { RemoteSession } from './session.js';
@@ -21,21 +20,14 @@ import { fetchInto } from './fetch-into.js';
 import { zlibCompressionLevel } from '../repo/compression.js';
 import { HaveWalker } from './haves.js';
 import { mapRef, parseRefspec, refPrefix, sourceOf, type Refspec } from './refspec.js';
-import { mptcpWanted, wrapSocketError } from './connection.js';
+import { mptcpWanted, wrapSocketError, type RemoteVerbOptions } from './connection.js';
 import { appendReflog, committerIdent, logsRef } from '../repo/reflog.js';
 import { seedFetchFromBundles } from './bundles.js';
 
-export interface FetchOptions {
+export interface FetchOptions extends RemoteVerbOptions {
   cwd: string;
   /** Remote name or git:// URL (default: the current branch's remote, else origin). */
   remote?: string;
-  mptcp?: boolean;
-  protocolVersion?: 0 | 2;
-  say: ((line: string) => void) | null;
-  verbose: ((line: string) => void) | null;
-  progress: ProgressSink | null;
-  /** Ask for packfile URIs (default true; --no-packfile-uris turns it off). */
-  packfileUris?: boolean;
   /** Deepen or shorten the history to this many commits from each fetched tip (--depth). */
   depth?: number;
   /** Fetch the whole history of a shallow repository (--unshallow). */
@@ -111,7 +103,7 @@ export async function fetch(opts: FetchOptions): Promise<FetchResult> {
 
   // fetch.bundleURI first, as git does: new bundles (by creationToken) before the server.
   const bundleUri = config.get('fetch.bundleURI');
-  if (bundleUri && depth === undefined) await seedFetchFromBundles(gitDir, bundleUri, config.get('fetch.bundleCreationToken'), { ...opts, mptcp: mptcpWanted(opts.mptcp) });
+  if (bundleUri && depth === undefined) await seedFetchFromBundles(gitDir, bundleUri, config.get('fetch.bundleCreationToken'), { ...opts, mptcp: mptcpWanted(opts.mptcp), compressionLevel: zlibCompressionLevel(config) });
 
   const session = await RemoteSession.open(url, { mptcp: opts.mptcp, protocolVersion: opts.protocolVersion, verbose: opts.verbose });
   try {

@@ -5,7 +5,7 @@
 // blobs, all in one request. A clone asks for the checkout's tree and blobs on a second
 // connection while the history comes (prefetchCheckout), so little or nothing is left then.
 
-import { MpgitError } from '../errors.js';
+import { PackError } from '../errors.js';
 import { ObjectDb } from '../repo/odb.js';
 import { parseTree, MODE_GITLINK, MODE_TREE } from '../repo/objects.js';
 import type { ProgressSink } from '../progress.js';
@@ -31,7 +31,7 @@ function missingUnder(db: ObjectDb, tree: string): { trees: string[]; blobs: str
       trees.add(oid);
       continue;
     }
-    if (obj.type !== 'tree') throw new MpgitError('MPGIT_BAD_PACK', `object ${oid} is a ${obj.type}, not a tree`);
+    if (obj.type !== 'tree') throw new PackError(`object ${oid} is a ${obj.type}, not a tree`);
     for (const e of parseTree(obj.data, oid)) {
       if (e.mode === MODE_GITLINK) continue;
       if (e.mode === MODE_TREE) stack.push(e.oid);
@@ -90,7 +90,7 @@ export async function backfillForCheckout(opts: BackfillOptions, tree: string): 
   for (let round = 0; ; round++) {
     const missing = missingUnder(opts.db, tree);
     if (missing.trees.length) {
-      if (round >= MAX_TREE_ROUNDS) throw new MpgitError('MPGIT_BAD_PACK', `trees still missing after ${MAX_TREE_ROUNDS} fetches: ${missing.trees.slice(0, 3).join(', ')}`, 'the server does not send the trees asked for; clone without --filter');
+      if (round >= MAX_TREE_ROUNDS) throw new PackError(`trees still missing after ${MAX_TREE_ROUNDS} fetches: ${missing.trees.slice(0, 3).join(', ')}`, 'the server does not send the trees asked for; clone without --filter');
       objects += await fetchObjects(opts, missing.trees, { filter: 'blob:none' });
       continue;
     }
@@ -98,7 +98,7 @@ export async function backfillForCheckout(opts: BackfillOptions, tree: string): 
       opts.verbose?.(`Fetching ${missing.blobs.length} blobs for the checkout`);
       objects += await fetchObjects(opts, missing.blobs);
       const still = missingUnder(opts.db, tree).blobs;
-      if (still.length) throw new MpgitError('MPGIT_BAD_PACK', `the server did not send ${still.length} blobs asked for (${still[0]}...)`, 'the server does not allow these objects to be fetched; clone without --filter');
+      if (still.length) throw new PackError(`the server did not send ${still.length} blobs asked for (${still[0]}...)`, 'the server does not allow these objects to be fetched; clone without --filter');
     }
     return objects;
   }
@@ -156,7 +156,7 @@ export async function prefetchCheckout(opts: Omit<BackfillOptions, 'db'>, commit
     let pieces: string[];
     try {
       const tree = db.readCommit(commit)?.tree;
-      if (!tree || !db.hasSync(tree)) throw new MpgitError('MPGIT_BAD_PACK', `the server sent no root tree for ${commit}`);
+      if (!tree || !db.hasSync(tree)) throw new PackError(`the server sent no root tree for ${commit}`);
       pieces = checkoutPieces(db, tree);
     } finally {
       db.close();

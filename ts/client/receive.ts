@@ -5,6 +5,7 @@
 import { chmodSync, existsSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { addThinBases, feedIndexer } from '../pack/feed.js';
 import { createIndexer } from '../pack/indexer.js';
 import type { ObjectReader } from '../pack/object.js';
 import { Progress, type ProgressSink } from '../progress.js';
@@ -36,7 +37,6 @@ export interface ReceiveOptions {
  * queued byte is a resident copy; the parser outruns a network, so a few MiB absorb its pauses.
  */
 const MAX_QUEUED_BYTES = 8 << 20;
-const QUEUE_POLL_MS = 2;
 /** How often the meters are redrawn from the indexer's counters. */
 const PROGRESS_POLL_MS = 100;
 
@@ -75,25 +75,12 @@ export async function receivePack(src: AsyncIterable<Buffer>, gitDir: string, op
   };
   const timer = opts.progress ? setInterval(draw, PROGRESS_POLL_MS) : null;
   try {
-    for await (const chunk of src) {
-      bytes += chunk.length;
-      // The indexer parses on its own thread; while it is behind, stop pulling from the socket.
-      let queued = ix.write(chunk);
-      while (queued > MAX_QUEUED_BYTES) {
-        await new Promise((r) => setTimeout(r, QUEUE_POLL_MS));
-        queued = ix.write(Buffer.alloc(0));
-      }
-    }
+    await feedIndexer(ix, src, { maxQueuedBytes: MAX_QUEUED_BYTES, onChunk: (chunk) => (bytes += chunk.length) });
     inputEnded = true;
     receiveMs = Date.now() - started;
     const { missing } = await ix.resolve();
     if (phase === 'receiving') endReceiving();
-    if (missing.length && opts.fixThin) {
-      for (const oid of missing) {
-        const obj = await opts.fixThin.read(oid);
-        if (obj) ix.addBase(oid, obj.type, obj.data);
-      }
-    }
+    if (missing.length && opts.fixThin) await addThinBases(ix, missing, opts.fixThin);
     const r = await ix.finish({ idxPath: tmpIdx, revPath: null, fixThin: !!opts.fixThin, compressionLevel: opts.compressionLevel });
     if (r.deltaCount) {
       resolving.setTotal(r.deltaCount);

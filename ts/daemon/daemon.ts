@@ -5,7 +5,6 @@
 import net from 'node:net';
 import { writeFile, rm } from 'node:fs/promises';
 import { writeSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
 import { socketFd, connInfo } from '../net/socket.js';
 import { MpgitError } from '../errors.js';
 import type { DaemonConfig } from './config.js';
@@ -14,7 +13,8 @@ import type { TransferRecord } from './access.js';
 import { SyslogWriter } from './syslog.js';
 import { LogFile } from './logfile.js';
 import { bindListeners, systemdListeners, type Listener } from './listeners.js';
-import { handleConnection, type ConnectionIO, type ServiceHook } from './connection.js';
+import { handleConnection } from './connection.js';
+import type { ConnectionIO, ServiceHook } from './connection-types.js';
 import { IdleWatch } from './idle.js';
 import { PendingBudget, PendingDroppedError } from './pending.js';
 import { Burst, FdBudget } from './fd-budget.js';
@@ -25,6 +25,7 @@ import { logAccess } from './access.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { PackCache } from '../cache/pack-cache.js';
 import type { ReloadPlan } from './signals.js';
+import type { GitProcess } from '../git.js';
 
 export interface DaemonOptions {
   log?: DaemonLog;
@@ -40,7 +41,7 @@ const MAX_EARLY = 1024;
 interface Live {
   id: number;
   socket: net.Socket;
-  child: ChildProcess | null;
+  child: GitProcess | null;
   /** The service process has the socket itself (not relayed through the daemon). */
   handedOver: boolean;
   /** Still waiting for the request line (counted by the pending budget, not --max-connections). */
@@ -348,7 +349,7 @@ export class Daemon {
 }
 
 /** Signals a service process that still runs, with its whole group (pack-objects too). */
-function signalService(child: ChildProcess, sig: NodeJS.Signals): void {
+function signalService(child: GitProcess, sig: NodeJS.Signals): void {
   if (!child.pid || child.exitCode !== null || child.signalCode !== null) return;
   try {
     process.kill(-child.pid, sig);

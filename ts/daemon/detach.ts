@@ -6,6 +6,7 @@
 // lines, then the ready line, after which the daemon closes it: the command's own stdin,
 // stdout and stderr are never held by the daemon (`$(mpgit daemon --detach)` returns).
 
+// Not git (ts/git.ts runs that): this same program, as the background daemon.
 import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, writeSync } from 'node:fs';
 import type net from 'node:net';

@@ -20,10 +20,26 @@ export interface LogOptions {
 
 export type Fields = Record<string, unknown>;
 
-export class DaemonLog {
+/** A log's three levels, each one event: what the daemon's log and a connection's share. */
+abstract class Levels {
+  abstract emit(level: Level, event: string, text: string, fields?: Fields): void;
+
+  error(event: string, text: string, fields?: Fields): void {
+    this.emit('error', event, text, fields);
+  }
+  notice(event: string, text: string, fields?: Fields): void {
+    this.emit('notice', event, text, fields);
+  }
+  info(event: string, text: string, fields?: Fields): void {
+    this.emit('info', event, text, fields);
+  }
+}
+
+export class DaemonLog extends Levels {
   private readonly write: ((line: string, level: Level) => void) | null;
 
   constructor(private readonly opts: LogOptions) {
+    super();
     this.write = opts.write === undefined ? (line) => process.stderr.write(line) : opts.write;
   }
 
@@ -71,36 +87,22 @@ export class DaemonLog {
     }
   }
 
-  error(event: string, text: string, fields?: Fields): void {
-    this.emit('error', event, text, fields);
-  }
-  notice(event: string, text: string, fields?: Fields): void {
-    this.emit('notice', event, text, fields);
-  }
-  info(event: string, text: string, fields?: Fields): void {
-    this.emit('info', event, text, fields);
-  }
-
   /** The log of one connection: human lines tagged "[pid:conn]", JSON with "conn". */
   connection(id: number): ConnLog {
     return new ConnLog(this, id);
   }
 }
 
-export class ConnLog {
-  constructor(private readonly log: DaemonLog, readonly id: number) {}
+export class ConnLog extends Levels {
+  constructor(
+    private readonly log: DaemonLog,
+    readonly id: number,
+  ) {
+    super();
+  }
 
   emit(level: Level, event: string, text: string, fields: Fields = {}): void {
     this.log.emit(level, event, text, { conn: this.id, ...fields }, `${process.pid}:${this.id}`);
-  }
-  error(event: string, text: string, fields?: Fields): void {
-    this.emit('error', event, text, fields);
-  }
-  notice(event: string, text: string, fields?: Fields): void {
-    this.emit('notice', event, text, fields);
-  }
-  info(event: string, text: string, fields?: Fields): void {
-    this.emit('info', event, text, fields);
   }
 }
 

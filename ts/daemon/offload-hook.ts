@@ -3,7 +3,7 @@
 // names those packs as packfile URIs); everything else (v0/v1, other services, repositories
 // without offload) is left to git upload-pack.
 
-import type { ServiceHook } from './connection.js';
+import type { ServiceHook } from './connection-types.js';
 import { liveBundles, livePacks, loadStateCached } from '../offload/state.js';
 import { serveV2 } from '../serve/serve.js';
 

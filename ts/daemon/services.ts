@@ -3,11 +3,12 @@
 // that serves one connection (`git upload-pack --strict --timeout=N .` and friends) with the
 // client's socket as its stdin/stdout, in a session of its own so that it outlives the daemon.
 
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+// Not git (ts/git.ts runs that): the access hook, the administrator's own program.
+import { execFile } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { SERVICE_NAMES, type DaemonConfig, type ServiceName } from './config.js';
 import { releaseReading } from './request-reader.js';
-import { runGit } from '../git.js';
+import { runGit, spawnGitService, type GitProcess } from '../git.js';
 
 export interface ServiceDef {
   name: ServiceName;
@@ -43,6 +44,7 @@ export function serviceFlags(cfg: Pick<DaemonConfig, 'enable' | 'disable' | 'all
   return { enabled, overridable };
 }
 
+/** Runs the access hook (bounded in time and output); its exit code and stdout. */
 function runHelper(cmd: string, args: string[], opts: { cwd?: string; env: NodeJS.ProcessEnv }): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
     execFile(cmd, args, { ...opts, timeout: HELPER_TIMEOUT_MS, maxBuffer: HELPER_MAX_OUTPUT }, (err, stdout) => {
@@ -88,7 +90,7 @@ export function serviceArgs(s: ServiceName, cfg: Pick<DaemonConfig, 'timeout'>):
 }
 
 export interface ServiceProcess {
-  child: ChildProcess;
+  child: GitProcess;
   /** Resolves with the exit code (128 + signal number when killed) once the process exits. */
   exited: Promise<{ code: number; signal: NodeJS.Signals | null }>;
   /** The connection went through pipes (the socket was not handed to the process). */
@@ -112,14 +114,8 @@ export function spawnService(opts: {
   onStderrLine: (line: string) => void;
 }): ServiceProcess {
   const relay = opts.leftover.length > 0;
-  const child = spawn('git', opts.args, {
-    cwd: opts.gitDir,
-    env: opts.env,
-    stdio: relay ? ['pipe', 'pipe', 'pipe'] : [opts.stdin as never, opts.stdout as never, 'pipe'],
-    // A session of its own: neither the daemon's death nor a signal to its process group
-    // (Ctrl-C, `kill -- -pgid`) reaches the transfer; shutdown signals it explicitly.
-    detached: true,
-  });
+  // A session of its own (spawnGitService): shutdown signals it explicitly.
+  const child = spawnGitService(opts.gitDir, opts.args, opts.env, relay ? {} : { stdin: opts.stdin, stdout: opts.stdout });
   let relayed: Promise<void> = Promise.resolve();
   if (relay) {
     const input = opts.stdin as Readable;

@@ -4,6 +4,7 @@
 // queue are dropped and counted; a logger that cannot start or dies is reported once on stderr
 // and the daemon serves on without a log.
 
+// Not git (ts/git.ts runs that): logger, the system's syslog client.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Level } from './log.js';
 

@@ -1,6 +1,7 @@
 // The user database as the system's name service gives it (`getent passwd`: /etc/passwd, and
 // whatever nsswitch.conf adds: LDAP, sssd, systemd's users), for --user and ~user paths alike.
 
+// Not git (ts/git.ts runs that): getent, the name service's own client.
 import { execFile } from 'node:child_process';
 import { MpgitError } from '../errors.js';
 

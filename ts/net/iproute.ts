@@ -1,6 +1,7 @@
 // Running the host's network tools (`ip`, `tc`, `ss`, `sysctl`) with bounded waits and output:
 // async for normal use, sync for exit handlers, where nothing async can run any more.
 
+// Not git (ts/git.ts runs that): the host's network tools.
 import { execFile, execFileSync } from 'node:child_process';
 
 /** Every command that builds or observes the bed is bounded by this. */

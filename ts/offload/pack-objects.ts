@@ -2,9 +2,8 @@
 // its own arguments and writes the input): the daemon streams its output to a client, and
 // `mpgit offload` streams it into the answer cache ahead of the first clone.
 
-import type { ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { GitCommandError, spawnGit } from '../git.js';
+import { GitCommandError, spawnGit, type GitProcess } from '../git.js';
 import type { StartPack } from './plan.js';
 
 /** Bytes of pack read ahead of the consumer before pack-objects is held back. */
@@ -30,7 +29,7 @@ export class PackObjects {
   private readError: Error | null = null;
   private wake: (() => void) | null = null;
   private stdout: Readable | null = null;
-  private child: ChildProcess | null = null;
+  private child: GitProcess | null = null;
   private errText = '';
   private exited: Promise<number | null> = Promise.resolve(null);
 

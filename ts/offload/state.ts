@@ -13,14 +13,19 @@ export const STATE_FILE = 'mpgit-offload.json';
 
 const oid = z.string().regex(OID_RE);
 
-const basePack = z.object({
-  kind: z.literal('base'),
+/** What every pack mpgit publishes has: its hash, its file in the publish dir, its life. */
+const published = {
   hash: oid,
   file: z.string(),
   size: z.number().int().nonnegative(),
   createdAt: z.string(),
-  /** When a newer base replaced it: kept published for a while for responses that named it. */
+  /** When a newer pack replaced it: kept published for a while for responses that named it. */
   retiredAt: z.string().nullable(),
+};
+
+const basePack = z.object({
+  kind: z.literal('base'),
+  ...published,
   /** The ref (or commit) given to --base, re-resolved by --refresh. */
   ref: z.string(),
   /** What the ref named when published (a commit, or an annotated tag). */
@@ -33,11 +38,7 @@ const basePack = z.object({
 
 const blobPack = z.object({
   kind: z.literal('blob'),
-  hash: oid,
-  file: z.string(),
-  size: z.number().int().nonnegative(),
-  createdAt: z.string(),
-  retiredAt: z.string().nullable(),
+  ...published,
   blobs: z.array(oid),
 });
 

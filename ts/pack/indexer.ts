@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { MpgitError } from '../errors.js';
 import type { ObjectReader } from './object.js';
 import type { IndexerImpl, IndexProgress, IndexResult, PackIndexer } from './types.js';
+import { addThinBases, feedIndexer } from './feed.js';
 import { JsIndexer } from './js/indexer.js';
 import { NativeIndexer, nativeIndexFile, nativePackMissing } from './native.js';
 
@@ -13,8 +14,7 @@ export type { IndexerImpl, IndexProgress, IndexResult, PackIndexer } from './typ
 
 /** Queued-but-unparsed bytes above which indexStream stops reading its source. */
 const MAX_QUEUED_BYTES = 32 << 20;
-/** How often indexStream polls a full queue, and reports progress. */
-const QUEUE_POLL_MS = 2;
+/** How often indexStream reports progress. */
 const PROGRESS_EVERY_MS = 100;
 
 /** The implementation to use: as asked, else native when the addon has the indexer, else js. */
@@ -70,22 +70,10 @@ export async function indexStream(
   };
   const timer = opts.onProgress ? setInterval(() => report(), PROGRESS_EVERY_MS) : null;
   try {
-    for await (const chunk of src) {
-      let queued = ix.write(chunk);
-      while (queued > MAX_QUEUED_BYTES) {
-        await new Promise((r) => setTimeout(r, QUEUE_POLL_MS));
-        queued = ix.write(Buffer.alloc(0));
-      }
-      report();
-    }
+    await feedIndexer(ix, src, { maxQueuedBytes: MAX_QUEUED_BYTES, onChunk: () => report() });
     report(true);
     const { missing } = await ix.resolve();
-    if (missing.length && opts.fixThin) {
-      for (const oid of missing) {
-        const obj = await opts.fixThin.read(oid);
-        if (obj) ix.addBase(oid, obj.type, obj.data);
-      }
-    }
+    if (missing.length && opts.fixThin) await addThinBases(ix, missing, opts.fixThin);
     const result = await ix.finish({
       idxPath: opts.idxPath ?? siblingPath(packPath, '.idx'),
       revPath: opts.revPath ?? null,

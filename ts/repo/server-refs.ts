@@ -66,7 +66,7 @@ async function statPart(path: string): Promise<string> {
 }
 
 /** What the config git reads consists of (repository, global, system files). */
-async function configFingerprint(gitDir: string): Promise<string> {
+export async function configFingerprint(gitDir: string): Promise<string> {
   const xdg = process.env.XDG_CONFIG_HOME || join(homedir(), '.config');
   const files = [join(gitDir, 'config'), join(homedir(), '.gitconfig'), join(xdg, 'git', 'config'), '/etc/gitconfig'];
   const env = Object.keys(process.env).filter((k) => k.startsWith('GIT_CONFIG')).map((k) => `${k}=${process.env[k]}`);

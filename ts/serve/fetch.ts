@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { pkt, FLUSH, DELIM } from '../pktline.js';
 import { MAX_HAVES, TOTAL_HAVES, type HaveList } from './haves.js';
-import type { CommandRequest } from './command.js';
+import { encodeCommandHead, encodeHaves, type CommandRequest } from './command.js';
 import { ProtocolError } from '../errors.js';
 import { GitCommandError, objectTypes, runGit, spawnGit } from '../git.js';
 import { isOid } from '../oid.js';
@@ -322,9 +322,8 @@ export async function feedRequest(stdin: Writable, req: CommandRequest): Promise
   const put = async (b: Buffer) => {
     if (!stdin.destroyed && !stdin.write(b)) await Promise.race([once(stdin, 'drain'), once(stdin, 'close')]);
   };
-  const lines = (ls: string[]) => Buffer.concat(ls.map((l) => pkt(`${l}\n`)));
-  await put(Buffer.concat([lines(req.capabilities), DELIM, lines(req.args)]));
-  for (const batch of req.haves.batches()) await put(lines(batch.map((h) => `have ${h}`)));
+  await put(encodeCommandHead(req));
+  for (const batch of req.haves.batches()) await put(encodeHaves(batch));
   stdin.end(FLUSH);
 }
 

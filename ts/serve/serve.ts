@@ -33,11 +33,6 @@ export interface ServeV2Options {
   state?: OffloadState | null;
   idleTimeoutMs?: number;
   log?: (msg: string) => void;
-  /**
-   * Answers each fetch command in place of ./fetch.ts (the daemon's pack cache hands them to
-   * git upload-pack or sends a cached answer); resolves to whether a pack was sent.
-   */
-  fetch?: (req: CommandRequest, writer: ResponseWriter) => Promise<boolean>;
 }
 
 export interface SessionStats {
@@ -154,13 +149,7 @@ export async function serveV2(opts: ServeV2Options): Promise<SessionStats> {
       const current = opts.state === undefined ? await loadStateCached(opts.gitDir) : state;
       writer.sidebandAll = false;
       if (req.command === 'ls-refs') await lsRefs(opts.gitDir, req.args, writer, await hidden());
-      else if (req.command === 'fetch' && opts.fetch) {
-        try {
-          if (await opts.fetch(req, writer)) stats.fetches++;
-        } finally {
-          req.haves.release();
-        }
-      } else if (req.command === 'fetch') {
+      else if (req.command === 'fetch') {
         try {
           const out = await handleFetch({ gitDir: opts.gitDir, state: current, writer, request: req, log, hidden }, parseFetchArgs(req.args, req.haves));
           if (out.sentPack) stats.fetches++;

@@ -121,20 +121,31 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
     u32::from_ne_bytes(b[off..off + 4].try_into().unwrap())
 }
 
-// Offsets in struct tcp_info (linux/tcp.h); fields past the length the kernel returns read as 0.
-const TCPI_BYTES_ACKED: usize = 120;
-const TCPI_BYTES_RECEIVED: usize = 128;
-const TCPI_BYTES_SENT: usize = 200;
+/// Where a struct the kernel fills keeps its byte counters (offsets, each a u64).
+struct ByteCounters {
+    sent: usize,
+    received: usize,
+    acked: usize,
+}
+
+impl ByteCounters {
+    /// (sent, received, acked); fields past the length the kernel returned read as 0.
+    fn read(&self, info: &[u8]) -> (u64, u64, u64) {
+        (u64_at(info, self.sent), u64_at(info, self.received), u64_at(info, self.acked))
+    }
+}
+
+/// struct tcp_info (linux/tcp.h): tcpi_bytes_sent, tcpi_bytes_received, tcpi_bytes_acked.
+const TCPI: ByteCounters = ByteCounters { sent: 200, received: 128, acked: 120 };
 const TCP_INFO_LEN: usize = 232;
-// Offsets in struct mptcp_info (linux/mptcp.h).
+/// struct mptcp_info (linux/mptcp.h): mptcpi_bytes_sent, _received, _acked; and the subflows.
+const MPTCPI: ByteCounters = ByteCounters { sent: 56, received: 64, acked: 72 };
 const MPTCPI_SUBFLOWS: usize = 0;
-const MPTCPI_BYTES_SENT: usize = 56;
-const MPTCPI_BYTES_RECEIVED: usize = 64;
-const MPTCPI_BYTES_ACKED: usize = 72;
 const MPTCPI_SUBFLOWS_TOTAL: usize = 80;
 
 fn tcp_bytes(info: &[u8]) -> (u64, u64) {
-    (u64_at(info, TCPI_BYTES_SENT), u64_at(info, TCPI_BYTES_RECEIVED))
+    let (sent, received, _) = TCPI.read(info);
+    (sent, received)
 }
 
 /// The connection's counters. Works on TCP and MPTCP sockets, connected or accepted.
@@ -157,14 +168,14 @@ pub fn conn_info(fd: RawFd) -> io::Result<ConnInfo> {
     }
     let mut ti = [0u8; TCP_INFO_LEN];
     let n = getsockopt_buf(fd, libc::IPPROTO_TCP, libc::TCP_INFO, &mut ti)?;
-    let (sent, received) = tcp_bytes(&ti[..n]);
+    let (sent, received, acked) = TCPI.read(&ti[..n]);
     Ok(ConnInfo {
         mptcp: false,
         subflows: 1,
         subflows_used: 1,
         bytes_sent: sent,
         bytes_received: received,
-        bytes_acked: u64_at(&ti[..n], TCPI_BYTES_ACKED),
+        bytes_acked: acked,
         per_subflow: vec![(sent, received)],
     })
 }
@@ -176,15 +187,8 @@ fn mptcp_conn_info(fd: RawFd, mi: &[u8]) -> ConnInfo {
     // mptcpi_subflows counts the subflows beyond the first; subflows_total (6.10+) counts all.
     let subflows = if total > 0 { total } else { extra + 1 }.max(per_subflow.len() as u32);
     let subflows_used = per_subflow.iter().filter(|(s, r)| *s > 0 || *r > 0).count() as u32;
-    ConnInfo {
-        mptcp: true,
-        subflows,
-        subflows_used,
-        bytes_sent: u64_at(mi, MPTCPI_BYTES_SENT),
-        bytes_received: u64_at(mi, MPTCPI_BYTES_RECEIVED),
-        bytes_acked: u64_at(mi, MPTCPI_BYTES_ACKED),
-        per_subflow,
-    }
+    let (bytes_sent, bytes_received, bytes_acked) = MPTCPI.read(mi);
+    ConnInfo { mptcp: true, subflows, subflows_used, bytes_sent, bytes_received, bytes_acked, per_subflow }
 }
 
 /// MPTCP_TCPINFO: a struct mptcp_subflow_data header, then one tcp_info per live subflow.

@@ -18,6 +18,12 @@ impl TempDir {
     pub fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
+    /// `name` under the directory, created empty.
+    pub fn mkdir(&self, name: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::create_dir(&p).unwrap();
+        p
+    }
 }
 
 impl Drop for TempDir {

@@ -398,10 +398,7 @@ struct Task<T> {
 unsafe extern "C" fn execute<T: Send + 'static>(_env: napi_env, data: *mut c_void) {
     let task = &mut *(data as *mut Task<T>);
     if let Some(work) = task.work.take() {
-        task.result = Some(match catch_unwind(AssertUnwindSafe(work)) {
-            Ok(r) => r,
-            Err(p) => Err(panic_error(p)),
-        });
+        task.result = Some(guarded(work));
     }
 }
 
@@ -409,10 +406,7 @@ unsafe extern "C" fn complete<T: Send + 'static>(env: napi_env, status: napi_sta
     let task = Box::from_raw(data as *mut Task<T>);
     let env = Env(env);
     let outcome = match task.result {
-        Some(Ok(v)) => match catch_unwind(AssertUnwindSafe(|| (task.finish)(env, v))) {
-            Ok(r) => r,
-            Err(p) => Err(panic_error(p)),
-        },
+        Some(Ok(v)) => guarded(|| (task.finish)(env, v)),
         Some(Err(e)) => Err(e),
         None => Err(JsError::new("ERR_NAPI", format!("async work did not run (status {})", status))),
     };
@@ -444,14 +438,20 @@ unsafe extern "C" fn trampoline(env: napi_env, info: napi_callback_info) -> napi
     // SAFETY: `data` is the fn pointer given to napi_create_function in Env::export.
     let f: Function = std::mem::transmute::<*mut c_void, Function>(data);
     let args = Args { env, values: argv[..argc.min(8)].to_vec() };
-    match catch_unwind(AssertUnwindSafe(|| f(env, &args))) {
-        Ok(Ok(v)) => v.0,
-        Ok(Err(e)) => {
+    value_or_throw(env, guarded(|| f(env, &args)).map(|v| v.0))
+}
+
+/// Runs `f`; a panic becomes an error (ERR_MPGIT_PANIC) rather than unwinding into node.
+fn guarded<T>(f: impl FnOnce() -> JsResult<T>) -> JsResult<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(panic_error(p)))
+}
+
+/// What node gets back from a call: the value, or null with the error thrown.
+fn value_or_throw(env: Env, r: JsResult<napi_value>) -> napi_value {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
             env.throw(&e);
-            ptr::null_mut()
-        }
-        Err(p) => {
-            env.throw(&panic_error(p));
             ptr::null_mut()
         }
     }
@@ -485,17 +485,7 @@ impl Object {
 /// Node calls this when it loads the addon; `register` fills in the exports.
 pub fn module_init(env: napi_env, exports: napi_value, register: fn(Env, Value) -> JsResult<()>) -> napi_value {
     let env = Env(env);
-    match catch_unwind(AssertUnwindSafe(|| register(env, Value(exports)))) {
-        Ok(Ok(())) => exports,
-        Ok(Err(e)) => {
-            env.throw(&e);
-            ptr::null_mut()
-        }
-        Err(p) => {
-            env.throw(&panic_error(p));
-            ptr::null_mut()
-        }
-    }
+    value_or_throw(env, guarded(|| register(env, Value(exports))).map(|()| exports))
 }
 
 pub type RawEnv = napi_env;

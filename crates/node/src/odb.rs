@@ -4,7 +4,7 @@
 //! walk run on libuv's pool and return promises.
 
 use crate::napi::{Args, Env, JsError, JsResult, Value};
-use crate::pack::js;
+use crate::pack::{js, threads_option};
 use mpgit_core::odb::checkout::{self, Progress, Summary};
 use mpgit_core::odb::connect::check_connected;
 use mpgit_core::odb::Odb;
@@ -13,9 +13,6 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// Most threads a checkout may be given.
-const MAX_THREADS: f64 = mpgit_core::MAX_THREADS as f64;
 
 pub fn register(env: Env, exports: Value) -> JsResult<()> {
     env.export(exports, "odbOpen", odb_open)?;
@@ -125,13 +122,10 @@ fn checkout_new(env: Env, args: &Args) -> JsResult<Value> {
     let tree = oid_arg(args, 1)?;
     let work_tree = PathBuf::from(args.string(2)?);
     let o = args.value(3)?;
-    let threads = env.get_number(env.get_property(o, "threads")?).map_err(|_| JsError::type_error("threads must be a number"))?;
-    if !(1.0..=MAX_THREADS).contains(&threads) || threads.fract() != 0.0 {
-        return Err(JsError::new("ERR_OUT_OF_RANGE", format!("threads must be an integer 1..{}, not {}", MAX_THREADS, threads)));
-    }
+    let threads = threads_option(env, o)?;
     let iv = env.get_property(o, "indexPath")?;
     let index = if env.is_nullish(iv) { None } else { Some(PathBuf::from(env.get_string(iv)?)) };
-    let job = CheckoutJob { odb, tree, work_tree, index, threads: threads as usize, progress: Progress::default(), started: AtomicBool::new(false) };
+    let job = CheckoutJob { odb, tree, work_tree, index, threads, progress: Progress::default(), started: AtomicBool::new(false) };
     env.external(Arc::new(job))
 }
 

@@ -46,17 +46,24 @@ fn opt_number(env: Env, obj: Value, name: &str) -> JsResult<Option<f64>> {
     env.get_number(v).map(Some).map_err(|_| JsError::type_error(format!("{} must be a number", name)))
 }
 
-fn options(env: Env, obj: Value) -> JsResult<Options> {
+/// `obj.threads`: required, a whole number from 1 to the core's MAX_THREADS (the indexer's and
+/// the checkout's threads alike).
+pub(crate) fn threads_option(env: Env, obj: Value) -> JsResult<usize> {
     let threads = opt_number(env, obj, "threads")?.ok_or_else(|| JsError::type_error("threads is required"))?;
     if !(1.0..=MAX_THREADS).contains(&threads) || threads.fract() != 0.0 {
         return Err(JsError::new("ERR_OUT_OF_RANGE", format!("threads must be an integer 1..{}, not {}", MAX_THREADS, threads)));
     }
+    Ok(threads as usize)
+}
+
+fn options(env: Env, obj: Value) -> JsResult<Options> {
+    let threads = threads_option(env, obj)?;
     let max_cache_bytes = match opt_number(env, obj, "maxCacheBytes")? {
         None => None,
         Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 9.0e15 => Some(n as usize),
         Some(n) => return Err(JsError::new("ERR_OUT_OF_RANGE", format!("maxCacheBytes must be a non-negative integer, not {}", n))),
     };
-    Ok(Options { threads: threads as usize, max_cache_bytes })
+    Ok(Options { threads, max_cache_bytes })
 }
 
 fn summary(env: Env, s: Summary) -> JsResult<Value> {

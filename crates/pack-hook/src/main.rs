@@ -19,11 +19,12 @@
 //! This is a separate small program because git runs it for every fetch: node's startup alone
 //! would cost more CPU than serving a cached pack.
 //!
-//! `--v2-packfile <path> <size> [--sideband-all] [--progress <text>]` is the daemon's own use:
-//! with a protocol v2 client's socket as stdout, send a cache entry as the `packfile` section of
-//! a fetch response (side-band-64k framing, then flush), so that a cache hit costs neither
-//! upload-pack nor a copy through the daemon, and the transfer outlives a daemon restart.
-
+//! `--v2-packfile <key> [--sideband-all] [--progress <text>]` is the daemon's own use: with a
+//! protocol v2 client's socket as stdout, follow the cache entry `key` (complete, or being
+//! written) as above, but send it as the `packfile` section of a fetch response (side-band-64k
+//! framing, then flush), so that a cache hit costs neither upload-pack nor a copy through the
+//! daemon, and the transfer outlives a daemon restart. Exit 3, having written nothing, when the
+//! daemon has no such entry (`G`): it then runs upload-pack.
 use std::env;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -42,7 +43,8 @@ fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--v2-packfile") {
         match send_packfile(&args[1..]) {
-            Ok(()) => exit(0),
+            Ok(true) => exit(0),
+            Ok(false) => exit(3),
             Err(e) => fail(&e),
         }
     }
@@ -110,19 +112,47 @@ fn serve(mut stream: UnixStream, token: &str, args: &[String], request: &[u8]) -
     }
     stream.write_all(&head).map_err(gone)?;
     stream.write_all(request).map_err(gone)?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    follow(stream, &mut out)
+}
+
+/** Where followed pack bytes go: raw to upload-pack, or framed for a v2 client. */
+trait Sink: Write {
+    /** Before the first byte of the pack. */
+    fn start(&mut self) -> io::Result<()>;
+    /** After its last byte. */
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+impl Sink for io::StdoutLock<'_> {
+    fn start(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+}
+
+/** Follows the daemon's answer (`P`, `W`, `S`, `D`, `F`, `G`) into `out`. Ok(None): `G`. */
+fn follow<S: Sink>(stream: UnixStream, out: &mut S) -> Result<Option<()>, String> {
+    let gone = |e: io::Error| format!("lost the daemon: {e}");
+    let mut stream = stream;
     let mut reader = BufReader::new(stream.try_clone().map_err(gone)?);
     let mut file: Option<File> = None;
     let mut copied: u64 = 0;
+    let mut started = false;
     let mut producer: Option<u32> = None;
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
     loop {
         let mut line = String::new();
         let n = reader.read_line(&mut line).map_err(gone)?;
         if n == 0 {
             if let (Some(pid), Some(f)) = (producer, file.as_mut()) {
                 eprintln!("mpgit daemon went away; following its pack-objects (pid {pid}) to the end");
-                return orphan(f, copied, pid, &mut out).map(Some);
+                if !started {
+                    out.start().map_err(|e| format!("writing the pack: {e}"))?;
+                }
+                return orphan(f, copied, pid, out).map(Some);
             }
             return Err(if file.is_some() {
                 "the daemon went away while the pack was being produced".into()
@@ -146,17 +176,21 @@ fn serve(mut stream: UnixStream, token: &str, args: &[String], request: &[u8]) -
             "S" | "D" => {
                 let upto: u64 = arg.parse().map_err(|_| format!("bad size from the daemon: {arg}"))?;
                 let f = file.as_mut().ok_or("size before a file")?;
+                if !started {
+                    out.start().map_err(|e| format!("writing the pack: {e}"))?;
+                    started = true;
+                }
                 if upto > copied {
                     // io::copy uses copy_file_range/sendfile/splice where it can.
                     let mut part = Read::by_ref(f).take(upto - copied);
-                    let n = io::copy(&mut part, &mut out).map_err(|e| format!("copying the pack: {e}"))?;
+                    let n = io::copy(&mut part, out).map_err(|e| format!("copying the pack: {e}"))?;
                     copied += n;
                     if copied < upto {
                         return Err(format!("cache entry ended at {copied} bytes, expected {upto}"));
                     }
                 }
                 if op == "D" {
-                    out.flush().map_err(|e| format!("writing the pack: {e}"))?;
+                    out.finish().map_err(|e| format!("writing the pack: {e}"))?;
                     return Ok(Some(()));
                 }
             }
@@ -178,53 +212,91 @@ fn band_header(band: u8, len: usize) -> [u8; 5] {
     [b[0], b[1], b[2], b[3], band]
 }
 
-/** `--v2-packfile <path> <size> [--sideband-all] [--progress <text>]` (see the top). */
-fn send_packfile(args: &[String]) -> Result<(), String> {
-    let (path, size) = match args {
-        [p, n, ..] => (p, n.parse::<u64>().map_err(|_| format!("bad size: {n}"))?),
-        _ => return Err("usage: --v2-packfile <path> <size> [--sideband-all] [--progress <text>]".into()),
+/** A v2 `packfile` section on fd 1: side-band-64k packets of the pack, then flush. */
+struct Framed {
+    out: std::mem::ManuallyDrop<File>,
+    buf: Vec<u8>,
+    sideband_all: bool,
+    progress: Option<String>,
+}
+
+impl Framed {
+    fn packet(&mut self) -> io::Result<()> {
+        let n = self.buf.len() - 5;
+        if n > 0 {
+            let h = band_header(1, n);
+            self.buf[..5].copy_from_slice(&h);
+            self.out.write_all(&self.buf)?;
+            self.buf.truncate(5);
+        }
+        Ok(())
+    }
+}
+
+impl Write for Framed {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = 5 + BAND_DATA_MAX - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == 5 + BAND_DATA_MAX {
+            self.packet()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for Framed {
+    fn start(&mut self) -> io::Result<()> {
+        // The section header: "packfile" as a plain pkt-line, or in band 1 under sideband-all.
+        let head = b"packfile\n";
+        let mut pre = Vec::new();
+        if self.sideband_all {
+            pre.extend_from_slice(&band_header(1, head.len()));
+        } else {
+            pre.extend_from_slice(format!("{:04x}", head.len() + 4).as_bytes());
+        }
+        pre.extend_from_slice(head);
+        if let Some(text) = &self.progress {
+            pre.extend_from_slice(&band_header(2, text.len()));
+            pre.extend_from_slice(text.as_bytes());
+        }
+        self.out.write_all(&pre)
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        self.packet()?;
+        self.out.write_all(b"0000")
+    }
+}
+
+/** `--v2-packfile <key> [--sideband-all] [--progress <text>]` (see the top); Ok(false): `G`. */
+fn send_packfile(args: &[String]) -> Result<bool, String> {
+    let key = match args.first() {
+        Some(k) if k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()) => k,
+        _ => return Err("usage: --v2-packfile <key> [--sideband-all] [--progress <text>]".into()),
     };
     let mut sideband_all = false;
-    let mut progress: Option<&str> = None;
-    let mut rest = args[2..].iter();
+    let mut progress = None;
+    let mut rest = args[1..].iter();
     while let Some(a) = rest.next() {
         match a.as_str() {
             "--sideband-all" => sideband_all = true,
-            "--progress" => progress = Some(rest.next().ok_or("--progress needs a text")?),
+            "--progress" => progress = Some(rest.next().ok_or("--progress needs a text")?.clone()),
             _ => return Err(format!("unknown option {a}")),
         }
     }
-    let f = File::open(path).map_err(|e| format!("cannot open the cache entry: {e}"))?;
+    let socket = env::var("MPGIT_PACK_CACHE_SOCKET").map_err(|_| "MPGIT_PACK_CACHE_SOCKET is not set")?;
+    let token = env::var("MPGIT_PACK_CACHE_TOKEN").unwrap_or_default();
+    let mut stream = UnixStream::connect(&socket).map_err(|e| format!("cannot reach the daemon: {e}"))?;
+    stream.write_all(format!("mpgit-pack-follow 1 {token} {key}\n").as_bytes()).map_err(|e| format!("lost the daemon: {e}"))?;
     // fd 1 unbuffered: stdout's line buffering would split packets at every newline byte.
     // SAFETY: fd 1 is open for the life of the process and is not closed here (ManuallyDrop).
-    let mut out = std::mem::ManuallyDrop::new(unsafe { <File as std::os::unix::io::FromRawFd>::from_raw_fd(1) });
-    let w = |e: io::Error| format!("writing to the client: {e}");
-    // The section header: "packfile" as a plain pkt-line, or in band 1 under sideband-all.
-    let head = b"packfile\n";
-    if sideband_all {
-        out.write_all(&band_header(1, head.len())).map_err(w)?;
-    } else {
-        out.write_all(format!("{:04x}", head.len() + 4).as_bytes()).map_err(w)?;
-    }
-    out.write_all(head).map_err(w)?;
-    if let Some(text) = progress {
-        out.write_all(&band_header(2, text.len())).map_err(w)?;
-        out.write_all(text.as_bytes()).map_err(w)?;
-    }
-    // One read into the packet's own buffer, one write per packet: no other copy.
-    let mut buf = vec![0u8; 5 + BAND_DATA_MAX];
-    let mut at = 0u64;
-    while at < size {
-        let want = ((size - at) as usize).min(BAND_DATA_MAX);
-        let n = f.read_at(&mut buf[5..5 + want], at).map_err(|e| format!("reading the cache entry: {e}"))?;
-        if n == 0 {
-            return Err(format!("cache entry ended at {at} bytes, expected {size}"));
-        }
-        buf[..5].copy_from_slice(&band_header(1, n));
-        out.write_all(&buf[..5 + n]).map_err(w)?;
-        at += n as u64;
-    }
-    out.write_all(b"0000").map_err(w)
+    let out = std::mem::ManuallyDrop::new(unsafe { <File as std::os::unix::io::FromRawFd>::from_raw_fd(1) });
+    let mut sink = Framed { out, buf: Vec::with_capacity(5 + BAND_DATA_MAX), sideband_all, progress };
+    sink.buf.resize(5, 0);
+    Ok(follow(stream, &mut sink)?.is_some())
 }
 
 /** Whether a pack-objects process still runs (not gone, not a zombie). */
@@ -242,7 +314,7 @@ fn running(pid: u32) -> bool {
  * The daemon is gone but its pack-objects may still be writing: copy the file as it grows
  * until that process is gone, then check the whole file is one pack before ending well.
  */
-fn orphan(f: &mut File, mut copied: u64, pid: u32, out: &mut impl Write) -> Result<(), String> {
+fn orphan<S: Sink>(f: &mut File, mut copied: u64, pid: u32, out: &mut S) -> Result<(), String> {
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let alive = running(pid);
@@ -259,7 +331,6 @@ fn orphan(f: &mut File, mut copied: u64, pid: u32, out: &mut impl Write) -> Resu
         }
         sleep(Duration::from_millis(20));
     }
-    out.flush().map_err(|e| format!("writing the pack: {e}"))?;
     if copied < 32 {
         return Err(format!("pack-objects ended after {copied} bytes"));
     }
@@ -280,5 +351,5 @@ fn orphan(f: &mut File, mut copied: u64, pid: u32, out: &mut impl Write) -> Resu
     if h.finalize().as_slice() != trailer {
         return Err("pack-objects did not finish the pack (it was killed, or failed)".into());
     }
-    Ok(())
+    out.finish().map_err(|e| format!("writing the pack: {e}"))
 }

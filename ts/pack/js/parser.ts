@@ -36,16 +36,21 @@ export class PackParser {
   private curHash: Hash | null = null;
   private curSize = 0;
 
+  /** Adds bytes from `at` to the scratch buffer until it holds `n` (a pack header, the trailer, split over pushes); returns where reading goes on. */
+  private gather(buf: Uint8Array, at: number, n: number): number {
+    const k = Math.min(n - this.scratchLen, buf.length - at);
+    this.scratch.set(buf.subarray(at, at + k), this.scratchLen);
+    this.scratchLen += k;
+    return at + k;
+  }
+
   /** Parses the next bytes of the pack; throws PackError at the first inconsistency. */
   push(buf: Uint8Array): void {
     let at = 0;
     while (at < buf.length) {
       switch (this.phase) {
         case 'header': {
-          const k = Math.min(PACK_HEADER_LEN - this.scratchLen, buf.length - at);
-          this.scratch.set(buf.subarray(at, at + k), this.scratchLen);
-          this.scratchLen += k;
-          at += k;
+          at = this.gather(buf, at, PACK_HEADER_LEN);
           if (this.scratchLen < PACK_HEADER_LEN) break;
           const head = this.scratch.subarray(0, PACK_HEADER_LEN);
           this.objectsTotal = parsePackHeader(head);
@@ -63,10 +68,7 @@ export class PackParser {
           at = this.entryData(buf, at);
           break;
         case 'trailer': {
-          const k = Math.min(TRAILER_LEN - this.scratchLen, buf.length - at);
-          this.scratch.set(buf.subarray(at, at + k), this.scratchLen);
-          this.scratchLen += k;
-          at += k;
+          at = this.gather(buf, at, TRAILER_LEN);
           if (this.scratchLen < TRAILER_LEN) break;
           const trailer = Buffer.from(this.scratch.subarray(0, TRAILER_LEN));
           const sum = this.packHash.digest();

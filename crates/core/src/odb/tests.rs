@@ -55,6 +55,15 @@ fn assert_reads_all(odb: &Odb, objs: &[([u8; 20], u8, Vec<u8>)]) {
     }
 }
 
+/// `variety_repo` at `name` in a new temporary directory, fully packed.
+fn packed_variety_repo(tag: &str, name: &str) -> (TempDir, PathBuf) {
+    let d = TempDir::new(tag);
+    let repo = d.mkdir(name);
+    variety_repo(&repo);
+    git(&repo, &["repack", "-adq"], None);
+    (d, repo)
+}
+
 /// A work-tree repository with history (deltas), a symlink, an executable, nested directories
 /// and a gitlink at HEAD.
 fn variety_repo(dir: &Path) {
@@ -74,8 +83,7 @@ fn variety_repo(dir: &Path) {
 fn reads_what_git_cat_file_reads_ofs_and_ref_deltas_loose_and_alternates() {
     for ofs in [true, false] {
         let d = TempDir::new("odb-read");
-        let repo = d.path("r");
-        std::fs::create_dir(&repo).unwrap();
+        let repo = d.mkdir("r");
         variety_repo(&repo);
         let cfg = format!("repack.useDeltaBaseOffset={}", ofs);
         git(&repo, &["-c", &cfg, "repack", "-adfq", "--depth=20", "--window=50"], None);
@@ -114,8 +122,7 @@ fn reads_what_git_cat_file_reads_ofs_and_ref_deltas_loose_and_alternates() {
 #[test]
 fn a_corrupt_pack_is_an_error_naming_where_not_a_wrong_object() {
     let d = TempDir::new("odb-corrupt");
-    let repo = d.path("r");
-    std::fs::create_dir(&repo).unwrap();
+    let repo = d.mkdir("r");
     make_repo(&repo, 6, 3);
     git(&repo, &["repack", "-adq"], None);
     let idx = pack_index(&repo);
@@ -156,11 +163,7 @@ fn empty_clone(src: &Path, dst: &Path, commit: &str) {
 
 #[test]
 fn checkout_and_index_leave_git_status_clean() {
-    let d = TempDir::new("odb-checkout");
-    let src = d.path("src");
-    std::fs::create_dir(&src).unwrap();
-    variety_repo(&src);
-    git(&src, &["repack", "-adq"], None);
+    let (d, src) = packed_variety_repo("odb-checkout", "src");
     let head = text(git(&src, &["rev-parse", "HEAD"], None)).trim().to_string();
     for threads in [1, 3] {
         let dst = d.path(&format!("dst{}", threads));
@@ -209,8 +212,7 @@ fn checkout_refuses_unsafe_paths_and_never_writes_through_a_link() {
     for (k, name) in [&b".git"[..], b".GIT", b"..", b".", b"a/b"].into_iter().enumerate() {
         let inner = raw_tree(&repo, &[("100644", b"config", &blob)]);
         let t = raw_tree(&repo, &[(if name == b"a/b" { "100644" } else { "40000" }, name, if name == b"a/b" { &blob } else { &inner })]);
-        let wt = d.path(&format!("wt-{}", k));
-        std::fs::create_dir(&wt).unwrap();
+        let wt = d.mkdir(&format!("wt-{}", k));
         let e = checkout(&odb, &oid(&t), &wt, None, 2, &Progress::default()).unwrap_err();
         assert_eq!(e.code(), "MPGIT_BAD_PACK");
         assert!(e.message.contains("unsafe entry name"), "{}", e);
@@ -218,13 +220,11 @@ fn checkout_refuses_unsafe_paths_and_never_writes_through_a_link() {
     }
     // A symbolic link and a directory of the same name: refused as a duplicate entry before
     // anything is written; nothing lands where the link points.
-    let outside = d.path("outside");
-    std::fs::create_dir(&outside).unwrap();
+    let outside = d.mkdir("outside");
     let target = text(git(&repo, &["hash-object", "-w", "--stdin"], Some(outside.to_str().unwrap().as_bytes()))).trim().to_string();
     let inner = raw_tree(&repo, &[("100644", b"x", &blob)]);
     let t = raw_tree(&repo, &[("120000", b"a", &target), ("40000", b"a", &inner)]);
-    let wt = d.path("wt-link");
-    std::fs::create_dir(&wt).unwrap();
+    let wt = d.mkdir("wt-link");
     let e = checkout(&odb, &oid(&t), &wt, None, 1, &Progress::default()).unwrap_err();
     assert_eq!(e.code(), "MPGIT_BAD_PACK", "{}", e);
     assert!(e.message.contains("two entries named \"a\""), "{}", e);
@@ -240,11 +240,7 @@ fn checkout_refuses_unsafe_paths_and_never_writes_through_a_link() {
 
 #[test]
 fn connectivity_counts_what_rev_list_counts_and_names_a_missing_object() {
-    let d = TempDir::new("odb-connect");
-    let repo = d.path("r");
-    std::fs::create_dir(&repo).unwrap();
-    variety_repo(&repo);
-    git(&repo, &["repack", "-adq"], None);
+    let (d, repo) = packed_variety_repo("odb-connect", "r");
     let tips: Vec<[u8; 20]> = text(git(&repo, &["for-each-ref", "--format=%(objectname)"], None)).lines().map(oid).collect();
     let reachable = text(git(&repo, &["rev-list", "--objects", "--all"], None)).lines().count() as u64;
     let odb = Odb::open(&repo.join(".git")).unwrap();
@@ -262,8 +258,7 @@ fn connectivity_counts_what_rev_list_counts_and_names_a_missing_object() {
     let blob = text(git(&repo, &["rev-parse", "HEAD:sub/deep/er/x.txt"], None)).trim().to_string();
     drop((odb, before));
     let keep: Vec<String> = text(git(&repo, &["rev-list", "--objects", "--all"], None)).lines().map(|l| l[..40].to_string()).filter(|o| *o != blob).collect();
-    let fresh = d.path("fresh");
-    std::fs::create_dir(&fresh).unwrap();
+    let fresh = d.mkdir("fresh");
     git(&repo, &["pack-objects", "-q", fresh.join("pack").to_str().unwrap()], Some((keep.join("\n") + "\n").as_bytes()));
     let pack_dir = repo.join(".git/objects/pack");
     for e in std::fs::read_dir(&pack_dir).unwrap() {

@@ -51,25 +51,31 @@ pub struct Header {
     pub len: usize,
 }
 
+/// The header's byte at `i` (then `i` moves past it); when `buf` ends first, the enclosing
+/// function returns `Ok(None)`: the header is not all here yet.
+macro_rules! next_byte {
+    ($buf:expr, $i:ident) => {
+        match $buf.get($i) {
+            Some(&c) => {
+                $i += 1;
+                c
+            }
+            None => return Ok(None),
+        }
+    };
+}
+
 /// Parses the entry header at the start of `buf` (the entry begins at pack `offset`).
 /// `Ok(None)` when `buf` ends inside the header.
 pub fn parse_header(buf: &[u8], offset: u64) -> Result<Option<Header>> {
     let mut i = 0;
-    let c = match buf.first() {
-        Some(&c) => c,
-        None => return Ok(None),
-    };
-    i += 1;
+    let c = next_byte!(buf, i);
     let kind = (c >> 4) & 7;
     let mut size = (c & 15) as u64;
     let mut shift = 4u32;
     let mut more = c & 0x80 != 0;
     while more {
-        let c = match buf.get(i) {
-            Some(&c) => c,
-            None => return Ok(None),
-        };
-        i += 1;
+        let c = next_byte!(buf, i);
         if shift > 60 {
             return Err(Error::at(offset, "object size does not fit in 62 bits"));
         }
@@ -97,19 +103,11 @@ pub fn parse_header(buf: &[u8], offset: u64) -> Result<Option<Header>> {
         }
         OBJ_OFS_DELTA => {
             // Big-endian base-128 with an implied +1 per continuation byte (git's encoding).
-            let c = match buf.get(i) {
-                Some(&c) => c,
-                None => return Ok(None),
-            };
-            i += 1;
+            let c = next_byte!(buf, i);
             let mut back = (c & 127) as u64;
             let mut more = c & 0x80 != 0;
             while more {
-                let c = match buf.get(i) {
-                    Some(&c) => c,
-                    None => return Ok(None),
-                };
-                i += 1;
+                let c = next_byte!(buf, i);
                 back += 1;
                 if back >> 56 != 0 {
                     return Err(Error::at(offset, "offset value overflow for delta base object"));

@@ -6,9 +6,9 @@ use crate::oid::hex;
 use super::entry::{encode_header, OBJ_BLOB, OBJ_COMMIT, OBJ_OFS_DELTA, OBJ_REF_DELTA};
 use super::inflate::deflate;
 use super::*;
-use crate::testutil::{git, make_repo, TempDir};
+use crate::testutil::{git, make_repo, varint, TempDir};
 use sha1::{Digest, Sha1};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// `git pack-objects` over `revs` (e.g. ["--all"] or ["HEAD", "^HEAD~3"]); `thin` allows
 /// REF_DELTAs against objects the revs exclude.
@@ -39,6 +39,16 @@ pub(super) fn git_index(repo: &Path, dir: &TempDir, pack: &[u8], fix_thin: bool)
         git(repo, &["-c", "pack.writeReverseIndex=true", "index-pack", "-o", is, ps], None);
     }
     (std::fs::read(&p).unwrap(), std::fs::read(&idx).unwrap(), std::fs::read(dir.path("git.rev")).unwrap())
+}
+
+/// A repository (`make_repo` with `commits` and `seed`) in a new temporary directory, and what
+/// `git pack-objects` makes of `revs` in it.
+fn repo_and_pack(tag: &str, commits: usize, seed: u64, revs: &[&str], thin: bool) -> (TempDir, PathBuf, Vec<u8>) {
+    let dir = TempDir::new(tag);
+    let repo = dir.mkdir("repo");
+    make_repo(&repo, commits, seed);
+    let pack = pack_objects(&repo, revs, thin);
+    (dir, repo, pack)
 }
 
 fn opts(threads: usize) -> Options {
@@ -85,7 +95,7 @@ pub(super) fn object_of(repo: &Path, id: &[u8; 20]) -> (u8, Vec<u8>) {
 /// A repository with history, a thin pack of its last 4 commits, and what git index-pack
 /// --fix-thin makes of it (pack, .idx, .rev).
 pub(super) struct ThinFixture {
-    pub repo: std::path::PathBuf,
+    pub repo: PathBuf,
     pub thin: Vec<u8>,
     pub git_pack: Vec<u8>,
     pub git_idx: Vec<u8>,
@@ -93,8 +103,7 @@ pub(super) struct ThinFixture {
 }
 
 pub(super) fn thin_fixture(dir: &TempDir) -> ThinFixture {
-    let repo = dir.path("repo");
-    std::fs::create_dir(&repo).unwrap();
+    let repo = dir.mkdir("repo");
     make_repo(&repo, 20, 3);
     let thin = pack_objects(&repo, &["HEAD", "^HEAD~4"], true);
     let (git_pack, git_idx, git_rev) = git_index(&repo, dir, &thin, true);
@@ -113,11 +122,7 @@ fn file_index(dir: &TempDir, tag: &str, pack: &[u8], o: Options) -> Result<(Vec<
 
 #[test]
 fn idx_and_rev_are_byte_equal_to_git_at_1_and_2_threads() {
-    let dir = TempDir::new("full");
-    let repo = dir.path("repo");
-    std::fs::create_dir(&repo).unwrap();
-    make_repo(&repo, 30, 11);
-    let pack = pack_objects(&repo, &["--all"], false);
+    let (dir, repo, pack) = repo_and_pack("full", 30, 11, &["--all"], false);
     let (_, git_idx, git_rev) = git_index(&repo, &dir, &pack, false);
     for threads in [1, 2] {
         let (idx, rev, s) = file_index(&dir, &format!("file{}", threads), &pack, opts(threads)).unwrap();
@@ -145,11 +150,7 @@ fn idx_and_rev_are_byte_equal_to_git_at_1_and_2_threads() {
 
 #[test]
 fn any_chunking_and_a_tiny_cache_give_the_same_index() {
-    let dir = TempDir::new("chunks");
-    let repo = dir.path("repo");
-    std::fs::create_dir(&repo).unwrap();
-    make_repo(&repo, 12, 5);
-    let pack = pack_objects(&repo, &["--all"], false);
+    let (dir, repo, pack) = repo_and_pack("chunks", 12, 5, &["--all"], false);
     let (_, git_idx, git_rev) = git_index(&repo, &dir, &pack, false);
     for (i, chunk) in [1usize, 7, 4096, 1 << 20].into_iter().enumerate() {
         let o = Options { threads: 1 + i % 2, max_cache_bytes: Some(if i == 1 { 1 } else { 64 << 20 }) };
@@ -164,11 +165,7 @@ fn any_chunking_and_a_tiny_cache_give_the_same_index() {
 
 #[test]
 fn streaming_inflate_path_matches_the_whole_buffer_path() {
-    let dir = TempDir::new("zstream");
-    let repo = dir.path("repo");
-    std::fs::create_dir(&repo).unwrap();
-    make_repo(&repo, 6, 9);
-    let pack = pack_objects(&repo, &["--all"], false);
+    let (dir, repo, pack) = repo_and_pack("zstream", 6, 9, &["--all"], false);
     let (_, git_idx, _) = git_index(&repo, &dir, &pack, false);
     // Every entry above 64 bytes streams through zlib, fed in small pieces.
     let progress = std::sync::Arc::new(Progress::default());
@@ -276,17 +273,8 @@ impl PackBuilder {
 /// A delta: base size, result size, then raw instructions.
 pub(super) fn delta(base: u64, result: u64, ops: &[u8]) -> Vec<u8> {
     let mut d = Vec::new();
-    for mut n in [base, result] {
-        loop {
-            let c = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                d.push(c);
-                break;
-            }
-            d.push(c | 0x80);
-        }
-    }
+    varint(base, &mut d);
+    varint(result, &mut d);
     d.extend_from_slice(ops);
     d
 }
@@ -315,8 +303,7 @@ fn hand_built_pack_indexes_like_git() {
     b.ref_delta(&base_id, &delta(18, 5, &[0x90, 5]));
     b.object(OBJ_COMMIT, b"");
     let pack = b.finish();
-    let repo = dir.path("repo");
-    std::fs::create_dir(&repo).unwrap();
+    let repo = dir.mkdir("repo");
     git(&repo, &["init", "-q", "."], None);
     let (_, git_idx, git_rev) = git_index(&repo, &dir, &pack, false);
     for threads in [1, 2] {
