@@ -224,3 +224,21 @@ test('--no-bundle-uri and transfer.bundleURI=false clone without the bundles', a
     'no bundle asked for',
   );
 });
+
+test('an unreachable bundle server is given up on after one retry, and the clone completes without it', async (t) => {
+  const { base, pub, work } = await offloadDirs(t);
+  const repo = join(base, 'repo.git');
+  await bigRepo(repo);
+  // The list names bundles on a server that is down (a port just freed: connection refused).
+  const r0 = await mpgit(['offload', repo, '--publish', pub, '--base-url', `http://127.0.0.1:${await freePort()}/`, '--base', 'main', '--bundles']);
+  t.is(r0.code, 0, r0.stderr);
+  const daemon = await mpgitDaemon(t, base);
+  const dir = join(work, 'c');
+  // Packfile URIs off: they name the same server, and a pack promised by URI is not optional.
+  const r = await mpgit(['clone', '--no-packfile-uris', daemon.url('repo.git'), dir], { env: FAST_RETRY });
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stderr.split('\n').filter((l) => /retrying in/.test(l)).length, 1, r.stderr);
+  t.regex(r.stderr, /bundles not used/);
+  t.deepEqual(await refsUnder(dir, 'refs/bundles/'), []);
+  await checkClone(t, dir, repo);
+});

@@ -237,6 +237,9 @@ async function fetchBundles(bundles: BundleListEntry[], opts: BundleOptions, fai
         const [d] = await downloadPacks([{ hash: id, uri: b.uri, bundle: true }], {
           dir: opts.downloadDir,
           ...bounds,
+          // A bundle only spares work the fetch would do: a bundle server that cannot be reached
+          // is given up on after one retry (git does not retry), one that makes progress resumes.
+          retries: opts.download?.retries ?? 1,
           concurrency: 1,
           mptcp: opts.mptcp,
           onProgress: printer
