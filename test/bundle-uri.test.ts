@@ -2,7 +2,8 @@
 // `mpgit daemon` serving git 2.55 (transfer.bundleURI) and git 2.39 (--bundle-uri); `mpgit
 // clone` from a git 2.55 `git daemon` that advertises bundles; a clone killed mid-bundle that
 // resumes with a Range request; a bundle with wrong bytes skipped; `mpgit fetch` taking only the
-// newest bundle (fetch.bundleURI, fetch.bundleCreationToken). Stock git judges every result.
+// newest bundle (fetch.bundleURI, fetch.bundleCreationToken); nested bundle lists; an unreachable
+// bundle server given up on quickly. Stock git judges every result.
 
 import test, { type ExecutionContext } from 'ava';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -241,4 +242,26 @@ test('an unreachable bundle server is given up on after one retry, and the clone
   t.regex(r.stderr, /bundles not used/);
   t.deepEqual(await refsUnder(dir, 'refs/bundles/'), []);
   await checkClone(t, dir, repo);
+});
+
+test('a bundle list whose entries are bundle lists is followed, as git follows it; a cycle stops at depth 4', async (t) => {
+  const s = await bundled(t);
+  const [file] = await s.bundles();
+  // top -> mirrors (mode any) -> the bundle; a dead mirror first, so "any" moves on to the next.
+  writeFileSync(join(s.pub, 'inner-list'), `[bundle]\n\tversion = 1\n\tmode = all\n[bundle "b"]\n\turi = ${file}\n`);
+  writeFileSync(join(s.pub, 'mirrors-list'), `[bundle]\n\tversion = 1\n\tmode = any\n[bundle "dead"]\n\turi = missing-list\n[bundle "m1"]\n\turi = inner-list\n`);
+  writeFileSync(join(s.pub, 'top-list'), `[bundle]\n\tversion = 1\n\tmode = all\n[bundle "mirrors"]\n\turi = ${s.nginx.baseUrl}/mirrors-list\n`);
+  const dir = join(s.work, 'c');
+  const r = await mpgit(['clone', '-v', `--bundle-uri=${s.nginx.baseUrl}/top-list`, s.daemon.url('repo.git'), dir], { env: FAST_RETRY });
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stderr, /Bundle list .*mirrors-list: 2 entries \(nested, depth 1\)/);
+  t.true((await refsUnder(dir, 'refs/bundles/')).length > 0, 'the nested bundle was applied');
+  await checkClone(t, dir, s.repo);
+  // A list that names itself: followed to the limit, then the fetch carries everything.
+  writeFileSync(join(s.pub, 'loop-list'), `[bundle]\n\tversion = 1\n\tmode = all\n[bundle "self"]\n\turi = loop-list\n`);
+  const dir2 = join(s.work, 'c2');
+  const l = await mpgit(['clone', `--bundle-uri=${s.nginx.baseUrl}/loop-list`, s.daemon.url('repo.git'), dir2], { env: FAST_RETRY });
+  t.is(l.code, 0, l.stderr);
+  t.regex(l.stderr, /exceeded bundle URI recursion limit \(4\)/);
+  await checkClone(t, dir2, s.repo);
 });

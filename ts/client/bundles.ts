@@ -41,6 +41,8 @@ export interface BundleOptions {
   download?: ReceiveUrisOptions['download'];
   /** zlib level of the bases a thin bundle's pack is completed with (the repository's: repo/compression.ts). */
   compressionLevel?: number;
+  /** How deep in nested bundle lists this list is (0: the list given). */
+  depth?: number;
 }
 
 export interface AppliedBundle {
@@ -63,6 +65,8 @@ export interface BundlesResult {
 
 /** Bound on a bundle list file. */
 const MAX_LIST_BYTES = 1024 * 1024;
+/** Nested lists followed at most this deep (git's max_bundle_uri_depth; lists may form cycles). */
+const MAX_LIST_DEPTH = 4;
 const PROBE_TIMEOUT_MS = 30_000;
 
 /** Local path of a file:// URI or plain path; null for http(s). */
@@ -78,7 +82,12 @@ function localPath(uri: string): string | null {
  * that one) or a bundle list. Its first bytes decide, as in git.
  */
 export async function listFromUri(uri: string, opts: { mptcp?: boolean } = {}): Promise<BundleList> {
-  const single = (): BundleList => ({ mode: 'all', heuristic: null, bundles: [{ id: 'bundle', uri, creationToken: null }] });
+  return (await probeList(uri, opts)) ?? { mode: 'all', heuristic: null, bundles: [{ id: 'bundle', uri, creationToken: null }] };
+}
+
+/** The bundle list at `uri`, or null when it holds a bundle. */
+async function probeList(uri: string, opts: { mptcp?: boolean }): Promise<BundleList | null> {
+  const single = () => null;
   const path = localPath(uri);
   if (path !== null) {
     const head = Buffer.alloc(16);
@@ -144,17 +153,23 @@ export async function applyBundleList(gitDir: string, list: BundleList, opts: Bu
   });
   const failures: string[] = [];
   const files = new Map<BundleListEntry, string>();
+  /** Takes what `bundles` bring: their files, or (an entry that is a bundle list) the list's bundles applied. */
+  const take = async (bundles: BundleListEntry[]): Promise<boolean> => {
+    const got = await fetchBundles(bundles, opts);
+    for (const [k, v] of got.files) files.set(k, v);
+    let any = got.files.size > 0;
+    for (const [b, why] of got.failed) if (await followList(gitDir, b, why, opts, result, failures)) any = true;
+    return any;
+  };
   if (list.mode === 'any') {
     // Any one will do (mirrors in different places): the first that comes, in list order.
     for (const b of list.bundles) {
-      const got = await fetchBundles([b], opts, failures);
-      if (got.size) {
-        for (const [k, v] of got) files.set(k, v);
-        todo = [b];
+      if (await take([b])) {
+        todo = files.has(b) ? [b] : [];
         break;
       }
     }
-  } else for (const [k, v] of await fetchBundles(todo, opts, failures)) files.set(k, v);
+  } else await take(todo);
 
   const db = ObjectDb.openSync(gitDir);
   try {
@@ -204,23 +219,25 @@ export async function applyBundleList(gitDir: string, list: BundleList, opts: Bu
 
 /**
  * Gets the bundles onto disk: local ones are used where they are, http(s) ones downloaded in
- * parallel (each on its own, so one failing does not stop the others). Failures are appended to
- * `failures`; the map holds the bundles that arrived.
+ * parallel (each on its own, so one failing does not stop the others). `failed` holds why each
+ * other one did not arrive as a bundle (it may be a bundle list: the caller looks).
  */
-async function fetchBundles(bundles: BundleListEntry[], opts: BundleOptions, failures: string[]): Promise<Map<BundleListEntry, string>> {
+async function fetchBundles(bundles: BundleListEntry[], opts: BundleOptions): Promise<{ files: Map<BundleListEntry, string>; failed: Map<BundleListEntry, string> }> {
   const out = new Map<BundleListEntry, string>();
+  const failed = new Map<BundleListEntry, string>();
   const remote: BundleListEntry[] = [];
   for (const b of bundles) {
     try {
       const path = localPath(b.uri);
       if (path === null) remote.push(b);
-      else if (!existsSync(path)) failures.push(`${b.uri}: no such file`);
+      else if (!existsSync(path)) failed.set(b, `${b.uri}: no such file`);
+      else if (!isBundleFile(path)) failed.set(b, `${b.uri}: not a bundle`);
       else out.set(b, path);
     } catch (e) {
-      failures.push((e as Error).message);
+      failed.set(b, (e as Error).message);
     }
   }
-  if (!remote.length) return out;
+  if (!remote.length) return { files: out, failed };
   const { DownloadProgressPrinter, downloadPacks } = await import('./download.js');
   const printer = opts.progress ? new DownloadProgressPrinter(opts.progress.write, opts.progress.tty, 'bundle') : null;
   const bounds = { ...uriOptionsFromEnv(), ...opts.download };
@@ -253,13 +270,47 @@ async function fetchBundles(bundles: BundleListEntry[], opts: BundleOptions, fai
         done.push(d!);
         out.set(b, d!.path);
       } catch (e) {
-        failures.push(e instanceof MpgitError ? e.message : `${b.uri}: ${(e as Error).message}`);
+        failed.set(b, e instanceof MpgitError ? e.message : `${b.uri}: ${(e as Error).message}`);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(bounds.concurrency ?? 4, remote.length) }, worker));
   printer?.finish(done, Date.now() - started);
-  return out;
+  return { files: out, failed };
+}
+
+function isBundleFile(path: string): boolean {
+  const head = Buffer.alloc(16);
+  const fd = openSync(path, 'r');
+  try {
+    return looksLikeBundle(head.subarray(0, readSync(fd, head, 0, 16, 0)));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * An entry that did not arrive as a bundle may be a bundle list (a "list of lists", which git
+ * follows up to depth 4): its bundles are applied into `result`. True when some were; else the
+ * entry's failure (or the list's) joins `failures`.
+ */
+async function followList(gitDir: string, b: BundleListEntry, why: string, opts: BundleOptions, result: BundlesResult, failures: string[]): Promise<boolean> {
+  const nested = await probeList(b.uri, { mptcp: opts.mptcp }).catch(() => null);
+  if (!nested) {
+    failures.push(why);
+    return false;
+  }
+  const depth = (opts.depth ?? 0) + 1;
+  if (depth >= MAX_LIST_DEPTH) {
+    failures.push(`${b.uri}: exceeded bundle URI recursion limit (${MAX_LIST_DEPTH})`);
+    return false;
+  }
+  opts.verbose?.(`Bundle list ${b.uri}: ${nested.bundles.length} entr${nested.bundles.length === 1 ? 'y' : 'ies'} (nested, depth ${depth})`);
+  const r = await applyBundleList(gitDir, nested, { ...opts, say: null, depth, downloadDir: join(opts.downloadDir, `list-${downloadId(b.uri)}`) });
+  result.applied.push(...r.applied);
+  if (r.maxToken !== null && (result.maxToken === null || r.maxToken > result.maxToken)) result.maxToken = r.maxToken;
+  if (r.failure) failures.push(r.failure);
+  return r.applied.length > 0;
 }
 
 function mergeProgress(all: DownloadProgress[]): DownloadProgress {
