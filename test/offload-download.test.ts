@@ -202,8 +202,10 @@ test('a stalled body times out and is resumed', async (t) => {
 
 test('an interrupted download continues in a later run from the bytes on disk', async (t) => {
   const root = await tempDir(t);
-  const a = await makePack(t, root, 'a.pack', 1, 3_000_000);
-  const nginx = await startNginx(t, root, { limitRate: 2_000_000 });
+  // nginx sends a second's worth at once, then keeps to the rate: 1 MB, then 5 MB over 5 s,
+  // time enough to interrupt in the middle even on a loaded machine.
+  const a = await makePack(t, root, 'a.pack', 1, 6_000_000);
+  const nginx = await startNginx(t, root, { limitRate: 1_000_000 });
   const dir = await tempDir(t);
   const uri = `${nginx.baseUrl}/a.pack`;
   const stop = new AbortController();
@@ -211,7 +213,7 @@ test('an interrupted download continues in a later run from the bytes on disk', 
     dir,
     signal: stop.signal,
     onProgress: (p) => {
-      if (p.received > 1_000_000) stop.abort(new Error('interrupted by the test'));
+      if (p.received > 1_500_000) stop.abort(new Error('interrupted by the test'));
     },
   });
   await t.throwsAsync(first, { message: /interrupted by the test/ });
