@@ -121,6 +121,8 @@ fn serve(mut stream: UnixStream, token: &str, args: &[String], request: &[u8]) -
 trait Sink: Write {
     /** Before the first byte of the pack. */
     fn start(&mut self) -> io::Result<()>;
+    /** The next `n` bytes of the file, from its position (the kernel's copy where it can). */
+    fn copy_from(&mut self, f: &mut File, n: u64) -> io::Result<u64>;
     /** After its last byte. */
     fn finish(&mut self) -> io::Result<()>;
 }
@@ -128,6 +130,10 @@ trait Sink: Write {
 impl Sink for io::StdoutLock<'_> {
     fn start(&mut self) -> io::Result<()> {
         Ok(())
+    }
+    fn copy_from(&mut self, f: &mut File, n: u64) -> io::Result<u64> {
+        // io::copy uses copy_file_range/sendfile/splice where it can.
+        io::copy(&mut Read::by_ref(f).take(n), self)
     }
     fn finish(&mut self) -> io::Result<()> {
         self.flush()
@@ -181,9 +187,7 @@ fn follow<S: Sink>(stream: UnixStream, out: &mut S) -> Result<Option<()>, String
                     started = true;
                 }
                 if upto > copied {
-                    // io::copy uses copy_file_range/sendfile/splice where it can.
-                    let mut part = Read::by_ref(f).take(upto - copied);
-                    let n = io::copy(&mut part, out).map_err(|e| format!("copying the pack: {e}"))?;
+                    let n = out.copy_from(f, upto - copied).map_err(|e| format!("copying the pack: {e}"))?;
                     copied += n;
                     if copied < upto {
                         return Err(format!("cache entry ended at {copied} bytes, expected {upto}"));
@@ -249,6 +253,22 @@ impl Write for Framed {
 }
 
 impl Sink for Framed {
+    fn copy_from(&mut self, f: &mut File, n: u64) -> io::Result<u64> {
+        // A header of our own per packet, its payload by sendfile: the pack never enters our memory.
+        self.packet()?;
+        let mut done = 0u64;
+        while done < n {
+            let chunk = (n - done).min(BAND_DATA_MAX as u64);
+            self.out.write_all(&band_header(1, chunk as usize))?;
+            let got = send_file(f, &mut self.out, chunk)?;
+            if got < chunk {
+                // The header promised `chunk` bytes: nothing sensible can follow it.
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("cache entry ended {} bytes early", chunk - got)));
+            }
+            done += got;
+        }
+        Ok(done)
+    }
     fn start(&mut self) -> io::Result<()> {
         // The section header: "packfile" as a plain pkt-line, or in band 1 under sideband-all.
         let head = b"packfile\n";
@@ -269,6 +289,40 @@ impl Sink for Framed {
         self.packet()?;
         self.out.write_all(b"0000")
     }
+}
+
+/**
+ * Copies `n` bytes from the file's position to fd 1 by sendfile(2); where the kernel refuses
+ * that pairing, through a buffer. Returns fewer than `n` only at the file's end.
+ */
+fn send_file(f: &mut File, out: &mut File, n: u64) -> io::Result<u64> {
+    use std::os::unix::io::AsRawFd;
+    let mut done = 0u64;
+    while done < n {
+        let want = (n - done).min(1 << 30) as usize;
+        // SAFETY: both descriptors are open; a null offset uses (and moves) the file's position.
+        let sent = unsafe { libc::sendfile(out.as_raw_fd(), f.as_raw_fd(), std::ptr::null_mut(), want) };
+        if sent > 0 {
+            done += sent as u64;
+            continue;
+        }
+        if sent == 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => {
+                // A non-blocking socket: wait until it takes more.
+                let mut p = libc::pollfd { fd: out.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut p, 1, -1) };
+            }
+            Some(libc::EINVAL) | Some(libc::ENOSYS) => return Ok(done + io::copy(&mut Read::by_ref(f).take(n - done), out)?),
+            _ => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /** `--v2-packfile <key> [--sideband-all] [--progress <text>]` (see the top); Ok(false): `G`. */
