@@ -60,10 +60,12 @@ export const cacheHook: ServiceHook = async (call) => {
   if (call.leftover.length) call.input.unshift(call.leftover);
   const reader = new PktReader(call.input, { timeoutMs: DEFAULT_IDLE_TIMEOUT_MS, what: 'the client' });
   let commands = 0;
+  let statePromise: Promise<string | null> | null = null;
+  const state: SessionState = () => (statePromise ??= servingState(call.gitDir));
   // git's own words for the close line: the service is upload-pack, run once per command.
   const exited = (code: number) => ((call.served.why = `upload-pack exited ${code}`), code);
   try {
-    await writer.write(await advertisement(call));
+    await writer.write(await advertisement(call, state));
     for (;;) {
       const req = await readCommand(reader);
       // A session ends with the client's flush or FIN; a socket cut under it (--timeout, a
@@ -72,8 +74,8 @@ export const cacheHook: ServiceHook = async (call) => {
       if (!req) break;
       commands++;
       try {
-        if (req.command === 'ls-refs') await writer.write(await lsRefsAnswer(call, req));
-        else if (req.command === 'fetch') await fetchThroughCache(call, cache, req, writer);
+        if (req.command === 'ls-refs') await writer.write(await lsRefsAnswer(call, state, req));
+        else if (req.command === 'fetch') await fetchThroughCache(call, state, cache, req, writer);
         else await uploadPack(call, req, writer, null);
       } finally {
         req.haves.release();
@@ -107,9 +109,18 @@ function gitEnv(call: ServiceCall, lease: Lease | null): NodeJS.ProcessEnv {
   return { ...call.env, ...(lease?.env ?? {}), GIT_PROTOCOL: 'version=2' };
 }
 
-/** git upload-pack's v2 capability advertisement for the repository (remembered per config). */
-async function advertisement(call: ServiceCall): Promise<Buffer> {
-  const key = `${call.gitDir}\0${await configFingerprint(call.gitDir)}`;
+/**
+ * The refs and config fingerprint, taken once per session: its ls-refs and fetch come within
+ * milliseconds, as if at one instant (a fetch's wants are explicit ids either way).
+ */
+type SessionState = () => Promise<string | null>;
+
+/**
+ * git upload-pack's v2 capability advertisement for the repository, remembered per config
+ * (keyed by the session's refs and config fingerprint, taken anyway: one walk, not two).
+ */
+async function advertisement(call: ServiceCall, state: SessionState): Promise<Buffer> {
+  const key = `${call.gitDir}\0${(await state()) ?? (await configFingerprint(call.gitDir))}`;
   const known = adverts.get(key);
   if (known) return known;
   const r = await runGit(call.gitDir, ['upload-pack', '--advertise-refs', '.'], { env: gitEnv(call, null), maxOutput: MAX_MEMO_ANSWER });
@@ -117,9 +128,9 @@ async function advertisement(call: ServiceCall): Promise<Buffer> {
   return r.stdout;
 }
 
-/** The key of a request's answer against the repository as it is now; null when it cannot be told. */
-async function requestKey(gitDir: string, req: CommandRequest): Promise<string | null> {
-  const state = await servingState(gitDir);
+/** The key of a request's answer against the repository as the session found it; null when it cannot be told. */
+async function requestKey(gitDir: string, sessionState: SessionState, req: CommandRequest): Promise<string | null> {
+  const state = await sessionState();
   if (state === null) return null;
   const h = createHash('sha256');
   for (const part of [gitDir, state, req.command]) h.update(part).update('\0');
@@ -131,8 +142,8 @@ async function requestKey(gitDir: string, req: CommandRequest): Promise<string |
 }
 
 /** git's answer to ls-refs, remembered while refs, config and request are the same. */
-async function lsRefsAnswer(call: ServiceCall, req: CommandRequest): Promise<Buffer> {
-  const key = await requestKey(call.gitDir, req);
+async function lsRefsAnswer(call: ServiceCall, state: SessionState, req: CommandRequest): Promise<Buffer> {
+  const key = await requestKey(call.gitDir, state, req);
   const known = key ? lsRefs.get(key) : undefined;
   if (known) return known;
   const r = await runGit(call.gitDir, statelessArgs(call), { input: encodeCommand(req), env: gitEnv(call, null), maxOutput: 1 << 30 });
@@ -157,8 +168,8 @@ function note(call: ServiceCall, r: CacheResult | null): void {
  */
 const pending = new Map<string, Promise<string | null>>();
 
-async function fetchThroughCache(call: ServiceCall, cache: PackCache, req: CommandRequest, writer: ResponseWriter): Promise<void> {
-  const key = isClone(req) ? await requestKey(call.gitDir, req) : null;
+async function fetchThroughCache(call: ServiceCall, state: SessionState, cache: PackCache, req: CommandRequest, writer: ResponseWriter): Promise<void> {
+  const key = isClone(req) ? await requestKey(call.gitDir, state, req) : null;
   // No await between looking for a leader and becoming one: two identical requests must not both lead.
   const running = key && !answers.has(key) ? pending.get(key) : undefined;
   const known = key ? (answers.get(key) ?? (running ? await running : null)) : null;
