@@ -15,5 +15,8 @@ fn main() {
         // unused, and the linker's --as-needed (rustc's default) leaves it out.
         println!("cargo:rustc-link-search=native={}", dir);
         println!("cargo:rustc-link-lib=static:+whole-archive=z");
+        // Its symbols stay local: node exports a zlib of its own (a fork whose deflate output
+        // differs from git's), and exported ones would bind to node's at load time.
+        println!("cargo:rustc-cdylib-link-arg=-Wl,--exclude-libs,libz.a");
     }
 }

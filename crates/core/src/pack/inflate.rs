@@ -183,17 +183,17 @@ impl StreamInflate {
 pub const GIT_APPEND_LEVEL: u32 = 1;
 
 /// `data` deflated as git's index-pack does for appended bases: zlib at `level` (0..=9),
-/// default window and memory level, everything in one Z_FINISH, by the system's libz.so.1
-/// (git's): a host process may bring its own zlib (node does, a faster fork whose output
-/// differs) and its symbols would win over a plain link, so libz is loaded apart (dlmopen).
+/// default window and memory level, everything in one Z_FINISH, by zlib itself (git's). A host
+/// process may bring its own zlib (node does, a faster fork whose output differs) and export
+/// its symbols: the addon links Debian's libz.a with its symbols kept local
+/// (`--exclude-libs`, crates/node/build.rs), so these calls bind to that copy, not the host's.
 pub fn deflate(data: &[u8], level: u32) -> std::io::Result<Vec<u8>> {
     system_zlib::deflate(data, level.min(9) as i32)
 }
 
 mod system_zlib {
-    use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr};
+    use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
     use std::io;
-    use std::sync::OnceLock;
 
     /// zlib's z_stream (zlib.h).
     #[repr(C)]
@@ -214,16 +214,13 @@ mod system_zlib {
         reserved: c_ulong,
     }
 
-    type Init2 = unsafe extern "C" fn(*mut ZStream, c_int, c_int, c_int, c_int, c_int, *const c_char, c_int) -> c_int;
-    type Deflate = unsafe extern "C" fn(*mut ZStream, c_int) -> c_int;
-    type End = unsafe extern "C" fn(*mut ZStream) -> c_int;
-    type Version = unsafe extern "C" fn() -> *const c_char;
-
-    struct Api {
-        init2: Init2,
-        deflate: Deflate,
-        end: End,
-        version: Version,
+    // zlib, linked by libz-sys (flate2's backend), statically into the addon.
+    extern "C" {
+        fn deflateInit2_(strm: *mut ZStream, level: c_int, method: c_int, window_bits: c_int, mem_level: c_int, strategy: c_int, version: *const c_char, stream_size: c_int) -> c_int;
+        #[link_name = "deflate"]
+        fn zlib_deflate(strm: *mut ZStream, flush: c_int) -> c_int;
+        fn deflateEnd(strm: *mut ZStream) -> c_int;
+        fn zlibVersion() -> *const c_char;
     }
 
     const Z_OK: c_int = 0;
@@ -234,44 +231,14 @@ mod system_zlib {
     const MAX_WBITS: c_int = 15;
     const DEF_MEM_LEVEL: c_int = 8;
 
-    fn api() -> io::Result<&'static Api> {
-        static API: OnceLock<Result<Api, String>> = OnceLock::new();
-        let api = API.get_or_init(|| unsafe {
-            // A copy of libz in a namespace of its own: within the process's namespace, libz's
-            // calls to its own exported functions would bind to the host's zlib too.
-            // SAFETY: dlmopen/dlsym with NUL-terminated names; the handle is never closed, so
-            // the function pointers stay valid.
-            let h = libc::dlmopen(libc::LM_ID_NEWLM, c"libz.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
-            if h.is_null() {
-                return Err("cannot load libz.so.1".to_string());
-            }
-            let sym = |name: &CStr| {
-                let p = libc::dlsym(h, name.as_ptr());
-                if p.is_null() {
-                    Err(format!("libz.so.1 lacks {}", name.to_string_lossy()))
-                } else {
-                    Ok(p)
-                }
-            };
-            Ok(Api {
-                init2: std::mem::transmute::<*mut c_void, Init2>(sym(c"deflateInit2_")?),
-                deflate: std::mem::transmute::<*mut c_void, Deflate>(sym(c"deflate")?),
-                end: std::mem::transmute::<*mut c_void, End>(sym(c"deflateEnd")?),
-                version: std::mem::transmute::<*mut c_void, Version>(sym(c"zlibVersion")?),
-            })
-        });
-        api.as_ref().map_err(|e| io::Error::other(e.clone()))
-    }
-
     pub fn deflate(data: &[u8], level: c_int) -> io::Result<Vec<u8>> {
-        let api = api()?;
         let mut out: Vec<u8> = Vec::with_capacity(super::compress_bound(data.len() as u64) as usize + 64);
         // SAFETY: a zeroed z_stream is what deflateInit2_ expects (null allocators: its own);
         // next_in/next_out point into live buffers of the lengths given; the stream is ended
         // before they go away.
         unsafe {
             let mut z: ZStream = std::mem::zeroed();
-            let rc = (api.init2)(&mut z, level, Z_DEFLATED, MAX_WBITS, DEF_MEM_LEVEL, Z_DEFAULT_STRATEGY, (api.version)(), std::mem::size_of::<ZStream>() as c_int);
+            let rc = deflateInit2_(&mut z, level, Z_DEFLATED, MAX_WBITS, DEF_MEM_LEVEL, Z_DEFAULT_STRATEGY, zlibVersion(), std::mem::size_of::<ZStream>() as c_int);
             if rc != Z_OK {
                 return Err(io::Error::other(format!("deflateInit2_ failed ({})", rc)));
             }
@@ -286,14 +253,14 @@ mod system_zlib {
                 let room = (out.capacity() - out.len()).min(c_uint::MAX as usize);
                 z.next_out = out.as_mut_ptr().add(out.len());
                 z.avail_out = room as c_uint;
-                let rc = (api.deflate)(&mut z, Z_FINISH);
+                let rc = zlib_deflate(&mut z, Z_FINISH);
                 out.set_len(out.len() + room - z.avail_out as usize);
                 rest = &rest[chunk - z.avail_in as usize..];
                 if rc != Z_OK {
                     break rc;
                 }
             };
-            (api.end)(&mut z);
+            deflateEnd(&mut z);
             if status != Z_STREAM_END {
                 return Err(io::Error::other(format!("deflate failed ({})", status)));
             }
