@@ -27,7 +27,7 @@ mkdirSync(`${root}benches/out`, { recursive: true });
 writeFileSync(`${root}benches/out/soak.json`, JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, options: { ...o, log: undefined }, report: r }, null, 1) + '\n');
 const bad = r.clones.corrupt + r.clones.leftBehind + r.restarts.failed + (r.restarts.maxBindMs >= 1000 ? 1 : 0);
 console.log(
-  `soak: ${r.clones.ok} clones ok (fsck clean), ${r.clones.failed} failed, ${r.clones.cut} cut, ${r.clones.corrupt} corrupt, ${r.clones.leftBehind} left behind; ` +
+  `soak: ${r.clones.ok} clones ok (fsck clean), ${r.clones.failed} failed, ${r.clones.cut} cut (git kept ${r.clones.keptByGit} whole repositories interrupted at checkout, its clean-up raced in ${r.clones.cutRaced}), ${r.clones.corrupt} corrupt, ${r.clones.leftBehind} left behind; ` +
     `${r.restarts.count} kill -9 restarts, bind max ${r.restarts.maxBindMs} ms; daemon RSS ${r.rss.steadyStartMb} -> ${r.rss.steadyEndMb} MB over the last ${r.rss.steadySeconds} s (peak ${r.rss.peakMb} MB)`,
 );
 if (bad) process.exitCode = 1;

