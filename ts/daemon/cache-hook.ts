@@ -20,6 +20,7 @@ import { BadRequestError, feedRequest } from '../serve/fetch.js';
 import { encodeCommand, type CommandRequest } from '../serve/command.js';
 import { ResponseWriter } from '../serve/response.js';
 import { configFingerprint, servingState } from '../repo/server-refs.js';
+import { FileMemo } from '../repo/file-memo.js';
 import { PktReader } from '../pktline.js';
 import { ClientGoneError, ProtocolError } from '../errors.js';
 import { runGit, spawnGit, type GitProcess } from '../git.js';
@@ -27,24 +28,11 @@ import { runGit, spawnGit, type GitProcess } from '../git.js';
 /** Entries of each memo (most recent kept), and the largest answer remembered. */
 const MAX_REMEMBERED = 10_000;
 const MAX_MEMO_ANSWER = 4 << 20;
-/** A remembered git answer is asked again after this long even if nothing changed. */
-const TTL_MS = 60_000;
 
-class Memo<T> {
-  private readonly m = new Map<string, { at: number; value: T }>();
-  get(key: string): T | undefined {
-    const e = this.m.get(key);
-    return e && Date.now() - e.at < TTL_MS ? e.value : undefined;
-  }
-  set(key: string, value: T): void {
-    this.m.delete(key);
-    this.m.set(key, { at: Date.now(), value });
-    if (this.m.size > MAX_REMEMBERED) this.m.delete(this.m.keys().next().value!);
-  }
-}
-
-const adverts = new Memo<Buffer>();
-const lsRefs = new Memo<Buffer>();
+/** Per repository, under the refs and config fingerprint. */
+const adverts = new FileMemo<Buffer>(MAX_REMEMBERED);
+/** Per request key, under the refs and config fingerprint. */
+const lsRefs = new FileMemo<Buffer>(MAX_REMEMBERED);
 /** Clone request key → the pack cache key its pack-objects run had (no TTL needed: entries age). */
 const answers = new Map<string, string>();
 const RANK: Record<CacheResult, number> = { bypass: 0, hit: 1, join: 2, miss: 3 };
@@ -120,11 +108,11 @@ type SessionState = () => Promise<string | null>;
  * (keyed by the session's refs and config fingerprint, taken anyway: one walk, not two).
  */
 async function advertisement(call: ServiceCall, state: SessionState): Promise<Buffer> {
-  const key = `${call.gitDir}\0${(await state()) ?? (await configFingerprint(call.gitDir))}`;
-  const known = adverts.get(key);
+  const fp = (await state()) ?? (await configFingerprint(call.gitDir));
+  const known = adverts.get(call.gitDir, fp);
   if (known) return known;
   const r = await runGit(call.gitDir, ['upload-pack', '--advertise-refs', '.'], { env: gitEnv(call, null), maxOutput: MAX_MEMO_ANSWER });
-  adverts.set(key, r.stdout);
+  adverts.set(call.gitDir, fp, r.stdout);
   return r.stdout;
 }
 
@@ -144,10 +132,11 @@ async function requestKey(gitDir: string, sessionState: SessionState, req: Comma
 /** git's answer to ls-refs, remembered while refs, config and request are the same. */
 async function lsRefsAnswer(call: ServiceCall, state: SessionState, req: CommandRequest): Promise<Buffer> {
   const key = await requestKey(call.gitDir, state, req);
-  const known = key ? lsRefs.get(key) : undefined;
+  const fp = await state();
+  const known = key ? lsRefs.get(key, fp) : undefined;
   if (known) return known;
   const r = await runGit(call.gitDir, statelessArgs(call), { input: encodeCommand(req), env: gitEnv(call, null), maxOutput: 1 << 30 });
-  if (key && r.stdout.length <= MAX_MEMO_ANSWER) lsRefs.set(key, r.stdout);
+  if (key && fp !== null && r.stdout.length <= MAX_MEMO_ANSWER) lsRefs.set(key, fp, r.stdout);
   return r.stdout;
 }
 

@@ -9,6 +9,7 @@ import type { Readable, Writable } from 'node:stream';
 import { SERVICE_NAMES, type DaemonConfig, type ServiceName } from './config.js';
 import { releaseReading } from './request-reader.js';
 import { configFingerprint } from '../repo/server-refs.js';
+import { FileMemo } from '../repo/file-memo.js';
 import { runGit, spawnGitService, type GitProcess } from '../git.js';
 
 export interface ServiceDef {
@@ -61,8 +62,8 @@ export async function repoServiceSetting(gitDir: string, s: ServiceName): Promis
   // at most, for files they include), so a busy mirror runs no git per connection for it.
   const key = `${gitDir}\0${s}`;
   const fp = await configFingerprint(gitDir);
-  const known = settingMemo.get(key);
-  if (known && known.fp === fp && Date.now() - known.at < SETTING_TTL_MS) return known.value;
+  const known = settingMemo.get(key, fp);
+  if (known !== undefined) return known;
   // GIT_DIR given explicitly: no discovery, so no "dubious ownership" refusal for a repository
   // owned by another user (git daemon reads it the same way).
   let r: { stdout: Buffer; code: number };
@@ -72,15 +73,11 @@ export async function repoServiceSetting(gitDir: string, s: ServiceName): Promis
     return e as Error;
   }
   const value = r.code === 1 ? null : r.stdout.toString().trim() === 'true';
-  settingMemo.delete(key);
-  settingMemo.set(key, { fp, at: Date.now(), value });
-  if (settingMemo.size > MAX_SETTINGS) settingMemo.delete(settingMemo.keys().next().value!);
+  settingMemo.set(key, fp, value);
   return value;
 }
 
-const SETTING_TTL_MS = 60_000;
-const MAX_SETTINGS = 10_000;
-const settingMemo = new Map<string, { fp: string; at: number; value: boolean | null }>();
+const settingMemo = new FileMemo<boolean | null>(10_000);
 
 /** Runs --access-hook: exit 0 allows; otherwise its first line of output is the refusal. */
 export async function runAccessHook(hook: string, args: { service: ServiceName; gitDir: string; host?: string; hostIp?: string; port?: number }, env: NodeJS.ProcessEnv): Promise<string | null> {

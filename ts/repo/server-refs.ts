@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { gitLines, gitText } from '../git.js';
 import { OID_RE as OID } from '../oid.js';
+import { FileMemo } from './file-memo.js';
 
 export interface ServerRef {
   name: string;
@@ -32,29 +33,11 @@ export function isHidden(name: string, patterns: string[]): boolean {
 }
 
 // The daemon answers many clones of the same repository: what git would list again and again
-// is remembered per repository and reused while the files it came from are unchanged (their
-// mtime, size and inode), so a clone of a busy offloaded repository costs no git process for
-// its refs. Entries also expire after MEMO_TTL_MS, whatever the files say.
-const MEMO_TTL_MS = 60_000;
+// is remembered per repository (./file-memo.ts) while the files it came from are unchanged, so
+// a clone of a busy repository costs no git process for its refs.
 const MAX_MEMO = 256;
 /** Past this many directories under refs/, refs are listed by git every time. */
 const MAX_REF_DIRS = 4096;
-
-interface Memo<T> {
-  fp: string;
-  at: number;
-  value: T;
-}
-
-function remember<T>(memo: Map<string, Memo<T>>, key: string, fp: string, value: T): void {
-  if (memo.size >= MAX_MEMO) memo.delete(memo.keys().next().value!);
-  memo.set(key, { fp, at: Date.now(), value });
-}
-
-function recall<T>(memo: Map<string, Memo<T>>, key: string, fp: string | null): T | undefined {
-  const m = memo.get(key);
-  return m && fp !== null && m.fp === fp && Date.now() - m.at < MEMO_TTL_MS ? m.value : undefined;
-}
 
 async function statPart(path: string): Promise<string> {
   try {
@@ -90,9 +73,9 @@ async function refsFingerprint(gitDir: string): Promise<string | null> {
   return parts.join('|');
 }
 
-const hiddenMemo = new Map<string, Memo<string[]>>();
-const refsMemo = new Map<string, Memo<ServerRef[]>>();
-const boolMemo = new Map<string, Memo<boolean>>();
+const hiddenMemo = new FileMemo<string[]>(MAX_MEMO);
+const refsMemo = new FileMemo<ServerRef[]>(MAX_MEMO);
+const boolMemo = new FileMemo<boolean>(MAX_MEMO);
 
 /**
  * What a served answer depends on besides the request: the refs and the config git reads.
@@ -106,17 +89,17 @@ export async function servingState(gitDir: string): Promise<string | null> {
 /** A boolean config setting as git reads it for the repository (remembered while the config is unchanged). */
 export async function configBool(gitDir: string, key: string): Promise<boolean> {
   const fp = await configFingerprint(gitDir);
-  const known = recall(boolMemo, `${gitDir}\0${key}`, fp);
+  const known = boolMemo.get(`${gitDir}\0${key}`, fp);
   if (known !== undefined) return known;
   const value = (await gitText(gitDir, ['config', '--type=bool', '--get', key], { okCodes: [1] })) === 'true';
-  remember(boolMemo, `${gitDir}\0${key}`, fp, value);
+  boolMemo.set(`${gitDir}\0${key}`, fp, value);
   return value;
 }
 
 /** transfer.hideRefs then uploadpack.hideRefs, in config order (one git call, remembered). */
 export async function hiddenPatterns(gitDir: string): Promise<string[]> {
   const fp = await configFingerprint(gitDir);
-  const known = recall(hiddenMemo, gitDir, fp);
+  const known = hiddenMemo.get(gitDir, fp);
   if (known) return known;
   const lines = await gitLines(gitDir, ['config', '--get-regexp', '^(transfer|uploadpack)\\.hiderefs$'], { okCodes: [1] });
   const pick = (section: string) =>
@@ -125,7 +108,7 @@ export async function hiddenPatterns(gitDir: string): Promise<string[]> {
       .map((l) => l.slice(l.indexOf(' ') + 1))
       .filter(Boolean);
   const patterns = [...pick('transfer'), ...pick('uploadpack')];
-  remember(hiddenMemo, gitDir, fp, patterns);
+  hiddenMemo.set(gitDir, fp, patterns);
   return patterns;
 }
 
@@ -155,7 +138,7 @@ export async function annotatedTags(gitDir: string): Promise<string[]> {
 /** Every ref under refs/ as git lists it (remembered while the refs store is unchanged). */
 async function allRefs(gitDir: string): Promise<ServerRef[]> {
   const fp = await refsFingerprint(gitDir);
-  const known = recall(refsMemo, gitDir, fp);
+  const known = refsMemo.get(gitDir, fp);
   if (known) return known;
   const lines = await gitLines(gitDir, ['for-each-ref', '--format=%(objectname) %(refname) %(symref) %(*objectname) %(*objecttype)']);
   const refs: ServerRef[] = [];
@@ -178,7 +161,7 @@ async function allRefs(gitDir: string): Promise<ServerRef[]> {
       if (OID.test(out[i] ?? '')) r.peeled = out[i];
     });
   }
-  if (fp !== null) remember(refsMemo, gitDir, fp, refs);
+  if (fp !== null) refsMemo.set(gitDir, fp, refs);
   return refs;
 }
 

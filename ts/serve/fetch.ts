@@ -6,7 +6,7 @@
 
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { pkt, FLUSH, DELIM } from '../pktline.js';
+import { FLUSH } from '../pktline.js';
 import { MAX_HAVES, TOTAL_HAVES, type HaveList } from './haves.js';
 import { encodeCommandHead, encodeHaves, type CommandRequest } from './command.js';
 import { ProtocolError } from '../errors.js';
