@@ -95,7 +95,9 @@ export async function startNginx(t: Teardown, root: string, opts: NginxOptions =
     location = /.mpgit-nginx-ready { access_log off; return 200 "${token}"; }
     location / {
       if (-f ${flag}) { return 503; }
-      ${opts.limitRate ? `limit_rate ${opts.limitRate};` : ''}
+      # A rate limit that holds: with sendfile, one call can hand the kernel megabytes at once
+      # (as much as loopback's socket buffers take), far past the rate.
+      ${opts.limitRate ? `limit_rate ${opts.limitRate}; sendfile off;` : ''}
     }`,
   });
   await writeFile(join(dir, 'nginx.conf'), conf);
