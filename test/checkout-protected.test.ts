@@ -33,7 +33,7 @@ const CASES: [string, (mktree: (l: string) => Promise<string>, blob: string) => 
 ];
 
 for (const [what, build, reason, stockRefuses] of CASES) {
-  for (const core of ['native', 'js'] as const) {
+  for (const core of ['native', 'wasm', 'js'] as const) {
     test(`${what}: refused${stockRefuses ? " as stock git does" : ""} (${core} checkout)`, async (t) => {
       const base = await tempDir(t, 'mpgit-protected-');
       await repoWith(join(base, 'repo.git'), build);

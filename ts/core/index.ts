@@ -1,5 +1,6 @@
 // The one boundary to mpgit's Rust core. The core is chosen and loaded once, here: the N-API
-// addon when it loads, else the same core compiled to WebAssembly (./wasm*.ts: the indexer),
+// addon when it loads, else the same core compiled to WebAssembly (./wasm*.ts: the indexer,
+// the object database, checkout and the connectivity check),
 // else none ('js': every consumer takes its TypeScript path). MPGIT_CORE=native|wasm|js forces
 // one (one that cannot load is an error); MPGIT_NO_NATIVE=1 is MPGIT_CORE=js. Consumers
 // (net/socket, the pack indexer, the object database, checkout, the connectivity check) take
@@ -11,6 +12,7 @@ import { loadNative, nativePath } from './native.js';
 import type { Core, CoreKind } from './types.js';
 import { wasmCodec, wasmModule, wasmPath } from './wasm.js';
 import { wasmIndexer } from './wasm-indexer.js';
+import { wasmOdb } from './wasm-odb.js';
 
 export type * from './types.js';
 export { SHA1_BACKENDS } from './types.js';
@@ -30,7 +32,8 @@ function forced(): CoreKind | null {
 function loadWasm(): Core | string {
   const m = wasmModule();
   if ('error' in m) return m.error;
-  return { kind: 'wasm', path: wasmPath, loadError: null, net: null, indexer: wasmIndexer(m.module), odb: null, checkout: null, connectivity: null, info: null, codec: wasmCodec(m.module) };
+  const { odb, checkout, connectivity } = wasmOdb(m.module);
+  return { kind: 'wasm', path: wasmPath, loadError: null, net: null, indexer: wasmIndexer(m.module), odb, checkout, connectivity, info: null, codec: wasmCodec(m.module) };
 }
 
 /** Why each core that was passed over was (native, then wasm), for `mpgit version`. */

@@ -2,7 +2,8 @@
 // (sockets, pack indexer, object database, checkout, connectivity check). An implementation
 // offers an area whole or not at all (null), so a consumer asks once, not function by function.
 // The N-API addon (./native.ts) offers every area; the WebAssembly build of the same crates
-// (./wasm.ts) offers the indexer (no sockets: wasm has no system calls).
+// (./wasm.ts) offers the indexer, the object database, checkout and the connectivity check
+// (./wasm-odb.ts: its file operations are node's, ./wasm-host.ts), not sockets nor info.
 
 /** Which core is in use: 'js' when none loaded and every consumer takes its TypeScript path. */
 export type CoreKind = 'native' | 'wasm' | 'js';
@@ -66,7 +67,7 @@ export interface IndexerCore {
   indexPackFile(packPath: string, opts: { threads: number; idxPath: string; revPath: string | null; maxCacheBytes?: number }): Promise<CoreIndexResult>;
 }
 
-/** Reading a repository's objects (crates/node/src/odb.rs). */
+/** Reading a repository's objects (crates/node/src/odb.rs; crates/wasm/src/odb_abi.rs). */
 export interface OdbCore {
   odbOpen(gitDir: string, opts?: { cacheBytes?: number }): OdbHandle;
   odbAddPack(h: OdbHandle, packPath: string, idxPath: string): void;
@@ -76,14 +77,14 @@ export interface OdbCore {
   odbReadCommit(h: OdbHandle, oid: string): { tree: string; parents: string[]; time: number } | null;
 }
 
-/** A tree into an empty work tree, and its index. */
+/** A tree into an empty work tree, and its index (the wasm core runs it on one thread, `threads` aside). */
 export interface CheckoutCore {
   checkoutNew(h: OdbHandle, treeOrCommit: string, workTree: string, opts: { threads: number; indexPath: string | null }): CheckoutHandle;
   checkoutRun(c: CheckoutHandle): Promise<{ entries: number; directories: number; bytes: number }>;
   checkoutProgress(c: CheckoutHandle): { done: number; total: number };
 }
 
-/** git's check_connected, walked in the core. */
+/** git's check_connected, walked in the core (the wasm core walks synchronously, inside the call). */
 export interface ConnectivityCore {
   connectivityCheck(h: OdbHandle, tips: string[], shallow: string[], before: OdbHandle | null): Promise<{ objects: number }>;
 }
@@ -113,8 +114,8 @@ export interface InfoCore {
 }
 
 /**
- * Inflate and delta application for the TypeScript object reader (./wasm.ts offers it: object
- * reading for checkout, fetch and the connectivity check then runs its bytes through Rust).
+ * Inflate and delta application for the TypeScript object reader (./wasm.ts offers it, for
+ * that reader when it is asked for explicitly, `impl: 'js'`, under the wasm core).
  * Errors: `code` MPGIT_BAD_PACK, naming `offset`.
  */
 export interface CodecCore {

@@ -11,7 +11,7 @@ pub mod alloc;
 pub mod error;
 #[cfg(feature = "native")]
 pub mod mptcp;
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "portable"))]
 pub mod odb;
 pub mod oid;
 pub mod pack;
