@@ -4,8 +4,8 @@
 // The N-API addon (./native.ts) offers every area; the WebAssembly build of the same crates
 // (./wasm.ts) offers the indexer (no sockets: wasm has no system calls).
 
-/** Which core is in use: 'js' when none loaded and every consumer takes its TypeScript path. */
-export type CoreKind = 'native' | 'wasm' | 'js';
+/** Which core is in use (mpgit does not run without one: ./index.ts). */
+export type CoreKind = 'native' | 'wasm';
 
 /** An indexer's state inside the core (an N-API external). */
 export type PackHandle = { readonly __brand: 'PackHandle' };
@@ -126,7 +126,7 @@ export interface Core {
   readonly kind: CoreKind;
   /** Where the compiled core is (or would be) loaded from. */
   readonly path: string;
-  /** Why no compiled core is in use (kind 'js'), or why an area is missing; null when all is there. */
+  /** Why an area is missing (an addon older than this code); null when all is there. */
   readonly loadError: string | null;
   readonly net: NetCore | null;
   readonly indexer: IndexerCore | null;
