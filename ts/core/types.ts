@@ -5,8 +5,8 @@
 // (./wasm.ts) offers the indexer, the object database, checkout and the connectivity check
 // (./wasm-odb.ts: its file operations are node's, ./wasm-host.ts), not sockets nor info.
 
-/** Which core is in use: 'js' when none loaded and every consumer takes its TypeScript path. */
-export type CoreKind = 'native' | 'wasm' | 'js';
+/** Which core is in use (mpgit does not run without one: ./index.ts). */
+export type CoreKind = 'native' | 'wasm';
 
 /** An indexer's state inside the core (an N-API external). */
 export type PackHandle = { readonly __brand: 'PackHandle' };
@@ -114,8 +114,8 @@ export interface InfoCore {
 }
 
 /**
- * Inflate and delta application for the TypeScript object reader (./wasm.ts offers it, for
- * that reader when it is asked for explicitly, `impl: 'js'`, under the wasm core).
+ * Inflate and delta application for the TypeScript object reader (ts/repo/odb-js.ts), which
+ * runs only where a core has no `odb` area (./wasm.ts offers it; both cores now have `odb`).
  * Errors: `code` MPGIT_BAD_PACK, naming `offset`.
  */
 export interface CodecCore {
@@ -127,7 +127,7 @@ export interface Core {
   readonly kind: CoreKind;
   /** Where the compiled core is (or would be) loaded from. */
   readonly path: string;
-  /** Why no compiled core is in use (kind 'js'), or why an area is missing; null when all is there. */
+  /** Why an area is missing (an addon older than this code); null when all is there. */
   readonly loadError: string | null;
   readonly net: NetCore | null;
   readonly indexer: IndexerCore | null;
