@@ -11,7 +11,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { nativePackMissing } from '../ts/pack/native.js';
+import { core, passedOverNative } from '../ts/core/index.js';
+import { wasmModule } from '../ts/core/wasm.js';
 import { benchArgs, machine, machineLine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 import { BENCH_ROOT, cachedRepo, presetSpec } from './lib/genrepo.js';
 import { freePort } from '../test/helpers/proc.js';
@@ -70,11 +71,13 @@ async function main(): Promise<void> {
   const daemon = await startDaemon(dirname(repo.gitDir), filter.length > 0);
   const url = `git://127.0.0.1:${daemon.port}/repo.git`;
   const work = mkdtempSync(join(tmpdir(), 'mpgit-bench-clone-'));
-  const native = nativePackMissing();
+  const native = core.kind === 'native' ? null : passedOverNative();
+  const w = wasmModule();
+  const wasm = 'error' in w ? w.error : null;
   const cases: Case[] = [
     { name: 'git clone', cmd: 'git', args: (u, d) => ['clone', '-q', ...filter, u, d] },
-    { name: 'mpgit clone', cmd: process.execPath, args: (u, d) => [MPGIT, 'clone', '-q', ...filter, u, d], unavailable: native && `native pack indexer not built: ${native}` },
-    { name: 'mpgit clone (no addon)', cmd: process.execPath, args: (u, d) => [MPGIT, 'clone', '-q', ...filter, u, d], env: { MPGIT_NO_NATIVE: '1' } },
+    { name: 'mpgit clone', cmd: process.execPath, args: (u, d) => [MPGIT, 'clone', '-q', ...filter, u, d], env: { MPGIT_CORE: 'native' }, unavailable: native && `native core not loaded: ${native}` },
+    { name: 'mpgit clone (wasm core)', cmd: process.execPath, args: (u, d) => [MPGIT, 'clone', '-q', ...filter, u, d], env: { MPGIT_CORE: 'wasm' }, unavailable: wasm && `WebAssembly core not built: ${wasm}` },
   ];
   try {
     const walls = new Map<string, number[]>(cases.map((c) => [c.name, []]));

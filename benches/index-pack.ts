@@ -1,6 +1,6 @@
 // mpgit index-pack against git index-pack on the same pack, at 1 and 2 threads: wall time,
-// peak RSS, ratio to git at the same thread count. The pure-TypeScript indexer is an extra
-// row. Every index produced is checked byte for byte against git's before it counts.
+// peak RSS, ratio to git at the same thread count. Every index produced is checked byte for
+// byte against git's before it counts.
 //
 // The WebAssembly core (MPGIT_CORE=wasm) at 1 and 2 threads, and isomorphic-git's indexPack
 // (the pure-JavaScript indexer users know) are rows too.
@@ -18,7 +18,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { nativePackMissing } from '../ts/pack/native.js';
+import { core, passedOverNative } from '../ts/core/index.js';
 import { machine, machineLine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 import { versionReport } from '../ts/version.js';
 import { wasmModule } from '../ts/core/wasm.js';
@@ -61,22 +61,20 @@ async function main(): Promise<void> {
       reference = readFileSync(repo.idxPath);
       packInfo = { objects: repo.objects, bytes: repo.packBytes, preset: values.preset, spec: repo.spec };
     }
-    const native = nativePackMissing();
+    const native = core.kind === 'native' ? null : passedOverNative();
     const w = wasmModule();
     const wasm = 'error' in w ? w.error : null;
     const backends = native || values['no-backends'] ? [] : versionReport().sha1.backends.filter((b) => b.supported).map((b) => b.name);
     const cases: Case[] = [];
     for (const threads of [1, 2]) {
       cases.push({ name: 'git index-pack', threads, cmd: 'git', args: (p, i) => ['index-pack', `--threads=${threads}`, '-o', i, p] });
-      const nativeArgs = (p: string, i: string) => [MPGIT, 'index-pack', '--impl', 'native', '--threads', String(threads), '-o', i, p];
-      cases.push({ name: 'mpgit index-pack (native)', threads, cmd: process.execPath, args: nativeArgs, unavailable: native && 'native indexer not built (npm run build:native)' });
+      const args = (p: string, i: string) => [MPGIT, 'index-pack', '--threads', String(threads), '-o', i, p];
+      cases.push({ name: 'mpgit index-pack (native)', threads, cmd: process.execPath, args, env: { MPGIT_CORE: 'native' }, unavailable: native && `native core not loaded: ${native}` });
       for (const b of backends) {
-        cases.push({ name: `mpgit index-pack (native, sha1 ${b})`, threads, cmd: process.execPath, args: nativeArgs, env: { MPGIT_SHA1_BACKEND: b } });
+        cases.push({ name: `mpgit index-pack (native, sha1 ${b})`, threads, cmd: process.execPath, args, env: { MPGIT_CORE: 'native', MPGIT_SHA1_BACKEND: b } });
       }
-      const wasmArgs = (p: string, i: string) => [MPGIT, 'index-pack', '--threads', String(threads), '-o', i, p];
-      cases.push({ name: 'mpgit index-pack (wasm)', threads, cmd: process.execPath, args: wasmArgs, env: { MPGIT_CORE: 'wasm' }, unavailable: wasm && `WebAssembly core not built: ${wasm}` });
+      cases.push({ name: 'mpgit index-pack (wasm)', threads, cmd: process.execPath, args, env: { MPGIT_CORE: 'wasm' }, unavailable: wasm && `WebAssembly core not built: ${wasm}` });
     }
-    cases.push({ name: 'mpgit index-pack (js)', threads: 1, cmd: process.execPath, args: (p, i) => [MPGIT, 'index-pack', '--impl', 'js', '-o', i, p] });
     cases.push({ name: `isomorphic-git ${isoVersion} indexPack`, threads: 1, cmd: process.execPath, args: (p, i) => ['--import', 'tsx', ISO, p, i] });
 
     // Rounds over all cases (not all runs of one case, then the next) so that a change in the

@@ -1,7 +1,7 @@
 // Trees git refuses to check out with its defaults: `git~1/` and `.git /` (what NTFS reads as
 // `.git`, core.protectNTFS), a symbolic link named like `.gitmodules`, and two entries of one
 // name (a link and a directory). `mpgit clone` refuses them (the first three as stock git
-// does), with the native checkout and the TypeScript one alike, naming the real cause and
+// does), under the native core and the WebAssembly one alike, naming the real cause and
 // leaving nothing behind.
 
 import test from 'ava';
@@ -33,8 +33,8 @@ const CASES: [string, (mktree: (l: string) => Promise<string>, blob: string) => 
 ];
 
 for (const [what, build, reason, stockRefuses] of CASES) {
-  for (const core of ['native', 'js'] as const) {
-    test(`${what}: refused${stockRefuses ? " as stock git does" : ""} (${core} checkout)`, async (t) => {
+  for (const core of ['native', 'wasm'] as const) {
+    test(`${what}: refused${stockRefuses ? " as stock git does" : ""} (${core} core)`, async (t) => {
       const base = await tempDir(t, 'mpgit-protected-');
       await repoWith(join(base, 'repo.git'), build);
       const d = await startDaemon(t, [`--base-path=${base}`]);

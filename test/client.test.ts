@@ -370,11 +370,11 @@ test('where the kernel refuses MPTCP (net.mptcp.enabled=0), --mptcp falls back t
   t.is((await git(['rev-parse', 'HEAD'], { cwd: join(work, 'out') })).stdout, (await git(['rev-parse', 'HEAD'], { cwd: src })).stdout);
 });
 
-test('without the native addon (MPGIT_NO_NATIVE=1) clone works the same, over TCP, and says why', async (t) => {
+test('without the native addon (MPGIT_CORE=wasm) clone works the same, over TCP, and says why', async (t) => {
   const { src, d, work } = await servedSource(t);
-  const r = await mpgit(['clone', '-v', '--mptcp', d.url('src.git'), 'out'], { cwd: work, env: { MPGIT_NO_NATIVE: '1' } });
+  const r = await mpgit(['clone', '-v', '--mptcp', d.url('src.git'), 'out'], { cwd: work, env: { MPGIT_CORE: 'wasm' } });
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stderr, /over TCP \(no MPTCP: native addon unavailable \(disabled by MPGIT_NO_NATIVE\)\)/);
+  t.regex(r.stderr, /over TCP \(no MPTCP: native addon unavailable \(not tried: MPGIT_CORE=wasm\)\)/);
   await assertCloneOf(t, join(work, 'out'), src);
 });
 

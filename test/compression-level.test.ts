@@ -46,8 +46,8 @@ async function receiver(path: string, src: string, old: string, config: string[]
   return path;
 }
 
-for (const impl of ['native', 'js']) {
-  test(`${impl}: index-pack --fix-thin appends bases at core.compression=9 as git does, and at the default level otherwise`, async (t) => {
+for (const kind of ['native', 'wasm']) {
+  test(`${kind}: index-pack --fix-thin appends bases at core.compression=9 as git does, and at the default level otherwise`, async (t) => {
     const dir = await tempDir(t);
     const { src, thin, old } = await thinPack(dir);
     const results: Record<string, Buffer> = {};
@@ -55,7 +55,7 @@ for (const impl of ['native', 'js']) {
       const theirs = await receiver(join(dir, `git-${name}.git`), src, old, [...config]);
       const ours = await receiver(join(dir, `ours-${name}.git`), src, old, [...config]);
       const g = await git(['index-pack', '--stdin', '--fix-thin'], { cwd: theirs, input: thin });
-      const r = await mpgit(['index-pack', '--impl', impl, '--stdin', '--fix-thin'], { cwd: ours, input: thin });
+      const r = await mpgit(['index-pack', '--stdin', '--fix-thin'], { cwd: ours, input: thin, env: { MPGIT_CORE: kind } });
       t.is(r.code, 0, r.stderr);
       t.is(r.stdout, g.stdout, `${name}: the same pack checksum as git`);
       const sum = g.stdout.trim().split('\t')[1]!;

@@ -44,7 +44,7 @@ async function indexOne(packPath: string): Promise<Outcome | null> {
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([indexPackFile(packPath, { impl: 'native', threads: 1, idxPath }), new Promise((_, rej) => (timer = setTimeout(() => rej(new Error(`no answer within ${PER_CASE_MS} ms`)), PER_CASE_MS)))]);
+    await Promise.race([indexPackFile(packPath, { threads: 1, idxPath }), new Promise((_, rej) => (timer = setTimeout(() => rej(new Error(`no answer within ${PER_CASE_MS} ms`)), PER_CASE_MS)))]);
     return null;
   } catch (e) {
     const err = e as MpgitError;
@@ -132,7 +132,7 @@ test('packs truncated at every entry boundary (streamed, as a clone receives the
     const packPath = join(dir, `cut-${cut}.pack`);
     const t0 = performance.now();
     const chunks = [pack.subarray(0, Math.min(cut, 7)), pack.subarray(Math.min(cut, 7), cut)].filter((c) => c.length);
-    const err = await indexStream((async function* () { yield* chunks; })(), packPath, { impl: 'native', threads: 1 }).then(
+    const err = await indexStream((async function* () { yield* chunks; })(), packPath, { threads: 1 }).then(
       () => null,
       (e: unknown) => e as MpgitError,
     );

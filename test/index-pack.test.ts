@@ -1,7 +1,9 @@
-// The pack indexer, both implementations, against stock git: every .idx/.rev must be byte
-// for byte what `git index-pack` writes for the same pack, thin packs fixed with --fix-thin
-// must give git's pack bytes too, and every corrupt or truncated pack must be refused with a
-// PackError that leaves no index (and, when streamed, no pack) behind.
+// The pack indexer against stock git: every .idx/.rev must be byte for byte what `git
+// index-pack` writes for the same pack, thin packs fixed with --fix-thin must give git's pack
+// bytes too, and every corrupt or truncated pack must be refused with a PackError that leaves
+// no index (and, when streamed, no pack) behind. The tests in this process use the core it
+// loads (run the file with MPGIT_CORE=wasm for the WebAssembly core's); the command-line tests
+// run both cores.
 
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
@@ -10,13 +12,17 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { createIndexer, indexPackFile, indexStream, type IndexerImpl } from '../ts/pack/indexer.js';
+import { createIndexer, indexPackFile, indexStream } from '../ts/pack/indexer.js';
+import { core } from '../ts/core/index.js';
 import { ObjectDb } from '../ts/repo/odb.js';
 import { generateRepo, specFor } from '../benches/lib/genrepo.js';
 import { makeRepo } from './helpers/repo.js';
 import { git, mpgit, run, tempDir } from './helpers/proc.js';
 
-const IMPLS: IndexerImpl[] = ['js', 'native'];
+/** The cores the command-line tests run (MPGIT_CORE). */
+const CORES = ['native', 'wasm'] as const;
+/** The core of the tests in this process. */
+const impl = core.kind;
 
 /** Runs git with binary stdin/stdout. */
 function gitBytes(args: string[], opts: { cwd?: string; input?: Buffer } = {}): Promise<Buffer> {
@@ -83,7 +89,7 @@ function getDeltaRepo(): Promise<string> {
  * our indexer in two receivers that have `since`, and compares everything. Returns the number
  * of bases appended.
  */
-async function checkFixThin(t: ExecutionContext, impl: IndexerImpl, src: string, since: string, dir: string): Promise<number> {
+async function checkFixThin(t: ExecutionContext, src: string, since: string, dir: string): Promise<number> {
   mkdirSync(dir, { recursive: true });
   const thin = await gitBytes(['pack-objects', '-q', '--thin', '--revs', '--stdout', '--delta-base-offset'], { cwd: src, input: Buffer.from(`main\n^${since}\n`) });
   const old = (await git(['rev-parse', since], { cwd: src })).stdout.trim();
@@ -97,7 +103,7 @@ async function checkFixThin(t: ExecutionContext, impl: IndexerImpl, src: string,
   const db = await ObjectDb.open(receivers[1]!);
   t.teardown(() => db.close());
   const ours = join(dir, 'ours.pack');
-  const r = await indexStream(chunked(thin, 5), ours, { impl, fixThin: db, revPath: join(dir, 'ours.rev') });
+  const r = await indexStream(chunked(thin, 5), ours, { fixThin: db, revPath: join(dir, 'ours.rev') });
   t.true(r.appendedBases > 0, 'the pack was thin');
   const gitPack = join(gitPackDir, `pack-${r.packChecksum}.pack`);
   t.true(existsSync(gitPack), `git's fixed pack is not named by our checksum ${r.packChecksum}: the fixed packs differ`);
@@ -108,77 +114,75 @@ async function checkFixThin(t: ExecutionContext, impl: IndexerImpl, src: string,
   return r.appendedBases;
 }
 
-for (const impl of IMPLS) {
-  test(`${impl}: .idx and .rev equal git's for a small repository's pack, from a file and streamed`, async (t) => {
-    const dir = await tempDir(t);
-    await makeRepo(join(dir, 'repo.git'), { commits: 8, filesPerCommit: 6 });
-    const pack = await packOf(join(dir, 'repo.git'), ['--delta-base-offset']);
-    const want = await gitIndex(join(dir, 'git'), pack);
+test(`${impl}: .idx and .rev equal git's for a small repository's pack, from a file and streamed`, async (t) => {
+  const dir = await tempDir(t);
+  await makeRepo(join(dir, 'repo.git'), { commits: 8, filesPerCommit: 6 });
+  const pack = await packOf(join(dir, 'repo.git'), ['--delta-base-offset']);
+  const want = await gitIndex(join(dir, 'git'), pack);
 
-    const file = join(dir, 'file.pack');
-    writeFileSync(file, pack);
-    const r = await indexPackFile(file, { impl, revPath: join(dir, 'file.rev') });
-    t.is(r.packChecksum, want.checksum);
-    t.true(readFileSync(join(dir, 'file.idx')).equals(want.idx), '.idx differs from git');
-    t.true(readFileSync(join(dir, 'file.rev')).equals(want.rev), '.rev differs from git');
-    t.true(readFileSync(file).equals(pack), 'the pack on disk was not touched');
+  const file = join(dir, 'file.pack');
+  writeFileSync(file, pack);
+  const r = await indexPackFile(file, { revPath: join(dir, 'file.rev') });
+  t.is(r.packChecksum, want.checksum);
+  t.true(readFileSync(join(dir, 'file.idx')).equals(want.idx), '.idx differs from git');
+  t.true(readFileSync(join(dir, 'file.rev')).equals(want.rev), '.rev differs from git');
+  t.true(readFileSync(file).equals(pack), 'the pack on disk was not touched');
 
-    const s = await indexStream(chunked(pack), join(dir, 'streamed.pack'), { impl, revPath: join(dir, 'streamed.rev') });
-    t.is(s.packChecksum, want.checksum);
-    t.is(s.idxPath, join(dir, 'streamed.idx'));
-    t.true(readFileSync(join(dir, 'streamed.pack')).equals(pack), 'the streamed pack was written as received');
-    t.true(readFileSync(join(dir, 'streamed.idx')).equals(want.idx));
-    t.true(readFileSync(join(dir, 'streamed.rev')).equals(want.rev));
-  });
+  const s = await indexStream(chunked(pack), join(dir, 'streamed.pack'), { revPath: join(dir, 'streamed.rev') });
+  t.is(s.packChecksum, want.checksum);
+  t.is(s.idxPath, join(dir, 'streamed.idx'));
+  t.true(readFileSync(join(dir, 'streamed.pack')).equals(pack), 'the streamed pack was written as received');
+  t.true(readFileSync(join(dir, 'streamed.idx')).equals(want.idx));
+  t.true(readFileSync(join(dir, 'streamed.rev')).equals(want.rev));
+});
 
-  test(`${impl}: long OFS and REF delta chains resolve like git's, even with a tiny base cache`, async (t) => {
-    const repo = await getDeltaRepo();
-    const dir = await tempDir(t);
-    for (const [name, flags] of [
-      ['ofs', ['--delta-base-offset']],
-      ['ref', []],
-    ] as const) {
-      const pack = await packOf(repo, [...flags]);
-      const want = await gitIndex(join(dir, `git-${name}`), pack);
-      for (const cache of [undefined, 4096]) {
-        const path = join(dir, `${name}-${cache ?? 'default'}.pack`);
-        const ix = createIndexer(path, { impl, threads: 2, maxCacheBytes: cache });
-        for await (const c of chunked(pack, 11)) ix.write(c);
-        t.deepEqual((await ix.resolve()).missing, []);
-        const p = ix.progress();
-        t.true(p.deltasTotal > 1000, `${name}: the pack has deltas (${p.deltasTotal})`);
-        t.is(p.deltasResolved, p.deltasTotal);
-        t.is(p.objectsReceived, p.objectsTotal);
-        const r = await ix.finish({ idxPath: path.replace(/\.pack$/, '.idx'), revPath: path.replace(/\.pack$/, '.rev'), fixThin: false });
-        t.is(r.deltaCount, p.deltasTotal);
-        t.true(readFileSync(r.idxPath).equals(want.idx), `${name} pack, cache ${cache}: .idx differs from git`);
-        t.true(readFileSync(r.revPath!).equals(want.rev), `${name} pack, cache ${cache}: .rev differs from git`);
-      }
+test(`${impl}: long OFS and REF delta chains resolve like git's, even with a tiny base cache`, async (t) => {
+  const repo = await getDeltaRepo();
+  const dir = await tempDir(t);
+  for (const [name, flags] of [
+    ['ofs', ['--delta-base-offset']],
+    ['ref', []],
+  ] as const) {
+    const pack = await packOf(repo, [...flags]);
+    const want = await gitIndex(join(dir, `git-${name}`), pack);
+    for (const cache of [undefined, 4096]) {
+      const path = join(dir, `${name}-${cache ?? 'default'}.pack`);
+      const ix = createIndexer(path, { threads: 2, maxCacheBytes: cache });
+      for await (const c of chunked(pack, 11)) ix.write(c);
+      t.deepEqual((await ix.resolve()).missing, []);
+      const p = ix.progress();
+      t.true(p.deltasTotal > 1000, `${name}: the pack has deltas (${p.deltasTotal})`);
+      t.is(p.deltasResolved, p.deltasTotal);
+      t.is(p.objectsReceived, p.objectsTotal);
+      const r = await ix.finish({ idxPath: path.replace(/\.pack$/, '.idx'), revPath: path.replace(/\.pack$/, '.rev'), fixThin: false });
+      t.is(r.deltaCount, p.deltasTotal);
+      t.true(readFileSync(r.idxPath).equals(want.idx), `${name} pack, cache ${cache}: .idx differs from git`);
+      t.true(readFileSync(r.revPath!).equals(want.rev), `${name} pack, cache ${cache}: .rev differs from git`);
     }
-  });
+  }
+});
 
-  test(`${impl}: thin packs fixed with --fix-thin are git's pack, .idx and .rev, byte for byte`, async (t) => {
-    const dir = await tempDir(t);
-    const small = join(dir, 'small.git');
-    await makeRepo(small, { commits: 6, filesPerCommit: 5 });
-    const few = await checkFixThin(t, impl, small, 'main~2', join(dir, 'small'));
-    // Many REF_DELTAs to outside bases, with in-pack chains on top of them.
-    const many = await checkFixThin(t, impl, await getDeltaRepo(), 'main~60', join(dir, 'gen'));
-    t.true(few > 0 && many > few, `bases appended: ${few}, ${many}`);
-  });
+test(`${impl}: thin packs fixed with --fix-thin are git's pack, .idx and .rev, byte for byte`, async (t) => {
+  const dir = await tempDir(t);
+  const small = join(dir, 'small.git');
+  await makeRepo(small, { commits: 6, filesPerCommit: 5 });
+  const few = await checkFixThin(t, small, 'main~2', join(dir, 'small'));
+  // Many REF_DELTAs to outside bases, with in-pack chains on top of them.
+  const many = await checkFixThin(t, await getDeltaRepo(), 'main~60', join(dir, 'gen'));
+  t.true(few > 0 && many > few, `bases appended: ${few}, ${many}`);
+});
 
-  test(`${impl}: a thin pack without --fix-thin is a missing-base error and leaves nothing behind`, async (t) => {
-    const dir = await tempDir(t);
-    const src = join(dir, 'src.git');
-    await makeRepo(src, { commits: 5, filesPerCommit: 4 });
-    const thin = await gitBytes(['pack-objects', '-q', '--thin', '--revs', '--stdout'], { cwd: src, input: Buffer.from('main\n^main~1\n') });
-    const path = join(dir, 'thin.pack');
-    const err = await t.throwsAsync(indexStream(chunked(thin), path, { impl }));
-    t.is((err as { code?: string }).code, 'MPGIT_MISSING_BASE');
-    t.regex(err!.message, /unresolved delta/);
-    t.deepEqual(readdirSync(dir).filter((n) => n !== 'src.git'), [], 'no pack, no index left');
-  });
-}
+test(`${impl}: a thin pack without --fix-thin is a missing-base error and leaves nothing behind`, async (t) => {
+  const dir = await tempDir(t);
+  const src = join(dir, 'src.git');
+  await makeRepo(src, { commits: 5, filesPerCommit: 4 });
+  const thin = await gitBytes(['pack-objects', '-q', '--thin', '--revs', '--stdout'], { cwd: src, input: Buffer.from('main\n^main~1\n') });
+  const path = join(dir, 'thin.pack');
+  const err = await t.throwsAsync(indexStream(chunked(thin), path));
+  t.is((err as { code?: string }).code, 'MPGIT_MISSING_BASE');
+  t.regex(err!.message, /unresolved delta/);
+  t.deepEqual(readdirSync(dir).filter((n) => n !== 'src.git'), [], 'no pack, no index left');
+});
 
 /** A pack from raw entries, with a correct header count and trailer unless overridden. */
 function craftPack(entries: Buffer[], count = entries.length): Buffer {
@@ -285,28 +289,27 @@ test('git agrees that every corrupt pack below is corrupt', async (t) => {
   }
 });
 
-for (const impl of IMPLS) {
-  test(`${impl}: corrupt and truncated packs are PackErrors that leave no index and no partial pack`, async (t) => {
-    const dir = await tempDir(t);
-    for (const c of CORRUPT) {
-      const bytes = await c.pack();
-      const file = join(dir, 'file.pack');
-      writeFileSync(file, bytes);
-      const e1 = await t.throwsAsync(indexPackFile(file, { impl, revPath: join(dir, 'file.rev') }), undefined, c.name);
-      t.is((e1 as { code?: string }).code, 'MPGIT_BAD_PACK', `${c.name}: ${e1?.message}`);
-      t.regex(e1!.message, c.message, c.name);
-      t.true(readFileSync(file).equals(bytes), `${c.name}: the pack file is left as it was`);
-      const e2 = await t.throwsAsync(indexStream(chunked(bytes), join(dir, 'streamed.pack'), { impl, revPath: join(dir, 'streamed.rev') }), undefined, c.name);
-      t.is((e2 as { code?: string }).code, 'MPGIT_BAD_PACK', `${c.name} (streamed): ${e2?.message}`);
-      t.regex(e2!.message, c.message, c.name);
-      t.deepEqual(readdirSync(dir), ['file.pack'], `${c.name}: nothing else left behind`);
-    }
-  });
-}
+test(`${impl}: corrupt and truncated packs are PackErrors that leave no index and no partial pack`, async (t) => {
+  const dir = await tempDir(t);
+  for (const c of CORRUPT) {
+    const bytes = await c.pack();
+    const file = join(dir, 'file.pack');
+    writeFileSync(file, bytes);
+    const e1 = await t.throwsAsync(indexPackFile(file, { revPath: join(dir, 'file.rev') }), undefined, c.name);
+    t.is((e1 as { code?: string }).code, 'MPGIT_BAD_PACK', `${c.name}: ${e1?.message}`);
+    t.regex(e1!.message, c.message, c.name);
+    t.true(readFileSync(file).equals(bytes), `${c.name}: the pack file is left as it was`);
+    const e2 = await t.throwsAsync(indexStream(chunked(bytes), join(dir, 'streamed.pack'), { revPath: join(dir, 'streamed.rev') }), undefined, c.name);
+    t.is((e2 as { code?: string }).code, 'MPGIT_BAD_PACK', `${c.name} (streamed): ${e2?.message}`);
+    t.regex(e2!.message, c.message, c.name);
+    t.deepEqual(readdirSync(dir), ['file.pack'], `${c.name}: nothing else left behind`);
+  }
+});
 
 // The command line, end to end (bin/mpgit runs dist/: build with `npx tsc -p .` first).
-for (const impl of IMPLS) {
-  test(`${impl}: mpgit index-pack matches git index-pack on the command line`, async (t) => {
+for (const kind of CORES) {
+  const env = { MPGIT_CORE: kind };
+  test(`${kind}: mpgit index-pack matches git index-pack on the command line`, async (t) => {
     const dir = await tempDir(t);
     const src = join(dir, 'src.git');
     await makeRepo(src, { commits: 6, filesPerCommit: 5 });
@@ -315,7 +318,7 @@ for (const impl of IMPLS) {
 
     // A pack file: the .idx goes next to it, the checksum is printed.
     writeFileSync(join(dir, 'p.pack'), pack);
-    const r1 = await mpgit(['index-pack', '--impl', impl, '--rev-index', join(dir, 'p.pack')]);
+    const r1 = await mpgit(['index-pack', '--rev-index', join(dir, 'p.pack')], { env });
     t.is(r1.code, 0, r1.stderr);
     t.is(r1.stdout, `${want.checksum}\n`);
     t.true(readFileSync(join(dir, 'p.idx')).equals(want.idx));
@@ -323,14 +326,14 @@ for (const impl of IMPLS) {
     t.is(statSync(join(dir, 'p.idx')).mode & 0o777, 0o444, 'read-only like git');
 
     // -o names the index.
-    const r2 = await mpgit(['index-pack', '--impl', impl, '-o', join(dir, 'other.idx'), join(dir, 'p.pack')]);
+    const r2 = await mpgit(['index-pack', '-o', join(dir, 'other.idx'), join(dir, 'p.pack')], { env });
     t.is(r2.code, 0, r2.stderr);
     t.true(readFileSync(join(dir, 'other.idx')).equals(want.idx));
 
     // --stdin inside a repository: objects/pack/pack-<checksum>.{pack,idx}, "pack\t<checksum>".
     const repo = join(dir, 'dst.git');
     await git(['init', '-q', '--bare', repo]);
-    const r3 = await mpgit(['index-pack', '--impl', impl, '--stdin', '-v'], { cwd: repo, input: pack });
+    const r3 = await mpgit(['index-pack', '--stdin', '-v'], { cwd: repo, input: pack, env });
     t.is(r3.code, 0, r3.stderr);
     t.is(r3.stdout, `pack\t${want.checksum}\n`);
     t.regex(r3.stderr, /Receiving objects: 100% .*done\./);
@@ -341,7 +344,7 @@ for (const impl of IMPLS) {
     await git(['fsck', '--no-dangling'], { cwd: repo });
 
     // --stdin with a pack name.
-    const r4 = await mpgit(['index-pack', '--impl', impl, '--stdin', join(dir, 'named.pack')], { input: pack });
+    const r4 = await mpgit(['index-pack', '--stdin', join(dir, 'named.pack')], { input: pack, env });
     t.is(r4.code, 0, r4.stderr);
     t.is(r4.stdout, `pack\t${want.checksum}\n`);
     t.true(readFileSync(join(dir, 'named.pack')).equals(pack));
@@ -352,13 +355,13 @@ for (const impl of IMPLS) {
     bad[bad.length - 3]! ^= 0x55;
     const bare = join(dir, 'bad.git');
     await git(['init', '-q', '--bare', bare]);
-    const r5 = await mpgit(['index-pack', '--impl', impl, '--stdin'], { cwd: bare, input: bad });
+    const r5 = await mpgit(['index-pack', '--stdin'], { cwd: bare, input: bad, env });
     t.is(r5.code, 128);
     t.regex(r5.stderr, /^fatal: .*(checksum|SHA-1 mismatch)/m);
     t.deepEqual(readdirSync(join(bare, 'objects', 'pack')), []);
   });
 
-  test(`${impl}: mpgit index-pack --stdin --fix-thin completes a thin pack from the repository like git`, async (t) => {
+  test(`${kind}: mpgit index-pack --stdin --fix-thin completes a thin pack from the repository like git`, async (t) => {
     const dir = await tempDir(t);
     const src = join(dir, 'src.git');
     await makeRepo(src, { commits: 6, filesPerCommit: 5 });
@@ -370,7 +373,7 @@ for (const impl of IMPLS) {
       await git(['push', '-q', d, `${old}:refs/heads/main`], { cwd: src });
     }
     const g = (await gitBytes(['index-pack', '--stdin', '--fix-thin'], { cwd: gitDst, input: thin })).toString();
-    const r = await mpgit(['index-pack', '--impl', impl, '--stdin', '--fix-thin'], { cwd: ourDst, input: thin });
+    const r = await mpgit(['index-pack', '--stdin', '--fix-thin'], { cwd: ourDst, input: thin, env });
     t.is(r.code, 0, r.stderr);
     t.is(r.stdout, g, 'same "pack\\t<checksum>" line');
     const sum = g.trim().split('\t')[1]!;
@@ -384,7 +387,7 @@ for (const impl of IMPLS) {
     // Outside a repository that has the bases, the thin pack cannot be completed.
     const empty = join(dir, 'empty.git');
     await git(['init', '-q', '--bare', empty]);
-    const r2 = await mpgit(['index-pack', '--impl', impl, '--stdin', '--fix-thin'], { cwd: empty, input: thin });
+    const r2 = await mpgit(['index-pack', '--stdin', '--fix-thin'], { cwd: empty, input: thin, env });
     t.is(r2.code, 128);
     t.regex(r2.stderr, /unresolved delta/);
     t.deepEqual(readdirSync(join(empty, 'objects', 'pack')), []);
@@ -401,18 +404,4 @@ test('mpgit index-pack usage errors: --fix-thin without --stdin, no pack', async
   const r3 = await mpgit(['index-pack', '/nonexistent/x.pack']);
   t.is(r3.code, 128);
   t.regex(r3.stderr, /cannot open packfile/);
-});
-
-test('MPGIT_NO_NATIVE=1 runs the TypeScript indexer, with the same result', async (t) => {
-  const dir = await tempDir(t);
-  await makeRepo(join(dir, 'src.git'));
-  const pack = await packOf(join(dir, 'src.git'));
-  const want = await gitIndex(join(dir, 'git'), pack);
-  writeFileSync(join(dir, 'p.pack'), pack);
-  const r = await mpgit(['index-pack', join(dir, 'p.pack')], { env: { MPGIT_NO_NATIVE: '1' } });
-  t.is(r.code, 0, r.stderr);
-  t.true(readFileSync(join(dir, 'p.idx')).equals(want.idx));
-  const e = await mpgit(['index-pack', '--impl', 'native', join(dir, 'p.pack')], { env: { MPGIT_NO_NATIVE: '1' } });
-  t.is(e.code, 128);
-  t.regex(e.stderr, /native pack indexer not built: disabled by MPGIT_NO_NATIVE/);
 });

@@ -1,7 +1,7 @@
 // `npm i -g mpgit` from the packages `npm run pack` writes to pkg/, as a user installs them:
 // into a fresh prefix, from a directory outside the checkout, with a PATH that has node and git
 // but no cargo or rustc. With the platform package the native core runs; without it
-// (--omit=optional) the WebAssembly core does, and says the native one is missing.
+// (--omit=optional) the WebAssembly core does, and says the native one is missing; with neither, nothing runs.
 
 import test, { type ExecutionContext } from 'ava';
 import { existsSync, readdirSync, readFileSync, statSync, symlinkSync, mkdirSync } from 'node:fs';
@@ -97,7 +97,7 @@ test('installed with its platform package: the native core, a clone from git dae
   t.is((await git(['rev-parse', 'HEAD'], { cwd: join(i.dir, 'out') })).stdout, (await git(['rev-parse', 'HEAD'], { cwd: repo })).stdout);
 });
 
-test('installed with --omit=optional: the WebAssembly core says the native one is missing, indexes as git does, clones; MPGIT_CORE=js still works', async (t) => {
+test('installed with --omit=optional: the WebAssembly core says the native one is missing, indexes as git does, clones; without it too, nothing runs', async (t) => {
   const i = await install(t, [MAIN], ['--omit=optional']);
   const v = await mpgitAt(i, ['version', '--json']);
   t.is(v.code, 0, v.stderr);
@@ -119,14 +119,12 @@ test('installed with --omit=optional: the WebAssembly core says the native one i
   t.is(ip.code, 0, ip.stderr);
   t.true(readFileSync(join(work, 'ours.idx')).equals(readFileSync(pack.replace(/\.pack$/, '.idx'))));
 
-  for (const [name, env] of [['wasm', {}], ['js', { MPGIT_CORE: 'js' }]] as const) {
-    const c = await mpgitAt(i, ['clone', url, name], env);
-    t.is(c.code, 0, c.stderr);
-    await fsckClean(t, join(i.dir, name));
-    // The checkout (objects read through the core's inflate and delta application) is HEAD's.
-    t.is((await git(['status', '--porcelain'], { cwd: join(i.dir, name) })).stdout, '');
-    t.is((await git(['rev-parse', 'HEAD'], { cwd: join(i.dir, name) })).stdout, (await git(['rev-parse', 'HEAD'], { cwd: repo })).stdout);
-  }
+  const c = await mpgitAt(i, ['clone', url, 'wasm']);
+  t.is(c.code, 0, c.stderr);
+  await fsckClean(t, join(i.dir, 'wasm'));
+  // The checkout (objects read through the core's inflate and delta application) is HEAD's.
+  t.is((await git(['status', '--porcelain'], { cwd: join(i.dir, 'wasm') })).stdout, '');
+  t.is((await git(['rev-parse', 'HEAD'], { cwd: join(i.dir, 'wasm') })).stdout, (await git(['rev-parse', 'HEAD'], { cwd: repo })).stdout);
   // MPTCP needs the native addon: one line saying so, and the clone goes over TCP.
   const m = await mpgitAt(i, ['clone', '--mptcp', url, 'mptcp']);
   t.is(m.code, 0, m.stderr);
@@ -134,4 +132,13 @@ test('installed with --omit=optional: the WebAssembly core says the native one i
   const forced = await mpgitAt(i, ['version'], { MPGIT_CORE: 'native' });
   t.is(forced.code, 128);
   t.regex(forced.stderr, /^fatal: MPGIT_CORE=native, but the native core cannot load: /m);
+  // There is no TypeScript core to fall back to: without the wasm file nothing runs, and says why.
+  const none = await mpgitAt(i, ['clone', url, 'none'], { MPGIT_WASM_PATH: '/nonexistent/mpgit_core.wasm' });
+  t.is(none.code, 128);
+  t.regex(none.stderr, /^fatal: mpgit needs its compiled core: the native addon did not load \(.*npm did not install mpgit-linux-x64-gnu.*\) nor the WebAssembly core \(\/nonexistent\/mpgit_core\.wasm is missing: check MPGIT_WASM_PATH\)$/m);
+  t.regex(none.stderr, /^hint: reinstall mpgit/m);
+  t.false(existsSync(join(i.dir, 'none')), 'nothing made');
+  const js = await mpgitAt(i, ['version'], { MPGIT_CORE: 'js' });
+  t.is(js.code, 128);
+  t.regex(js.stderr, /^fatal: MPGIT_CORE=js: the TypeScript core is gone .*: use MPGIT_CORE=wasm/m);
 });

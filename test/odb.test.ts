@@ -1,6 +1,7 @@
-// The two object readers (the Rust core's and the TypeScript fallback) against each other and
-// against git cat-file; the two index writers against each other for the same checkout; and a
-// hostile tree refused by clone with and without the addon.
+// The two object readers (the native core's, and the WebAssembly core's: TypeScript over that
+// core's inflate and delta application) against each other and against git cat-file; the two
+// index writers against each other for the same checkout; and a hostile tree refused by clone
+// under both cores.
 
 import test from 'ava';
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
@@ -11,6 +12,8 @@ import { checkout, flattenTree } from '../ts/repo/checkout.js';
 import { encodeIndex, type IndexEntry } from '../ts/repo/index-file.js';
 import { parseCommit } from '../ts/repo/objects.js';
 import { core } from '../ts/core/index.js';
+import { wasmCodec, wasmModule } from '../ts/core/wasm.js';
+import { JsObjectDb } from '../ts/repo/odb-js.js';
 import { initBare, makeRepo } from './helpers/repo.js';
 import { git, mpgit, run, runOk, tempDir } from './helpers/proc.js';
 import { gitDaemon } from './helpers/gitserve.js';
@@ -44,7 +47,14 @@ async function deltaRepo(dir: string, ofsDeltas: boolean): Promise<void> {
   await runOk('git', ['hash-object', '-w', '--stdin'], { cwd: dir, input: 'a loose blob\n' });
 }
 
-test('the native and TypeScript readers return the objects git cat-file returns (ofs and ref deltas, loose)', async (t) => {
+/** The WebAssembly core's object reader, whichever core this process loaded. */
+function wasmReader(repo: string): JsObjectDb {
+  const m = wasmModule();
+  if ('error' in m) throw new Error(`the WebAssembly core is not built (npm run build:wasm): ${m.error}`);
+  return new JsObjectDb(repo, wasmCodec(m.module));
+}
+
+test('the native and WebAssembly cores\' readers return the objects git cat-file returns (ofs and ref deltas, loose)', async (t) => {
   t.truthy(core.odb, 'the addon is built with the object database (npm run build:native)');
   for (const ofs of [true, false]) {
     const base = await tempDir(t);
@@ -52,10 +62,9 @@ test('the native and TypeScript readers return the objects git cat-file returns 
     await deltaRepo(repo, ofs);
     const all = await catFileAll(repo);
     t.true(all.size > 300, `${all.size} objects`);
-    const nat = ObjectDb.openSync(repo, { impl: 'native' });
-    const js = ObjectDb.openSync(repo, { impl: 'js' });
+    const nat = ObjectDb.openSync(repo);
+    const js = wasmReader(repo);
     t.is(nat.impl, 'native');
-    t.is(js.impl, 'js');
     try {
       let commits = 0;
       for (const [oid, want] of all) {
@@ -63,7 +72,7 @@ test('the native and TypeScript readers return the objects git cat-file returns 
         const b = js.readSync(oid);
         t.truthy(a && b, oid);
         if (a!.type !== want.type || b!.type !== want.type || !a!.data.equals(want.data) || !b!.data.equals(want.data)) {
-          t.fail(`${oid}: native ${a!.type}/${a!.data.length}, js ${b!.type}/${b!.data.length}, git ${want.type}/${want.data.length}`);
+          t.fail(`${oid}: native ${a!.type}/${a!.data.length}, wasm ${b!.type}/${b!.data.length}, git ${want.type}/${want.data.length}`);
         }
         if (want.type === 'commit') {
           commits++;
@@ -88,7 +97,7 @@ test('the native and TypeScript readers return the objects git cat-file returns 
   }
 });
 
-test('the native and TypeScript index writers give the same .git/index for the same checkout', async (t) => {
+test('the native and the WebAssembly core\'s (TypeScript) index writers give the same .git/index for the same checkout', async (t) => {
   t.truthy(core.checkout, 'the addon is built with checkout (npm run build:native)');
   const base = await tempDir(t);
   const repo = join(base, 'r.git');
@@ -103,7 +112,7 @@ test('the native and TypeScript index writers give the same .git/index for the s
   const wt = join(base, 'wt');
   await runOk('mkdir', [wt]);
   const index = join(base, 'index');
-  const db = ObjectDb.openSync(repo, { impl: 'native' });
+  const db = ObjectDb.openSync(repo);
   let entries: number;
   try {
     ({ entries } = await checkout(db, withLink, wt, { indexPath: index }));
@@ -116,7 +125,7 @@ test('the native and TypeScript index writers give the same .git/index for the s
   t.is((await run('git', ['status', '--porcelain'], { cwd: wt, env })).stdout, '', 'git status clean');
 
   // The TypeScript writer, given the same paths and what lstat says about them now.
-  const js = ObjectDb.openSync(repo, { impl: 'js' });
+  const js = wasmReader(repo);
   try {
     const { items } = flattenTree(js, withLink);
     t.is(items.length, entries);
@@ -131,8 +140,8 @@ test('the native and TypeScript index writers give the same .git/index for the s
   }
 });
 
-for (const noNative of [false, true]) {
-  test(`clone refuses a tree entry named .git and leaves nothing behind (${noNative ? 'MPGIT_NO_NATIVE=1' : 'native'})`, async (t) => {
+for (const kind of ['native', 'wasm']) {
+  test(`clone refuses a tree entry named .git and leaves nothing behind (${kind})`, async (t) => {
     const base = await tempDir(t);
     const repo = join(base, 'evil.git');
     await initBare(repo);
@@ -145,7 +154,7 @@ for (const noNative of [false, true]) {
     await git(['update-ref', 'refs/heads/main', commit], { cwd: repo });
     const d = await gitDaemon(t, base);
     const work = await tempDir(t);
-    const r = await mpgit(['clone', d.url('evil.git'), 'out'], { cwd: work, env: noNative ? { MPGIT_NO_NATIVE: '1' } : {} });
+    const r = await mpgit(['clone', d.url('evil.git'), 'out'], { cwd: work, env: { MPGIT_CORE: kind } });
     t.is(r.code, 128, r.stderr);
     t.regex(r.stderr, /fatal: tree [0-9a-f]{40} has an unsafe entry name "\.GIT"/);
     t.deepEqual(readdirSync(work), [], 'no target directory, no temporary directory');

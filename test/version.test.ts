@@ -2,7 +2,9 @@
 // SHA-1 backend chosen by measurement with each supported backend's speed, the inflaters, the
 // threads and the CPU; MPGIT_SHA1_BACKEND forces a backend (and the indexer then uses it, still
 // writing git's bytes), asking for one the CPU lacks is an error naming the flags; a missing
-// addon is one stderr line per command unless MPGIT_NO_NATIVE=1; doctor includes the report.
+// addon is one stderr line per command unless MPGIT_CORE=wasm; no compiled core at all, and the
+// retired TypeScript core (MPGIT_CORE=js, MPGIT_NO_NATIVE), are fatal errors; doctor includes
+// the report.
 // Every backend gives the same digests and refuses the same collisions through the addon.
 
 import test from 'ava';
@@ -16,7 +18,7 @@ import { makeRepo } from './helpers/repo.js';
 import { git, mpgit, ROOT, tempDir } from './helpers/proc.js';
 
 /** The environment of a user who set none of mpgit's variables. */
-const CLEAN = { MPGIT_CORE: undefined, MPGIT_SHA1_BACKEND: undefined, MPGIT_HIDE_CPU_FLAGS: undefined, MPGIT_NO_NATIVE: undefined, MPGIT_NATIVE_PATH: undefined };
+const CLEAN = { MPGIT_CORE: undefined, MPGIT_SHA1_BACKEND: undefined, MPGIT_HIDE_CPU_FLAGS: undefined, MPGIT_NO_NATIVE: undefined, MPGIT_NATIVE_PATH: undefined, MPGIT_WASM_PATH: undefined };
 
 async function report(env: NodeJS.ProcessEnv = {}): Promise<{ r: VersionReport; stderr: string }> {
   const out = await mpgit(['version', '--json'], { env: { ...CLEAN, ...env } });
@@ -122,7 +124,7 @@ test('forcing a backend the CPU lacks is an error naming the missing flags; an u
   t.regex(bad.stderr, /MPGIT_SHA1_BACKEND="fast" is no SHA-1 backend: use one of portable, shani, shani-avx512/);
 });
 
-test('an addon that cannot load: the WebAssembly core, one stderr line per command saying so and what it costs; MPGIT_NO_NATIVE=1 silences it', async (t) => {
+test('an addon that cannot load: the WebAssembly core, one stderr line per command saying so and what it costs; MPGIT_CORE=wasm silences it', async (t) => {
   const dir = await tempDir(t);
   const { pack, idx } = await packAndGitIdx(dir);
   const broken = join(dir, 'mpgit.broken.node');
@@ -139,16 +141,42 @@ test('an addon that cannot load: the WebAssembly core, one stderr line per comma
     t.regex(r.native.error!, why);
     t.deepEqual([r.sha1.backend, r.sha1.collisionDetection], ['sha1collisiondetection (wasm)', true]);
     // Any command says it once, and still works.
-    const out = join(dir, 'js.idx');
+    const out = join(dir, 'wasm.idx');
     const ip = await mpgit(['index-pack', '-o', out, pack], { env });
     t.is(ip.code, 0, ip.stderr);
     t.is(ip.stderr.split('\n').filter((l) => l.startsWith('warning: native addon not loaded')).length, 1, ip.stderr);
     t.true(readFileSync(out).equals(idx));
   }
-  const quiet = await mpgit(['version'], { env: { ...CLEAN, MPGIT_NO_NATIVE: '1' } });
+  const quiet = await mpgit(['version'], { env: { ...CLEAN, MPGIT_CORE: 'wasm' } });
   t.is(quiet.stderr, '');
-  t.regex(quiet.stdout, /^native addon: not loaded: disabled by MPGIT_NO_NATIVE$/m);
-  t.regex(quiet.stdout, /^sha1: node:crypto \(plain SHA-1: no collision detection\)$/m);
+  t.regex(quiet.stdout, /^core: wasm \(forced by MPGIT_CORE=wasm\)$/m);
+  t.regex(quiet.stdout, /^native addon: not loaded: not tried: MPGIT_CORE=wasm$/m);
+  t.regex(quiet.stdout, /^sha1: sha1collisiondetection \(wasm\) \(collision detection on\)$/m);
+});
+
+test('no compiled core is fatal, naming why each failed; the TypeScript core is gone (MPGIT_CORE=js, MPGIT_NO_NATIVE)', async (t) => {
+  const dir = await tempDir(t);
+  const { pack } = await packAndGitIdx(dir);
+  const out = join(dir, 'none.idx');
+  // The addon hidden and the wasm file missing: nothing runs, not even `version`.
+  const none = { ...CLEAN, MPGIT_NATIVE_PATH: join(dir, 'absent.node'), MPGIT_WASM_PATH: '/nonexistent/mpgit_core.wasm' };
+  for (const args of [['version', '--json'], ['index-pack', '-o', out, pack]]) {
+    const r = await mpgit(args, { env: none });
+    t.is(r.code, 128, r.stderr);
+    t.is(r.stdout, '');
+    t.regex(r.stderr, /^fatal: mpgit needs its compiled core: the native addon did not load \(.*absent\.node is missing: check MPGIT_NATIVE_PATH\) nor the WebAssembly core \(\/nonexistent\/mpgit_core\.wasm is missing: check MPGIT_WASM_PATH\)$/m);
+    t.regex(r.stderr, /^hint: reinstall mpgit/m);
+  }
+  t.false(existsSync(out), 'no index written');
+  for (const [env, what] of [[{ MPGIT_CORE: 'js' }, /^fatal: MPGIT_CORE=js: the TypeScript core is gone .*: use MPGIT_CORE=wasm/m], [{ MPGIT_NO_NATIVE: '1' }, /^fatal: MPGIT_NO_NATIVE is set: the TypeScript core is gone .*: use MPGIT_CORE=wasm/m]] as const) {
+    const r = await mpgit(['index-pack', '-o', out, pack], { env: { ...CLEAN, ...env } });
+    t.is(r.code, 128, r.stderr);
+    t.regex(r.stderr, what);
+    t.false(existsSync(out), 'no index written');
+  }
+  const bad = await mpgit(['version'], { env: { ...CLEAN, MPGIT_CORE: 'ts' } });
+  t.is(bad.code, 128);
+  t.regex(bad.stderr, /^fatal: MPGIT_CORE="ts" is no core: use one of native, wasm$/m);
 });
 
 test('mpgit doctor includes the version report', async (t) => {
@@ -174,6 +202,6 @@ test('every supported backend gives node:crypto\'s digests and refuses the SHAtt
   }
   const shattered = readFileSync(join(ROOT, 'crates/core/src/pack/sha1dc/testdata/shattered-1.prefix'));
   for (const b of backends) t.throws(() => hash(shattered, b, 0), { code: 'MPGIT_BAD_PACK' }, b);
-  // Plain SHA-1 has no collision detection: that is what the warning above is about.
+  // Plain SHA-1 (the pack trailer's checksum) has no collision detection.
   t.notThrows(() => hash(shattered, 'plain', 0));
 });

@@ -11,8 +11,8 @@ const program = new Command('mpgit')
   .version(process.env.npm_package_version ?? '0.1.0')
   .option('-c <name>=<value>', 'set a configuration value for this command, as `git -c` (repeatable)');
 
-// A missing addon is not silent: one line per command (MPGIT_NO_NATIVE=1 chooses it quietly);
-// a core forced by MPGIT_CORE that cannot load is an error.
+// A missing addon is not silent: one line per command (MPGIT_CORE=wasm chooses it quietly);
+// no core at all, or a core forced by MPGIT_CORE that cannot load, is an error.
 try {
   const warning = (await import('./core/index.js')).coreMissingWarning();
   if (warning) process.stderr.write(`${warning}\n`);

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { core, coreReason, nativePath, passedOver, type CoreInfo, type CoreKind } from './core/index.js';
+import { core, coreReason, nativePath, passedOverNative, type CoreInfo, type CoreKind } from './core/index.js';
 
 /** The CPU flags that decide which code paths the core can take, as /proc/cpuinfo names them. */
 export const REPORTED_FLAGS = ['sha_ni', 'avx2', 'avx512f'] as const;
@@ -22,14 +22,15 @@ export interface CpuReport {
 export interface VersionReport {
   mpgit: string;
   node: string;
-  /** The core in use (native, then wasm, then js; MPGIT_CORE forces one) and why. */
+  /** The core in use (native, else wasm; MPGIT_CORE forces one) and why. */
   core: CoreKind;
   coreReason: string;
   native: { loaded: boolean; path: string; error: string | null };
   sha1: {
-    /** The backend object ids are computed with; without the addon, node:crypto's plain SHA-1. */
+    /** The backend object ids are computed with (collision-detecting in either core). */
     backend: string | null;
-    collisionDetection: boolean;
+    /** Always true: both cores detect collisions (kept for readers of the JSON). */
+    collisionDetection: true;
     /** Chosen by measurement, or forced by MPGIT_SHA1_BACKEND. */
     chosenBy: 'measurement' | 'MPGIT_SHA1_BACKEND' | null;
     error: string | null;
@@ -72,9 +73,7 @@ export function versionReport(): VersionReport {
         error: info.sha1.error,
         backends: info.sha1.backends,
       }
-    : core.kind === 'wasm'
-      ? { backend: 'sha1collisiondetection (wasm)', collisionDetection: true, chosenBy: null, error: null, backends: [] }
-      : { backend: 'node:crypto', collisionDetection: false, chosenBy: null, error: null, backends: [] };
+    : { backend: core.kind === 'wasm' ? 'sha1collisiondetection (wasm)' : 'sha1dc', collisionDetection: true, chosenBy: null, error: null, backends: [] };
   return {
     mpgit: packageVersion(),
     node: process.version,
@@ -83,11 +82,10 @@ export function versionReport(): VersionReport {
     native: {
       loaded: core.kind === 'native',
       path: core.kind === 'wasm' ? nativePath : core.path,
-      error: core.kind === 'native' ? (info ? null : 'the addon predates coreInfo: rebuild it (npm run build:native)') : core.kind === 'wasm' ? passedOver.native : core.loadError,
+      error: core.kind === 'native' ? (info ? null : 'the addon predates coreInfo: rebuild it (npm run build:native)') : passedOverNative(),
     },
     sha1,
-    // pako is what the TypeScript indexer inflates with.
-    inflate: info?.inflate ?? (core.kind === 'wasm' ? { whole: 'miniz_oxide (wasm)', streaming: 'miniz_oxide (wasm)' } : { whole: 'pako', streaming: 'pako' }),
+    inflate: info?.inflate ?? (core.kind === 'wasm' ? { whole: 'miniz_oxide (wasm)', streaming: 'miniz_oxide (wasm)' } : { whole: 'unknown (rebuild the addon)', streaming: 'unknown (rebuild the addon)' }),
     threads: availableParallelism(),
     cpu: cpuReport(),
   };
@@ -95,7 +93,6 @@ export function versionReport(): VersionReport {
 
 function sha1Line(s: VersionReport['sha1']): string {
   if (s.error) return `error: ${s.error}`;
-  if (!s.collisionDetection) return `${s.backend} (plain SHA-1: no collision detection)`;
   if (!s.backends.length) return `${s.backend} (collision detection on)`;
   const speeds = s.backends
     .map((b) => (b.supported ? `${b.name} ${b.mbPerSec ?? '?'} MB/s` : `${b.name} unsupported (no ${b.missingFlags.join(', ')})`))

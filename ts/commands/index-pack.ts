@@ -6,9 +6,9 @@
 import { chmodSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { ConfigError, MpgitError } from '../errors.js';
-import { defaultThreads, indexPackFile, indexStream, pickImpl, siblingPath, type IndexProgress, type IndexResult, type IndexerImpl } from '../pack/indexer.js';
+import { defaultThreads, indexPackFile, indexStream, siblingPath, type IndexProgress, type IndexResult } from '../pack/indexer.js';
 import { Progress, stderrSink } from '../progress.js';
 import { ObjectDb } from '../repo/odb.js';
 import { findRepository } from '../repo/layout.js';
@@ -22,7 +22,6 @@ interface Opts {
   fixThin?: boolean;
   revIndex?: boolean;
   v?: boolean;
-  impl?: IndexerImpl;
 }
 
 export function registerIndexPack(program: Command): void {
@@ -37,7 +36,6 @@ export function registerIndexPack(program: Command): void {
     .option('--rev-index', 'also write the reverse index (.rev)')
     .option('--no-rev-index', 'do not write the reverse index (the default)')
     .option('-v', 'show progress')
-    .addOption(new Option('--impl <impl>', 'indexer implementation').choices(['native', 'js']).hideHelp())
     .action(async (pack: string | undefined, opts: Opts) => {
       await indexPack(pack, opts);
     });
@@ -47,7 +45,6 @@ async function indexPack(pack: string | undefined, opts: Opts): Promise<void> {
   if (!pack && !opts.stdin) throw new ConfigError('index-pack needs a pack file, or --stdin', 'usage: mpgit index-pack [-o <index>] [--stdin [--fix-thin] [<pack>]] <pack>');
   if (opts.fixThin && !opts.stdin) throw new ConfigError('--fix-thin cannot be used without --stdin');
   const threads = parseThreads(opts.threads);
-  const impl = pickImpl(opts.impl);
   const idxPath = opts.o ?? (pack ? siblingPath(pack, '.idx') : undefined);
   const show = !!opts.v || !!process.stderr.isTTY;
 
@@ -55,7 +52,7 @@ async function indexPack(pack: string | undefined, opts: Opts): Promise<void> {
     if (!existsSync(pack!)) throw new MpgitError('MPGIT_NOT_FOUND', `cannot open packfile '${pack}': no such file`);
     const meter = new Meter(show, 'Indexing objects', false);
     try {
-      const r = await indexPackFile(pack!, { threads, impl, idxPath, revPath: revPathFor(idxPath!, opts), onProgress: (p) => meter.update(p) });
+      const r = await indexPackFile(pack!, { threads, idxPath, revPath: revPathFor(idxPath!, opts) });
       meter.done(r);
       chmodReadOnly(r.idxPath, r.revPath);
       process.stdout.write(`${r.packChecksum}\n`);
@@ -89,7 +86,6 @@ async function indexPack(pack: string | undefined, opts: Opts): Promise<void> {
   try {
     const r = await indexStream(process.stdin, packPath, {
       threads,
-      impl,
       idxPath: idx,
       revPath: rev,
       fixThin: opts.fixThin ? await ObjectDb.open(gitDir!) : undefined,

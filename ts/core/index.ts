@@ -1,57 +1,58 @@
 // The one boundary to mpgit's Rust core. The core is chosen and loaded once, here: the N-API
-// addon when it loads, else the same core compiled to WebAssembly (./wasm*.ts: the indexer),
-// else none ('js': every consumer takes its TypeScript path). MPGIT_CORE=native|wasm|js forces
-// one (one that cannot load is an error); MPGIT_NO_NATIVE=1 is MPGIT_CORE=js. Consumers
-// (net/socket, the pack indexer, the object database, checkout, the connectivity check) take
-// their area from `core` and pass the core's errors through `coreError`, the one place where
-// the codes the core throws become mpgit's typed errors.
+// addon when it loads, else the same core compiled to WebAssembly (./wasm*.ts: the indexer,
+// the object database, checkout, the connectivity check), else nothing
+// runs (a fatal error naming why each failed: mpgit has no TypeScript core; its SHA-1 would
+// lose collision detection). MPGIT_CORE=native|wasm forces one (one that cannot load is an
+// error). Consumers (net/socket, the pack indexer, the object database, checkout, the
+// connectivity check) take their area from `core` and pass the core's errors through
+// `coreError`, the one place where the codes the core throws become mpgit's typed errors.
 
 import { MissingBaseError, MpgitError, PackError } from '../errors.js';
 import { loadNative, nativePath } from './native.js';
 import type { Core, CoreKind } from './types.js';
 import { wasmCodec, wasmModule, wasmPath } from './wasm.js';
 import { wasmIndexer } from './wasm-indexer.js';
+import { wasmOdb } from './wasm-odb.js';
 
 export type * from './types.js';
 export { SHA1_BACKENDS } from './types.js';
 
-const KINDS: readonly CoreKind[] = ['native', 'wasm', 'js'];
+const KINDS: readonly CoreKind[] = ['native', 'wasm'];
+const NO_TS_CORE = 'the TypeScript core is gone (it computed SHA-1 without collision detection): use MPGIT_CORE=wasm for the WebAssembly core';
 
-/** The core MPGIT_CORE (or MPGIT_NO_NATIVE) asks for, or null to take the first that loads. */
+/** The core MPGIT_CORE asks for, or null to take the first that loads. */
 function forced(): CoreKind | null {
   const v = process.env.MPGIT_CORE;
-  if (v) {
-    if (!(KINDS as readonly string[]).includes(v)) throw new MpgitError('MPGIT_CORE', `MPGIT_CORE="${v}" is no core: use one of ${KINDS.join(', ')}`, 'unset MPGIT_CORE to take the first core that loads');
-    return v as CoreKind;
-  }
-  return process.env.MPGIT_NO_NATIVE ? 'js' : null;
+  if (v === 'js') throw new MpgitError('MPGIT_CORE', `MPGIT_CORE=js: ${NO_TS_CORE}`, 'set MPGIT_CORE=wasm, or unset MPGIT_CORE to take the first core that loads');
+  if (process.env.MPGIT_NO_NATIVE) throw new MpgitError('MPGIT_CORE', `MPGIT_NO_NATIVE is set: ${NO_TS_CORE}`, 'unset MPGIT_NO_NATIVE; set MPGIT_CORE=wasm to run without the native addon');
+  if (!v) return null;
+  if (!(KINDS as readonly string[]).includes(v)) throw new MpgitError('MPGIT_CORE', `MPGIT_CORE="${v}" is no core: use one of ${KINDS.join(', ')}`, 'unset MPGIT_CORE to take the first core that loads');
+  return v as CoreKind;
 }
 
 function loadWasm(): Core | string {
   const m = wasmModule();
   if ('error' in m) return m.error;
-  return { kind: 'wasm', path: wasmPath, loadError: null, net: null, indexer: wasmIndexer(m.module), odb: null, checkout: null, connectivity: null, info: null, codec: wasmCodec(m.module) };
+  const { odb, checkout, connectivity } = wasmOdb(m.module);
+  return { kind: 'wasm', path: wasmPath, loadError: null, net: null, indexer: wasmIndexer(m.module), odb, checkout, connectivity, info: null, codec: wasmCodec(m.module) };
 }
 
-/** Why each core that was passed over was (native, then wasm), for `mpgit version`. */
-export const passedOver: { native: string | null; wasm: string | null } = { native: null, wasm: null };
+/** Why the native addon was passed over (for `mpgit version`), when the core is wasm. */
+let nativeSkipped: string | null = null;
 
 function choose(): Core {
   const want = forced();
-  const js = (why: string): Core => ({ kind: 'js', path: nativePath, loadError: why, net: null, indexer: null, odb: null, checkout: null, connectivity: null, info: null });
-  if (want === 'js') return js(process.env.MPGIT_CORE ? 'forced by MPGIT_CORE=js' : 'disabled by MPGIT_NO_NATIVE');
-  if (want === 'wasm') passedOver.native = 'not tried: MPGIT_CORE=wasm';
+  if (want === 'wasm') nativeSkipped = 'not tried: MPGIT_CORE=wasm';
   else {
     const n = loadNative();
     if (n.core) return n.core;
-    passedOver.native = n.error;
+    nativeSkipped = n.error;
     if (want === 'native') throw new MpgitError('MPGIT_CORE', `MPGIT_CORE=native, but the native core cannot load: ${n.error}`, 'install the platform package (npm i without --omit=optional), or unset MPGIT_CORE');
   }
   const w = loadWasm();
   if (typeof w !== 'string') return w;
-  passedOver.wasm = w;
   if (want === 'wasm') throw new MpgitError('MPGIT_CORE', `MPGIT_CORE=wasm, but the WebAssembly core cannot load: ${w}`, 'reinstall mpgit (or `npm run build:wasm` in a checkout), or unset MPGIT_CORE');
-  return js(passedOver.native ?? w);
+  throw new MpgitError('MPGIT_NO_CORE', `mpgit needs its compiled core: the native addon did not load (${nativeSkipped}) nor the WebAssembly core (${w})`, 'reinstall mpgit (`npm i -g mpgit`; in a checkout: `npm run build`)');
 }
 
 export const core: Core = choose();
@@ -61,23 +62,21 @@ export { nativePath };
 export function coreReason(): string {
   if (process.env.MPGIT_CORE) return `forced by MPGIT_CORE=${process.env.MPGIT_CORE}`;
   if (core.kind === 'native') return 'the native addon loaded';
-  if (core.kind === 'wasm') return `the native addon did not load (${passedOver.native})`;
-  return core.loadError ?? 'no compiled core';
+  return `the native addon did not load (${nativeSkipped})`;
 }
 
 /**
- * The one stderr line a command prints when the compiled core should have loaded and did not
- * (null when it loaded, or when MPGIT_NO_NATIVE turned it off on purpose).
+ * The one stderr line a command prints when the native core should have loaded and did not
+ * (null when it loaded, or when MPGIT_CORE=wasm chose the WebAssembly core on purpose).
  */
 export function coreMissingWarning(): string | null {
-  if (core.kind === 'native' || process.env.MPGIT_NO_NATIVE || process.env.MPGIT_CORE) return null;
-  if (core.kind === 'wasm') return `warning: native addon not loaded (${passedOver.native}): using the WebAssembly core, which is slower and has no MPTCP sockets (set MPGIT_CORE=wasm to choose it and silence this line)`;
-  return `warning: native addon not loaded (${passedOver.native ?? core.loadError}) nor the WebAssembly core (${passedOver.wasm}): using the TypeScript fallback, which is slower and computes SHA-1 without collision detection (set MPGIT_NO_NATIVE=1 to choose it and silence this line)`;
+  if (core.kind === 'native' || process.env.MPGIT_CORE) return null;
+  return `warning: native addon not loaded (${nativeSkipped}): using the WebAssembly core, which is slower and has no MPTCP sockets (set MPGIT_CORE=wasm to choose it and silence this line)`;
 }
 
 /** Why the native addon is not in use. */
 export function passedOverNative(): string | null {
-  return core.kind === 'native' ? null : (passedOver.native ?? core.loadError);
+  return core.kind === 'native' ? null : nativeSkipped;
 }
 
 /** Why MPTCP sockets are unavailable (they need the native addon), or null when they are there. */

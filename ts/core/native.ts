@@ -44,7 +44,6 @@ type Area = keyof typeof AREAS;
 
 /** The addon as a Core, or why it cannot be loaded. */
 export function loadNative(): { core: Core; error: null } | { core: null; error: string } {
-  if (process.env.MPGIT_NO_NATIVE) return { core: null, error: 'disabled by MPGIT_NO_NATIVE' };
   // Resolved from dist/core/ and from ts/core/ alike: the addon sits at the package root.
   const path = nativePath;
   if (!existsSync(path)) return { core: null, error: `${path} is missing: ${missingReason()}` };

@@ -2,10 +2,11 @@
 // (sockets, pack indexer, object database, checkout, connectivity check). An implementation
 // offers an area whole or not at all (null), so a consumer asks once, not function by function.
 // The N-API addon (./native.ts) offers every area; the WebAssembly build of the same crates
-// (./wasm.ts) offers the indexer (no sockets: wasm has no system calls).
+// (./wasm.ts) offers the indexer, the object database, checkout and the connectivity check
+// (./wasm-odb.ts: its file operations are node's, ./wasm-host.ts), not sockets nor info.
 
-/** Which core is in use: 'js' when none loaded and every consumer takes its TypeScript path. */
-export type CoreKind = 'native' | 'wasm' | 'js';
+/** Which core is in use (mpgit does not run without one: ./index.ts). */
+export type CoreKind = 'native' | 'wasm';
 
 /** An indexer's state inside the core (an N-API external). */
 export type PackHandle = { readonly __brand: 'PackHandle' };
@@ -66,7 +67,7 @@ export interface IndexerCore {
   indexPackFile(packPath: string, opts: { threads: number; idxPath: string; revPath: string | null; maxCacheBytes?: number }): Promise<CoreIndexResult>;
 }
 
-/** Reading a repository's objects (crates/node/src/odb.rs). */
+/** Reading a repository's objects (crates/node/src/odb.rs; crates/wasm/src/odb_abi.rs). */
 export interface OdbCore {
   odbOpen(gitDir: string, opts?: { cacheBytes?: number }): OdbHandle;
   odbAddPack(h: OdbHandle, packPath: string, idxPath: string): void;
@@ -76,14 +77,14 @@ export interface OdbCore {
   odbReadCommit(h: OdbHandle, oid: string): { tree: string; parents: string[]; time: number } | null;
 }
 
-/** A tree into an empty work tree, and its index. */
+/** A tree into an empty work tree, and its index (the wasm core runs it on one thread, `threads` aside). */
 export interface CheckoutCore {
   checkoutNew(h: OdbHandle, treeOrCommit: string, workTree: string, opts: { threads: number; indexPath: string | null }): CheckoutHandle;
   checkoutRun(c: CheckoutHandle): Promise<{ entries: number; directories: number; bytes: number }>;
   checkoutProgress(c: CheckoutHandle): { done: number; total: number };
 }
 
-/** git's check_connected, walked in the core. */
+/** git's check_connected, walked in the core (the wasm core walks synchronously, inside the call). */
 export interface ConnectivityCore {
   connectivityCheck(h: OdbHandle, tips: string[], shallow: string[], before: OdbHandle | null): Promise<{ objects: number }>;
 }
@@ -113,8 +114,8 @@ export interface InfoCore {
 }
 
 /**
- * Inflate and delta application for the TypeScript object reader (./wasm.ts offers it: object
- * reading for checkout, fetch and the connectivity check then runs its bytes through Rust).
+ * Inflate and delta application for the TypeScript object reader (ts/repo/odb-js.ts), which
+ * runs only where a core has no `odb` area (./wasm.ts offers it; both cores now have `odb`).
  * Errors: `code` MPGIT_BAD_PACK, naming `offset`.
  */
 export interface CodecCore {
@@ -126,7 +127,7 @@ export interface Core {
   readonly kind: CoreKind;
   /** Where the compiled core is (or would be) loaded from. */
   readonly path: string;
-  /** Why no compiled core is in use (kind 'js'), or why an area is missing; null when all is there. */
+  /** Why an area is missing (an addon older than this code); null when all is there. */
   readonly loadError: string | null;
   readonly net: NetCore | null;
   readonly indexer: IndexerCore | null;

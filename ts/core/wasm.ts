@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CodecCore } from './types.js';
+import { wasmHost } from './wasm-host.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The module: MPGIT_WASM_PATH names another build; `npm run build:wasm` writes this one. */
@@ -55,16 +56,35 @@ export interface WasmExports {
   mp_wk_table(h: number, p: number, n: number): number;
   mp_wk_resolve(h: number, p: number, n: number): number;
   mp_wk_free(h: number): void;
+  mp_err_errno(): number;
+  // The object database, checkout, connectivity check (crates/wasm/src/odb_abi.rs).
+  mp_odb_open(p: number, n: number, cacheBytes: number): number;
+  mp_odb_add_pack(h: number, pp: number, pn: number, ip: number, inn: number): number;
+  mp_odb_close(h: number): void;
+  mp_odb_has(h: number, oid: number): number;
+  mp_odb_read(h: number, oid: number): number;
+  mp_odb_read_commit(h: number, oid: number): number;
+  mp_co_new(h: number, tree: number, wp: number, wn: number, ip: number, inn: number): number;
+  mp_co_run(job: number): number;
+  mp_co_progress(job: number): number;
+  mp_co_free(job: number): void;
+  mp_cc_check(h: number, tp: number, nt: number, sp: number, ns: number, before: number): number;
 }
 
-const ERROR_CODES = ['EIO', 'MPGIT_BAD_PACK', 'MPGIT_MISSING_BASE', 'ERR_INVALID_STATE', 'MPGIT_MISSING_OBJECTS', 'EIO', 'MPGIT_WASM_PANIC', 'MPGIT_PACK_TOO_LARGE'];
+/** By mp_err_code; 10 is an I/O error whose errno name mp_err_errno gives. */
+const ERROR_CODES = ['EIO', 'MPGIT_BAD_PACK', 'MPGIT_MISSING_BASE', 'ERR_INVALID_STATE', 'MPGIT_MISSING_OBJECTS', 'EIO', 'MPGIT_WASM_PANIC', 'MPGIT_PACK_TOO_LARGE', 'MPGIT_NOT_A_REPO', 'MPGIT_LOCKED'];
+const IO_ERROR = 10;
 
 /** One instance of the module, with the helpers every caller needs. */
 export class WasmCore {
   readonly x: WasmExports;
 
   constructor(readonly module: WebAssembly.Module) {
-    this.x = new WebAssembly.Instance(module, {}).exports as unknown as WasmExports;
+    // Every instance gets the host's file operations (the object database needs them; the
+    // indexer's workers do not call them, but the module imports them all the same).
+    const host = wasmHost();
+    this.x = new WebAssembly.Instance(module, { mpgit_host: host.imports }).exports as unknown as WasmExports;
+    host.attach(this.x.memory);
     this.x.mp_init();
   }
 
@@ -77,7 +97,9 @@ export class WasmCore {
   /** The error the last failed call left, with its `code`. */
   error(): Error {
     const msg = Buffer.from(this.bytes(this.x.mp_err_ptr(), this.x.mp_err_len())).toString('utf8');
-    return Object.assign(new Error(msg), { code: ERROR_CODES[this.x.mp_err_code()] ?? 'EIO' });
+    const n = this.x.mp_err_code();
+    const code = n === IO_ERROR ? this.out(this.x.mp_err_errno()).toString('utf8') || 'EIO' : (ERROR_CODES[n] ?? 'EIO');
+    return Object.assign(new Error(msg), { code });
   }
 
   /** A trap (a panic in the core) as an error with the panic's message. */

@@ -1,37 +1,28 @@
 // The pack indexer: a pack in (streamed, or a file), its .idx v2 (and .rev) out, with the
-// bases of a thin pack appended from the repository when asked (--fix-thin). Native (Rust)
-// when the addon has it, pure TypeScript otherwise; both write the same bytes as git.
+// bases of a thin pack appended from the repository when asked (--fix-thin). The core's
+// indexer (Rust: native or WebAssembly, ts/core) writes the same bytes as git.
 
 import { availableParallelism } from 'node:os';
 import { MpgitError } from '../errors.js';
 import type { ObjectReader } from './object.js';
-import type { IndexerImpl, IndexProgress, IndexResult, PackIndexer } from './types.js';
+import type { IndexProgress, IndexResult, PackIndexer } from './types.js';
 import { addThinBases, feedIndexer } from './feed.js';
-import { JsIndexer } from './js/indexer.js';
-import { NativeIndexer, nativeIndexFile, nativePackMissing } from './native.js';
+import { NativeIndexer, nativeIndexFile } from './native.js';
 
-export type { IndexerImpl, IndexProgress, IndexResult, PackIndexer } from './types.js';
+export type { IndexProgress, IndexResult, PackIndexer } from './types.js';
 
 /** Queued-but-unparsed bytes above which indexStream stops reading its source. */
 const MAX_QUEUED_BYTES = 32 << 20;
 /** How often indexStream reports progress. */
 const PROGRESS_EVERY_MS = 100;
 
-/** The implementation to use: as asked, else native when the addon has the indexer, else js. */
-export function pickImpl(impl?: IndexerImpl): IndexerImpl {
-  if (impl) return impl;
-  // MPGIT_NO_NATIVE keeps the addon from loading at all (ts/core/native.ts), so this covers it.
-  return nativePackMissing() ? 'js' : 'native';
-}
-
 export function defaultThreads(): number {
   return availableParallelism();
 }
 
 /** An indexer that writes the pack it is fed to `packPath` (which must not exist). */
-export function createIndexer(packPath: string, opts: { threads?: number; impl?: IndexerImpl; maxCacheBytes?: number } = {}): PackIndexer {
-  if (pickImpl(opts.impl) === 'native') return new NativeIndexer(packPath, { threads: opts.threads ?? defaultThreads(), maxCacheBytes: opts.maxCacheBytes });
-  return new JsIndexer(packPath, { mode: 'create', maxCacheBytes: opts.maxCacheBytes });
+export function createIndexer(packPath: string, opts: { threads?: number; maxCacheBytes?: number } = {}): PackIndexer {
+  return new NativeIndexer(packPath, { threads: opts.threads ?? defaultThreads(), maxCacheBytes: opts.maxCacheBytes });
 }
 
 /** `packPath` minus ".pack" plus `ext` (git's naming of the files next to a pack). */
@@ -50,7 +41,6 @@ export async function indexStream(
   packPath: string,
   opts: {
     threads?: number;
-    impl?: IndexerImpl;
     fixThin?: ObjectReader;
     /** zlib level of the bases appended with fixThin (the repository's: repo/compression.ts). */
     compressionLevel?: number;
@@ -59,7 +49,7 @@ export async function indexStream(
     onProgress?: (p: IndexProgress) => void;
   } = {},
 ): Promise<IndexResult> {
-  const ix = createIndexer(packPath, { threads: opts.threads, impl: opts.impl });
+  const ix = createIndexer(packPath, { threads: opts.threads });
   let last = 0;
   const report = (force = false) => {
     if (!opts.onProgress) return;
@@ -93,29 +83,8 @@ export async function indexStream(
 /** Indexes a pack already on disk (no --fix-thin: git allows that only with --stdin). */
 export async function indexPackFile(
   packPath: string,
-  opts: { threads?: number; impl?: IndexerImpl; idxPath?: string; revPath?: string | null; onProgress?: (p: IndexProgress) => void } = {},
+  opts: { threads?: number; idxPath?: string; revPath?: string | null } = {},
 ): Promise<IndexResult> {
   const idxPath = opts.idxPath ?? siblingPath(packPath, '.idx');
-  const revPath = opts.revPath ?? null;
-  if (pickImpl(opts.impl) === 'native') return nativeIndexFile(packPath, { threads: opts.threads ?? defaultThreads(), idxPath, revPath });
-  const ix = new JsIndexer(packPath, { mode: 'existing' });
-  let last = 0;
-  const report = () => {
-    const now = Date.now();
-    if (opts.onProgress && now - last >= PROGRESS_EVERY_MS) {
-      last = now;
-      opts.onProgress(ix.progress());
-    }
-  };
-  const timer = opts.onProgress ? setInterval(report, PROGRESS_EVERY_MS) : null;
-  try {
-    await ix.readExisting(report);
-    await ix.resolve();
-    const r = await ix.finish({ idxPath, revPath, fixThin: false });
-    opts.onProgress?.(ix.progress());
-    return r;
-  } finally {
-    ix.close();
-    if (timer) clearInterval(timer);
-  }
+  return nativeIndexFile(packPath, { threads: opts.threads ?? defaultThreads(), idxPath, revPath: opts.revPath ?? null });
 }

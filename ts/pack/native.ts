@@ -1,5 +1,6 @@
-// The PackIndexer backed by the Rust core's indexer (crates/node/src/pack.rs): parsing runs on a
-// background thread as bytes arrive, delta resolution on `threads` threads.
+// The PackIndexer backed by the Rust core's indexer (crates/node/src/pack.rs, or the
+// WebAssembly core's: ts/core/wasm-indexer.ts): parsing runs as bytes arrive, delta
+// resolution on `threads` threads.
 
 import { rmSync } from 'node:fs';
 import { MpgitError } from '../errors.js';
@@ -7,14 +8,9 @@ import { core, coreCall, coreMissing, type CoreIndexResult, type IndexerCore, ty
 import type { FinishOptions, IndexProgress, IndexResult, PackIndexer } from './types.js';
 import { typeCode, type ObjectType } from './object.js';
 
-/** Why the core's indexer is unavailable, or null when it is there. */
-export function nativePackMissing(): string | null {
-  return coreMissing('indexer');
-}
-
 function surface(): IndexerCore {
   if (core.indexer) return core.indexer;
-  throw new MpgitError('MPGIT_NO_NATIVE', `native pack indexer not built: ${nativePackMissing()}`, 'run `npm run build:native`, or use the TypeScript indexer (--impl js, or MPGIT_NO_NATIVE=1)');
+  throw new MpgitError('MPGIT_NO_CORE', `the ${core.kind} core has no pack indexer: ${coreMissing('indexer')}`, 'run `npm run build:native`, or reinstall mpgit');
 }
 
 function result(packPath: string, idxPath: string, revPath: string | null, r: CoreIndexResult): IndexResult {
@@ -22,7 +18,6 @@ function result(packPath: string, idxPath: string, revPath: string | null, r: Co
 }
 
 export class NativeIndexer implements PackIndexer {
-  readonly impl = 'native' as const;
   private readonly n: IndexerCore;
   private readonly h: PackHandle;
   private done = false;

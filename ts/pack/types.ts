@@ -1,5 +1,5 @@
-// What a pack indexer is, apart from which one: the interface both implementations (./native.ts,
-// ./js/indexer.ts) fulfil and the factory (./indexer.ts) hands out.
+// What a pack indexer is: the interface ./native.ts fulfils over the core's indexer (native or
+// WebAssembly) and the factory (./indexer.ts) hands out.
 
 import type { ObjectType } from './object.js';
 
@@ -30,7 +30,6 @@ export interface FinishOptions {
 }
 
 export interface PackIndexer {
-  readonly impl: 'native' | 'js';
   /** Appends pack bytes; returns bytes queued but not yet parsed (pause input when large). */
   write(chunk: Buffer): number;
   progress(): IndexProgress;
@@ -42,5 +41,3 @@ export interface PackIndexer {
   /** Stop, remove the partial pack. */
   abort(): void;
 }
-
-export type IndexerImpl = 'native' | 'js';

@@ -43,7 +43,7 @@ export async function checkConnected(gitDir: string, tips: string[], opts: { sha
 export function walkConnected(gitDir: string, tips: string[], opts: { shallow?: Iterable<string>; before?: ObjectDb | null } = {}): { objects: number } {
   const cut = new Set(opts.shallow ?? []);
   const before = opts.before ?? null;
-  const db = ObjectDb.openSync(gitDir, { impl: 'js' });
+  const db = ObjectDb.openSync(gitDir);
   // Who referred to an object, for the error message only (kept as ids, made text on failure).
   const referrer = new Map<string, string>();
   const missing = (oid: string) => {

@@ -1,26 +1,18 @@
-// The object reader used without the native addon: packs through their .idx v2 (read in
-// windows kept in a bounded LRU), loose objects, alternates; delta chains resolved with a
-// bounded cache of bases, as git does. Entry headers are the TypeScript pack layer's; exact
-// inflate and delta application the WebAssembly core's when it is loaded, else ts/pack/js's.
+// The object reader under the WebAssembly core (until that core reads objects itself): packs
+// through their .idx v2 (read in windows kept in a bounded LRU), loose objects, alternates;
+// delta chains resolved with a bounded cache of bases, as git does. Exact inflate and delta
+// application are the core's (Rust: the native indexer's), through its codec area.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve, isAbsolute } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { PackError, MpgitError } from '../errors.js';
 import { typeName, type ObjectType } from '../pack/object.js';
-import { inflateExact as jsInflate } from '../pack/js/inflate.js';
-import { applyDelta as jsDelta } from '../pack/js/delta.js';
-import { coreCall, core } from '../core/index.js';
+import { coreCall, type CodecCore } from '../core/index.js';
 import { isOid, OID_PATTERN } from '../oid.js';
 import { parseCommit } from './objects.js';
 import type { CommitInfo, GitObject, ObjectDb } from './odb-types.js';
 import { BaseCache, PackFile, WINDOW_CACHE_BYTES, WindowCache } from './pack-file.js';
-
-// Under the WebAssembly core the bytes go through its Rust inflate and delta application (the
-// native indexer's); without a compiled core, through the TypeScript ones.
-const codec = core.codec ?? null;
-const inflateExact = codec ? (d: Uint8Array, size: number, at: number) => coreCall(() => codec.inflateExact(d, size, at)) : jsInflate;
-const applyDelta = codec ? (b: Uint8Array, d: Uint8Array, at: number) => coreCall(() => codec.applyDelta(b, d, at)) : jsDelta;
 
 const PACK_IDX = new RegExp(`^pack-${OID_PATTERN}\\.idx$`);
 
@@ -50,6 +42,7 @@ export class JsObjectDb implements ObjectDb {
 
   constructor(
     readonly gitDir: string,
+    private readonly codec: CodecCore,
     opts: JsOdbOptions = {},
   ) {
     this.windows = new WindowCache(opts.windowCacheBytes ?? WINDOW_CACHE_BYTES);
@@ -174,17 +167,25 @@ export class JsObjectDb implements ObjectDb {
         base = ext;
         break;
       }
-      base = { type: typeName(e.type), data: inflateExact(e.data, e.size, at) };
+      base = { type: typeName(e.type), data: this.inflate(e.data, e.size, at) };
       if (chain.length) this.cache.set(`${id}:${at}`, base);
       break;
     }
     let obj = base;
     for (let i = chain.length - 1; i >= 0; i--) {
       const d = chain[i]!;
-      obj = { type: obj.type, data: applyDelta(obj.data, inflateExact(d.data, d.size, d.offset), d.offset) };
+      obj = { type: obj.type, data: this.applyDelta(obj.data, this.inflate(d.data, d.size, d.offset), d.offset) };
       if (i > 0) this.cache.set(`${id}:${d.offset}`, obj);
     }
     return obj;
+  }
+
+  private inflate(data: Uint8Array, size: number, offset: number): Buffer {
+    return coreCall(() => this.codec.inflateExact(data, size, offset));
+  }
+
+  private applyDelta(base: Uint8Array, delta: Uint8Array, offset: number): Buffer {
+    return coreCall(() => this.codec.applyDelta(base, delta, offset));
   }
 }
 

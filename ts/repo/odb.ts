@@ -1,6 +1,7 @@
 // The object database of a repository: loose objects, every pack under objects/pack (through
 // its .idx v2) and the object directories named in objects/info/alternates. Read by the Rust
-// core (./odb-native.ts) when the core has it; by ./odb-js.ts otherwise.
+// core (./odb-native.ts) when the core has it; under the WebAssembly core, by ./odb-js.ts with
+// that core's inflate and delta application.
 
 import { MpgitError } from '../errors.js';
 import { core, coreMissing } from '../core/index.js';
@@ -19,13 +20,10 @@ export const ObjectDb = {
     return ObjectDb.openSync(gitDir);
   },
 
-  /**
-   * `impl` defaults to native when the core has the object database. The cache sizes apply to
-   * the TypeScript reader (the native one keeps a bounded delta base cache of its own).
-   */
-  openSync(gitDir: string, opts: { impl?: 'native' | 'js' } & JsOdbOptions = {}): ObjectDb {
-    const n = opts.impl === 'js' ? null : core.odb;
-    if (opts.impl === 'native' && !n) throw new MpgitError('MPGIT_NO_NATIVE', `the native object database is not built: ${coreMissing('odb')}`, 'run `npm run build:native`');
-    return n ? new NativeObjectDb(gitDir, n) : new JsObjectDb(gitDir, opts);
+  /** The cache sizes apply to the TypeScript reader (the core's keeps a bounded delta base cache of its own). */
+  openSync(gitDir: string, opts: JsOdbOptions = {}): ObjectDb {
+    if (core.odb) return new NativeObjectDb(gitDir, core.odb);
+    if (!core.codec) throw new MpgitError('MPGIT_NO_CORE', `the ${core.kind} core cannot read objects: ${coreMissing('odb')}`, 'run `npm run build:native`, or reinstall mpgit');
+    return new JsObjectDb(gitDir, core.codec, opts);
   },
 };

@@ -1,10 +1,11 @@
-// Reading packs without the core: a pack and its .idx v2 through positioned reads, in windows
-// kept in a bounded LRU shared by every pack of one object database, and the bounded LRU of
-// resolved delta bases. Entry headers are the TypeScript pack layer's (ts/pack/js/entry.ts).
+// Reading packs in TypeScript (the WebAssembly core's object reader): a pack and its .idx v2
+// through positioned reads, in windows kept in a bounded LRU shared by every pack of one object
+// database, and the bounded LRU of resolved delta bases; entry headers (pack-format: type and
+// size in a base-128 varint, then the delta base, a negative offset or a 20-byte id).
 
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { PackError } from '../errors.js';
-import { parseEntryHeader, MAX_ENTRY_HEADER_LEN } from '../pack/js/entry.js';
+import { OBJ_BLOB, OBJ_COMMIT, OBJ_OFS_DELTA, OBJ_REF_DELTA, OBJ_TAG, OBJ_TREE } from '../pack/object.js';
 import type { GitObject } from './odb-types.js';
 
 const IDX_MAGIC = 0xff744f63;
@@ -14,6 +15,10 @@ const IDX_MAGIC = 0xff744f63;
  */
 const WINDOW_BYTES = 32 << 20;
 export const WINDOW_CACHE_BYTES = 512 << 20;
+/** Longest valid entry header: 10 size bytes + 20 id bytes (or 10 offset bytes). */
+const MAX_ENTRY_HEADER_LEN = 32;
+/** Sizes and offsets stay exact JavaScript numbers. */
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
 /** The windows of every open pack of one object database, least recently used dropped first. */
 export class WindowCache {
@@ -208,4 +213,69 @@ export class BaseCache {
       this.bytes -= old.data.length;
     }
   }
+}
+
+interface EntryHeader {
+  type: number;
+  /** Inflated size of the entry's data (for deltas: of the delta itself). */
+  size: number;
+  /** Length of the header in bytes. */
+  len: number;
+  /** OFS_DELTA: absolute offset of the base. */
+  baseOffset: number;
+  /** REF_DELTA: where in `buf` the base id starts. */
+  baseIdAt: number;
+}
+
+/**
+ * Parses the entry header at buf[start..end), the entry being at pack offset `offset`.
+ * Returns null when the header continues past `end`.
+ */
+function parseEntryHeader(buf: Uint8Array, start: number, end: number, offset: number): EntryHeader | null {
+  let at = start;
+  if (at >= end) return null;
+  let c = buf[at++]!;
+  const type = (c >> 4) & 7;
+  let size = c & 15;
+  let scale = 16;
+  while (c & 0x80) {
+    if (at >= end) return null;
+    c = buf[at++]!;
+    size += (c & 0x7f) * scale;
+    scale *= 128;
+    if (size > MAX_SAFE || at - start > 10) throw new PackError(`object at offset ${offset}: size field overflows`);
+  }
+  let baseOffset = -1;
+  let baseIdAt = -1;
+  switch (type) {
+    case OBJ_COMMIT:
+    case OBJ_TREE:
+    case OBJ_BLOB:
+    case OBJ_TAG:
+      break;
+    case OBJ_REF_DELTA:
+      if (end - at < 20) return null;
+      baseIdAt = at;
+      at += 20;
+      break;
+    case OBJ_OFS_DELTA: {
+      if (at >= end) return null;
+      c = buf[at++]!;
+      let rel = c & 127;
+      while (c & 128) {
+        if (at >= end) return null;
+        c = buf[at++]!;
+        rel = (rel + 1) * 128 + (c & 127);
+        if (rel > MAX_SAFE) throw new PackError(`object at offset ${offset}: delta base offset overflows`);
+      }
+      if (rel <= 0 || rel > offset - 12) {
+        throw new PackError(`object at offset ${offset}: delta base offset ${offset - rel} is out of bounds`);
+      }
+      baseOffset = offset - rel;
+      break;
+    }
+    default:
+      throw new PackError(`object at offset ${offset}: unknown object type ${type}`);
+  }
+  return { type, size, len: at - start, baseOffset, baseIdAt };
 }

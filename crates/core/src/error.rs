@@ -87,9 +87,18 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// The symbolic errno of an I/O error ("ENOSPC", "EADDRINUSE"), or None for one not named here.
-#[cfg(not(feature = "native"))]
+#[cfg(all(not(feature = "native"), not(feature = "portable")))]
 pub fn errno_name(_: &io::Error) -> Option<&'static str> {
     None
+}
+
+/// The errno name the WebAssembly core's host gave the failure (odb/sys/host.rs), when it is
+/// one of those the native core names too.
+#[cfg(all(not(feature = "native"), feature = "portable"))]
+pub fn errno_name(e: &io::Error) -> Option<&'static str> {
+    const NAMES: [&str; 17] = ["ENOENT", "EEXIST", "EACCES", "EPERM", "ENOSPC", "EDQUOT", "EROFS", "EISDIR", "ENOTDIR", "EMFILE", "ENFILE", "ENOMEM", "EFBIG", "EINVAL", "ELOOP", "ENAMETOOLONG", "EBADF"];
+    let host = e.get_ref()?.downcast_ref::<crate::odb::sys::HostError>()?;
+    NAMES.iter().copied().find(|n| *n == host.code)
 }
 
 /// The symbolic errno of an I/O error ("ENOSPC", "EADDRINUSE"), or None for one not named here.

@@ -13,7 +13,7 @@ pub mod alloc;
 pub mod error;
 #[cfg(all(feature = "native", unix))]
 pub mod mptcp;
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "portable"))]
 pub mod odb;
 pub mod oid;
 pub mod once;

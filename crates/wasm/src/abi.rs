@@ -7,6 +7,8 @@ use std::cell::RefCell;
 
 thread_local! {
     static ERR: RefCell<(u32, String)> = RefCell::new((0, String::new()));
+    /// The errno name of the last I/O failure (code 10).
+    static ERRNO: RefCell<String> = RefCell::new(String::new());
     static OUT: RefCell<Vec<u8>> = RefCell::new(Vec::new());
 }
 
@@ -18,11 +20,17 @@ fn code(k: &ErrorKind) -> u32 {
         ErrorKind::State => 3,
         ErrorKind::MissingObject => 4,
         ErrorKind::TooLarge => 7,
+        ErrorKind::NotARepo => 8,
+        ErrorKind::Locked => 9,
+        ErrorKind::Io(_) => 10,
         _ => 5,
     }
 }
 
 pub(crate) fn fail(e: Error) -> i32 {
+    if let ErrorKind::Io(name) = &e.kind {
+        ERRNO.with(|r| *r.borrow_mut() = name.clone());
+    }
     ERR.with(|r| *r.borrow_mut() = (code(&e.kind), e.message));
     -1
 }
@@ -86,6 +94,13 @@ pub extern "C" fn mp_err_len() -> usize {
 #[no_mangle]
 pub extern "C" fn mp_err_ptr() -> *const u8 {
     ERR.with(|r| r.borrow().1.as_ptr())
+}
+
+/// The errno name ("ENOENT") of the last failure with code 10, out.
+#[no_mangle]
+pub extern "C" fn mp_err_errno() -> i32 {
+    let name = ERRNO.with(|r| r.borrow().clone());
+    out(name.into_bytes())
 }
 
 #[no_mangle]

@@ -4,5 +4,7 @@
 //! return value), valid until the next call. ts/core/wasm*.ts is the other side.
 
 mod abi;
+mod odb_abi;
 
 pub use abi::*;
+pub use odb_abi::*;

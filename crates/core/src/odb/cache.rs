@@ -69,7 +69,11 @@ impl<K: Hash + Eq + Copy> Lru<K> {
         inner.order.insert(stamp, key);
         inner.bytes += size;
         while inner.bytes > self.limit {
-            let Some((_, old_key)) = inner.order.pop_first() else { break };
+            let (stamp, old_key) = match inner.order.iter().next() {
+                Some((s, k)) => (*s, *k),
+                None => break,
+            };
+            inner.order.remove(&stamp);
             if let Some(old) = inner.map.remove(&old_key) {
                 inner.bytes -= old.data.len();
             }

@@ -9,17 +9,12 @@
 //! and the index v2 is written from those, so `git status` is clean without reading a file.
 
 use super::index_file::{self, Stat};
+use super::sys;
 use super::parse::{self, MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_SYMLINK, MODE_TREE};
 use super::{Odb, Error, Result};
 use crate::pack::entry::type_name;
 use crate::pack::entry::{OBJ_BLOB, OBJ_COMMIT, OBJ_TREE};
 use crate::oid::hex;
-use rayon::prelude::*;
-use std::ffi::{CString, OsStr};
-use std::fs::File;
-use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -73,8 +68,7 @@ pub fn checkout(odb: &Odb, tree_or_commit: &[u8; 20], work_tree: &Path, index: O
     let (dirs, items) = flatten(odb, &tree)?;
     progress.total.store(items.len() as u64, Ordering::Relaxed);
     for d in &dirs[1..] {
-        let p = work_tree.join(OsStr::from_bytes(d));
-        std::fs::create_dir(&p).map_err(|e| Error::io(&e, format!("creating {}", p.display())))?;
+        sys::create_dir(work_tree, d)?;
     }
 
     // A directory's entries together, in bounded units.
@@ -84,21 +78,7 @@ pub fn checkout(odb: &Odb, tree_or_commit: &[u8; 20], work_tree: &Path, index: O
     }
     let unit = (items.len() / (threads.max(1) * UNITS_PER_THREAD)).clamp(UNIT_MIN, UNIT_MAX);
     let units: Vec<(u32, &[u32])> = by_dir.iter().enumerate().flat_map(|(d, list)| list.chunks(unit).map(move |c| (d as u32, c))).collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .thread_name(|i| format!("mpgit-checkout-{}", i))
-        .build()
-        .map_err(|e| Error::io(&std::io::Error::other(e.to_string()), "starting the checkout threads"))?;
-    let written: Result<Vec<Vec<Written>>> = pool.install(|| {
-        units
-            .par_iter()
-            .map(|&(d, list)| write_unit(odb, work_tree, &dirs[d as usize], &items, list, progress))
-            .collect::<Result<Vec<_>>>()
-    });
-    drop(pool);
-    // The threads' arenas (decoded blobs, freed) go back to the system.
-    crate::alloc::release_free_memory();
-    let written = written?;
+    let written = write_units(&units, threads, |&(d, list)| write_unit(odb, work_tree, &dirs[d as usize], &items, list, progress))?;
 
     let mut stats: Vec<Option<Stat>> = vec![None; items.len()];
     let mut bytes = 0;
@@ -111,6 +91,28 @@ pub fn checkout(odb: &Odb, tree_or_commit: &[u8; 20], work_tree: &Path, index: O
         index_file::write_locked(index, &index_file::encode(&mut entries)?)?;
     }
     Ok(Summary { entries: items.len() as u64, directories: (dirs.len() - 1) as u64, bytes })
+}
+
+/// Runs `write` over every unit on `threads` threads (rayon).
+#[cfg(feature = "native")]
+fn write_units<U: Sync>(units: &[U], threads: usize, write: impl Fn(&U) -> Result<Vec<Written>> + Sync + Send) -> Result<Vec<Vec<Written>>> {
+    use rayon::prelude::*;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("mpgit-checkout-{}", i))
+        .build()
+        .map_err(|e| Error::io(&std::io::Error::new(std::io::ErrorKind::Other, e.to_string()), "starting the checkout threads"))?;
+    let written = pool.install(|| units.par_iter().map(&write).collect::<Result<Vec<_>>>());
+    drop(pool);
+    // The threads' arenas (decoded blobs, freed) go back to the system.
+    crate::alloc::release_free_memory();
+    written
+}
+
+/// One after another (the WebAssembly core: an instance has one thread).
+#[cfg(not(feature = "native"))]
+fn write_units<U>(units: &[U], _threads: usize, write: impl Fn(&U) -> Result<Vec<Written>>) -> Result<Vec<Vec<Written>>> {
+    units.iter().map(write).collect()
 }
 
 /// The directories (parents before children; the first is the root, "") and the other
@@ -159,36 +161,18 @@ fn flatten(odb: &Odb, tree: &[u8; 20]) -> Result<(Vec<Vec<u8>>, Vec<Item>)> {
     Ok((dirs, items))
 }
 
-fn cstr(b: &[u8], what: &str) -> Result<CString> {
-    CString::new(b).map_err(|_| Error::bad(format!("{} contains a NUL byte", what)))
-}
-
-fn last_os_error(what: String) -> Error {
-    Error::io(&std::io::Error::last_os_error(), what)
-}
-
 /// Writes the entries `list` of the directory `dir`; their stats (None for gitlinks) and sizes.
 fn write_unit(odb: &Odb, work_tree: &Path, dir: &[u8], items: &[Item], list: &[u32], progress: &Progress) -> Result<Vec<Written>> {
-    let dir_path = work_tree.join(OsStr::from_bytes(dir));
-    let c = cstr(dir_path.as_os_str().as_bytes(), "a path")?;
-    // SAFETY: a NUL-terminated path; the descriptor is owned (closed on drop) right away.
-    let raw = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW) };
-    if raw < 0 {
-        return Err(last_os_error(format!("opening {}", dir_path.display())));
-    }
-    let dfd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let d = sys::Dir::open(work_tree, dir)?;
     let mut out = Vec::with_capacity(list.len());
     // One content buffer for the unit, reused from object to object.
     let mut data = Vec::new();
     for &i in list {
         let it = &items[i as usize];
         let shown = || String::from_utf8_lossy(&it.path).into_owned();
-        let name = cstr(&it.path[it.name_at..], "a path")?;
+        let name = &it.path[it.name_at..];
         if it.mode == MODE_GITLINK {
-            // SAFETY: a directory descriptor and a NUL-terminated name.
-            if unsafe { libc::mkdirat(dfd.as_raw_fd(), name.as_ptr(), 0o777) } != 0 {
-                return Err(last_os_error(format!("creating {}", shown())));
-            }
+            d.mkdir(name, &shown())?;
             out.push((i, None, 0));
             progress.done.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -199,31 +183,8 @@ fn write_unit(odb: &Odb, work_tree: &Path, dir: &[u8], items: &[Item], list: &[u
         if kind != OBJ_BLOB {
             return Err(Error::bad(format!("{}: {} is a {}, expected a blob", shown(), hex(&it.oid), type_name(kind))));
         }
-        // SAFETY (all calls below): valid descriptors, NUL-terminated strings, a stat buffer
-        // the kernel fills.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        if it.mode == MODE_SYMLINK {
-            let target = cstr(&data, &format!("the target of the symbolic link {}", shown()))?;
-            if unsafe { libc::symlinkat(target.as_ptr(), dfd.as_raw_fd(), name.as_ptr()) } != 0 {
-                return Err(last_os_error(format!("creating {}", shown())));
-            }
-            if unsafe { libc::fstatat(dfd.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-                return Err(last_os_error(format!("reading back {}", shown())));
-            }
-        } else {
-            // Created 0666/0777 so that the umask applies, as git does.
-            let perm = if it.mode == MODE_EXEC { 0o777 } else { 0o666 };
-            let fd = unsafe { libc::openat(dfd.as_raw_fd(), name.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC, perm as libc::c_uint) };
-            if fd < 0 {
-                return Err(last_os_error(format!("creating {}", shown())));
-            }
-            let mut f = unsafe { File::from_raw_fd(fd) };
-            f.write_all(&data).map_err(|e| Error::io(&e, format!("writing {}", shown())))?;
-            if unsafe { libc::fstat(f.as_raw_fd(), &mut st) } != 0 {
-                return Err(last_os_error(format!("reading back {}", shown())));
-            }
-        }
-        out.push((i, Some(Stat::from_libc(&st)), data.len() as u64));
+        let st = if it.mode == MODE_SYMLINK { d.symlink(&data, name, &shown())? } else { d.create_file(name, &data, it.mode == MODE_EXEC, &shown())? };
+        out.push((i, Some(st), data.len() as u64));
         progress.done.fetch_add(1, Ordering::Relaxed);
     }
     Ok(out)

@@ -50,6 +50,7 @@ fn tree_order(a: &TreeEntry, b: &TreeEntry) -> Ordering {
 /// database as it was before a fetch: complete) end the walk. Returns the objects reached.
 pub fn check_connected(odb: &Odb, tips: &[[u8; 20]], shallow: &HashSet<[u8; 20]>, before: Option<&Odb>) -> Result<u64> {
     let r = walk(odb, tips, shallow, before);
+    #[cfg(feature = "native")]
     crate::alloc::release_free_memory();
     r
 }
@@ -111,7 +112,7 @@ fn walk(odb: &Odb, tips: &[[u8; 20]], shallow: &HashSet<[u8; 20]>, before: Optio
                         j += 1;
                     }
                     let prev = like.get(j).filter(|p| p.name == e.name);
-                    if prev.is_some_and(|p| p.oid == e.oid && p.mode == e.mode) {
+                    if prev.map_or(false, |p| p.oid == e.oid && p.mode == e.mode) {
                         continue; // in `seen` since that tree was walked
                     }
                     if e.mode == MODE_GITLINK || !seen.insert(Id(e.oid)) {

@@ -5,13 +5,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::OnceLock;
+use std::sync::Once;
 
 const K: u64 = 0x9E37_79B9_7F4A_7C15;
 
 fn seed() -> u64 {
-    static SEED: OnceLock<u64> = OnceLock::new();
-    *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().build_hasher().finish() | 1)
+    static INIT: Once = Once::new();
+    static mut SEED: u64 = 0;
+    // SAFETY: written once, inside call_once, before any read (call_once synchronizes).
+    unsafe {
+        INIT.call_once(|| SEED = std::collections::hash_map::RandomState::new().build_hasher().finish() | 1);
+        SEED
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -4,8 +4,8 @@
 //! bytes as ts/repo/index-file.ts `encodeIndex` (the writer used without the addon).
 
 use super::{ErrorKind, Error, Result};
+use super::sys;
 use sha1::{Digest, Sha1};
-use std::io::Write;
 use std::path::Path;
 
 /// The stat fields the index keeps.
@@ -20,22 +20,6 @@ pub struct Stat {
     pub uid: u32,
     pub gid: u32,
     pub size: u64,
-}
-
-impl Stat {
-    pub fn from_libc(st: &libc::stat) -> Stat {
-        Stat {
-            ctime_sec: st.st_ctime,
-            ctime_nsec: st.st_ctime_nsec,
-            mtime_sec: st.st_mtime,
-            mtime_nsec: st.st_mtime_nsec,
-            dev: st.st_dev,
-            ino: st.st_ino,
-            uid: st.st_uid,
-            gid: st.st_gid,
-            size: st.st_size as u64,
-        }
-    }
 }
 
 pub struct Entry<'a> {
@@ -87,16 +71,16 @@ pub fn write_locked(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut lock = path.as_os_str().to_owned();
     lock.push(".lock");
     let lock = std::path::PathBuf::from(lock);
-    let mut f = match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
-        Ok(f) => f,
+    match sys::write_new(&lock, bytes) {
+        Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(Error { kind: ErrorKind::Locked, message: format!("{} exists: another git process is running (if none is, remove it)", lock.display()) });
         }
-        Err(e) => return Err(Error::io(&e, format!("creating {}", lock.display()))),
-    };
-    let done = f.write_all(bytes).and_then(|_| std::fs::rename(&lock, path));
-    if let Err(e) = done {
-        let _ = std::fs::remove_file(&lock);
+        // A failed write removes the lock; a failed creation made none.
+        Err(e) => return Err(Error::io(&e, format!("writing {}", lock.display()))),
+    }
+    if let Err(e) = sys::rename(&lock, path) {
+        let _ = sys::remove_file(&lock);
         return Err(Error::io(&e, format!("writing {}", path.display())));
     }
     Ok(())

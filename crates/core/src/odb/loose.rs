@@ -3,6 +3,7 @@
 use super::{Object, Error, Result};
 use crate::pack::entry::{OBJ_BLOB, OBJ_COMMIT, OBJ_TAG, OBJ_TREE};
 use crate::oid::hex;
+#[cfg(feature = "native")]
 use flate2::{Decompress, FlushDecompress, Status};
 use std::path::{Path, PathBuf};
 
@@ -16,7 +17,7 @@ pub fn path(objects_dir: &Path, oid: &[u8; 20]) -> PathBuf {
 
 /// The object in the loose file `path`, or None when there is no such file.
 pub fn read(path: &Path) -> Result<Option<Object>> {
-    let raw = match std::fs::read(path) {
+    let raw = match super::sys::read_file(path) {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(&e, format!("reading {}", path.display()))),
@@ -24,12 +25,9 @@ pub fn read(path: &Path) -> Result<Option<Object>> {
     decode(&raw).map(Some).map_err(|why| Error::bad(format!("loose object {} is corrupt ({}); run `git fsck` on the repository", path.display(), why)))
 }
 
-pub(crate) fn decode(raw: &[u8]) -> std::result::Result<Object, String> {
-    let mut z = Decompress::new(true);
-    let mut head = [0u8; MAX_HEADER];
-    let st = z.decompress(raw, &mut head, FlushDecompress::None).map_err(|e| format!("bad zlib data: {}", e))?;
-    let got = z.total_out() as usize;
-    let nul = head[..got].iter().position(|&b| b == 0).ok_or("bad header")?;
+/// The "<type> <size>\0" header at the start of `head`: (type, size, where the NUL is).
+fn header(head: &[u8], raw_len: usize) -> std::result::Result<(u8, usize, usize), String> {
+    let nul = head.iter().position(|&b| b == 0).ok_or("bad header")?;
     let text = std::str::from_utf8(&head[..nul]).map_err(|_| "bad header")?;
     let (name, size) = text.split_once(' ').ok_or("bad header")?;
     let kind = match name {
@@ -43,9 +41,40 @@ pub(crate) fn decode(raw: &[u8]) -> std::result::Result<Object, String> {
         return Err("bad header".into());
     }
     let size: usize = size.parse().map_err(|_| "size too large")?;
-    if size > crate::pack::inflate::max_inflated(raw.len()) {
-        return Err(format!("its header says {} bytes, more than its {} compressed bytes can hold", size, raw.len()));
+    if size > crate::pack::entry::max_inflated(raw_len) {
+        return Err(format!("its header says {} bytes, more than its {} compressed bytes can hold", size, raw_len));
     }
+    Ok((kind, size, nul))
+}
+
+/// Without zlib (the WebAssembly core): miniz_oxide inflates the whole stream (bounded by what
+/// its compressed size can hold), then the header is checked as natively.
+#[cfg(not(feature = "native"))]
+pub(crate) fn decode(raw: &[u8]) -> std::result::Result<Object, String> {
+    use miniz_oxide::inflate::decompress_to_vec_zlib_with_limit;
+    let limit = MAX_HEADER + crate::pack::entry::max_inflated(raw.len());
+    let all = decompress_to_vec_zlib_with_limit(raw, limit).map_err(|e| match e.status {
+        miniz_oxide::inflate::TINFLStatus::FailedCannotMakeProgress => "truncated".to_string(),
+        s => format!("bad zlib data: {:?}", s),
+    })?;
+    let (kind, size, nul) = header(&all[..all.len().min(MAX_HEADER)], raw.len())?;
+    let body = all.len() - nul - 1;
+    if body > size {
+        return Err(format!("longer than the {} bytes its header says", size));
+    }
+    if body != size {
+        return Err(format!("{} bytes where its header says {}", body, size));
+    }
+    Ok(Object { kind, data: all[nul + 1..].to_vec() })
+}
+
+#[cfg(feature = "native")]
+pub(crate) fn decode(raw: &[u8]) -> std::result::Result<Object, String> {
+    let mut z = Decompress::new(true);
+    let mut head = [0u8; MAX_HEADER];
+    let st = z.decompress(raw, &mut head, FlushDecompress::None).map_err(|e| format!("bad zlib data: {}", e))?;
+    let got = z.total_out() as usize;
+    let (kind, size, nul) = header(&head[..got], raw.len())?;
     let mut data = Vec::new();
     data.try_reserve_exact(size).map_err(|_| format!("cannot allocate {} bytes", size))?;
     let first = &head[nul + 1..got];

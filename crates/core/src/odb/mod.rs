@@ -15,15 +15,17 @@ pub mod index_file;
 pub(crate) mod loose;
 pub(crate) mod packfile;
 pub mod parse;
+pub(crate) mod sys;
+mod zlib;
 
 pub use crate::error::{ErrorKind, Error, Result};
 
 use crate::pack::delta;
 use crate::pack::entry::BaseRef;
-use crate::pack::inflate::{InflateError, Inflater};
 use crate::oid::hex;
 use cache::BaseCache;
 use packfile::PackFile;
+use zlib::{EntryInflater, Failure};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -50,7 +52,7 @@ pub struct Object {
 
 /// Per-thread state of readers: the inflater (not shareable) and the buffer entries are read into.
 struct Scratch {
-    inflater: Inflater,
+    inflater: EntryInflater,
     entry: Vec<u8>,
 }
 
@@ -67,7 +69,7 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
         // A reader on this thread already holds it (cannot happen: reads do not nest through
         // here), or it is the first use: a fresh one either way.
         let taken = cell.try_borrow_mut().ok().and_then(|mut s| s.take());
-        let mut s = taken.unwrap_or_else(|| Scratch { inflater: Inflater::new(), entry: Vec::new() });
+        let mut s = taken.unwrap_or_else(|| Scratch { inflater: EntryInflater::new(), entry: Vec::new() });
         let out = f(&mut s);
         if s.entry.capacity() > KEEP_MAX {
             s.entry = Vec::new();
@@ -97,7 +99,7 @@ impl Odb {
 
     pub fn open_with(git_dir: &Path, cache_bytes: usize) -> Result<Odb> {
         let objects = git_dir.join("objects");
-        if !objects.is_dir() {
+        if !sys::is_dir(&objects) {
             return Err(Error {
                 kind: ErrorKind::NotARepo,
                 message: format!("{} does not exist: not a git repository", objects.display()),
@@ -118,7 +120,7 @@ impl Odb {
             found.extend(list_packs(&d.join("pack"))?);
         }
         // Newest first (by modification time, as git orders them).
-        found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+        found.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal).then_with(|| b.1.cmp(&a.1)));
         let mut packs = Vec::with_capacity(found.len());
         for (_, pack, idx) in found {
             packs.push(Arc::new(PackFile::open(odb.next_id.fetch_add(1, Ordering::Relaxed), &pack, &idx)?));
@@ -173,7 +175,7 @@ impl Odb {
         if self.packs.read().unwrap().iter().any(|p| p.find(oid).is_some()) {
             return Ok(true);
         }
-        Ok(self.objects_dirs.iter().any(|d| loose::path(d, oid).exists()))
+        Ok(self.objects_dirs.iter().any(|d| sys::exists(&loose::path(d, oid))))
     }
 
     /// The object, or None when it is not here.
@@ -315,55 +317,57 @@ fn inflate(s: &mut Scratch, pack: &PackFile, at: u64, size: u64, hdr_len: usize)
 /// As `inflate`, into `out` (its contents replaced).
 fn inflate_into(s: &mut Scratch, pack: &PackFile, at: u64, size: u64, hdr_len: usize, out: &mut Vec<u8>) -> Result<()> {
     let size_us = usize::try_from(size).map_err(|_| Error::bad(format!("{}: object at offset {} is too large for this machine", pack.name(), at)))?;
-    match s.inflater.inflate_vec(&s.entry[hdr_len..], out, size_us) {
-        Ok(_) => Ok(()),
-        Err(None) => Err(Error::bad(format!("{}: cannot allocate {} bytes for the object at offset {}", pack.name(), size, at))),
-        Err(Some(InflateError::BadData)) => Err(Error::bad(format!("{}: corrupt object at offset {}: bad zlib data", pack.name(), at))),
-        Err(Some(_)) => Err(Error::bad(format!("{}: corrupt object at offset {}: it does not inflate to the {} bytes its header says", pack.name(), at, size))),
+    match s.inflater.inflate(&s.entry[hdr_len..], out, size_us) {
+        Ok(()) => Ok(()),
+        Err(Failure::NoMemory) => Err(Error::bad(format!("{}: cannot allocate {} bytes for the object at offset {}", pack.name(), size, at))),
+        Err(Failure::BadData) => Err(Error::bad(format!("{}: corrupt object at offset {}: bad zlib data", pack.name(), at))),
+        Err(Failure::WrongSize) => Err(Error::bad(format!("{}: corrupt object at offset {}: it does not inflate to the {} bytes its header says", pack.name(), at, size))),
     }
 }
 
 /// Adds `dir` and, recursively, the directories its info/alternates names.
 fn add_objects_dir(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    if out.contains(&abs) || !abs.is_dir() {
+    let abs = sys::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if out.contains(&abs) || !sys::is_dir(&abs) {
         return;
     }
     out.push(abs.clone());
     if depth >= MAX_ALTERNATE_DEPTH {
         return;
     }
-    let Ok(text) = std::fs::read_to_string(abs.join("info").join("alternates")) else { return };
+    let text = match sys::read_file(&abs.join("info").join("alternates")).map(String::from_utf8) {
+        Ok(Ok(t)) => t,
+        _ => return,
+    };
     for line in text.lines() {
         let p = line.trim();
         if p.is_empty() || p.starts_with('#') {
             continue;
         }
         let p = Path::new(p);
-        add_objects_dir(&if p.is_absolute() { p.to_path_buf() } else { abs.join(p) }, depth + 1, out);
+        // has_root, not is_absolute: the same on unix, and true in wasm too.
+        add_objects_dir(&if p.has_root() { p.to_path_buf() } else { abs.join(p) }, depth + 1, out);
     }
 }
 
-/// (modification time, .pack, .idx) of every pack-<40 hex>.idx with its .pack in `dir`.
-fn list_packs(dir: &Path) -> Result<Vec<(std::time::SystemTime, PathBuf, PathBuf)>> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
+/// (modification time in ms, .pack, .idx) of every pack-<40 hex>.idx with its .pack in `dir`.
+fn list_packs(dir: &Path) -> Result<Vec<(f64, PathBuf, PathBuf)>> {
+    let names = match sys::list_dir(dir) {
+        Ok(n) => n,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(&e, format!("listing {}", dir.display()))),
     };
     let mut out = Vec::new();
-    for ent in rd {
-        let ent = ent.map_err(|e| Error::io(&e, format!("listing {}", dir.display())))?;
-        let name = ent.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(hash) = name.strip_prefix("pack-").and_then(|n| n.strip_suffix(".idx")) else { continue };
-        if hash.len() != 40 || !hash.bytes().all(|c| c.is_ascii_hexdigit()) {
-            continue;
-        }
-        let idx = dir.join(name);
+    for name in names {
+        let hash = match std::str::from_utf8(&name).ok().and_then(|n| n.strip_prefix("pack-")).and_then(|n| n.strip_suffix(".idx")) {
+            Some(h) if h.len() == 40 && h.bytes().all(|c| c.is_ascii_hexdigit()) => h,
+            _ => continue,
+        };
+        let idx = dir.join(format!("pack-{}.idx", hash));
         let pack = dir.join(format!("pack-{}.pack", hash));
-        let Ok(meta) = std::fs::metadata(&pack) else { continue };
-        out.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), pack, idx));
+        if let Some(mtime) = sys::mtime_ms(&pack) {
+            out.push((mtime, pack, idx));
+        }
     }
     Ok(out)
 }

@@ -1,13 +1,11 @@
 //! One pack and its .idx v2: lookup through the fanout table, entry reads by `pread` (a
 //! read-only reader needs no map of the pack: resident memory stays what is being decoded).
 
+use super::sys::{IdxBytes, PackReader};
 use super::{Error, Result};
 use crate::pack::entry::{parse_header, Header};
-use memmap2::Mmap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 
 const IDX_MAGIC: [u8; 4] = [0xff, b't', b'O', b'c'];
 const FANOUT_AT: usize = 8;
@@ -19,12 +17,13 @@ pub struct PackFile {
     id: u32,
     pack_path: PathBuf,
     idx_path: PathBuf,
-    idx: Mmap,
+    idx: IdxBytes,
     count: usize,
-    file: File,
+    file: PackReader,
     size: u64,
-    /// Every entry's offset, sorted: where an entry ends is where the next one starts.
-    sorted: OnceLock<Vec<u64>>,
+    /// Every entry's offset, sorted: where an entry ends is where the next one starts (made
+    /// at the first read).
+    sorted: Mutex<Option<Arc<Vec<u64>>>>,
 }
 
 fn be32(b: &[u8], at: usize) -> u32 {
@@ -34,10 +33,8 @@ fn be32(b: &[u8], at: usize) -> u32 {
 impl PackFile {
     pub fn open(id: u32, pack_path: &Path, idx_path: &Path) -> Result<PackFile> {
         let bad_idx = |what: &str| Error::bad(format!("{}: {}", idx_path.display(), what));
-        let f = File::open(idx_path).map_err(|e| Error::io(&e, format!("opening {}", idx_path.display())))?;
-        // SAFETY: the .idx is read-only once written (git and mpgit rename it into place whole);
-        // every read below is bounds-checked against the map's length.
-        let idx = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(&e, format!("mapping {}", idx_path.display())))?;
+        // Every read of it below is bounds-checked against its length.
+        let idx = IdxBytes::open(idx_path)?;
         if idx.len() < NAMES_AT + 40 || idx[..4] != IDX_MAGIC || be32(&idx, 4) != 2 {
             return Err(bad_idx("not a version 2 pack index (run `git index-pack` on the pack to rebuild it)"));
         }
@@ -51,12 +48,12 @@ impl PackFile {
         }
         let count = prev as usize;
         let min = NAMES_AT + count * 28 + 40;
-        if idx.len() < min || !(idx.len() - min).is_multiple_of(8) {
+        if idx.len() < min || (idx.len() - min) % 8 != 0 {
             return Err(bad_idx("truncated or of the wrong size"));
         }
-        let file = File::open(pack_path).map_err(|e| Error::io(&e, format!("opening {}", pack_path.display())))?;
-        let size = file.metadata().map_err(|e| Error::io(&e, format!("reading {}", pack_path.display())))?.len();
-        let p = PackFile { id, pack_path: pack_path.to_path_buf(), idx_path: idx_path.to_path_buf(), idx, count, file, size, sorted: OnceLock::new() };
+        let file = PackReader::open(pack_path)?;
+        let size = file.size();
+        let p = PackFile { id, pack_path: pack_path.to_path_buf(), idx_path: idx_path.to_path_buf(), idx, count, file, size, sorted: Mutex::new(None) };
         // The pack must be the one the index was made for: its header count and its trailer.
         let mut head = [0u8; 12];
         let mut trailer = [0u8; 20];
@@ -123,23 +120,27 @@ impl PackFile {
 
     /// Where the entry at `offset` ends: the next entry's offset, or the trailer.
     fn end_of(&self, offset: u64) -> Result<u64> {
-        let sorted = match self.sorted.get() {
-            Some(s) => s,
-            None => {
-                let mut v = Vec::with_capacity(self.count);
-                for i in 0..self.count {
-                    v.push(self.offset_at(i)?);
-                }
-                v.sort_unstable();
-                let _ = self.sorted.set(v);
-                self.sorted.get().unwrap()
-            }
-        };
+        let sorted = self.sorted_offsets()?;
         let k = sorted.partition_point(|&o| o <= offset);
         if k == 0 || sorted[k - 1] != offset {
             return Err(Error::bad(format!("{}: no entry starts at offset {}", self.name(), offset)));
         }
         Ok(sorted.get(k).copied().unwrap_or(self.size - TRAILER))
+    }
+
+    fn sorted_offsets(&self) -> Result<Arc<Vec<u64>>> {
+        if let Some(s) = &*self.sorted.lock().unwrap() {
+            return Ok(s.clone());
+        }
+        // Made outside the lock (two first readers may both make it: the same table).
+        let mut v = Vec::with_capacity(self.count);
+        for i in 0..self.count {
+            v.push(self.offset_at(i)?);
+        }
+        v.sort_unstable();
+        let v = Arc::new(v);
+        *self.sorted.lock().unwrap() = Some(v.clone());
+        Ok(v)
     }
 
     fn pread(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {

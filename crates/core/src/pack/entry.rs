@@ -185,6 +185,14 @@ pub fn object_header(kind: u8, size: u64) -> ([u8; 32], usize) {
     (buf, n + 1)
 }
 
+/// Deflate's largest expansion: 258 bytes from two bits, 1032 to 1.
+const MAX_RATIO: usize = 1032;
+
+/// The most bytes a zlib stream in `input_len` bytes can inflate to.
+pub fn max_inflated(input_len: usize) -> usize {
+    input_len.saturating_mul(MAX_RATIO).saturating_add(MAX_RATIO)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -127,13 +127,7 @@ impl Drop for Inflater {
     }
 }
 
-/// Deflate's largest expansion: 258 bytes from two bits, 1032 to 1.
-const MAX_RATIO: usize = 1032;
-
-/// The most bytes a zlib stream in `input_len` bytes can inflate to.
-pub fn max_inflated(input_len: usize) -> usize {
-    input_len.saturating_mul(MAX_RATIO).saturating_add(MAX_RATIO)
-}
+pub use super::entry::max_inflated;
 
 /// zlib's compressBound: the most bytes a zlib stream of `size` bytes takes from a sane
 /// encoder. The scanner waits for this many bytes before trying a whole-buffer inflate.

@@ -1,0 +1,172 @@
+//! The object database, checkout and connectivity check of mpgit-core (crates/core/src/odb,
+//! the same code the native addon runs), its file operations going to the host
+//! (`mpgit_host`, odb/sys/host.rs). ts/core/wasm-odb.ts is the other side. Handles are
+//! pointers to boxed state; ids are 20 bytes; paths are UTF-8 bytes (pointer, length).
+//! Everything runs on the calling thread: a checkout or a walk is one synchronous call.
+
+use crate::abi::{fail, oid_at, out, slice};
+use mpgit_core::error::Error;
+use mpgit_core::odb::checkout::{self, Progress};
+use mpgit_core::odb::connect::check_connected;
+use mpgit_core::odb::Odb;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+type OdbHandle = Arc<Odb>;
+
+fn path(p: *const u8, n: usize) -> Result<PathBuf, Error> {
+    String::from_utf8(slice(p, n).to_vec()).map(PathBuf::from).map_err(|_| Error::state("a path is not UTF-8"))
+}
+
+fn odb<'a>(h: *mut OdbHandle) -> &'a OdbHandle {
+    // SAFETY: h comes from mp_odb_open and is not freed while JavaScript holds it.
+    unsafe { &*h }
+}
+
+/// Opens the object database of `git_dir` (a delta base cache of `cache_bytes`, negative for
+/// the default): a handle, or null.
+#[no_mangle]
+pub extern "C" fn mp_odb_open(p: *const u8, n: usize, cache_bytes: f64) -> *mut OdbHandle {
+    let cache = if cache_bytes < 0.0 { mpgit_core::odb::DEFAULT_CACHE_BYTES } else { cache_bytes as usize };
+    match path(p, n).and_then(|d| Odb::open_with(&d, cache)) {
+        Ok(o) => Box::into_raw(Box::new(Arc::new(o))),
+        Err(e) => {
+            fail(e);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn mp_odb_add_pack(h: *mut OdbHandle, pp: *const u8, pn: usize, ip: *const u8, in_: usize) -> i32 {
+    match path(pp, pn).and_then(|pack| Ok((pack, path(ip, in_)?))).and_then(|(pack, idx)| odb(h).add_pack(&pack, &idx)) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+/// Lets go of the packs and frees the handle (a checkout made from it keeps its own reference).
+#[no_mangle]
+pub extern "C" fn mp_odb_close(h: *mut OdbHandle) {
+    odb(h).close();
+    // SAFETY: as odb(); JavaScript forgets the handle.
+    unsafe { drop(Box::from_raw(h)) }
+}
+
+/// 1 when the object is here, 0 when not, -1 on failure.
+#[no_mangle]
+pub extern "C" fn mp_odb_has(h: *mut OdbHandle, oid: *const u8) -> i32 {
+    match odb(h).has(&oid_at(oid)) {
+        Ok(b) => b as i32,
+        Err(e) => fail(e),
+    }
+}
+
+/// The object's type (1..4) with its content out, 0 when it is not here, -1 on failure.
+#[no_mangle]
+pub extern "C" fn mp_odb_read(h: *mut OdbHandle, oid: *const u8) -> i32 {
+    match odb(h).read(&oid_at(oid)) {
+        Ok(Some(o)) => {
+            out(o.data);
+            o.kind as i32
+        }
+        Ok(None) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+/// A commit: 1 with out = tree (20 bytes), committer time (f64, little-endian), parents (20
+/// bytes each); 0 when missing or not a commit; -1 on failure.
+#[no_mangle]
+pub extern "C" fn mp_odb_read_commit(h: *mut OdbHandle, oid: *const u8) -> i32 {
+    match odb(h).read_commit(&oid_at(oid)) {
+        Ok(Some(c)) => {
+            let mut v = Vec::with_capacity(28 + c.parents.len() * 20);
+            v.extend_from_slice(&c.tree);
+            v.extend_from_slice(&(c.time as f64).to_le_bytes());
+            for p in &c.parents {
+                v.extend_from_slice(p);
+            }
+            out(v);
+            1
+        }
+        Ok(None) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+/// A checkout set up by mp_co_new and run (once) by mp_co_run.
+pub struct Job {
+    odb: OdbHandle,
+    tree: [u8; 20],
+    work_tree: PathBuf,
+    index: Option<PathBuf>,
+    progress: Progress,
+    started: bool,
+}
+
+fn job<'a>(h: *mut Job) -> &'a mut Job {
+    // SAFETY: h comes from mp_co_new and is not freed while JavaScript holds it.
+    unsafe { &mut *h }
+}
+
+/// A checkout of `tree` (a tree or commit id) into the work tree; `index` null (ip 0) for none.
+#[no_mangle]
+pub extern "C" fn mp_co_new(h: *mut OdbHandle, tree: *const u8, wp: *const u8, wn: usize, ip: *const u8, in_: usize) -> *mut Job {
+    let made = path(wp, wn).and_then(|w| Ok((w, if ip.is_null() { None } else { Some(path(ip, in_)?) })));
+    match made {
+        Ok((work_tree, index)) => Box::into_raw(Box::new(Job { odb: odb(h).clone(), tree: oid_at(tree), work_tree, index, progress: Progress::default(), started: false })),
+        Err(e) => {
+            fail(e);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Runs the checkout (once): 0 with out = entries, directories, bytes (f64 each), or -1.
+#[no_mangle]
+pub extern "C" fn mp_co_run(h: *mut Job) -> i32 {
+    let j = job(h);
+    if j.started {
+        return fail(Error::state("this checkout has already run"));
+    }
+    j.started = true;
+    match checkout::checkout(&j.odb, &j.tree, &j.work_tree, j.index.as_deref(), 1, &j.progress) {
+        Ok(s) => {
+            out([s.entries as f64, s.directories as f64, s.bytes as f64].iter().flat_map(|x| x.to_le_bytes()).collect());
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// Progress: done, total (f64 each) out.
+#[no_mangle]
+pub extern "C" fn mp_co_progress(h: *mut Job) -> i32 {
+    let p = &job(h).progress;
+    out([p.done.load(Ordering::Relaxed) as f64, p.total.load(Ordering::Relaxed) as f64].iter().flat_map(|x| x.to_le_bytes()).collect())
+}
+
+#[no_mangle]
+pub extern "C" fn mp_co_free(h: *mut Job) {
+    // SAFETY: as job().
+    unsafe { drop(Box::from_raw(h)) }
+}
+
+fn ids(p: *const u8, n: usize) -> Vec<[u8; 20]> {
+    slice(p, n * 20).chunks_exact(20).map(|c| oid_at(c.as_ptr())).collect()
+}
+
+/// The connectivity check from `nt` tips (20 bytes each), `ns` shallow commits, stopping at
+/// what `before` (a handle, or null) has: the objects reached, or -1.
+#[no_mangle]
+pub extern "C" fn mp_cc_check(h: *mut OdbHandle, tp: *const u8, nt: usize, sp: *const u8, ns: usize, before: *mut OdbHandle) -> f64 {
+    let shallow: HashSet<[u8; 20]> = ids(sp, ns).into_iter().collect();
+    let before: Option<&Odb> = if before.is_null() { None } else { Some(&**odb(before)) };
+    match check_connected(odb(h), &ids(tp, nt), &shallow, before) {
+        Ok(n) => n as f64,
+        Err(e) => fail(e) as f64,
+    }
+}

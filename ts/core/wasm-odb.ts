@@ -1,0 +1,164 @@
+// The object database, checkout and connectivity check of the WebAssembly core: the same Rust
+// (crates/core/src/odb) as the native addon's, its file operations done by the host imports
+// (./wasm-host.ts). One instance holds every open database; checkout and the walk are one
+// synchronous call each (an instance has one thread), behind the promises the areas promise.
+
+import { isOid } from '../oid.js';
+import { WasmCore } from './wasm.js';
+import type { CheckoutCore, CheckoutHandle, ConnectivityCore, OdbCore, OdbHandle } from './types.js';
+
+function oidBytes(oid: string): Buffer {
+  if (!isOid(oid)) throw Object.assign(new TypeError(`${JSON.stringify(oid)} is not a 40-digit hex object id`), { code: 'ERR_INVALID_ARG_TYPE' });
+  return Buffer.from(oid, 'hex');
+}
+
+function ids(oids: string[]): Buffer {
+  return Buffer.concat(oids.map(oidBytes));
+}
+
+function state(message: string): Error {
+  return Object.assign(new Error(message), { code: 'ERR_INVALID_STATE' });
+}
+
+export interface WasmOdbAreas {
+  odb: OdbCore;
+  checkout: CheckoutCore;
+  connectivity: ConnectivityCore;
+}
+
+export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
+  let w: WasmCore | null = null;
+  let oidAt = 0;
+  const core = (): WasmCore => {
+    if (!w) {
+      w = new WasmCore(module);
+      oidAt = w.x.mp_alloc(20);
+    }
+    return w;
+  };
+  /** Runs a call into the instance: a panic's trap becomes the error it left. */
+  const call = <T>(f: (c: WasmCore) => T): T => {
+    const c = core();
+    try {
+      return f(c);
+    } catch (e) {
+      throw c.trapped(e);
+    }
+  };
+  const open = new Set<number>();
+  const handle = (h: OdbHandle): number => {
+    const n = h as unknown as number;
+    if (!open.has(n)) throw state('the object database is closed');
+    return n;
+  };
+  const withOid = <T>(c: WasmCore, oid: string, f: (p: number) => T): T => {
+    c.bytes(oidAt, 20).set(oidBytes(oid));
+    return f(oidAt);
+  };
+  const withPath = <T>(c: WasmCore, path: string, f: (p: number, n: number) => T): T => c.withBytes(Buffer.from(path), f);
+
+  const odb: OdbCore = {
+    odbOpen(gitDir, opts) {
+      return call((c) => {
+        const h = withPath(c, gitDir, (p, n) => c.x.mp_odb_open(p, n, opts?.cacheBytes ?? -1));
+        if (h === 0) throw c.error();
+        open.add(h);
+        return h as unknown as OdbHandle;
+      });
+    },
+    odbAddPack(h, packPath, idxPath) {
+      const n = handle(h);
+      call((c) => withPath(c, packPath, (pp, pn) => withPath(c, idxPath, (ip, inn) => c.check(c.x.mp_odb_add_pack(n, pp, pn, ip, inn)))));
+    },
+    odbClose(h) {
+      const n = h as unknown as number;
+      if (!open.delete(n)) return;
+      call((c) => c.x.mp_odb_close(n));
+    },
+    odbHas(h, oid) {
+      const n = handle(h);
+      return call((c) => withOid(c, oid, (p) => c.check(c.x.mp_odb_has(n, p)) === 1));
+    },
+    odbRead(h, oid) {
+      const n = handle(h);
+      return call((c) => {
+        const type = withOid(c, oid, (p) => c.check(c.x.mp_odb_read(n, p)));
+        return type === 0 ? null : { type, data: c.out(c.x.mp_out_len()) };
+      });
+    },
+    odbReadCommit(h, oid) {
+      const n = handle(h);
+      return call((c) => {
+        if (withOid(c, oid, (p) => c.check(c.x.mp_odb_read_commit(n, p))) === 0) return null;
+        const b = c.out(c.x.mp_out_len());
+        const parents: string[] = [];
+        for (let at = 28; at + 20 <= b.length; at += 20) parents.push(b.subarray(at, at + 20).toString('hex'));
+        return { tree: b.subarray(0, 20).toString('hex'), parents, time: b.readDoubleLE(20) };
+      });
+    },
+  };
+
+  /** Checkouts set up, not yet run; and the progress of those that ran (their state freed). */
+  const jobs = new Set<number>();
+  const finished = new Map<number, { done: number; total: number }>();
+  const progressOf = (c: WasmCore, job: number) => {
+    const b = c.out(c.check(c.x.mp_co_progress(job)));
+    return { done: b.readDoubleLE(0), total: b.readDoubleLE(8) };
+  };
+  const checkout: CheckoutCore = {
+    checkoutNew(h, treeOrCommit, workTree, opts) {
+      const n = handle(h);
+      return call((c) =>
+        withOid(c, treeOrCommit, (t) =>
+          withPath(c, workTree, (wp, wn) => {
+            const make = (ip: number, inn: number) => {
+              const job = c.x.mp_co_new(n, t, wp, wn, ip, inn);
+              if (job === 0) throw c.error();
+              jobs.add(job);
+              return job as unknown as CheckoutHandle;
+            };
+            return opts.indexPath === null ? make(0, 0) : withPath(c, opts.indexPath, make);
+          }),
+        ),
+      );
+    },
+    async checkoutRun(job) {
+      const j = job as unknown as number;
+      if (!jobs.has(j)) throw state('this checkout has already run');
+      jobs.delete(j);
+      return call((c) => {
+        try {
+          c.check(c.x.mp_co_run(j));
+          const b = c.out(c.x.mp_out_len());
+          return { entries: b.readDoubleLE(0), directories: b.readDoubleLE(8), bytes: b.readDoubleLE(16) };
+        } finally {
+          finished.set(j, progressOf(c, j));
+          c.x.mp_co_free(j);
+        }
+      });
+    },
+    checkoutProgress(job) {
+      const j = job as unknown as number;
+      const done = finished.get(j);
+      if (done) return done;
+      return call((c) => progressOf(c, j));
+    },
+  };
+
+  const connectivity: ConnectivityCore = {
+    async connectivityCheck(h, tips, shallow, before) {
+      const n = handle(h);
+      const b = before === null ? 0 : handle(before);
+      return call((c) =>
+        c.withBytes(ids(tips), (tp) =>
+          c.withBytes(ids(shallow), (sp) => {
+            const objects = c.x.mp_cc_check(n, tp, tips.length, sp, shallow.length, b);
+            if (objects === -1) throw c.error();
+            return { objects };
+          }),
+        ),
+      );
+    },
+  };
+  return { odb, checkout, connectivity };
+}
