@@ -164,6 +164,8 @@ impl Args {
     pub fn number(&self, i: usize) -> JsResult<f64> {
         self.env.get_number(self.get(i)?)
     }
+    // Only the net area (Unix) takes a boolean argument.
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub fn bool(&self, i: usize) -> JsResult<bool> {
         let mut b = false;
         // SAFETY: handle from this scope; napi reports a non-boolean as an error status.
