@@ -18,7 +18,6 @@ import { encodeV2Advertisement } from '../ts/protocol/capabilities.js';
 import { humanBytes, Progress } from '../ts/progress.js';
 import { parseTree } from '../ts/repo/objects.js';
 import { ObjectDb } from '../ts/repo/odb.js';
-import { encodeIndex } from '../ts/repo/index-file.js';
 import { makeRepo } from './helpers/repo.js';
 import { git, runOk, tempDir } from './helpers/proc.js';
 import { planClone } from '../ts/client/clone-refs.js';
@@ -215,19 +214,4 @@ test('the object database reads what git cat-file reads: packed, deltified and l
   } finally {
     db.close();
   }
-});
-
-test('the index v2 writer: git ls-files reads our entries back', async (t) => {
-  const dir = await tempDir(t);
-  await git(['init', '-q', dir]);
-  const blob = (await runOk('git', ['hash-object', '-w', '--stdin'], { cwd: dir, input: 'x\n' })).stdout.trim();
-  const buf = encodeIndex([
-    { path: 'z.txt', mode: 0o100644, oid: blob, stat: null },
-    { path: 'a/b.sh', mode: 0o100755, oid: blob, stat: null },
-    { path: 'a.txt', mode: 0o120000, oid: blob, stat: null },
-    { path: 'sub', mode: 0o160000, oid: 'c'.repeat(40), stat: null },
-  ]);
-  writeFileSync(join(dir, '.git', 'index'), buf);
-  const ls = (await git(['ls-files', '--stage'], { cwd: dir })).stdout;
-  t.is(ls, [`120000 ${blob} 0\ta.txt`, `100755 ${blob} 0\ta/b.sh`, `160000 ${'c'.repeat(40)} 0\tsub`, `100644 ${blob} 0\tz.txt`, ''].join('\n'));
 });

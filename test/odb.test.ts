@@ -1,21 +1,16 @@
-// The two object readers (the native core's, and the WebAssembly core's: TypeScript over that
-// core's inflate and delta application) against each other and against git cat-file; the two
-// index writers against each other for the same checkout; and a hostile tree refused by clone
-// under both cores.
+// The object reader of the core this process loads (MPGIT_CORE=wasm: the WebAssembly core's;
+// test/wasm-odb.test.ts compares the two) against git cat-file, and a hostile tree refused by
+// clone under both cores.
 
 import test from 'ava';
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { ObjectDb } from '../ts/repo/odb.js';
-import { checkout, flattenTree } from '../ts/repo/checkout.js';
-import { encodeIndex, type IndexEntry } from '../ts/repo/index-file.js';
 import { parseCommit } from '../ts/repo/objects.js';
 import { core } from '../ts/core/index.js';
-import { wasmCodec, wasmModule } from '../ts/core/wasm.js';
-import { JsObjectDb } from '../ts/repo/odb-js.js';
 import { initBare, makeRepo } from './helpers/repo.js';
-import { git, mpgit, run, runOk, tempDir } from './helpers/proc.js';
+import { git, mpgit, runOk, tempDir } from './helpers/proc.js';
 import { gitDaemon } from './helpers/gitserve.js';
 
 /** Every object as `git cat-file --batch-all-objects --batch` prints it. */
@@ -47,96 +42,36 @@ async function deltaRepo(dir: string, ofsDeltas: boolean): Promise<void> {
   await runOk('git', ['hash-object', '-w', '--stdin'], { cwd: dir, input: 'a loose blob\n' });
 }
 
-/** The WebAssembly core's object reader, whichever core this process loaded. */
-function wasmReader(repo: string): JsObjectDb {
-  const m = wasmModule();
-  if ('error' in m) throw new Error(`the WebAssembly core is not built (npm run build:wasm): ${m.error}`);
-  return new JsObjectDb(repo, wasmCodec(m.module));
-}
-
-test('the native and WebAssembly cores\' readers return the objects git cat-file returns (ofs and ref deltas, loose)', async (t) => {
-  t.truthy(core.odb, 'the addon is built with the object database (npm run build:native)');
+test(`${core.kind}: the reader returns the objects git cat-file returns (ofs and ref deltas, loose)`, async (t) => {
   for (const ofs of [true, false]) {
     const base = await tempDir(t);
     const repo = join(base, 'r.git');
     await deltaRepo(repo, ofs);
     const all = await catFileAll(repo);
     t.true(all.size > 300, `${all.size} objects`);
-    const nat = ObjectDb.openSync(repo);
-    const js = wasmReader(repo);
-    t.is(nat.impl, 'native');
+    const db = ObjectDb.openSync(repo);
     try {
       let commits = 0;
       for (const [oid, want] of all) {
-        const a = nat.readSync(oid);
-        const b = js.readSync(oid);
-        t.truthy(a && b, oid);
-        if (a!.type !== want.type || b!.type !== want.type || !a!.data.equals(want.data) || !b!.data.equals(want.data)) {
-          t.fail(`${oid}: native ${a!.type}/${a!.data.length}, wasm ${b!.type}/${b!.data.length}, git ${want.type}/${want.data.length}`);
-        }
+        const a = db.readSync(oid);
+        t.truthy(a, oid);
+        if (a!.type !== want.type || !a!.data.equals(want.data)) t.fail(`${oid}: ${core.kind} ${a!.type}/${a!.data.length}, git ${want.type}/${want.data.length}`);
+        t.true(db.hasSync(oid), oid);
         if (want.type === 'commit') {
           commits++;
-          const parsed = parseCommit(want.data, oid);
-          t.deepEqual(nat.readCommit(oid), parsed);
-          t.deepEqual(js.readCommit(oid), parsed);
+          t.deepEqual(db.readCommit(oid), parseCommit(want.data, oid));
         } else {
-          t.is(nat.readCommit(oid), null);
+          t.is(db.readCommit(oid), null);
         }
       }
       t.true(commits >= 30);
       for (const missing of ['0'.repeat(40), 'f'.repeat(40)]) {
-        t.is(nat.readSync(missing), null);
-        t.is(js.readSync(missing), null);
-        t.false(nat.hasSync(missing));
-        t.false(js.hasSync(missing));
+        t.is(db.readSync(missing), null);
+        t.false(db.hasSync(missing));
       }
     } finally {
-      nat.close();
-      js.close();
+      db.close();
     }
-  }
-});
-
-test('the native and the WebAssembly core\'s (TypeScript) index writers give the same .git/index for the same checkout', async (t) => {
-  t.truthy(core.checkout, 'the addon is built with checkout (npm run build:native)');
-  const base = await tempDir(t);
-  const repo = join(base, 'r.git');
-  await deltaRepo(repo, true);
-  // A gitlink too (left empty, with no stat data, by both).
-  const head = (await git(['rev-parse', 'main'], { cwd: repo })).stdout.trim();
-  const tree = (await git(['rev-parse', 'main^{tree}'], { cwd: repo })).stdout.trim();
-  const withLink = (await runOk('sh', ['-c', `(git ls-tree ${tree}; printf '160000 commit ${'1'.repeat(40)}\\tdeps\\n') | git mktree`], { cwd: repo })).stdout.trim();
-  const commit = (await runOk('git', ['commit-tree', withLink, '-p', head, '-m', 'gitlink'], { cwd: repo })).stdout.trim();
-  await git(['update-ref', 'refs/heads/main', commit], { cwd: repo });
-
-  const wt = join(base, 'wt');
-  await runOk('mkdir', [wt]);
-  const index = join(base, 'index');
-  const db = ObjectDb.openSync(repo);
-  let entries: number;
-  try {
-    ({ entries } = await checkout(db, withLink, wt, { indexPath: index }));
-  } finally {
-    db.close();
-  }
-  // git agrees the work tree is clean against that index.
-  const env = { GIT_DIR: repo, GIT_WORK_TREE: wt, GIT_INDEX_FILE: index };
-  t.is((await run('git', ['diff-files', '--quiet'], { cwd: wt, env })).code, 0, 'git diff-files --quiet');
-  t.is((await run('git', ['status', '--porcelain'], { cwd: wt, env })).stdout, '', 'git status clean');
-
-  // The TypeScript writer, given the same paths and what lstat says about them now.
-  const js = wasmReader(repo);
-  try {
-    const { items } = flattenTree(js, withLink);
-    t.is(items.length, entries);
-    const ours: IndexEntry[] = items.map((it) => {
-      if (it.mode === 0o160000) return { ...it, stat: null };
-      const s = lstatSync(join(wt, it.path), { bigint: true });
-      return { ...it, stat: { ctimeNs: s.ctimeNs, mtimeNs: s.mtimeNs, dev: s.dev, ino: s.ino, uid: s.uid, gid: s.gid, size: s.size } };
-    });
-    t.true(encodeIndex(ours).equals(readFileSync(index)), 'byte for byte');
-  } finally {
-    js.close();
   }
 });
 

@@ -10,7 +10,7 @@
 import { MissingBaseError, MpgitError, PackError } from '../errors.js';
 import { loadNative, nativePath } from './native.js';
 import type { Core, CoreKind } from './types.js';
-import { wasmCodec, wasmModule, wasmPath } from './wasm.js';
+import { wasmModule, wasmPath } from './wasm.js';
 import { wasmIndexer } from './wasm-indexer.js';
 import { wasmOdb } from './wasm-odb.js';
 
@@ -34,7 +34,7 @@ function loadWasm(): Core | string {
   const m = wasmModule();
   if ('error' in m) return m.error;
   const { odb, checkout, connectivity } = wasmOdb(m.module);
-  return { kind: 'wasm', path: wasmPath, loadError: null, net: null, indexer: wasmIndexer(m.module), odb, checkout, connectivity, info: null, codec: wasmCodec(m.module) };
+  return { kind: 'wasm', path: wasmPath, loadError: null, net: null, indexer: wasmIndexer(m.module), odb, checkout, connectivity, info: null };
 }
 
 /** Why the native addon was passed over (for `mpgit version`), when the core is wasm. */

@@ -113,16 +113,6 @@ export interface InfoCore {
   sha1Hash(data: Buffer, backend: string, objectBytes: number): string;
 }
 
-/**
- * Inflate and delta application for the TypeScript object reader (ts/repo/odb-js.ts), which
- * runs only where a core has no `odb` area (./wasm.ts offers it; both cores now have `odb`).
- * Errors: `code` MPGIT_BAD_PACK, naming `offset`.
- */
-export interface CodecCore {
-  inflateExact(data: Uint8Array, size: number, offset: number): Buffer;
-  applyDelta(base: Uint8Array, delta: Uint8Array, offset: number): Buffer;
-}
-
 export interface Core {
   readonly kind: CoreKind;
   /** Where the compiled core is (or would be) loaded from. */
@@ -135,6 +125,4 @@ export interface Core {
   readonly checkout: CheckoutCore | null;
   readonly connectivity: ConnectivityCore | null;
   readonly info: InfoCore | null;
-  /** Only where the object database itself is not in the core (the wasm core). */
-  readonly codec?: CodecCore | null;
 }

@@ -7,7 +7,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CodecCore } from './types.js';
 import { wasmHost } from './wasm-host.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -26,8 +25,6 @@ export interface WasmExports {
   mp_out_ptr(): number;
   mp_out_len(): number;
   mp_object_id(kind: number, p: number, n: number): number;
-  mp_inflate(p: number, n: number, size: number): number;
-  mp_delta(bp: number, bn: number, dp: number, dn: number): number;
   mp_ix_new(): number;
   mp_ix_free(h: number): void;
   mp_ix_reserve(h: number, n: number): number;
@@ -147,29 +144,4 @@ export function wasmModule(): { module: WebAssembly.Module } | { error: string }
   } catch (e) {
     return (compiled = { error: `${wasmPath} failed to compile: ${(e as Error).message}` });
   }
-}
-
-/** The codec area over one instance (the object reader's inflate and delta application). */
-export function wasmCodec(module: WebAssembly.Module): CodecCore {
-  let w: WasmCore | null = null;
-  const core = () => (w ??= new WasmCore(module));
-  const bad = (e: unknown, offset: number) => Object.assign(new Error(`pack has bad object at offset ${offset}: ${(e as Error).message}`), { code: 'MPGIT_BAD_PACK' });
-  return {
-    inflateExact(data, size, offset) {
-      const c = core();
-      try {
-        return c.withBytes(data, (p, n) => c.out(c.check(c.x.mp_inflate(p, n, size))));
-      } catch (e) {
-        throw bad(c.trapped(e), offset);
-      }
-    },
-    applyDelta(base, delta, offset) {
-      const c = core();
-      try {
-        return c.withBytes(base, (bp, bn) => c.withBytes(delta, (dp, dn) => c.out(c.check(c.x.mp_delta(bp, bn, dp, dn)))));
-      } catch (e) {
-        throw bad(c.trapped(e), offset);
-      }
-    },
-  };
 }

@@ -24,8 +24,6 @@ export interface Tag {
 }
 
 export const MODE_TREE = 0o040000;
-export const MODE_FILE = 0o100644;
-export const MODE_EXEC = 0o100755;
 export const MODE_SYMLINK = 0o120000;
 export const MODE_GITLINK = 0o160000;
 

@@ -1,5 +1,4 @@
-// What an object database is, apart from which one: the interface both implementations
-// (./odb-native.ts, the Rust core's; ./odb-js.ts, TypeScript) fulfil and ./odb.ts hands out.
+// What an object database is: the interface ./odb.ts hands out (read by the core).
 
 import type { OdbHandle } from '../core/index.js';
 import type { ObjectReader, ObjectType } from '../pack/object.js';
@@ -18,10 +17,8 @@ export interface CommitInfo {
 
 export interface ObjectDb extends ObjectReader {
   readonly gitDir: string;
-  /** Which implementation reads the objects. */
-  readonly impl: 'native' | 'js';
-  /** The core's handle (for its checkout and connectivity check), or null for the TypeScript reader. */
-  readonly handle: OdbHandle | null;
+  /** The core's handle (for its checkout and connectivity check). */
+  readonly handle: OdbHandle;
   read(oid: string): Promise<GitObject | null>;
   has(oid: string): Promise<boolean>;
   readSync(oid: string): GitObject | null;
@@ -30,8 +27,6 @@ export interface ObjectDb extends ObjectReader {
   readCommit(oid: string): CommitInfo | null;
   /** Makes a pack written after opening visible (fetch adds its new pack this way). */
   addPack(packPath: string, idxPath: string): void;
-  /** Lets go of cached pack windows and delta bases (reading goes on). */
-  releaseCaches(): void;
   /** Lets go of the packs now; closing twice is harmless. */
   close(): void;
 }

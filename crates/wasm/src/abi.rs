@@ -113,30 +113,6 @@ pub extern "C" fn mp_out_len() -> usize {
     OUT.with(|o| o.borrow().len())
 }
 
-thread_local! {
-    static INFLATER: RefCell<Box<miniz_oxide::inflate::core::DecompressorOxide>> = RefCell::new(Box::new(miniz_oxide::inflate::core::DecompressorOxide::new()));
-}
-
-/// Inflates the zlib stream at `p` (`n` bytes) to exactly `size` bytes, out.
-#[no_mangle]
-pub extern "C" fn mp_inflate(p: *const u8, n: usize, size: usize) -> i32 {
-    let mut v = Vec::new();
-    let ok = INFLATER.with(|d| mpgit_core::pack::portable::inflate::exact(&mut d.borrow_mut(), slice(p, n), size, &mut v));
-    match ok {
-        Some(()) => out(v),
-        None => fail(Error::bad(format!("bad zlib data, or not {} bytes inflated", size))),
-    }
-}
-
-/// The object `delta` (`dn` bytes at `dp`) rebuilds from `base` (`bn` bytes at `bp`), out.
-#[no_mangle]
-pub extern "C" fn mp_delta(bp: *const u8, bn: usize, dp: *const u8, dn: usize) -> i32 {
-    match mpgit_core::pack::delta::apply(slice(bp, bn), slice(dp, dn)) {
-        Ok(v) => out(v),
-        Err(e) => fail(Error::bad(e.to_string())),
-    }
-}
-
 /// The SHA-1 (with collision detection) object id of `kind` + data, into the output buffer.
 #[no_mangle]
 pub extern "C" fn mp_object_id(kind: u8, p: *const u8, n: usize) -> i32 {
