@@ -106,15 +106,17 @@ pub fn create_dir(base: &Path, rel: &[u8]) -> Result<()> {
     std::fs::create_dir(&p).map_err(|e| Error::io(&e, format!("creating {}", p.display())))
 }
 
-/// Creates `path`, which must not exist (mode 0666 less the umask), with `bytes` in it.
-/// Errors: `AlreadyExists` from the creation; any other error leaves no file behind.
-pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
-    if let Err(e) = f.write_all(bytes) {
-        let _ = std::fs::remove_file(path);
-        return Err(e);
+/// A file created by `NewFile::create` (it must not have existed: mode 0666 less the umask).
+pub struct NewFile(File);
+
+impl NewFile {
+    pub fn create(path: &Path) -> std::io::Result<NewFile> {
+        std::fs::OpenOptions::new().write(true).create_new(true).open(path).map(NewFile)
     }
-    Ok(())
+
+    pub fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(bytes)
+    }
 }
 
 pub fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
