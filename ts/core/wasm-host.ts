@@ -55,7 +55,14 @@ export function wasmHost(): WasmHost {
     host_close: (fd: number) => {
       attempt(() => closeSync(fd));
     },
-    host_stat: (p: number, n: number, follow: number, out: number) => attempt(() => record(out, (follow ? statSync : lstatSync)(path(p, n), { bigint: true }))),
+    // A missing file is common (is this object loose?): asked without the cost of an exception.
+    host_stat: (p: number, n: number, follow: number, out: number) =>
+      attempt(() => {
+        const at = path(p, n);
+        const s = (follow ? statSync : lstatSync)(at, { bigint: true, throwIfNoEntry: false });
+        if (!s) return fail({ code: 'ENOENT', message: `ENOENT: no such file or directory, stat '${at.toString()}'` });
+        record(out, s);
+      }),
     host_fstat: (fd: number, out: number) => attempt(() => record(out, fstatSync(fd, { bigint: true }))),
     host_readdir: (p: number, n: number) => attempt(() => give(Buffer.concat(readdirSync(path(p, n), { encoding: 'buffer' }).flatMap((name) => [name, Buffer.alloc(1)])))),
     host_realpath: (p: number, n: number) => attempt(() => give(realpathSync(path(p, n), { encoding: 'buffer' }))),

@@ -71,15 +71,16 @@ pub fn write_locked(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut lock = path.as_os_str().to_owned();
     lock.push(".lock");
     let lock = std::path::PathBuf::from(lock);
-    match sys::write_new(&lock, bytes) {
-        Ok(()) => {}
+    let mut f = match sys::NewFile::create(&lock) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(Error { kind: ErrorKind::Locked, message: format!("{} exists: another git process is running (if none is, remove it)", lock.display()) });
         }
-        // A failed write removes the lock; a failed creation made none.
-        Err(e) => return Err(Error::io(&e, format!("writing {}", lock.display()))),
-    }
-    if let Err(e) = sys::rename(&lock, path) {
+        Err(e) => return Err(Error::io(&e, format!("creating {}", lock.display()))),
+    };
+    let done = f.write_all(bytes).and_then(|_| sys::rename(&lock, path));
+    drop(f);
+    if let Err(e) = done {
         let _ = sys::remove_file(&lock);
         return Err(Error::io(&e, format!("writing {}", path.display())));
     }

@@ -276,16 +276,26 @@ fn write_fd(fd: i32, data: &[u8]) -> io::Result<()> {
     ok(unsafe { host_write(fd, data.as_ptr(), data.len()) }).map(|_| ())
 }
 
-pub fn write_new(path: &Path, data: &[u8]) -> io::Result<()> {
-    let p = bytes(path);
-    let fd = create(p, 0o666)?;
-    let r = write_fd(fd, data);
-    // SAFETY: closed once; the path's bytes.
-    unsafe { host_close(fd) };
-    if r.is_err() {
-        unsafe { host_unlink(p.as_ptr(), p.len()) };
+/// A file created by `NewFile::create` (it must not have existed: mode 0666 less the umask).
+pub struct NewFile {
+    fd: i32,
+}
+
+impl NewFile {
+    pub fn create(path: &Path) -> io::Result<NewFile> {
+        create(bytes(path), 0o666).map(|fd| NewFile { fd })
     }
-    r
+
+    pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        write_fd(self.fd, data)
+    }
+}
+
+impl Drop for NewFile {
+    fn drop(&mut self) {
+        // SAFETY: a descriptor we hold, closed once.
+        unsafe { host_close(self.fd) }
+    }
 }
 
 pub fn rename(from: &Path, to: &Path) -> io::Result<()> {

@@ -8,7 +8,8 @@
 //! - `read_file`, `list_dir` (names), `mtime_ms`, `canonicalize`, `is_dir`, `exists`.
 //! - `create_dir`; `Dir` (`open`, `mkdir`, `create_file`, `symlink`: checkout's entries,
 //!   created exclusively and never through a link, each with its stat for the index);
-//!   `write_new` (a file that must not exist: the index's .lock), `rename`, `remove_file`.
+//!   `NewFile` (`create` one that must not exist, `write_all`: the index's .lock), `rename`,
+//!   `remove_file`.
 //!
 //! Tree paths are bytes (not always UTF-8): a work-tree path is the base `Path` plus the
 //! '/'-separated bytes of the tree (`Dir::open(work_tree, rel)`).
@@ -20,6 +21,10 @@
 mod native;
 #[cfg(feature = "native")]
 pub use native::*;
+#[cfg(all(feature = "native", not(unix)))]
+mod std_dir;
+#[cfg(all(feature = "native", not(unix)))]
+pub use std_dir::*;
 
 #[cfg(not(feature = "native"))]
 mod host;
