@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run pack`: builds what the packages hold and writes every tarball into pkg/: the main
 // package (dist/, bin/, README, LICENSE, the WebAssembly core) and this machine's platform
-// package (npm/<platform>/: the stripped addon and mpgit-pack-hook). `--prepack` is the main
+// package (npm/<platform>/: the stripped addon, and mpgit-pack-hook on Linux). `--prepack` is the main
 // package's prepack hook: it builds dist/ and the WebAssembly core, so a bare `npm pack` is
 // complete too, and lists the platform packages as optionalDependencies (`--postpack` undoes
 // that in the checkout). `--stage [platform [rust-target]]` only fills npm/<platform>/ from the build (the release
@@ -25,16 +25,19 @@ async function platformName() {
 
 /**
  * Copies the built addon and hook into npm/<platform>/, stripped of debug information. `triple`:
- * the Rust target the hook was built for with --target (CI), else the host build.
+ * the Rust target the hook was built for with --target (CI), else the host build. The hook is
+ * Linux-only: it goes where the package's `files` list it (the linux-* packages).
  */
 function stage(name, triple) {
   const dir = join(root, 'npm', name);
   if (!existsSync(join(dir, 'package.json'))) throw new Error(`no platform package for ${name} under npm/`);
+  const files = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).files ?? [];
   const addon = `mpgit.${name}.node`;
-  const exe = process.platform === 'win32' ? '.exe' : '';
-  const hook = `mpgit-pack-hook${exe}`;
+  const hook = 'mpgit-pack-hook';
   const built = triple ? join(root, 'target', triple, 'release', hook) : join(root, 'target', 'release', hook);
-  for (const [from, to] of [[join(root, addon), addon], [built, hook]]) {
+  const copies = [[join(root, addon), addon]];
+  if (files.includes(hook)) copies.push([built, hook]);
+  for (const [from, to] of copies) {
     if (!existsSync(from)) throw new Error(`${from} is missing: run \`npm run build:native\``);
     copyFileSync(from, join(dir, to));
     // The release profile keeps line tables for profiling; the package does not need them.

@@ -279,3 +279,11 @@ test('a first wave of identical v2 clones runs one upload-pack: the others follo
   t.true(kinds.every((k) => k === 'miss' || k === 'join' || k === 'hit'), kinds.join(','));
   t.is((await entries(cache)).length, 1);
 });
+
+test('off Linux the pack cache is off with one line naming Linux (its hook program is Linux-only)', async (t) => {
+  const { packHookUnsupported } = await import('../ts/cache/hook-path.js');
+  t.is(packHookUnsupported('linux'), null);
+  for (const platform of ['darwin', 'win32'] as const) {
+    t.regex(packHookUnsupported(platform) ?? '', new RegExp(`needs Linux .*mpgit-pack-hook.*this is ${platform}$`));
+  }
+});

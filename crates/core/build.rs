@@ -3,6 +3,7 @@
 //! entry's inflated size is known.
 
 fn main() {
+    avx512_cfg();
     // The C parts belong to the native build only (the WebAssembly core is pure Rust).
     if std::env::var_os("CARGO_FEATURE_NATIVE").is_none() {
         return;
@@ -53,4 +54,22 @@ fn static_libdeflate() -> Option<String> {
     let multiarch = format!("/usr/lib/{}-linux-gnu", arch);
     let dirs = [std::env::var("MPGIT_LIBDEFLATE_DIR").ok(), Some(multiarch), Some("/usr/lib".into()), Some("/usr/local/lib".into())];
     dirs.into_iter().flatten().find(|d| std::path::Path::new(d).join("libdeflate.a").exists())
+}
+
+/// `mpgit_avx512` where rustc has the AVX-512 intrinsics (stable since 1.89): the SHA-1
+/// backend that checks sha1dc's bit conditions with them (pack/sha1dc/ni.rs). Older compilers,
+/// down to the MSRV (1.63), build everything else; the backend then reports itself missing.
+fn avx512_cfg() {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = std::process::Command::new(rustc).arg("--version").output().ok();
+    let version = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    // "rustc 1.89.0 (29483883e 2025-08-04)": the minor version.
+    let minor = version.split_whitespace().nth(1).and_then(|v| v.split('.').nth(1)).and_then(|m| m.parse::<u32>().ok());
+    // Declared for rustc's cfg check (cargo 1.80 on; older cargo warns about the line).
+    if minor.map_or(false, |m| m >= 80) {
+        println!("cargo:rustc-check-cfg=cfg(mpgit_avx512)");
+    }
+    if minor.map_or(false, |m| m >= 89) {
+        println!("cargo:rustc-cfg=mpgit_avx512");
+    }
 }

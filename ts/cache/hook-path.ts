@@ -9,6 +9,15 @@ import { platformPackageDir } from '../core/platform.js';
 
 const NAME = 'mpgit-pack-hook';
 
+/**
+ * Why the hook program cannot exist on this platform, or null on Linux: it is Linux-only
+ * (sendfile(2) from the cache file to the client's socket, /proc), so the platform packages
+ * for darwin and win32 do not carry it (crates/pack-hook, .github/workflows/release.yml).
+ */
+export function packHookUnsupported(platform: NodeJS.Platform = process.platform): string | null {
+  return platform === 'linux' ? null : `the pack cache needs Linux (its hook program, mpgit-pack-hook, sends cached packs with sendfile(2)); this is ${platform}`;
+}
+
 /** The hook program's path, or null when it is not built (then the cache is off, said once). */
 export function findPackHook(): string | null {
   const here = dirname(fileURLToPath(import.meta.url));

@@ -82,6 +82,7 @@ export function passedOverNative(): string | null {
 /** Why MPTCP sockets are unavailable (they need the native addon), or null when they are there. */
 export function netMissing(): string | null {
   if (core.net) return null;
+  if (core.kind === 'native') return `MPTCP sockets need Linux (this system is ${process.platform})`;
   return `MPTCP sockets need the native addon, which is not loaded: ${passedOverNative()}`;
 }
 

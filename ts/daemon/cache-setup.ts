@@ -7,7 +7,7 @@ import type { DaemonConfig } from './config.js';
 import type { DaemonLog } from './log.js';
 import type { CacheBounds } from '../cache/store.js';
 import { PackCache, type CacheEvents } from '../cache/pack-cache.js';
-import { findPackHook } from '../cache/hook-path.js';
+import { findPackHook, packHookUnsupported } from '../cache/hook-path.js';
 
 /**
  * The default --cache-dir: systemd's CacheDirectory= ($CACHE_DIRECTORY) when set, else
@@ -27,6 +27,11 @@ export function cacheBounds(cfg: Pick<DaemonConfig, 'cacheMaxBytes' | 'cacheMaxA
 /** The pack cache the settings ask for, or null (off, or unable to start: logged). */
 export async function startPackCache(cfg: DaemonConfig, log: DaemonLog, events: CacheEvents = {}): Promise<PackCache | null> {
   if (!cfg.packCache) return null;
+  const unsupported = packHookUnsupported();
+  if (unsupported) {
+    log.notice('pack-cache-off', `Pack cache off: ${unsupported} (--no-pack-cache silences this line)`, { reason: unsupported });
+    return null;
+  }
   const hook = findPackHook();
   if (!hook) {
     log.notice('pack-cache-off', 'Pack cache off: the hook program mpgit-pack-hook is not built (run `npm run build:native`, or set MPGIT_PACK_HOOK)', { reason: 'no hook' });

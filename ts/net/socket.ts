@@ -4,7 +4,7 @@
 
 import net from 'node:net';
 import { lookup } from 'node:dns/promises';
-import { core, passedOverNative, type ConnInfo } from '../core/index.js';
+import { core, netMissing, passedOverNative, type ConnInfo } from '../core/index.js';
 import { MpgitError, TimeoutError } from '../errors.js';
 
 export interface Connected {
@@ -88,7 +88,13 @@ async function connectOne(address: string, port: number, opts: { mptcp: boolean;
       reject(e);
     });
   });
-  return { socket, mptcpSocket: false, fallback: opts.mptcp ? `native addon unavailable (${passedOverNative()})` : null, address, port };
+  return { socket, mptcpSocket: false, fallback: opts.mptcp ? why() : null, address, port };
+}
+
+/** Why a connection asked to be MPTCP is node's TCP: no native addon, or one without sockets (Windows). */
+function why(): string | null {
+  const skipped = passedOverNative();
+  return skipped ? `native addon unavailable (${skipped})` : netMissing();
 }
 
 /** The descriptor behind a node socket (for the kernel's counters). */

@@ -6,21 +6,31 @@
 //! heap, whose high-water mark stays resident: indexing a pack held ~25% more memory than it
 //! used. Mapping large blocks ourselves keeps the resident size to what is in use. Only Rust
 //! allocations go through here; the host process (node) keeps its own malloc settings.
+//!
+//! Linux only (mremap, and the glibc/musl behaviour above): elsewhere Rust's default
+//! allocator (the system's) stays, and the counters below stay at zero.
 
+#[cfg(target_os = "linux")]
 use std::alloc::{GlobalAlloc, Layout, System};
+#[cfg(target_os = "linux")]
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+#[cfg(target_os = "linux")]
 pub struct MpgitAlloc;
 
 /// Blocks at least this large are mapped (glibc's own initial threshold).
+#[cfg(target_os = "linux")]
 const MAP_MIN: usize = 128 << 10;
+#[cfg(target_os = "linux")]
 const PAGE: usize = 4096;
 
+#[cfg(target_os = "linux")]
 fn mapped_len(size: usize) -> usize {
     (size + PAGE - 1) & !(PAGE - 1)
 }
 
+#[cfg(target_os = "linux")]
 fn mapped(layout: &Layout) -> bool {
     layout.size() >= MAP_MIN && layout.align() <= PAGE
 }
@@ -31,11 +41,13 @@ fn mapped(layout: &Layout) -> bool {
 static MAPPED: AtomicUsize = AtomicUsize::new(0);
 static MAPPED_PEAK: AtomicUsize = AtomicUsize::new(0);
 
+#[cfg(target_os = "linux")]
 fn mapped_add(len: usize) {
     let now = MAPPED.fetch_add(len, Ordering::Relaxed) + len;
     MAPPED_PEAK.fetch_max(now, Ordering::Relaxed);
 }
 
+#[cfg(target_os = "linux")]
 fn mapped_sub(len: usize) {
     MAPPED.fetch_sub(len, Ordering::Relaxed);
 }
@@ -51,6 +63,7 @@ pub fn take_mapped_peak() -> usize {
     MAPPED_PEAK.swap(MAPPED.load(Ordering::Relaxed), Ordering::Relaxed)
 }
 
+#[cfg(target_os = "linux")]
 unsafe fn map(len: usize) -> *mut u8 {
     let p = libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
     if p == libc::MAP_FAILED {
@@ -63,6 +76,7 @@ unsafe fn map(len: usize) -> *mut u8 {
 
 // SAFETY: every block is returned to the allocator that made it: `mapped(layout)` decides both
 // ways, and `realloc` moves a block across only through alloc + copy + dealloc.
+#[cfg(target_os = "linux")]
 unsafe impl GlobalAlloc for MpgitAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if mapped(&layout) {

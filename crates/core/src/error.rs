@@ -102,7 +102,7 @@ pub fn errno_name(e: &io::Error) -> Option<&'static str> {
 }
 
 /// The symbolic errno of an I/O error ("ENOSPC", "EADDRINUSE"), or None for one not named here.
-#[cfg(feature = "native")]
+#[cfg(all(feature = "native", unix))]
 pub fn errno_name(e: &io::Error) -> Option<&'static str> {
     Some(match e.raw_os_error()? {
         libc::ENOENT => "ENOENT",
@@ -130,6 +130,28 @@ pub fn errno_name(e: &io::Error) -> Option<&'static str> {
         libc::ETIMEDOUT => "ETIMEDOUT",
         libc::ENETUNREACH => "ENETUNREACH",
         libc::EHOSTUNREACH => "EHOSTUNREACH",
+        _ => return None,
+    })
+}
+
+/// Windows' errors under the errno names the Unix builds give (what JavaScript sees as
+/// `err.code`): by kind, and the disk-full codes by number.
+#[cfg(all(feature = "native", not(unix)))]
+pub fn errno_name(e: &io::Error) -> Option<&'static str> {
+    // ERROR_HANDLE_DISK_FULL, ERROR_DISK_FULL (winerror.h).
+    if let Some(39) | Some(112) = e.raw_os_error() {
+        return Some("ENOSPC");
+    }
+    Some(match e.kind() {
+        io::ErrorKind::NotFound => "ENOENT",
+        io::ErrorKind::AlreadyExists => "EEXIST",
+        io::ErrorKind::PermissionDenied => "EACCES",
+        io::ErrorKind::OutOfMemory => "ENOMEM",
+        io::ErrorKind::InvalidInput => "EINVAL",
+        io::ErrorKind::AddrInUse => "EADDRINUSE",
+        io::ErrorKind::AddrNotAvailable => "EADDRNOTAVAIL",
+        io::ErrorKind::ConnectionRefused => "ECONNREFUSED",
+        io::ErrorKind::TimedOut => "ETIMEDOUT",
         _ => return None,
     })
 }

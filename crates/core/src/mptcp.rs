@@ -2,7 +2,10 @@
 //! back to TCP where the kernel refuses it), and the per-connection MPTCP / TCP counters.
 //!
 //! The sockets are handed to node as raw descriptors (`server.listen({ fd })`,
-//! `new net.Socket({ fd })`); nothing here keeps them.
+//! `new net.Socket({ fd })`); nothing here keeps them. So the module is Unix's (node adopts no
+//! Windows socket handle that way); MPTCP and the counters are Linux's: on other Unix systems
+//! a socket asked to be MPTCP is TCP with the fallback reason `NOT_LINUX`, and the counters
+//! are an `Unsupported` error.
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
@@ -11,10 +14,20 @@ use std::os::unix::io::{IntoRawFd, RawFd};
 use std::time::Duration;
 
 pub const IPPROTO_MPTCP: i32 = 262;
+#[cfg(target_os = "linux")]
 const SOL_MPTCP: i32 = 284;
+#[cfg(target_os = "linux")]
 const MPTCP_INFO: i32 = 1;
+#[cfg(target_os = "linux")]
 const MPTCP_TCPINFO: i32 = 2;
+#[cfg(target_os = "linux")]
 const TCP_IS_MPTCP: i32 = 43;
+
+/// The fallback reason (and `kernel_supports_mptcp`'s answer) on a system other than Linux.
+#[cfg(not(target_os = "linux"))]
+fn not_linux() -> String {
+    format!("MPTCP sockets need Linux (this system is {})", std::env::consts::OS)
+}
 
 /// A socket made for the caller: its descriptor and whether it is an MPTCP socket.
 /// `fallback` names the errno that made us fall back to TCP, when MPTCP was asked for.
@@ -26,6 +39,7 @@ pub struct Made {
 }
 
 /// errno values with which a kernel says "no MPTCP here": the cue to fall back to TCP.
+#[cfg(target_os = "linux")]
 fn is_mptcp_refusal(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -40,6 +54,11 @@ pub fn error_code(e: &io::Error) -> String {
 
 fn new_socket(addr: &SocketAddr, mptcp: bool) -> io::Result<(Socket, bool, Option<String>)> {
     let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+    #[cfg(not(target_os = "linux"))]
+    if mptcp {
+        return Ok((Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?, false, Some(not_linux())));
+    }
+    #[cfg(target_os = "linux")]
     if mptcp {
         match Socket::new(domain, Type::STREAM, Some(Protocol::from(IPPROTO_MPTCP))) {
             Ok(s) => return Ok((s, true, None)),
@@ -97,6 +116,7 @@ pub struct ConnInfo {
     pub per_subflow: Vec<(u64, u64)>,
 }
 
+#[cfg(target_os = "linux")]
 fn getsockopt_buf(fd: RawFd, level: i32, name: i32, buf: &mut [u8]) -> io::Result<usize> {
     let mut len = buf.len() as libc::socklen_t;
     // SAFETY: buf is valid for len bytes; the kernel writes at most len and updates it.
@@ -107,6 +127,7 @@ fn getsockopt_buf(fd: RawFd, level: i32, name: i32, buf: &mut [u8]) -> io::Resul
     Ok(len as usize)
 }
 
+#[cfg(target_os = "linux")]
 fn u64_at(b: &[u8], off: usize) -> u64 {
     if off + 8 > b.len() {
         return 0;
@@ -114,6 +135,7 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
     u64::from_ne_bytes(b[off..off + 8].try_into().unwrap())
 }
 
+#[cfg(target_os = "linux")]
 fn u32_at(b: &[u8], off: usize) -> u32 {
     if off + 4 > b.len() {
         return 0;
@@ -121,6 +143,7 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
     u32::from_ne_bytes(b[off..off + 4].try_into().unwrap())
 }
 
+#[cfg(target_os = "linux")]
 /// Where a struct the kernel fills keeps its byte counters (offsets, each a u64).
 struct ByteCounters {
     sent: usize,
@@ -128,6 +151,7 @@ struct ByteCounters {
     acked: usize,
 }
 
+#[cfg(target_os = "linux")]
 impl ByteCounters {
     /// (sent, received, acked); fields past the length the kernel returned read as 0.
     fn read(&self, info: &[u8]) -> (u64, u64, u64) {
@@ -135,20 +159,33 @@ impl ByteCounters {
     }
 }
 
+#[cfg(target_os = "linux")]
 /// struct tcp_info (linux/tcp.h): tcpi_bytes_sent, tcpi_bytes_received, tcpi_bytes_acked.
 const TCPI: ByteCounters = ByteCounters { sent: 200, received: 128, acked: 120 };
+#[cfg(target_os = "linux")]
 const TCP_INFO_LEN: usize = 232;
+#[cfg(target_os = "linux")]
 /// struct mptcp_info (linux/mptcp.h): mptcpi_bytes_sent, _received, _acked; and the subflows.
 const MPTCPI: ByteCounters = ByteCounters { sent: 56, received: 64, acked: 72 };
+#[cfg(target_os = "linux")]
 const MPTCPI_SUBFLOWS: usize = 0;
+#[cfg(target_os = "linux")]
 const MPTCPI_SUBFLOWS_TOTAL: usize = 80;
 
+#[cfg(target_os = "linux")]
 fn tcp_bytes(info: &[u8]) -> (u64, u64) {
     let (sent, received, _) = TCPI.read(info);
     (sent, received)
 }
 
+/// The counters need Linux's TCP_INFO and MPTCP_INFO.
+#[cfg(not(target_os = "linux"))]
+pub fn conn_info(_fd: RawFd) -> io::Result<ConnInfo> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "connection counters need Linux (TCP_INFO, MPTCP_INFO)"))
+}
+
 /// The connection's counters. Works on TCP and MPTCP sockets, connected or accepted.
+#[cfg(target_os = "linux")]
 pub fn conn_info(fd: RawFd) -> io::Result<ConnInfo> {
     let mut flag = [0u8; 4];
     let is_mptcp = match getsockopt_buf(fd, libc::IPPROTO_TCP, TCP_IS_MPTCP, &mut flag) {
@@ -180,6 +217,7 @@ pub fn conn_info(fd: RawFd) -> io::Result<ConnInfo> {
     })
 }
 
+#[cfg(target_os = "linux")]
 fn mptcp_conn_info(fd: RawFd, mi: &[u8]) -> ConnInfo {
     let extra = mi[MPTCPI_SUBFLOWS] as u32;
     let total = mi.get(MPTCPI_SUBFLOWS_TOTAL).copied().unwrap_or(0) as u32;
@@ -191,6 +229,7 @@ fn mptcp_conn_info(fd: RawFd, mi: &[u8]) -> ConnInfo {
     ConnInfo { mptcp: true, subflows, subflows_used, bytes_sent, bytes_received, bytes_acked, per_subflow }
 }
 
+#[cfg(target_os = "linux")]
 /// MPTCP_TCPINFO: a struct mptcp_subflow_data header, then one tcp_info per live subflow.
 fn subflow_bytes(fd: RawFd) -> io::Result<Vec<(u64, u64)>> {
     const HDR: usize = 16;
@@ -214,6 +253,13 @@ fn subflow_bytes(fd: RawFd) -> io::Result<Vec<(u64, u64)>> {
 }
 
 /// Whether this host's kernel creates MPTCP sockets at all (the daemon logs it once).
+#[cfg(not(target_os = "linux"))]
+pub fn kernel_supports_mptcp() -> Result<(), String> {
+    Err(not_linux())
+}
+
+/// Whether this host's kernel creates MPTCP sockets at all (the daemon logs it once).
+#[cfg(target_os = "linux")]
 pub fn kernel_supports_mptcp() -> Result<(), String> {
     match Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::from(IPPROTO_MPTCP))) {
         Ok(_) => Ok(()),

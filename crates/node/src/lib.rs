@@ -3,6 +3,9 @@
 
 mod info;
 mod napi;
+// Sockets are handed to node as descriptors, which node adopts on Unix only: on Windows the
+// addon has no `net` area (node's own TCP serves, without MPTCP, which needs Linux anyway).
+#[cfg(unix)]
 mod net;
 mod odb;
 mod pack;
@@ -10,6 +13,7 @@ mod pack;
 use napi::{Env, JsResult, RawEnv, RawValue, Value};
 
 fn register(env: Env, exports: Value) -> JsResult<()> {
+    #[cfg(unix)]
     net::register(env, exports)?;
     pack::register(env, exports)?;
     odb::register(env, exports)?;

@@ -11,7 +11,8 @@
 
 #![allow(non_camel_case_types)]
 
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_void, CString};
+use std::os::raw::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
@@ -163,6 +164,8 @@ impl Args {
     pub fn number(&self, i: usize) -> JsResult<f64> {
         self.env.get_number(self.get(i)?)
     }
+    // Only the net area (Unix) takes a boolean argument.
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub fn bool(&self, i: usize) -> JsResult<bool> {
         let mut b = false;
         // SAFETY: handle from this scope; napi reports a non-boolean as an error status.

@@ -137,7 +137,7 @@ fn indexer_finish(env: Env, args: &Args) -> JsResult<Value> {
         None => GIT_APPEND_LEVEL,
         Some(n) if (0.0..=9.0).contains(&n) && n.fract() == 0.0 => n as u32,
         // git's -1 (Z_DEFAULT_COMPRESSION) is zlib's 6.
-        Some(-1.0) => 6,
+        Some(n) if n == -1.0 => 6,
         Some(n) => return Err(JsError::new("ERR_OUT_OF_RANGE", format!("compressionLevel must be -1..9, not {}", n))),
     };
     env.promise("mpgit.packFinish", move || ix.finish(&idx, rev.as_deref(), fix_thin, level).map_err(js), summary)

@@ -25,6 +25,14 @@
 //! framing, then flush), so that a cache hit costs neither upload-pack nor a copy through the
 //! daemon, and the transfer outlives a daemon restart. Exit 3, having written nothing, when the
 //! daemon has no such entry (`G`): it then runs upload-pack.
+//!
+//! Linux only (sendfile(2) from a file to a socket, /proc for the producer's liveness): the
+//! release builds it for the Linux packages alone, and the daemon's pack cache says it needs
+//! Linux elsewhere (ts/cache/hook-path.ts).
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("mpgit-pack-hook is Linux-only (sendfile, /proc); build it for Linux targets only");
+
 use std::env;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};

@@ -112,7 +112,7 @@ static CRASH_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut()
 static HANG_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
 
 fn epoch() -> Instant {
-    static E: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    static E: crate::once::OnceLock<Instant> = crate::once::OnceLock::new();
     *E.get_or_init(Instant::now)
 }
 

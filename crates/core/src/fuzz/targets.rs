@@ -75,7 +75,10 @@ fn header_seeds() -> Vec<Vec<u8>> {
 /// Parses an entry header at one of a few pack offsets; a parsed header must re-encode to the
 /// bytes read (or to fewer, when the input used redundant continuation bytes).
 fn header(input: &[u8]) -> Verdict {
-    let Some((&sel, buf)) = input.split_first() else { return Ok(Accepted::Refused) };
+    let (&sel, buf) = match input.split_first() {
+        Some(x) => x,
+        None => return Ok(Accepted::Refused),
+    };
     let offset = OFFSETS[sel as usize % OFFSETS.len()];
     match parse_header(buf, offset) {
         Ok(None) => {
@@ -132,7 +135,10 @@ fn inflate_seeds() -> Vec<Vec<u8>> {
 /// through zlib: both must agree (the scanner uses either, depending on how bytes arrive), and
 /// what inflates must deflate and inflate back to itself.
 fn inflate(input: &[u8]) -> Verdict {
-    let Some((&sel, rest)) = input.split_first() else { return Ok(Accepted::Refused) };
+    let (&sel, rest) = match input.split_first() {
+        Some(x) => x,
+        None => return Ok(Accepted::Refused),
+    };
     // zlib's view first: what the stream holds (bounded by deflate's ratio).
     let mut z = StreamInflate::new();
     let mut streamed = Vec::new();

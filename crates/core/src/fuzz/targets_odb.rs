@@ -11,7 +11,8 @@ use crate::pack::scan::Scanner;
 use crate::pack::Progress;
 use crate::testutil::{git, TempDir};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use crate::once::OnceLock;
+use std::sync::Arc;
 
 const MIB: usize = 1 << 20;
 

@@ -95,7 +95,11 @@ mod tests {
     #[test]
     fn ids_differing_anywhere_hash_apart() {
         let base = [7u8; 20];
-        let h = |k: &[u8; 20]| FastState.hash_one(k);
+        let h = |k: &[u8; 20]| {
+            let mut hasher = FastState.build_hasher();
+            std::hash::Hash::hash(k, &mut hasher);
+            hasher.finish()
+        };
         for i in 0..20 {
             let mut k = base;
             k[i] ^= 1;

@@ -43,7 +43,7 @@ fn all_objects(repo: &Path) -> Vec<([u8; 20], u8, Vec<u8>)> {
 
 /// The .idx of the repository's only pack.
 fn pack_index(repo: &Path) -> std::path::PathBuf {
-    std::fs::read_dir(repo.join(".git/objects/pack")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|x| x == "idx")).unwrap()
+    std::fs::read_dir(repo.join(".git/objects/pack")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().map_or(false, |x| x == "idx")).unwrap()
 }
 
 fn assert_reads_all(odb: &Odb, objs: &[([u8; 20], u8, Vec<u8>)]) {

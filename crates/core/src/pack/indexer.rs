@@ -15,7 +15,6 @@ use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
@@ -173,7 +172,10 @@ impl Indexed {
                 continue;
             }
             let id = self.scan.ref_bases[self.scan.entries[d].base as usize];
-            let Some((kind, data)) = bases.get(&id) else { continue };
+            let (kind, data) = match bases.get(&id) {
+                Some(b) => b,
+                None => continue,
+            };
             match object_id(*kind, data) {
                 Ok(got) if got == id => {}
                 _ => return Err(Error::bad(format!("local object {} is corrupt: its data does not hash to its id", hex(&id)))),
@@ -209,7 +211,7 @@ impl Indexed {
         let mut at = 0u64;
         while at < end {
             let n = ((end - at) as usize).min(buf.len());
-            self.file.read_exact_at(&mut buf[..n], at).map_err(|e| Error::io(&e, "re-reading the pack to checksum it"))?;
+            crate::pio::read_exact_at(&self.file, &mut buf[..n], at).map_err(|e| Error::io(&e, "re-reading the pack to checksum it"))?;
             sum.update(&buf[..n]);
             at += n as u64;
         }
@@ -221,7 +223,7 @@ impl Indexed {
     }
 
     fn write_at(&self, bytes: &[u8], at: u64) -> Result<()> {
-        self.file.write_all_at(bytes, at).map_err(|e| Error::io(&e, format!("writing the pack at offset {}", at)))
+        crate::pio::write_all_at(&self.file, bytes, at).map_err(|e| Error::io(&e, format!("writing the pack at offset {}", at)))
     }
 
     fn check_complete(&self) -> Result<()> {
@@ -388,7 +390,10 @@ impl Indexer {
     /// Appends pack bytes. Returns the bytes queued but not yet parsed.
     pub fn write(&self, chunk: &[u8]) -> Result<u64> {
         let stage = self.stage.try_lock().map_err(|_| Error::state("write after the end of input"))?;
-        let Stage::Receiving { tx, .. } = &*stage else { return Err(Error::state("write after the end of input")) };
+        let tx = match &*stage {
+            Stage::Receiving { tx, .. } => tx,
+            _ => return Err(Error::state("write after the end of input")),
+        };
         if let Some(e) = self.parse_error.lock().unwrap().clone() {
             return Err(e);
         }
@@ -455,7 +460,10 @@ impl Indexer {
             return Err(Error::state(format!("base type {} is not 1 (commit) .. 4 (tag)", kind)));
         }
         let mut stage = self.stage.try_lock().map_err(|_| Error::state("add_base while the indexer is busy"))?;
-        let Stage::Resolved { bases, .. } = &mut *stage else { return Err(Error::state("add_base before resolve or after finish")) };
+        let bases = match &mut *stage {
+            Stage::Resolved { bases, .. } => bases,
+            _ => return Err(Error::state("add_base before resolve or after finish")),
+        };
         bases.insert(oid, (kind, Arc::new(data.to_vec())));
         Ok(())
     }

@@ -26,7 +26,7 @@ extern "C" {
 }
 
 extern "C" {
-    fn zlibVersion() -> *const std::ffi::c_char;
+    fn zlibVersion() -> *const std::os::raw::c_char;
 }
 
 /// The inflaters in use, for reports: libdeflate (the version built against) for whole
@@ -186,7 +186,8 @@ pub fn deflate(data: &[u8], level: u32) -> std::io::Result<Vec<u8>> {
 }
 
 mod system_zlib {
-    use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
+    use std::ffi::c_void;
+    use std::os::raw::{c_char, c_int, c_uint, c_ulong};
     use std::io;
 
     /// zlib's z_stream (zlib.h).
@@ -234,7 +235,7 @@ mod system_zlib {
             let mut z: ZStream = std::mem::zeroed();
             let rc = deflateInit2_(&mut z, level, Z_DEFLATED, MAX_WBITS, DEF_MEM_LEVEL, Z_DEFAULT_STRATEGY, zlibVersion(), std::mem::size_of::<ZStream>() as c_int);
             if rc != Z_OK {
-                return Err(io::Error::other(format!("deflateInit2_ failed ({})", rc)));
+                return Err(io::Error::new(io::ErrorKind::Other, format!("deflateInit2_ failed ({})", rc)));
             }
             let mut rest = data;
             let status = loop {
@@ -256,7 +257,7 @@ mod system_zlib {
             };
             deflateEnd(&mut z);
             if status != Z_STREAM_END {
-                return Err(io::Error::other(format!("deflate failed ({})", status)));
+                return Err(io::Error::new(io::ErrorKind::Other, format!("deflate failed ({})", status)));
             }
         }
         Ok(out)

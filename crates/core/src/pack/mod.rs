@@ -69,19 +69,45 @@ impl Progress {
 /// machine's memory. Objects without deltas on them stream, whatever their size.
 #[cfg(feature = "native")]
 pub fn max_object_size() -> u64 {
-    static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static MAX: crate::once::OnceLock<u64> = crate::once::OnceLock::new();
     *MAX.get_or_init(|| {
         if let Some(v) = std::env::var("MPGIT_MAX_OBJECT_SIZE").ok().and_then(|v| parse_size(&v)) {
             return v;
         }
-        // SAFETY: sysconf has no preconditions.
-        let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
-        if pages > 0 && page > 0 {
-            (pages as u64).saturating_mul(page as u64) / 2
-        } else {
-            u64::MAX
-        }
+        physical_memory().map_or(u64::MAX, |bytes| bytes / 2)
     })
+}
+
+/// The machine's memory in bytes, if the system says.
+#[cfg(all(feature = "native", unix))]
+fn physical_memory() -> Option<u64> {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    (pages > 0 && page > 0).then(|| (pages as u64).saturating_mul(page as u64))
+}
+
+#[cfg(all(feature = "native", windows))]
+fn physical_memory() -> Option<u64> {
+    /// MEMORYSTATUSEX (sysinfoapi.h).
+    #[repr(C)]
+    struct MemoryStatusEx {
+        length: u32,
+        memory_load: u32,
+        total_phys: u64,
+        avail_phys: u64,
+        total_page_file: u64,
+        avail_page_file: u64,
+        total_virtual: u64,
+        avail_virtual: u64,
+        avail_extended_virtual: u64,
+    }
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn GlobalMemoryStatusEx(status: *mut MemoryStatusEx) -> i32;
+    }
+    let mut s = MemoryStatusEx { length: std::mem::size_of::<MemoryStatusEx>() as u32, memory_load: 0, total_phys: 0, avail_phys: 0, total_page_file: 0, avail_page_file: 0, total_virtual: 0, avail_virtual: 0, avail_extended_virtual: 0 };
+    // SAFETY: s is a MEMORYSTATUSEX with its length set, as the call requires.
+    (unsafe { GlobalMemoryStatusEx(&mut s) } != 0 && s.total_phys > 0).then(|| s.total_phys)
 }
 
 /// "1234", "64k", "512m", "2g" (git's size suffixes) as bytes.

@@ -17,7 +17,6 @@ use super::inflate::{InflateError, Inflater};
 use super::scan::{collision, object_id};
 use super::Progress;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -115,7 +114,7 @@ impl<'a> Pack<'a> {
         let read = |buf: &mut [u8], at: u64| -> Result<usize> {
             let mut got = 0;
             while got < buf.len() {
-                match self.file.read_at(&mut buf[got..], at + got as u64) {
+                match crate::pio::read_at(self.file, &mut buf[got..], at + got as u64) {
                     Ok(0) => break,
                     Ok(n) => got += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

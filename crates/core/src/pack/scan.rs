@@ -284,8 +284,9 @@ impl Scanner {
     /// Parses the entry at `pos`. False when more input is needed first.
     fn entry(&mut self, eof: bool) -> Result<bool> {
         let offset = self.offset_of(self.pos);
-        let Some(h) = entry::parse_header(&self.buf[self.pos..], offset)? else {
-            return if eof { Err(truncated(offset)) } else { Ok(false) };
+        let h = match entry::parse_header(&self.buf[self.pos..], offset)? {
+            Some(h) => h,
+            None => return if eof { Err(truncated(offset)) } else { Ok(false) },
         };
         let data_start = self.pos + h.len;
         let avail = (self.buf.len() - data_start) as u64;
@@ -328,7 +329,10 @@ impl Scanner {
 
     /// Continues a streaming inflate. False when more input is needed first.
     fn stream(&mut self, eof: bool) -> Result<bool> {
-        let State::Stream(s) = &mut self.state else { unreachable!() };
+        let s = match &mut self.state {
+            State::Stream(s) => s,
+            _ => unreachable!(),
+        };
         if self.scratch.len() < STREAM_CHUNK {
             self.scratch.resize(STREAM_CHUNK, 0);
         }
@@ -346,7 +350,10 @@ impl Scanner {
                 if s.z.total_out() != s.header.size {
                     return Err(inflate_error(s.offset, &s.header, InflateError::Short(s.z.total_out() as usize)));
                 }
-                let State::Stream(s) = std::mem::replace(&mut self.state, State::Entry) else { unreachable!() };
+                let s = match std::mem::replace(&mut self.state, State::Entry) {
+                    State::Stream(s) => s,
+                    _ => unreachable!(),
+                };
                 let s = *s;
                 let oid = match s.hasher {
                     Some(h) => Some(h.finalize().map_err(|_| collision(s.offset))?),

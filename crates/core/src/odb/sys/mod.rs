@@ -21,6 +21,10 @@
 mod native;
 #[cfg(feature = "native")]
 pub use native::*;
+#[cfg(all(feature = "native", not(unix)))]
+mod std_dir;
+#[cfg(all(feature = "native", not(unix)))]
+pub use std_dir::*;
 
 #[cfg(not(feature = "native"))]
 mod host;

@@ -1,13 +1,18 @@
-//! The object database's file operations as system calls (see `sys`).
+//! The object database's file operations as system calls (see `sys`). What std offers on every
+//! platform is here; checkout's `Dir` (the `*at` calls), tree-path bytes and directory listings
+//! as bytes are Unix's below, and `std_dir` has them for other systems (Windows).
 
 use crate::error::{Error, Result};
+#[cfg(unix)]
 use crate::odb::index_file::Stat;
 use memmap2::Mmap;
+#[cfg(unix)]
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::Write;
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+#[cfg(unix)]
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -29,7 +34,7 @@ impl PackReader {
     }
 
     pub fn read_exact_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
-        self.file.read_exact_at(buf, at)
+        crate::pio::read_exact_at(&self.file, buf, at)
     }
 }
 
@@ -58,6 +63,7 @@ pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 /// The names in a directory (without . and ..).
+#[cfg(unix)]
 pub fn list_dir(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     for ent in std::fs::read_dir(path)? {
@@ -90,12 +96,13 @@ pub fn exists(path: &Path) -> bool {
 }
 
 /// `base` joined with '/'-separated `rel` bytes ("" is `base` itself).
+#[cfg(unix)]
 pub fn join(base: &Path, rel: &[u8]) -> PathBuf {
     base.join(OsStr::from_bytes(rel))
 }
 
 pub fn create_dir(base: &Path, rel: &[u8]) -> Result<()> {
-    let p = join(base, rel);
+    let p = super::join(base, rel);
     std::fs::create_dir(&p).map_err(|e| Error::io(&e, format!("creating {}", p.display())))
 }
 
@@ -120,34 +127,41 @@ pub fn remove_file(path: &Path) -> std::io::Result<()> {
     std::fs::remove_file(path)
 }
 
+#[cfg(unix)]
 fn cstr(b: &[u8], what: &str) -> Result<CString> {
     CString::new(b).map_err(|_| Error::bad(format!("{} contains a NUL byte", what)))
 }
 
+#[cfg(unix)]
 fn last_os_error(what: String) -> Error {
     Error::io(&std::io::Error::last_os_error(), what)
 }
 
+// The casts: the field types differ between systems (macOS: dev_t is i32).
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)]
 fn stat_of(st: &libc::stat) -> Stat {
     Stat {
-        ctime_sec: st.st_ctime,
-        ctime_nsec: st.st_ctime_nsec,
-        mtime_sec: st.st_mtime,
-        mtime_nsec: st.st_mtime_nsec,
-        dev: st.st_dev,
-        ino: st.st_ino,
-        uid: st.st_uid,
-        gid: st.st_gid,
+        ctime_sec: st.st_ctime as i64,
+        ctime_nsec: st.st_ctime_nsec as i64,
+        mtime_sec: st.st_mtime as i64,
+        mtime_nsec: st.st_mtime_nsec as i64,
+        dev: st.st_dev as u64,
+        ino: st.st_ino as u64,
+        uid: st.st_uid as u32,
+        gid: st.st_gid as u32,
         size: st.st_size as u64,
     }
 }
 
 /// A work-tree directory checkout writes into: entries are created relative to its
 /// descriptor, never following a symbolic link.
+#[cfg(unix)]
 pub struct Dir {
     fd: OwnedFd,
 }
 
+#[cfg(unix)]
 impl Dir {
     /// The directory `rel` (tree path bytes) of `work_tree`.
     pub fn open(work_tree: &Path, rel: &[u8]) -> Result<Dir> {

@@ -48,7 +48,7 @@ fn compress(backend: Backend, h: &mut [u32; 5], blocks: &[u8]) -> bool {
     match backend {
         // SAFETY (both): a hasher only takes a backend whose CPU flags are all present
         // (Sha1Dc::with_backend checks Backend::supported).
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", mpgit_avx512))]
         Backend::ShaNiAvx512 => unsafe { ni::compress_avx512(h, blocks) },
         #[cfg(target_arch = "x86_64")]
         Backend::ShaNi => unsafe { ni::compress(h, blocks) },

@@ -6,6 +6,7 @@
 //! step's state is the ABCD register). With AVX-512 the bit conditions are checked 16 at a
 //! time from a table (`ubc`); without it, by sha1dc's C `ubc_check`.
 
+#[cfg(mpgit_avx512)]
 use super::ubc::CONDITIONS;
 use std::arch::x86_64::*;
 
@@ -108,6 +109,8 @@ unsafe fn ihv(abcd: __m128i, e: __m128i) -> [u32; 5] {
 #[cold]
 #[inline(never)]
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+// The inner unsafe block is what newer rustc asks for (unsafe_op_in_unsafe_fn); 1.63 calls it unused.
+#[allow(unused_unsafe)]
 unsafe fn near_collision(block: &[u8], abcd: [[u32; 4]; 4], ihv_out: [u32; 5], mask: u32) -> bool {
     let (m1, s58, s65) = states(block, abcd);
     // SAFETY: m1 is 80 words, the states and ihv_out 5 each.
@@ -161,9 +164,14 @@ unsafe fn schedule(block: &[u8]) -> [u32; 80] {
     w
 }
 
-/// The condition table as AVX-512 lanes: 16 conditions per group.
-const GROUPS: usize = CONDITIONS.len().div_ceil(16);
+// The AVX-512 check is built where rustc has AVX-512 (1.89 and later: `mpgit_avx512`, set by
+// build.rs); older compilers (the MSRV, 1.63) build the SHA-NI path with sha1dc's C check only.
 
+/// The condition table as AVX-512 lanes: 16 conditions per group.
+#[cfg(mpgit_avx512)]
+const GROUPS: usize = (CONDITIONS.len() + 15) / 16;
+
+#[cfg(mpgit_avx512)]
 #[repr(C, align(64))]
 struct Lanes {
     i: [[i32; 16]; GROUPS],
@@ -175,8 +183,10 @@ struct Lanes {
 }
 
 /// Word indices are relative to W[33]: the checks read W[35..=64], two registers' worth.
+#[cfg(mpgit_avx512)]
 const W_BASE: u8 = 33;
 
+#[cfg(mpgit_avx512)]
 const LANES: Lanes = {
     let mut l = Lanes {
         i: [[0; 16]; GROUPS],
@@ -203,9 +213,11 @@ const LANES: Lanes = {
     l
 };
 
+#[cfg(mpgit_avx512)]
 static TABLE: Lanes = LANES;
 
 /// The disturbance vectors whose conditions W[33..49] (`lo`) and W[49..65] (`hi`) meet.
+#[cfg(mpgit_avx512)]
 #[inline(always)]
 unsafe fn ubc_avx512(lo: __m512i, hi: __m512i) -> u32 {
     let one = _mm512_set1_epi32(1);
@@ -224,6 +236,7 @@ unsafe fn ubc_avx512(lo: __m512i, hi: __m512i) -> u32 {
 }
 
 /// W[33..49] and W[49..65] from the captured schedule vectors.
+#[cfg(mpgit_avx512)]
 #[inline(always)]
 unsafe fn words(w: &[__m128i; 9]) -> (__m512i, __m512i) {
     let quad = |a: __m128i, b: __m128i, c: __m128i, d: __m128i| {
@@ -261,6 +274,7 @@ macro_rules! compress_with {
     };
 }
 
+#[cfg(mpgit_avx512)]
 compress_with!(
     /// Compresses whole blocks into `h`, checking bit conditions with AVX-512; true when one
     /// block is a near-collision block.
@@ -324,7 +338,7 @@ pub unsafe fn captured(b: &[u8]) -> ([u32; 80], [u32; 5], [u32; 5]) {
 ///
 /// # Safety
 /// The CPU must have AVX-512F.
-#[cfg(test)]
+#[cfg(all(test, mpgit_avx512))]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn ubc_words(w: &[u32; 80]) -> u32 {
     let lo = _mm512_loadu_si512(w.as_ptr().add(33) as *const __m512i);

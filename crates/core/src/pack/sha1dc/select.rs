@@ -10,7 +10,7 @@
 
 use super::{Backend, Sha1Dc};
 use std::fmt;
-use std::sync::OnceLock;
+use crate::once::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The environment variable that forces a backend.
@@ -23,6 +23,10 @@ pub const ALL: [Backend; 3] = [Backend::Portable, Backend::ShaNi, Backend::ShaNi
 
 /// The CPU flags the core looks at, as /proc/cpuinfo names them.
 pub const FLAGS: [&str; 5] = ["sha_ni", "ssse3", "sse4_1", "avx2", "avx512f"];
+
+/// What `missing_flags` adds for the AVX-512 backend in a build without it (its intrinsics
+/// need rustc 1.89; the MSRV build, 1.63, leaves it out: build.rs).
+const NOT_BUILT: &str = "the AVX-512 code (this build's rustc predates 1.89)";
 
 impl Backend {
     /// The name `MPGIT_SHA1_BACKEND` and reports use.
@@ -49,7 +53,11 @@ impl Backend {
 
     /// The required flags this CPU lacks (or that `MPGIT_HIDE_CPU_FLAGS` hides).
     pub fn missing_flags(self) -> Vec<&'static str> {
-        self.required_flags().iter().copied().filter(|f| !cpu_flag(f)).collect()
+        let mut missing: Vec<&'static str> = self.required_flags().iter().copied().filter(|f| !cpu_flag(f)).collect();
+        if self == Backend::ShaNiAvx512 && !cfg!(mpgit_avx512) {
+            missing.push(NOT_BUILT);
+        }
+        missing
     }
 
     /// Whether this CPU runs the backend.
@@ -194,7 +202,14 @@ fn sample() -> (Vec<u8>, Vec<usize>) {
 }
 
 /// This thread's CPU time: unlike the wall clock, it does not count the time other processes
-/// hold the CPU, so a busy machine does not skew which backend looks fastest.
+/// hold the CPU, so a busy machine does not skew which backend looks fastest. Zero where
+/// there is no such clock (Windows): the wall clock is used then.
+#[cfg(not(unix))]
+fn thread_cpu() -> Duration {
+    Duration::ZERO
+}
+
+#[cfg(unix)]
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: ts is a valid timespec to write to.
@@ -220,7 +235,11 @@ fn measure_real(candidates: &[Backend]) -> Vec<Duration> {
             for &n in &sizes {
                 let mut h = Sha1Dc::with_backend(b);
                 h.update(&data[at..at + n]);
-                std::hint::black_box(h.finalize().ok());
+                // A volatile read keeps the result, so the hashing is not optimised away (what
+                // std::hint::black_box, Rust 1.66, does).
+                let r = h.finalize().ok();
+                // SAFETY: r is a live local.
+                unsafe { std::ptr::read_volatile(&r) };
                 at += n;
             }
             best[i] = best[i].min(clock().saturating_sub(t).max(Duration::from_nanos(1)));

@@ -5,6 +5,7 @@
 //! vector's conditions). As data, 16 rows are checked at once with AVX-512.
 
 /// (i, x, j, y, c, dvs)
+#[cfg_attr(not(mpgit_avx512), allow(dead_code))]
 pub const CONDITIONS: [(u8, u8, u8, u8, u8, u32); 156] = [
     (61, 1, 62, 6, 0, 0x00000001),
     (59, 5, 63, 30, 1, 0x00000001),
