@@ -26,9 +26,33 @@ export interface WasmOdbAreas {
   connectivity: ConnectivityCore;
 }
 
+/**
+ * What JavaScript holds: tokens, never reused, for pointers into the instance (an instance that
+ * trapped is replaced, and a token of the old one must not reach a new pointer).
+ */
+class Tokens {
+  private next = 1;
+  private readonly m = new Map<number, number>();
+  add(ptr: number): number {
+    this.m.set(this.next, ptr);
+    return this.next++;
+  }
+  get(token: number): number | undefined {
+    return this.m.get(token);
+  }
+  delete(token: number): boolean {
+    return this.m.delete(token);
+  }
+  clear(): void {
+    this.m.clear();
+  }
+}
+
 export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
   let w: WasmCore | null = null;
   let oidAt = 0;
+  const open = new Tokens();
+  const jobs = new Tokens();
   const core = (): WasmCore => {
     if (!w) {
       w = new WasmCore(module);
@@ -36,19 +60,26 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
     }
     return w;
   };
-  /** Runs a call into the instance: a panic's trap becomes the error it left. */
+  /**
+   * Runs a call into the instance: a panic's trap becomes the error it left, and the instance
+   * (its locks and buffers as the panic left them) is dropped with every handle into it.
+   */
   const call = <T>(f: (c: WasmCore) => T): T => {
     const c = core();
     try {
       return f(c);
     } catch (e) {
+      if (e instanceof WebAssembly.RuntimeError) {
+        w = null;
+        open.clear();
+        jobs.clear();
+      }
       throw c.trapped(e);
     }
   };
-  const open = new Set<number>();
   const handle = (h: OdbHandle): number => {
-    const n = h as unknown as number;
-    if (!open.has(n)) throw state('the object database is closed');
+    const n = open.get(h as unknown as number);
+    if (n === undefined) throw state('the object database is closed');
     return n;
   };
   const withOid = <T>(c: WasmCore, oid: string, f: (p: number) => T): T => {
@@ -62,8 +93,7 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
       return call((c) => {
         const h = withPath(c, gitDir, (p, n) => c.x.mp_odb_open(p, n, opts?.cacheBytes ?? -1));
         if (h === 0) throw c.error();
-        open.add(h);
-        return h as unknown as OdbHandle;
+        return open.add(h) as unknown as OdbHandle;
       });
     },
     odbAddPack(h, packPath, idxPath) {
@@ -71,8 +101,9 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
       call((c) => withPath(c, packPath, (pp, pn) => withPath(c, idxPath, (ip, inn) => c.check(c.x.mp_odb_add_pack(n, pp, pn, ip, inn)))));
     },
     odbClose(h) {
-      const n = h as unknown as number;
-      if (!open.delete(n)) return;
+      const n = open.get(h as unknown as number);
+      if (n === undefined) return;
+      open.delete(h as unknown as number);
       call((c) => c.x.mp_odb_close(n));
     },
     odbHas(h, oid) {
@@ -98,8 +129,7 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
     },
   };
 
-  /** Checkouts set up, not yet run; and the progress of those that ran (their state freed). */
-  const jobs = new Set<number>();
+  /** The progress of checkouts that ran (their state freed). */
   const finished = new Map<number, { done: number; total: number }>();
   const progressOf = (c: WasmCore, job: number) => {
     const b = c.out(c.check(c.x.mp_co_progress(job)));
@@ -114,8 +144,7 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
             const make = (ip: number, inn: number) => {
               const job = c.x.mp_co_new(n, t, wp, wn, ip, inn);
               if (job === 0) throw c.error();
-              jobs.add(job);
-              return job as unknown as CheckoutHandle;
+              return jobs.add(job) as unknown as CheckoutHandle;
             };
             return opts.indexPath === null ? make(0, 0) : withPath(c, opts.indexPath, make);
           }),
@@ -123,25 +152,26 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
       );
     },
     async checkoutRun(job) {
-      const j = job as unknown as number;
-      if (!jobs.has(j)) throw state('this checkout has already run');
-      jobs.delete(j);
+      const token = job as unknown as number;
+      const j = jobs.get(token);
+      if (j === undefined) throw state('this checkout has already run');
+      jobs.delete(token);
       return call((c) => {
-        try {
-          c.check(c.x.mp_co_run(j));
-          const b = c.out(c.x.mp_out_len());
-          return { entries: b.readDoubleLE(0), directories: b.readDoubleLE(8), bytes: b.readDoubleLE(16) };
-        } finally {
-          finished.set(j, progressOf(c, j));
-          c.x.mp_co_free(j);
-        }
+        // The summary (out) or the error is read before the progress call replaces out.
+        const r = c.x.mp_co_run(j);
+        const summary = r === 0 ? c.out(c.x.mp_out_len()) : null;
+        const failure = summary ? null : c.error();
+        finished.set(token, progressOf(c, j));
+        c.x.mp_co_free(j);
+        if (!summary) throw failure;
+        return { entries: summary.readDoubleLE(0), directories: summary.readDoubleLE(8), bytes: summary.readDoubleLE(16) };
       });
     },
     checkoutProgress(job) {
-      const j = job as unknown as number;
-      const done = finished.get(j);
-      if (done) return done;
-      return call((c) => progressOf(c, j));
+      const token = job as unknown as number;
+      const j = jobs.get(token);
+      if (j !== undefined) return call((c) => progressOf(c, j));
+      return finished.get(token) ?? { done: 0, total: 0 };
     },
   };
 
