@@ -47,12 +47,17 @@ fn native() {
 }
 
 #[cfg(feature = "native")]
-/// The directory holding libdeflate.a (MPGIT_LIBDEFLATE_DIR, else the usual library dirs).
+/// The directory holding libdeflate.a (MPGIT_LIBDEFLATE_DIR, else the usual library dirs of a
+/// Unix target: a Windows target's library is never in them, even when checked from Linux).
 fn static_libdeflate() -> Option<String> {
     println!("cargo:rerun-if-env-changed=MPGIT_LIBDEFLATE_DIR");
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let unix = std::env::var_os("CARGO_CFG_UNIX").is_some();
     let multiarch = format!("/usr/lib/{}-linux-gnu", arch);
-    let dirs = [std::env::var("MPGIT_LIBDEFLATE_DIR").ok(), Some(multiarch), Some("/usr/lib".into()), Some("/usr/local/lib".into())];
+    let mut dirs = vec![std::env::var("MPGIT_LIBDEFLATE_DIR").ok()];
+    if unix {
+        dirs.extend([Some(multiarch), Some("/usr/lib".into()), Some("/usr/local/lib".into())]);
+    }
     dirs.into_iter().flatten().find(|d| std::path::Path::new(d).join("libdeflate.a").exists())
 }
 
