@@ -81,3 +81,39 @@ impl Dir {
         self.create_file(name, target, false, shown)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn entries_are_created_exclusively_never_through_a_link_with_their_stat() {
+        let base = std::env::temp_dir().join(format!("mpgit-std-dir-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(base.join("a")).unwrap();
+        let d = Dir::open(&base, b"a").unwrap();
+        let st = d.create_file(b"f.txt", b"hello", false, "a/f.txt").unwrap();
+        assert_eq!(fs::read(base.join("a/f.txt")).unwrap(), b"hello");
+        assert_eq!(st.size, 5);
+        assert!(st.mtime_sec > 0);
+        let again = d.create_file(b"f.txt", b"x", false, "a/f.txt").unwrap_err();
+        assert_eq!(again.kind, ErrorKind::Io("EEXIST".into()));
+        assert_eq!(fs::read(base.join("a/f.txt")).unwrap(), b"hello");
+        // A link is a file holding its target, as git writes it with core.symlinks=false.
+        let st = d.symlink(b"f.txt", b"link", "a/link").unwrap();
+        assert_eq!((fs::read(base.join("a/link")).unwrap(), st.size), (b"f.txt".to_vec(), 5));
+        d.mkdir(b"sub", "a/sub").unwrap();
+        assert!(base.join("a/sub").is_dir());
+        let mut names = list_dir(&base.join("a")).unwrap();
+        names.sort();
+        assert_eq!(names, vec![b"f.txt".to_vec(), b"link".to_vec(), b"sub".to_vec()]);
+        assert_eq!(join(&base, b"a/sub"), base.join("a").join("sub"));
+        // Never into a directory through a link, nor a name that is not UTF-8.
+        std::os::unix::fs::symlink(base.join("a"), base.join("via")).unwrap();
+        let through_link = Dir::open(&base, b"via").err().expect("a link to a directory is refused");
+        assert!(through_link.message.contains("is not a directory (or is a link)"), "{}", through_link.message);
+        assert!(d.create_file(b"\xff.txt", b"", false, "a/?.txt").unwrap_err().message.contains("is not UTF-8"));
+        fs::remove_dir_all(&base).unwrap();
+    }
+}
