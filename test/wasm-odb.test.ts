@@ -147,13 +147,14 @@ test('wasm: reads what git cat-file reads (two packs with deltas, a REF_DELTA on
   t.throws(() => w.odbOpen(join(base, 'nothing-here')), { code: 'MPGIT_NOT_A_REPO' });
 });
 
-/** A bare repository with an executable, a symlink, a gitlink, a UTF-8 non-ASCII name, nested directories. */
+/** A bare repository with an executable, a symlink, a gitlink, a UTF-8 non-ASCII name, a name that is not UTF-8, nested directories. */
 async function varietyRepo(dir: string): Promise<void> {
   await makeRepo(dir, { commits: 6, filesPerCommit: 9 });
   const head = (await git(['rev-parse', 'main'], { cwd: dir })).stdout.trim();
   const blob = (await runOk('git', ['hash-object', '-w', '--stdin'], { cwd: dir, input: 'accent\n' })).stdout.trim();
-  const listing = (await git(['ls-tree', head], { cwd: dir })).stdout;
-  const tree = (await runOk('git', ['mktree'], { cwd: dir, input: `${listing}100644 blob ${blob}\tcafé.txt\n160000 commit ${'1'.repeat(40)}\tdeps\n` })).stdout.trim();
+  const listing = execFileSync('git', ['ls-tree', '-z', head], { cwd: dir });
+  const extra = Buffer.concat([Buffer.from(`100644 blob ${blob}\tcafé.txt\x00100644 blob ${blob}\tlatin1-`), Buffer.from([0xe9]), Buffer.from(`.txt\x00160000 commit ${'1'.repeat(40)}\tdeps\x00`)]);
+  const tree = (await runOk('git', ['mktree', '-z'], { cwd: dir, input: Buffer.concat([listing, extra]) })).stdout.trim();
   const env = { GIT_AUTHOR_NAME: 'a', GIT_AUTHOR_EMAIL: 'a@b', GIT_COMMITTER_NAME: 'a', GIT_COMMITTER_EMAIL: 'a@b' };
   const commit = (await runOk('git', ['commit-tree', tree, '-p', head, '-m', 'variety'], { cwd: dir, env })).stdout.trim();
   await git(['update-ref', 'refs/heads/main', commit], { cwd: dir });
@@ -195,6 +196,7 @@ test('wasm: mpgit clone from git daemon gives a repository git finds complete an
   t.is((await git(['status', '--porcelain', '--ignore-submodules=none'], { cwd: w })).stdout, '', 'git status is clean');
   t.is((await runOk('git', ['diff-files', '--quiet'], { cwd: w })).code, 0);
   t.true(readFileSync(join(w, 'café.txt')).equals(Buffer.from('accent\n')));
+  t.true(readFileSync(Buffer.from(`${w}/latin1-\xe9.txt`, 'latin1')).equals(Buffer.from('accent\n')), 'a name that is not UTF-8, written as its bytes');
   t.deepEqual(readdirSync(join(w, 'deps')), [], 'the gitlink is an empty directory');
 
   // New commits on the server, fetched by the wasm core into the wasm clone.
@@ -253,13 +255,14 @@ test('wasm: a corrupt loose object and a corrupt pack entry are MPGIT_BAD_PACK n
   }
 });
 
-test('wasm: checkout refuses a non-UTF-8 file name as the native core does, and an index.lock in the way is MPGIT_LOCKED', async (t) => {
+test('wasm: checkout refuses an entry named .GIT as the native core does, writing nothing, and an index.lock in the way is MPGIT_LOCKED', async (t) => {
   const base = await tempDir(t);
   const repo = join(base, 'r.git');
   await initBare(repo);
   const blob = (await runOk('git', ['hash-object', '-w', '--stdin'], { cwd: repo, input: 'x\n' })).stdout.trim();
   const entry = (name: Buffer) => Buffer.concat([Buffer.from('100644 '), name, Buffer.from([0]), Buffer.from(blob, 'hex')]);
-  const latin1 = (await runOk('git', ['hash-object', '-t', 'tree', '-w', '--stdin'], { cwd: repo, input: entry(Buffer.from('caf\xe9', 'latin1')) })).stdout.trim();
+  // Written unchecked, as a hostile server could (git hash-object would refuse the name).
+  const hostile = (await runOk('git', ['hash-object', '-t', 'tree', '--literally', '-w', '--stdin'], { cwd: repo, input: entry(Buffer.from('.GIT')) })).stdout.trim();
   const plain = (await runOk('git', ['hash-object', '-t', 'tree', '-w', '--stdin'], { cwd: repo, input: entry(Buffer.from('plain')) })).stdout.trim();
   const { odb, checkout } = wasmAreas();
   const native = loadNative().core!;
@@ -269,7 +272,7 @@ test('wasm: checkout refuses a non-UTF-8 file name as the native core does, and 
     const wt = join(base, `wt-${messages.length}`);
     mkdirSync(wt);
     try {
-      const job = c.checkoutNew(h, latin1, wt, { threads: 1, indexPath: null });
+      const job = c.checkoutNew(h, hostile, wt, { threads: 1, indexPath: null });
       const e = await t.throwsAsync(c.checkoutRun(job), { code: 'MPGIT_BAD_PACK' });
       messages.push(e!.message);
       t.deepEqual(readdirSync(wt), [], 'nothing written');
@@ -278,7 +281,7 @@ test('wasm: checkout refuses a non-UTF-8 file name as the native core does, and 
     }
   }
   t.is(messages[0], messages[1]);
-  t.regex(messages[0]!, /not UTF-8/);
+  t.regex(messages[0]!, /unsafe entry name "\.GIT"/);
 
   const h = odb.odbOpen(repo);
   const wt = join(base, 'wt-lock');
