@@ -37,7 +37,7 @@ fn native() {
         None => println!("cargo:rustc-link-lib=deflate"),
     }
     // libdeflate has no run-time version call: reports name the headers it was built against.
-    let header = ["/usr/include/libdeflate.h", "/usr/local/include/libdeflate.h"].into_iter().find_map(|p| std::fs::read_to_string(p).ok());
+    let header = ["/usr/include/libdeflate.h", "/usr/local/include/libdeflate.h", "/opt/homebrew/include/libdeflate.h"].into_iter().find_map(|p| std::fs::read_to_string(p).ok());
     let version = header
         .as_deref()
         .and_then(|h| h.lines().find_map(|l| l.strip_prefix("#define LIBDEFLATE_VERSION_STRING")))
@@ -56,7 +56,8 @@ fn static_libdeflate() -> Option<String> {
     let multiarch = format!("/usr/lib/{}-linux-gnu", arch);
     let mut dirs = vec![std::env::var("MPGIT_LIBDEFLATE_DIR").ok()];
     if unix {
-        dirs.extend([Some(multiarch), Some("/usr/lib".into()), Some("/usr/local/lib".into())]);
+        // Homebrew's on Apple silicon is /opt/homebrew (release.yml's darwin-arm64 runner).
+        dirs.extend([Some(multiarch), Some("/usr/lib".into()), Some("/usr/local/lib".into()), Some("/opt/homebrew/lib".into())]);
     }
     dirs.into_iter().flatten().find(|d| std::path::Path::new(d).join("libdeflate.a").exists())
 }
