@@ -1,6 +1,8 @@
 //! `OnceLock`: a value set once, then shared, as `std::sync::OnceLock` (Rust 1.70) does; here
 //! so that the crate builds with Rust 1.63 (the MSRV Cargo.toml states). Built on
 //! `std::sync::Once`, as std's is: after the first call, `get_or_init` is one atomic load.
+//! One difference: an initialiser that panics poisons it (later calls panic too), where
+//! std's lets the next caller try again; no initialiser here is expected to panic.
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;

@@ -101,8 +101,9 @@ pub fn join(base: &Path, rel: &[u8]) -> PathBuf {
     base.join(OsStr::from_bytes(rel))
 }
 
+#[cfg(unix)]
 pub fn create_dir(base: &Path, rel: &[u8]) -> Result<()> {
-    let p = super::join(base, rel);
+    let p = join(base, rel);
     std::fs::create_dir(&p).map_err(|e| Error::io(&e, format!("creating {}", p.display())))
 }
 

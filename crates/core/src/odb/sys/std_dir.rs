@@ -20,10 +20,10 @@ pub fn list_dir(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// `base` joined with '/'-separated `rel` bytes ("" is `base` itself). Bytes that are not
-/// UTF-8 cannot name a file here: `utf8` refuses them where entries are created.
-pub fn join(base: &Path, rel: &[u8]) -> PathBuf {
-    base.join(String::from_utf8_lossy(rel).as_ref())
+/// The directory `rel` ('/'-separated tree path bytes, UTF-8 here) of `base`.
+pub fn create_dir(base: &Path, rel: &[u8]) -> Result<()> {
+    let p = base.join(utf8(rel, "a path")?);
+    fs::create_dir(&p).map_err(|e| Error::io(&e, format!("creating {}", p.display())))
 }
 
 fn utf8<'a>(b: &'a [u8], shown: &str) -> Result<&'a str> {
@@ -104,11 +104,12 @@ mod tests {
         let st = d.symlink(b"f.txt", b"link", "a/link").unwrap();
         assert_eq!((fs::read(base.join("a/link")).unwrap(), st.size), (b"f.txt".to_vec(), 5));
         d.mkdir(b"sub", "a/sub").unwrap();
+        create_dir(&base, b"a/sub/deeper").unwrap();
+        assert!(create_dir(&base, b"a/\xfe").unwrap_err().message.contains("is not UTF-8"));
         assert!(base.join("a/sub").is_dir());
         let mut names = list_dir(&base.join("a")).unwrap();
         names.sort();
         assert_eq!(names, vec![b"f.txt".to_vec(), b"link".to_vec(), b"sub".to_vec()]);
-        assert_eq!(join(&base, b"a/sub"), base.join("a").join("sub"));
         // Never into a directory through a link, nor a name that is not UTF-8.
         std::os::unix::fs::symlink(base.join("a"), base.join("via")).unwrap();
         let through_link = Dir::open(&base, b"via").err().expect("a link to a directory is refused");
