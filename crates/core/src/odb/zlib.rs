@@ -1,6 +1,6 @@
 //! Inflating a pack entry to exactly the size its header says: libdeflate natively (the pack
-//! module's `Inflater`), miniz_oxide in the WebAssembly core (with the adler32 checked: unlike
-//! the indexer's, these streams were never checked before).
+//! module's `Inflater`), miniz_oxide in the WebAssembly core (`pack::portable::inflate::checked`:
+//! with the adler32 checked, since unlike the indexer's these streams were never checked).
 
 /// Why an entry did not inflate.
 pub enum Failure {
@@ -42,20 +42,11 @@ impl EntryInflater {
     }
 
     pub fn inflate(&mut self, input: &[u8], out: &mut Vec<u8>, size: usize) -> Result<(), Failure> {
-        use miniz_oxide::inflate::core::{decompress, inflate_flags as f};
-        use miniz_oxide::inflate::TINFLStatus;
-        out.clear();
-        // One byte more than expected, so that a longer stream shows as such.
-        out.try_reserve_exact(size + 1).map_err(|_| Failure::NoMemory)?;
-        out.resize(size + 1, 0);
-        self.0.init();
-        let flags = f::TINFL_FLAG_PARSE_ZLIB_HEADER | f::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF | f::TINFL_FLAG_COMPUTE_ADLER32;
-        let (status, _, written) = decompress(&mut self.0, input, out, 0, flags);
-        out.truncate(written);
-        match status {
-            TINFLStatus::Done if written == size => Ok(()),
-            TINFLStatus::Done | TINFLStatus::HasMoreOutput | TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => Err(Failure::WrongSize),
-            _ => Err(Failure::BadData),
-        }
+        use crate::pack::portable::inflate::{checked, Unexact};
+        checked(&mut self.0, input, size, out).map_err(|e| match e {
+            Unexact::NoMemory => Failure::NoMemory,
+            Unexact::BadData => Failure::BadData,
+            Unexact::WrongSize => Failure::WrongSize,
+        })
     }
 }

@@ -20,6 +20,32 @@ pub fn exact(d: &mut DecompressorOxide, input: &[u8], size: usize, out: &mut Vec
     (status == TINFLStatus::Done && written == size).then(|| ())
 }
 
+/// Why `checked` failed.
+pub enum Unexact {
+    /// `size` bytes could not be allocated.
+    NoMemory,
+    BadData,
+    /// The stream does not inflate to `size` bytes (or is cut short).
+    WrongSize,
+}
+
+/// As `exact`, for a stream nothing has checked yet (the object database's entries): the
+/// adler32 is verified and the buffer is reserved fallibly.
+pub fn checked(d: &mut DecompressorOxide, input: &[u8], size: usize, out: &mut Vec<u8>) -> Result<(), Unexact> {
+    d.init();
+    out.clear();
+    out.try_reserve_exact(size + 1).map_err(|_| Unexact::NoMemory)?;
+    out.resize(size + 1, 0);
+    let flags = TINFL_FLAG_PARSE_ZLIB_HEADER | TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF | TINFL_FLAG_COMPUTE_ADLER32;
+    let (status, _, written) = decompress(d, input, out, 0, flags);
+    out.truncate(written);
+    match status {
+        TINFLStatus::Done if written == size => Ok(()),
+        TINFLStatus::Done | TINFLStatus::HasMoreOutput | TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => Err(Unexact::WrongSize),
+        _ => Err(Unexact::BadData),
+    }
+}
+
 /// A zlib stream inflated as its input arrives, into a buffer that grows up to `size` + 1.
 pub struct Stream {
     d: Box<DecompressorOxide>,

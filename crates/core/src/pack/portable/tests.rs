@@ -255,3 +255,22 @@ fn a_pack_past_the_limit_is_refused_naming_the_native_core() {
     assert_eq!((e.kind, taken), (ErrorKind::TooLarge, 1000));
     assert!(e.message.contains("1100 bytes or more"), "{}", e.message);
 }
+
+#[test]
+fn checked_inflate_verifies_the_adler32_and_the_size() {
+    use super::inflate::{checked, Unexact};
+    let data: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let z = deflate(&data, 6).unwrap();
+    let mut d = miniz_oxide::inflate::core::DecompressorOxide::new();
+    let mut out = Vec::new();
+    assert!(checked(&mut d, &z, data.len(), &mut out).is_ok());
+    assert_eq!(out, data);
+    assert!(matches!(checked(&mut d, &z, data.len() - 1, &mut out), Err(Unexact::WrongSize)));
+    assert!(matches!(checked(&mut d, &z, data.len() + 1, &mut out), Err(Unexact::WrongSize)));
+    assert!(matches!(checked(&mut d, &z[..z.len() - 9], data.len(), &mut out), Err(Unexact::WrongSize)));
+    let mut bad = z.clone();
+    let n = bad.len();
+    bad[n - 1] ^= 1; // the adler32: what `exact` does not look at
+    assert!(matches!(checked(&mut d, &bad, data.len(), &mut out), Err(Unexact::BadData)));
+    assert!(super::inflate::exact(&mut d, &bad, data.len(), &mut out).is_some());
+}
