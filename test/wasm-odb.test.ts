@@ -303,3 +303,31 @@ test('wasm: checkout refuses an entry named .GIT as the native core does, writin
     odb.odbClose(h);
   }
 });
+
+test('wasm: a checkout of thousands of files lets the event loop run between its steps, its progress readable meanwhile', async (t) => {
+  const base = await tempDir(t);
+  const repo = join(base, 'r.git');
+  await initBare(repo);
+  const blob = (await runOk('git', ['hash-object', '-w', '--stdin'], { cwd: repo, input: 'same\n' })).stdout.trim();
+  const files = 3000;
+  const listing = Array.from({ length: files }, (_, i) => `100644 blob ${blob}\tf${String(i).padStart(5, '0')}\n`).join('');
+  const tree = (await runOk('git', ['mktree'], { cwd: repo, input: listing })).stdout.trim();
+  const { odb, checkout } = wasmAreas();
+  const h = odb.odbOpen(repo);
+  const wt = join(base, 'wt');
+  mkdirSync(wt);
+  try {
+    const job = checkout.checkoutNew(h, tree, wt, { threads: 1, indexPath: join(base, 'index') });
+    const seen: { done: number; total: number }[] = [];
+    const ticks = setInterval(() => seen.push(checkout.checkoutProgress(job)), 0);
+    const r = await checkout.checkoutRun(job).finally(() => clearInterval(ticks));
+    t.deepEqual(r, { entries: files, directories: 0, bytes: files * 5 });
+    t.true(seen.some((p) => p.total === files && p.done > 0 && p.done < files), `progress seen while it ran: ${JSON.stringify(seen.slice(0, 5))}`);
+    t.deepEqual(checkout.checkoutProgress(job), { done: files, total: files });
+    t.is(readdirSync(wt).length, files);
+    const env = { GIT_DIR: repo, GIT_WORK_TREE: wt, GIT_INDEX_FILE: join(base, 'index') };
+    t.is((await runOk('git', ['diff-files', '--quiet'], { cwd: wt, env })).code, 0, 'the index matches the files written');
+  } finally {
+    odb.odbClose(h);
+  }
+});

@@ -77,7 +77,7 @@ export interface OdbCore {
   odbReadCommit(h: OdbHandle, oid: string): { tree: string; parents: string[]; time: number } | null;
 }
 
-/** A tree into an empty work tree, and its index (the wasm core runs it on one thread, `threads` aside). */
+/** A tree into an empty work tree, and its index (the wasm core: on one thread, `threads` aside, in steps). */
 export interface CheckoutCore {
   checkoutNew(h: OdbHandle, treeOrCommit: string, workTree: string, opts: { threads: number; indexPath: string | null }): CheckoutHandle;
   checkoutRun(c: CheckoutHandle): Promise<{ entries: number; directories: number; bytes: number }>;

@@ -1,7 +1,8 @@
 // The object database, checkout and connectivity check of the WebAssembly core: the same Rust
 // (crates/core/src/odb) as the native addon's, its file operations done by the host imports
-// (./wasm-host.ts). One instance holds every open database; checkout and the walk are one
-// synchronous call each (an instance has one thread), behind the promises the areas promise.
+// (./wasm-host.ts). One instance holds every open database; an instance has one thread: the walk
+// is one synchronous call, a checkout steps of a few hundred entries with the event loop (and
+// its progress meter) served between them.
 
 import { isOid } from '../oid.js';
 import { WasmCore } from './wasm.js';
@@ -15,6 +16,9 @@ function oidBytes(oid: string): Buffer {
 function ids(oids: string[]): Buffer {
   return Buffer.concat(oids.map(oidBytes));
 }
+
+/** Entries a checkout writes between two returns to the event loop (tens of milliseconds). */
+const STEP_ENTRIES = 512;
 
 function state(message: string): Error {
   return Object.assign(new Error(message), { code: 'ERR_INVALID_STATE' });
@@ -129,7 +133,8 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
     },
   };
 
-  /** The progress of checkouts that ran (their state freed). */
+  /** Checkouts running (between steps), and the progress of those that ran (their state freed). */
+  const running = new Set<number>();
   const finished = new Map<number, { done: number; total: number }>();
   const progressOf = (c: WasmCore, job: number) => {
     const b = c.out(c.check(c.x.mp_co_progress(job)));
@@ -154,18 +159,29 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
     async checkoutRun(job) {
       const token = job as unknown as number;
       const j = jobs.get(token);
-      if (j === undefined) throw state('this checkout has already run');
-      jobs.delete(token);
-      return call((c) => {
-        // The summary (out) or the error is read before the progress call replaces out.
-        const r = c.x.mp_co_run(j);
-        const summary = r === 0 ? c.out(c.x.mp_out_len()) : null;
-        const failure = summary ? null : c.error();
-        finished.set(token, progressOf(c, j));
-        c.x.mp_co_free(j);
-        if (!summary) throw failure;
-        return { entries: summary.readDoubleLE(0), directories: summary.readDoubleLE(8), bytes: summary.readDoubleLE(16) };
-      });
+      if (j === undefined || running.has(token)) throw state('this checkout has already run');
+      running.add(token);
+      try {
+        for (;;) {
+          // The summary (out) or the error is read before the progress call replaces out.
+          const r = call((c) => c.x.mp_co_step(j, STEP_ENTRIES));
+          if (r === 1) {
+            await new Promise((resolve) => setImmediate(resolve));
+            continue;
+          }
+          return call((c) => {
+            const summary = r === 0 ? c.out(c.x.mp_out_len()) : null;
+            const failure = summary ? null : c.error();
+            finished.set(token, progressOf(c, j));
+            if (!summary) throw failure;
+            return { entries: summary.readDoubleLE(0), directories: summary.readDoubleLE(8), bytes: summary.readDoubleLE(16) };
+          });
+        }
+      } finally {
+        // A trap dropped the instance, and the job with it.
+        if (jobs.delete(token) && w) w.x.mp_co_free(j);
+        running.delete(token);
+      }
     },
     checkoutProgress(job) {
       const token = job as unknown as number;

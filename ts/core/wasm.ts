@@ -62,7 +62,7 @@ export interface WasmExports {
   mp_odb_read(h: number, oid: number): number;
   mp_odb_read_commit(h: number, oid: number): number;
   mp_co_new(h: number, tree: number, wp: number, wn: number, ip: number, inn: number): number;
-  mp_co_run(job: number): number;
+  mp_co_step(job: number, entries: number): number;
   mp_co_progress(job: number): number;
   mp_co_free(job: number): void;
   mp_cc_check(h: number, tp: number, nt: number, sp: number, ns: number, before: number): number;

@@ -2,11 +2,12 @@
 //! the same code the native addon runs), its file operations going to the host
 //! (`mpgit_host`, odb/sys/host.rs). ts/core/wasm-odb.ts is the other side. Handles are
 //! pointers to boxed state; ids are 20 bytes; paths are UTF-8 bytes (pointer, length).
-//! Everything runs on the calling thread: a checkout or a walk is one synchronous call.
+//! Everything runs on the calling thread: a walk is one synchronous call, a checkout a few
+//! (`mp_co_step`), so that JavaScript gets control back between them (progress, timers).
 
 use crate::abi::{fail, oid_at, out, slice};
 use mpgit_core::error::Error;
-use mpgit_core::odb::checkout::{self, Progress};
+use mpgit_core::odb::checkout::{Plan, Progress, Summary};
 use mpgit_core::odb::connect::check_connected;
 use mpgit_core::odb::Odb;
 use std::collections::HashSet;
@@ -97,14 +98,15 @@ pub extern "C" fn mp_odb_read_commit(h: *mut OdbHandle, oid: *const u8) -> i32 {
     }
 }
 
-/// A checkout set up by mp_co_new and run (once) by mp_co_run.
+/// A checkout set up by mp_co_new and run (once) by steps of mp_co_step.
 pub struct Job {
     odb: OdbHandle,
     tree: [u8; 20],
     work_tree: PathBuf,
     index: Option<PathBuf>,
     progress: Progress,
-    started: bool,
+    plan: Option<Plan>,
+    ended: bool,
 }
 
 fn job<'a>(h: *mut Job) -> &'a mut Job {
@@ -117,7 +119,7 @@ fn job<'a>(h: *mut Job) -> &'a mut Job {
 pub extern "C" fn mp_co_new(h: *mut OdbHandle, tree: *const u8, wp: *const u8, wn: usize, ip: *const u8, in_: usize) -> *mut Job {
     let made = path(wp, wn).and_then(|w| Ok((w, if ip.is_null() { None } else { Some(path(ip, in_)?) })));
     match made {
-        Ok((work_tree, index)) => Box::into_raw(Box::new(Job { odb: odb(h).clone(), tree: oid_at(tree), work_tree, index, progress: Progress::default(), started: false })),
+        Ok((work_tree, index)) => Box::into_raw(Box::new(Job { odb: odb(h).clone(), tree: oid_at(tree), work_tree, index, progress: Progress::default(), plan: None, ended: false })),
         Err(e) => {
             fail(e);
             std::ptr::null_mut()
@@ -125,21 +127,39 @@ pub extern "C" fn mp_co_new(h: *mut OdbHandle, tree: *const u8, wp: *const u8, w
     }
 }
 
-/// Runs the checkout (once): 0 with out = entries, directories, bytes (f64 each), or -1.
+/// The next step of the checkout: the first plans it (the tree flattened, the directories
+/// made), the next ones write at least `entries` entries each, the last writes the index.
+/// 1 while there is more to do; 0 when done, out = entries, directories, bytes (f64 each); -1.
 #[no_mangle]
-pub extern "C" fn mp_co_run(h: *mut Job) -> i32 {
+pub extern "C" fn mp_co_step(h: *mut Job, entries: usize) -> i32 {
     let j = job(h);
-    if j.started {
+    if j.ended {
         return fail(Error::state("this checkout has already run"));
     }
-    j.started = true;
-    match checkout::checkout(&j.odb, &j.tree, &j.work_tree, j.index.as_deref(), 1, &j.progress) {
-        Ok(s) => {
-            out([s.entries as f64, s.directories as f64, s.bytes as f64].iter().flat_map(|x| x.to_le_bytes()).collect());
+    let step = match j.plan.as_mut() {
+        None => Plan::new(&j.odb, &j.tree, &j.work_tree, 1, &j.progress).map(|p| {
+            j.plan = Some(p);
+            None
+        }),
+        Some(p) if !p.written() => p.write_some(&j.odb, &j.work_tree, entries, &j.progress).map(|_| None),
+        Some(_) => j.plan.take().map_or_else(|| Err(Error::state("no checkout plan")), |p| p.finish(j.index.as_deref()).map(Some)),
+    };
+    match step {
+        Ok(None) => 1,
+        Ok(Some(s)) => {
+            j.ended = true;
+            out(summary(&s));
             0
         }
-        Err(e) => fail(e),
+        Err(e) => {
+            j.ended = true;
+            fail(e)
+        }
     }
+}
+
+fn summary(s: &Summary) -> Vec<u8> {
+    [s.entries as f64, s.directories as f64, s.bytes as f64].iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// Progress: done, total (f64 each) out.

@@ -59,60 +59,114 @@ struct Item {
 /// Writes the tree of `tree_or_commit` into `work_tree` (which must hold none of its paths),
 /// then, with `index`, the index for it there. `threads` at least 1.
 pub fn checkout(odb: &Odb, tree_or_commit: &[u8; 20], work_tree: &Path, index: Option<&Path>, threads: usize, progress: &Progress) -> Result<Summary> {
-    let root = odb.read_existing(tree_or_commit, "tree")?;
-    let tree = match root.kind {
-        OBJ_TREE => *tree_or_commit,
-        OBJ_COMMIT => parse::commit(&root.data, tree_or_commit)?.tree,
-        k => return Err(Error::bad(format!("{} is a {}, expected a tree or a commit", hex(tree_or_commit), type_name(k)))),
-    };
-    let (dirs, items) = flatten(odb, &tree)?;
-    progress.total.store(items.len() as u64, Ordering::Relaxed);
-    for d in &dirs[1..] {
-        sys::create_dir(work_tree, d)?;
-    }
-
-    // A directory's entries together, in bounded units.
-    let mut by_dir: Vec<Vec<u32>> = vec![Vec::new(); dirs.len()];
-    for (i, it) in items.iter().enumerate() {
-        by_dir[it.dir as usize].push(i as u32);
-    }
-    let unit = (items.len() / (threads.max(1) * UNITS_PER_THREAD)).clamp(UNIT_MIN, UNIT_MAX);
-    let units: Vec<(u32, &[u32])> = by_dir.iter().enumerate().flat_map(|(d, list)| list.chunks(unit).map(move |c| (d as u32, c))).collect();
-    let written = write_units(&units, threads, |&(d, list)| write_unit(odb, work_tree, &dirs[d as usize], &items, list, progress))?;
-
-    let mut stats: Vec<Option<Stat>> = vec![None; items.len()];
-    let mut bytes = 0;
-    for (i, st, n) in written.into_iter().flatten() {
-        stats[i as usize] = st;
-        bytes += n;
-    }
-    if let Some(index) = index {
-        let mut entries: Vec<index_file::Entry> = items.iter().zip(&stats).map(|(it, st)| index_file::Entry { path: &it.path, mode: it.mode, oid: it.oid, stat: *st }).collect();
-        index_file::write_locked(index, &index_file::encode(&mut entries)?)?;
-    }
-    Ok(Summary { entries: items.len() as u64, directories: (dirs.len() - 1) as u64, bytes })
+    let mut plan = Plan::new(odb, tree_or_commit, work_tree, threads, progress)?;
+    plan.write_rest(odb, work_tree, threads, progress)?;
+    plan.finish(index)
 }
 
-/// Runs `write` over every unit on `threads` threads (rayon).
-#[cfg(feature = "native")]
-fn write_units<U: Sync>(units: &[U], threads: usize, write: impl Fn(&U) -> Result<Vec<Written>> + Sync + Send) -> Result<Vec<Vec<Written>>> {
-    use rayon::prelude::*;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .thread_name(|i| format!("mpgit-checkout-{}", i))
-        .build()
-        .map_err(|e| Error::io(&std::io::Error::new(std::io::ErrorKind::Other, e.to_string()), "starting the checkout threads"))?;
-    let written = pool.install(|| units.par_iter().map(&write).collect::<Result<Vec<_>>>());
-    drop(pool);
-    // The threads' arenas (decoded blobs, freed) go back to the system.
-    crate::alloc::release_free_memory();
-    written
+/// A checkout under way: the tree flattened (every name checked), its directories created, its
+/// entries in units (a directory's entries together, bounded), written either all at once
+/// (`write_rest`: on threads natively) or a few units per call (`write_some`: for a caller that
+/// must get control back now and then, as the WebAssembly core's, which has one thread), then
+/// the index (`finish`).
+pub struct Plan {
+    dirs: Vec<Vec<u8>>,
+    items: Vec<Item>,
+    /// Each unit's directory and entries.
+    units: Vec<(u32, Vec<u32>)>,
+    /// Units written so far.
+    next: usize,
+    stats: Vec<Option<Stat>>,
+    bytes: u64,
 }
 
-/// One after another (the WebAssembly core: an instance has one thread).
-#[cfg(not(feature = "native"))]
-fn write_units<U>(units: &[U], _threads: usize, write: impl Fn(&U) -> Result<Vec<Written>>) -> Result<Vec<Vec<Written>>> {
-    units.iter().map(write).collect()
+impl Plan {
+    pub fn new(odb: &Odb, tree_or_commit: &[u8; 20], work_tree: &Path, threads: usize, progress: &Progress) -> Result<Plan> {
+        let root = odb.read_existing(tree_or_commit, "tree")?;
+        let tree = match root.kind {
+            OBJ_TREE => *tree_or_commit,
+            OBJ_COMMIT => parse::commit(&root.data, tree_or_commit)?.tree,
+            k => return Err(Error::bad(format!("{} is a {}, expected a tree or a commit", hex(tree_or_commit), type_name(k)))),
+        };
+        let (dirs, items) = flatten(odb, &tree)?;
+        progress.total.store(items.len() as u64, Ordering::Relaxed);
+        for d in &dirs[1..] {
+            sys::create_dir(work_tree, d)?;
+        }
+        // A directory's entries together, in bounded units.
+        let mut by_dir: Vec<Vec<u32>> = vec![Vec::new(); dirs.len()];
+        for (i, it) in items.iter().enumerate() {
+            by_dir[it.dir as usize].push(i as u32);
+        }
+        let unit = (items.len() / (threads.max(1) * UNITS_PER_THREAD)).clamp(UNIT_MIN, UNIT_MAX);
+        let units = by_dir.iter().enumerate().flat_map(|(d, list)| list.chunks(unit).map(move |c| (d as u32, c.to_vec()))).collect();
+        let stats = vec![None; items.len()];
+        Ok(Plan { dirs, items, units, next: 0, stats, bytes: 0 })
+    }
+
+    /// Whether every entry is written.
+    pub fn written(&self) -> bool {
+        self.next == self.units.len()
+    }
+
+    fn record(&mut self, written: Vec<Written>) {
+        for (i, st, n) in written {
+            self.stats[i as usize] = st;
+            self.bytes += n;
+        }
+    }
+
+    /// Writes the next units on this thread until at least `entries` more entries are written,
+    /// or none is left.
+    pub fn write_some(&mut self, odb: &Odb, work_tree: &Path, entries: usize, progress: &Progress) -> Result<()> {
+        let mut done = 0;
+        while done < entries && !self.written() {
+            let (d, list) = &self.units[self.next];
+            let w = write_unit(odb, work_tree, &self.dirs[*d as usize], &self.items, list, progress)?;
+            done += list.len();
+            self.next += 1;
+            self.record(w);
+        }
+        Ok(())
+    }
+
+    /// Writes every unit left, on `threads` threads (rayon).
+    #[cfg(feature = "native")]
+    pub fn write_rest(&mut self, odb: &Odb, work_tree: &Path, threads: usize, progress: &Progress) -> Result<()> {
+        use rayon::prelude::*;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("mpgit-checkout-{}", i))
+            .build()
+            .map_err(|e| Error::io(&std::io::Error::new(std::io::ErrorKind::Other, e.to_string()), "starting the checkout threads"))?;
+        let (dirs, items) = (&self.dirs, &self.items);
+        let rest = &self.units[self.next..];
+        let written = pool.install(|| rest.par_iter().map(|(d, list)| write_unit(odb, work_tree, &dirs[*d as usize], items, list, progress)).collect::<Result<Vec<_>>>());
+        drop(pool);
+        // The threads' arenas (decoded blobs, freed) go back to the system.
+        crate::alloc::release_free_memory();
+        self.next = self.units.len();
+        self.record(written?.into_iter().flatten().collect());
+        Ok(())
+    }
+
+    /// Writes every unit left, one after another (an instance of the WebAssembly core has one thread).
+    #[cfg(not(feature = "native"))]
+    pub fn write_rest(&mut self, odb: &Odb, work_tree: &Path, _threads: usize, progress: &Progress) -> Result<()> {
+        self.write_some(odb, work_tree, usize::MAX, progress)
+    }
+
+    /// With `index`, writes the index for what was written (every entry must be).
+    pub fn finish(self, index: Option<&Path>) -> Result<Summary> {
+        if !self.written() {
+            return Err(Error::state("the checkout is not written yet"));
+        }
+        if let Some(index) = index {
+            let mut entries: Vec<index_file::Entry> = self.items.iter().zip(&self.stats).map(|(it, st)| index_file::Entry { path: &it.path, mode: it.mode, oid: it.oid, stat: *st }).collect();
+            index_file::write_locked(index, &index_file::encode(&mut entries)?)?;
+        }
+        Ok(Summary { entries: self.items.len() as u64, directories: (self.dirs.len() - 1) as u64, bytes: self.bytes })
+    }
 }
 
 /// The directories (parents before children; the first is the root, "") and the other
