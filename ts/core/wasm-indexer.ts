@@ -308,8 +308,11 @@ async function indexFile(s: State, packPath: string, opts: { idxPath: string; re
   try {
     const fd = openSync(packPath, 'r');
     try {
+      const size = fstatSync(fd).size;
+      // A pack of more objects than the instance's tables hold is refused at its header.
+      s.w.x.mp_ix_expect(s.h, size);
       // A big pack's resolution threads start (their instances made) while this one scans.
-      if (fstatSync(fd).size >= EARLY_WORKERS_BYTES) startHelpers(s);
+      if (size >= EARLY_WORKERS_BYTES) startHelpers(s);
       const buf = Buffer.allocUnsafe(READ_CHUNK);
       for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) feed(s, buf.subarray(0, n));
     } finally {

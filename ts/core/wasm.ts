@@ -30,6 +30,8 @@ export interface WasmExports {
   mp_ix_reserve(h: number, n: number): number;
   mp_ix_commit(h: number, unused: number): number;
   mp_ix_open(h: number, p: number, n: number): number;
+  /** `total` is passed as a double: any file size, exactly. */
+  mp_ix_expect(h: number, total: number): void;
   mp_ix_progress(h: number): number;
   mp_ix_end(h: number, digest: number): number;
   mp_ix_roots(h: number): number;

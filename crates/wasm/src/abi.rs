@@ -156,6 +156,13 @@ pub extern "C" fn mp_ix_commit(h: *mut Indexer, unused: usize) -> i32 {
     }
 }
 
+/// The pack's whole size, when known (a double: any file size, exactly): a pack of more
+/// objects than the instance holds is then refused at its header.
+#[no_mangle]
+pub extern "C" fn mp_ix_expect(h: *mut Indexer, total: f64) {
+    ix(h).scan.known_size = Some(total as u64);
+}
+
 /// A pack file's path (UTF-8 bytes), opened through the host for reading by offset.
 fn open_pack(p: *const u8, n: usize) -> Result<PackReader, Error> {
     let path = String::from_utf8(slice(p, n).to_vec()).map(PathBuf::from).map_err(|_| Error::state("the pack's path is not UTF-8"))?;

@@ -16,6 +16,9 @@ pub const NOT_KEPT: u32 = u32::MAX;
 /// with bench:index-pack; the rest are read again from the pack file and inflated when resolved).
 pub const DELTA_KEEP: usize = 128 << 20;
 
+/// The fewest bytes an entry takes (a one-byte header and the shortest zlib stream).
+const MIN_ENTRY: u64 = 9;
+
 /// An entry whose zlib stream has not ended yet.
 struct Partial {
     hdr: Header,
@@ -61,6 +64,9 @@ pub struct Scanner {
     pub checksum: Option<[u8; 20]>,
     /// The most objects taken (`MAX_OBJECTS`; tests lower it).
     pub max_objects: u32,
+    /// The pack's whole size, when known (a file): a count past `max_objects` that the size
+    /// can hold is refused at the header; one it cannot is a corrupt count, as natively.
+    pub known_size: Option<u64>,
     /// The most inflated delta bytes kept (`DELTA_KEEP`; tests lower it).
     pub delta_keep: usize,
 }
@@ -83,6 +89,7 @@ impl Default for Scanner {
             spare: Vec::new(),
             checksum: None,
             max_objects: MAX_OBJECTS,
+            known_size: None,
             delta_keep: DELTA_KEEP,
         }
     }
@@ -156,7 +163,7 @@ impl Scanner {
                     }
                     let c = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
                     // Checked before the tables grow: past it they would not fit in the instance.
-                    if c > self.max_objects {
+                    if c > self.max_objects && self.known_size.map_or(false, |n| n >= 32 + MIN_ENTRY * c as u64) {
                         return Err(too_many(c as u64, self.max_objects));
                     }
                     self.count = Some(c);
@@ -172,6 +179,10 @@ impl Scanner {
             if self.partial.is_none() {
                 if self.entries.len() as u32 == count {
                     return self.trailer();
+                }
+                // A stream's count is known to be true only as its entries come.
+                if self.entries.len() as u32 == self.max_objects {
+                    return Err(too_many(count as u64, self.max_objects));
                 }
                 let offset = self.parsed;
                 let hdr = match parse_header(self.from(offset), offset)? {

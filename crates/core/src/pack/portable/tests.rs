@@ -291,8 +291,10 @@ fn a_pack_of_too_many_objects_is_refused_at_its_header_naming_the_native_core() 
         b.object(OBJ_BLOB, format!("blob number {} with some bytes", i).as_bytes());
     }
     let pack = b.finish();
+    // A file whose size can hold its count: refused at the header, before the tables grow.
     let mut ix = Indexer::default();
     ix.scan.max_objects = 39;
+    ix.scan.known_size = Some(pack.len() as u64);
     ix.scan.reserve(12).copy_from_slice(&pack[..12]);
     ix.scan.commit(0);
     let e = ix.scan.advance().unwrap_err();
@@ -300,6 +302,18 @@ fn a_pack_of_too_many_objects_is_refused_at_its_header_naming_the_native_core() 
     assert!(e.message.contains("40 objects") && e.message.contains("at most 39"), "{}", e);
     assert!(e.message.contains("MPGIT_CORE=native") && e.message.contains("native package"), "{}", e);
     assert!(ix.scan.entries.capacity() == 0);
+    // A stream: refused when its entries pass the limit.
+    let mut ix = Indexer::default();
+    ix.scan.max_objects = 39;
+    let e = scan_and_resolve(&mut ix, &pack, Drive { chunk: 50, split: false, keep: true }).unwrap_err();
+    assert_eq!((e.kind.clone(), ix.scan.entries.len()), (ErrorKind::TooLarge, 39));
+    // A count no file of its size can hold is a corrupt pack (as natively), not a large one.
+    let mut lying = pack.clone();
+    lying[8] = 0xff;
+    let mut ix = Indexer::default();
+    ix.scan.known_size = Some(pack.len() as u64);
+    let e = scan_and_resolve(&mut ix, &lying, PLAIN).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadPack, "{}", e);
     // At the limit, it is taken.
     let mut ix = Indexer::default();
     ix.scan.max_objects = 40;
