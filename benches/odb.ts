@@ -29,14 +29,29 @@ interface Core {
 interface Timing {
   wallMs: number;
   cpuMs: number;
+  /** The longest the event loop went without running a 1 ms timer (none for git: another process). */
+  gapMs?: number;
 }
 
 async function timed(f: () => Promise<unknown>): Promise<Timing> {
   const t0 = performance.now();
   const c0 = process.cpuUsage();
-  await f();
+  let last = t0;
+  let gapMs = 0;
+  const tick = () => {
+    const now = performance.now();
+    gapMs = Math.max(gapMs, now - last);
+    last = now;
+  };
+  const timer = setInterval(tick, 1);
+  try {
+    await f();
+  } finally {
+    clearInterval(timer);
+  }
+  tick();
   const c = process.cpuUsage(c0);
-  return { wallMs: performance.now() - t0, cpuMs: (c.user + c.system) / 1000 };
+  return { wallMs: performance.now() - t0, cpuMs: (c.user + c.system) / 1000, gapMs };
 }
 
 function cores(): Core[] {
@@ -113,6 +128,8 @@ async function main(): Promise<void> {
     'walk s': round(r.walk.wallMs / 1000),
     'walk cpu s': round(r.walk.cpuMs / 1000),
     'walk x git': round(r.walk.wallMs / g.walk.wallMs),
+    'checkout max gap ms': r.checkout.gapMs === undefined ? '-' : round(r.checkout.gapMs, 1),
+    'walk max gap ms': r.walk.gapMs === undefined ? '-' : round(r.walk.gapMs, 1),
   }));
   printTable(`bench:odb: ${values.preset} (${repo.objects} objects, ${files} files at HEAD, ${(repo.packBytes / 1e6).toFixed(1)} MB pack), median of ${runs}; ${machineLine(m)}`, rows);
   const path = writeJson('odb', { repo: { preset: values.preset, objects: repo.objects, files, packBytes: repo.packBytes }, runs, machine: m, backend: { native: 'libdeflate, pread, rayon', wasm: 'miniz_oxide, node fs host imports, 1 thread' }, results });
@@ -120,7 +137,7 @@ async function main(): Promise<void> {
 }
 
 function mid(ts: Timing[]): Timing {
-  return { wallMs: median(ts.map((t) => t.wallMs)), cpuMs: median(ts.map((t) => t.cpuMs)) };
+  return { wallMs: median(ts.map((t) => t.wallMs)), cpuMs: median(ts.map((t) => t.cpuMs)), gapMs: ts[0]?.gapMs === undefined ? undefined : median(ts.map((t) => t.gapMs ?? 0)) };
 }
 
 main().catch((e) => {

@@ -1,8 +1,8 @@
 // The object database, checkout and connectivity check of the WebAssembly core: the same Rust
 // (crates/core/src/odb) as the native addon's, its file operations done by the host imports
 // (./wasm-host.ts). One instance holds every open database; an instance has one thread: the walk
-// is one synchronous call, a checkout steps of a few hundred entries with the event loop (and
-// its progress meter) served between them.
+// runs in steps of about a thousand objects, a checkout in steps of a few hundred entries, with
+// the event loop (timers, signals, the progress meter) served between them.
 
 import { isOid } from '../oid.js';
 import { WasmCore } from './wasm.js';
@@ -19,6 +19,8 @@ function ids(oids: string[]): Buffer {
 
 /** Entries a checkout writes between two returns to the event loop (tens of milliseconds). */
 const STEP_ENTRIES = 512;
+/** Objects the connectivity walk reads between two returns to the event loop (about 10 ms). */
+const WALK_STEP_OBJECTS = 1024;
 
 function state(message: string): Error {
   return Object.assign(new Error(message), { code: 'ERR_INVALID_STATE' });
@@ -195,15 +197,19 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
     async connectivityCheck(h, tips, shallow, before) {
       const n = handle(h);
       const b = before === null ? 0 : handle(before);
-      return call((c) =>
-        c.withBytes(ids(tips), (tp) =>
-          c.withBytes(ids(shallow), (sp) => {
-            const objects = c.x.mp_cc_check(n, tp, tips.length, sp, shallow.length, b);
-            if (objects === -1) throw c.error();
-            return { objects };
-          }),
-        ),
-      );
+      const walk = call((c) => c.withBytes(ids(tips), (tp) => c.withBytes(ids(shallow), (sp) => c.x.mp_cc_new(n, tp, tips.length, sp, shallow.length, b))));
+      const alive = w;
+      try {
+        for (;;) {
+          const r = call((c) => c.x.mp_cc_step(walk, WALK_STEP_OBJECTS));
+          if (r === 0) return call((c) => ({ objects: c.out(8).readDoubleLE(0) }));
+          if (r === -1) throw call((c) => c.error());
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      } finally {
+        // A trap dropped the instance, and the walk with it.
+        if (w && w === alive) w.x.mp_cc_free(walk);
+      }
     },
   };
   return { odb, checkout, connectivity };

@@ -67,7 +67,9 @@ export interface WasmExports {
   mp_co_step(job: number, entries: number): number;
   mp_co_progress(job: number): number;
   mp_co_free(job: number): void;
-  mp_cc_check(h: number, tp: number, nt: number, sp: number, ns: number, before: number): number;
+  mp_cc_new(h: number, tp: number, nt: number, sp: number, ns: number, before: number): number;
+  mp_cc_step(walk: number, objects: number): number;
+  mp_cc_free(walk: number): void;
 }
 
 /** By mp_err_code; 10 is an I/O error whose errno name mp_err_errno gives. */

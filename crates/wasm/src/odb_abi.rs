@@ -2,13 +2,13 @@
 //! the same code the native addon runs), its file operations going to the host
 //! (`mpgit_host`, odb/sys/host.rs). ts/core/wasm-odb.ts is the other side. Handles are
 //! pointers to boxed state; ids are 20 bytes; paths are UTF-8 bytes (pointer, length).
-//! Everything runs on the calling thread: a walk is one synchronous call, a checkout a few
-//! (`mp_co_step`), so that JavaScript gets control back between them (progress, timers).
+//! Everything runs on the calling thread, a walk and a checkout in steps (`mp_cc_step`,
+//! `mp_co_step`), so that JavaScript gets control back between them (progress, timers, signals).
 
 use crate::abi::{fail, oid_at, out, slice};
 use mpgit_core::error::Error;
 use mpgit_core::odb::checkout::{Plan, Progress, Summary};
-use mpgit_core::odb::connect::check_connected;
+use mpgit_core::odb::connect::Walk;
 use mpgit_core::odb::Odb;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -179,14 +179,51 @@ fn ids(p: *const u8, n: usize) -> Vec<[u8; 20]> {
     slice(p, n * 20).chunks_exact(20).map(|c| oid_at(c.as_ptr())).collect()
 }
 
+/// A connectivity check set up by mp_cc_new and run by steps of mp_cc_step: the databases are
+/// held (a handle closed meanwhile makes the next step fail, as reading from it would).
+pub struct Walking {
+    odb: OdbHandle,
+    before: Option<OdbHandle>,
+    shallow: HashSet<[u8; 20]>,
+    walk: Walk,
+    ended: bool,
+}
+
 /// The connectivity check from `nt` tips (20 bytes each), `ns` shallow commits, stopping at
-/// what `before` (a handle, or null) has: the objects reached, or -1.
+/// what `before` (a handle, or null) has.
 #[no_mangle]
-pub extern "C" fn mp_cc_check(h: *mut OdbHandle, tp: *const u8, nt: usize, sp: *const u8, ns: usize, before: *mut OdbHandle) -> f64 {
-    let shallow: HashSet<[u8; 20]> = ids(sp, ns).into_iter().collect();
-    let before: Option<&Odb> = if before.is_null() { None } else { Some(&**odb(before)) };
-    match check_connected(odb(h), &ids(tp, nt), &shallow, before) {
-        Ok(n) => n as f64,
-        Err(e) => fail(e) as f64,
+pub extern "C" fn mp_cc_new(h: *mut OdbHandle, tp: *const u8, nt: usize, sp: *const u8, ns: usize, before: *mut OdbHandle) -> *mut Walking {
+    let odb = odb(h).clone();
+    let walk = Walk::new(&odb, &ids(tp, nt));
+    let before = if before.is_null() { None } else { Some(self::odb(before).clone()) };
+    Box::into_raw(Box::new(Walking { odb, before, shallow: ids(sp, ns).into_iter().collect(), walk, ended: false }))
+}
+
+/// Walks at most `objects` more objects: 1 while there is more; 0 when done, out = the objects
+/// reached (f64); -1.
+#[no_mangle]
+pub extern "C" fn mp_cc_step(h: *mut Walking, objects: usize) -> i32 {
+    // SAFETY: h comes from mp_cc_new and is not freed while JavaScript holds it.
+    let w = unsafe { &mut *h };
+    if w.ended {
+        return fail(Error::state("this connectivity check has already run"));
     }
+    match w.walk.step(&w.odb, &w.shallow, w.before.as_deref(), objects) {
+        Ok(None) => 1,
+        Ok(Some(n)) => {
+            w.ended = true;
+            out((n as f64).to_le_bytes().to_vec());
+            0
+        }
+        Err(e) => {
+            w.ended = true;
+            fail(e)
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn mp_cc_free(h: *mut Walking) {
+    // SAFETY: as mp_cc_step.
+    unsafe { drop(Box::from_raw(h)) }
 }

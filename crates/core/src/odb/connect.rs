@@ -49,92 +49,111 @@ fn tree_order(a: &TreeEntry, b: &TreeEntry) -> Ordering {
 /// Walks from `tips`; `shallow` commits count as having no parents; objects `before` has (the
 /// database as it was before a fetch: complete) end the walk. Returns the objects reached.
 pub fn check_connected(odb: &Odb, tips: &[[u8; 20]], shallow: &HashSet<[u8; 20]>, before: Option<&Odb>) -> Result<u64> {
-    let r = walk(odb, tips, shallow, before);
+    let mut w = Walk::new(odb, tips);
+    let r = w.step(odb, shallow, before, usize::MAX).map(|n| n.unwrap_or(0));
+    drop(w);
     #[cfg(feature = "native")]
     crate::alloc::release_free_memory();
     r
 }
 
-fn walk(odb: &Odb, tips: &[[u8; 20]], shallow: &HashSet<[u8; 20]>, before: Option<&Odb>) -> Result<u64> {
-    // Everything here is either walked already or on its way (on the stack, or in `trees`).
-    let mut seen: FastSet<Id> = FastSet::default();
-    seen.reserve(odb.object_count());
-    let mut stack: Vec<Work> = Vec::new();
-    let mut trees: Vec<Work> = Vec::new();
-    // Trees whose every entry is in `seen` (or in `before`): what the next ones are compared with.
-    let recent: Lru<Id> = Lru::new(RECENT_TREES_BYTES);
-    for t in tips {
-        if seen.insert(Id(*t)) {
-            stack.push(Work { oid: *t, from: None, like: None });
+/// A walk under way, done whole (`check_connected`) or some objects at a time (`step`: the
+/// WebAssembly core's, which must give the event loop its thread back now and then). Each step
+/// is given the same databases and shallow commits.
+pub struct Walk {
+    /// Everything here is either walked already or on its way (on the stack, or in `trees`).
+    seen: FastSet<Id>,
+    stack: Vec<Work>,
+    trees: Vec<Work>,
+    next_tree: usize,
+    /// Trees whose every entry is in `seen` (or in `before`): what the next ones are compared with.
+    recent: Lru<Id>,
+}
+
+impl Walk {
+    pub fn new(odb: &Odb, tips: &[[u8; 20]]) -> Walk {
+        let mut seen: FastSet<Id> = FastSet::default();
+        seen.reserve(odb.object_count());
+        let mut stack = Vec::new();
+        for t in tips {
+            if seen.insert(Id(*t)) {
+                stack.push(Work { oid: *t, from: None, like: None });
+            }
         }
+        Walk { seen, stack, trees: Vec::new(), next_tree: 0, recent: Lru::new(RECENT_TREES_BYTES) }
     }
-    let mut next_tree = 0;
-    loop {
-        let w = match stack.pop() {
-            Some(w) => w,
-            None if next_tree < trees.len() => {
-                next_tree += 1;
-                trees[next_tree - 1]
-            }
-            None => break,
-        };
-        if let Some(b) = before {
-            if b.has(&w.oid)? {
-                continue;
-            }
-        }
-        let obj = odb.read(&w.oid)?.ok_or_else(|| missing(&w.oid, w.from))?;
-        match obj.kind {
-            OBJ_COMMIT => {
-                let c = parse::commit(&obj.data, &w.oid)?;
-                if seen.insert(Id(c.tree)) {
-                    trees.push(Work { oid: c.tree, from: Some(w.oid), like: w.like });
+
+    /// Walks at most `budget` more objects: Some(objects reached) when the walk is complete,
+    /// None when there is more.
+    pub fn step(&mut self, odb: &Odb, shallow: &HashSet<[u8; 20]>, before: Option<&Odb>, budget: usize) -> Result<Option<u64>> {
+        let Walk { seen, stack, trees, next_tree, recent } = self;
+        for _ in 0..budget {
+            let w = match stack.pop() {
+                Some(w) => w,
+                None if *next_tree < trees.len() => {
+                    *next_tree += 1;
+                    trees[*next_tree - 1]
                 }
-                if !shallow.contains(&w.oid) {
-                    for p in c.parents {
-                        if seen.insert(Id(p)) {
-                            // The parent's tree will resemble this commit's.
-                            stack.push(Work { oid: p, from: Some(w.oid), like: Some(c.tree) });
+                None => return Ok(Some(seen.len() as u64)),
+            };
+            if let Some(b) = before {
+                if b.has(&w.oid)? {
+                    continue;
+                }
+            }
+            let obj = odb.read(&w.oid)?.ok_or_else(|| missing(&w.oid, w.from))?;
+            match obj.kind {
+                OBJ_COMMIT => {
+                    let c = parse::commit(&obj.data, &w.oid)?;
+                    if seen.insert(Id(c.tree)) {
+                        trees.push(Work { oid: c.tree, from: Some(w.oid), like: w.like });
+                    }
+                    if !shallow.contains(&w.oid) {
+                        for p in c.parents {
+                            if seen.insert(Id(p)) {
+                                // The parent's tree will resemble this commit's.
+                                stack.push(Work { oid: p, from: Some(w.oid), like: Some(c.tree) });
+                            }
                         }
                     }
                 }
-            }
-            OBJ_TREE => {
-                let data = Arc::new(obj.data);
-                let like_data = w.like.and_then(|l| recent.get(&Id(l))).map(|(_, d)| d);
-                let like = match (&like_data, w.like) {
-                    (Some(d), Some(l)) => parse::tree(d, &l, false)?,
-                    _ => Vec::new(),
-                };
-                let mut j = 0;
-                for e in parse::tree(&data, &w.oid, false)? {
-                    while j < like.len() && like[j].name != e.name && tree_order(&like[j], &e) == Ordering::Less {
-                        j += 1;
+                OBJ_TREE => {
+                    let data = Arc::new(obj.data);
+                    let like_data = w.like.and_then(|l| recent.get(&Id(l))).map(|(_, d)| d);
+                    let like = match (&like_data, w.like) {
+                        (Some(d), Some(l)) => parse::tree(d, &l, false)?,
+                        _ => Vec::new(),
+                    };
+                    let mut j = 0;
+                    for e in parse::tree(&data, &w.oid, false)? {
+                        while j < like.len() && like[j].name != e.name && tree_order(&like[j], &e) == Ordering::Less {
+                            j += 1;
+                        }
+                        let prev = like.get(j).filter(|p| p.name == e.name);
+                        if prev.map_or(false, |p| p.oid == e.oid && p.mode == e.mode) {
+                            continue; // in `seen` since that tree was walked
+                        }
+                        if e.mode == MODE_GITLINK || !seen.insert(Id(e.oid)) {
+                            continue;
+                        }
+                        if e.mode == MODE_TREE {
+                            let like = prev.filter(|p| p.mode == MODE_TREE).map(|p| p.oid);
+                            stack.push(Work { oid: e.oid, from: Some(w.oid), like });
+                        } else if !odb.has(&e.oid)? {
+                            return Err(missing(&e.oid, Some(w.oid)));
+                        }
                     }
-                    let prev = like.get(j).filter(|p| p.name == e.name);
-                    if prev.map_or(false, |p| p.oid == e.oid && p.mode == e.mode) {
-                        continue; // in `seen` since that tree was walked
-                    }
-                    if e.mode == MODE_GITLINK || !seen.insert(Id(e.oid)) {
-                        continue;
-                    }
-                    if e.mode == MODE_TREE {
-                        let like = prev.filter(|p| p.mode == MODE_TREE).map(|p| p.oid);
-                        stack.push(Work { oid: e.oid, from: Some(w.oid), like });
-                    } else if !odb.has(&e.oid)? {
-                        return Err(missing(&e.oid, Some(w.oid)));
+                    recent.put(Id(w.oid), OBJ_TREE, &data);
+                }
+                OBJ_TAG => {
+                    let t = parse::tag(&obj.data, &w.oid)?;
+                    if seen.insert(Id(t.object)) {
+                        stack.push(Work { oid: t.object, from: Some(w.oid), like: None });
                     }
                 }
-                recent.put(Id(w.oid), OBJ_TREE, &data);
+                _ => {}
             }
-            OBJ_TAG => {
-                let t = parse::tag(&obj.data, &w.oid)?;
-                if seen.insert(Id(t.object)) {
-                    stack.push(Work { oid: t.object, from: Some(w.oid), like: None });
-                }
-            }
-            _ => {}
         }
+        Ok(None)
     }
-    Ok(seen.len() as u64)
 }
