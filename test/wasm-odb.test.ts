@@ -18,6 +18,7 @@ import type { OdbCore } from '../ts/core/types.js';
 import { buildPack, copy, delta, insert, objectId } from './helpers/pack-builder.js';
 import { initBare, makeRepo } from './helpers/repo.js';
 import { git, mpgit, runOk, tempDir } from './helpers/proc.js';
+import { indexSansStat } from './helpers/index-bytes.js';
 import { gitDaemon } from './helpers/gitserve.js';
 
 const WASM = { MPGIT_CORE: 'wasm' };
@@ -158,24 +159,6 @@ async function varietyRepo(dir: string): Promise<void> {
   const env = { GIT_AUTHOR_NAME: 'a', GIT_AUTHOR_EMAIL: 'a@b', GIT_COMMITTER_NAME: 'a', GIT_COMMITTER_EMAIL: 'a@b' };
   const commit = (await runOk('git', ['commit-tree', tree, '-p', head, '-m', 'variety'], { cwd: dir, env })).stdout.trim();
   await git(['update-ref', 'refs/heads/main', commit], { cwd: dir });
-}
-
-/** An index v2 with each entry's ctime, mtime, dev and ino zeroed, without its checksum. */
-function indexSansStat(index: Buffer): Buffer {
-  const b = Buffer.from(index.subarray(0, index.length - 20));
-  expect(b.toString('latin1', 0, 4) === 'DIRC' && b.readUInt32BE(4) === 2, 'an index v2');
-  let at = 12;
-  for (let i = 0; i < b.readUInt32BE(8); i++) {
-    b.fill(0, at, at + 24);
-    const nameLen = b.readUInt16BE(at + 60) & 0xfff;
-    at += (62 + nameLen + 8) & ~7;
-  }
-  expect(at === b.length, 'no extensions');
-  return b;
-}
-
-function expect(ok: boolean, what: string): void {
-  if (!ok) throw new Error(`not ${what}`);
 }
 
 test('wasm: mpgit clone from git daemon gives a repository git finds complete and clean, the index as the native core writes it; mpgit fetch into it works', async (t) => {

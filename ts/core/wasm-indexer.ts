@@ -11,7 +11,7 @@ import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeFileSync, wri
 import { Worker } from 'node:worker_threads';
 import { deflate } from 'pako';
 import type { CoreIndexProgress, CoreIndexResult, IndexerCore, PackHandle } from './types.js';
-import { WasmCore } from './wasm.js';
+import { startWasmWorker, WasmCore } from './wasm.js';
 import type { WorkerAnswer, WorkerRequest } from './wasm-worker.js';
 
 /** Roots a worker takes at a time (small enough to balance uneven trees, big enough to batch). */
@@ -165,9 +165,7 @@ function stopHelpers(s: State): void {
 }
 
 function startWorker(workerData: object): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./wasm-worker.js', import.meta.url), { workerData });
-  const url = new URL('./wasm-worker.ts', import.meta.url).href;
-  return new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url)}); })`, { eval: true, workerData });
+  return startWasmWorker('wasm-worker', workerData);
 }
 
 function missing(s: State): string[] {

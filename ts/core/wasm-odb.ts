@@ -6,6 +6,7 @@
 
 import { isOid } from '../oid.js';
 import { WasmCore } from './wasm.js';
+import { BATCH_ENTRIES, writeOnWorkers, type CheckoutWorkerData } from './wasm-checkout.js';
 import type { CheckoutCore, CheckoutHandle, ConnectivityCore, OdbCore, OdbHandle } from './types.js';
 
 function oidBytes(oid: string): Buffer {
@@ -19,6 +20,8 @@ function ids(oids: string[]): Buffer {
 
 /** Entries a checkout writes between two returns to the event loop (tens of milliseconds). */
 const STEP_ENTRIES = 512;
+/** Fewest entries a checkout writes on worker threads (fewer: on this thread, as starting them costs more). */
+const PARALLEL_MIN_ENTRIES = 2000;
 /** Objects the connectivity walk reads between two returns to the event loop (about 10 ms). */
 const WALK_STEP_OBJECTS = 1024;
 
@@ -59,6 +62,9 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
   let oidAt = 0;
   const open = new Tokens();
   const jobs = new Tokens();
+  /** How a checkout thread opens each database again, and what each checkout was asked. */
+  const sources = new Map<number, Omit<CheckoutWorkerData, 'module' | 'workTree'>>();
+  const asked = new Map<number, { source: Omit<CheckoutWorkerData, 'module' | 'workTree'>; workTree: string; threads: number }>();
   const core = (): WasmCore => {
     if (!w) {
       w = new WasmCore(module);
@@ -99,17 +105,21 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
       return call((c) => {
         const h = withPath(c, gitDir, (p, n) => c.x.mp_odb_open(p, n, opts?.cacheBytes ?? -1));
         if (h === 0) throw c.error();
-        return open.add(h) as unknown as OdbHandle;
+        const token = open.add(h);
+        sources.set(token, { gitDir, cacheBytes: opts?.cacheBytes ?? -1, packs: [] });
+        return token as unknown as OdbHandle;
       });
     },
     odbAddPack(h, packPath, idxPath) {
       const n = handle(h);
       call((c) => withPath(c, packPath, (pp, pn) => withPath(c, idxPath, (ip, inn) => c.check(c.x.mp_odb_add_pack(n, pp, pn, ip, inn)))));
+      sources.get(h as unknown as number)?.packs.push([packPath, idxPath]);
     },
     odbClose(h) {
       const n = open.get(h as unknown as number);
       if (n === undefined) return;
       open.delete(h as unknown as number);
+      sources.delete(h as unknown as number);
       call((c) => c.x.mp_odb_close(n));
     },
     odbHas(h, oid) {
@@ -151,7 +161,9 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
             const make = (ip: number, inn: number) => {
               const job = c.x.mp_co_new(n, t, wp, wn, ip, inn);
               if (job === 0) throw c.error();
-              return jobs.add(job) as unknown as CheckoutHandle;
+              const token = jobs.add(job);
+              asked.set(token, { source: sources.get(h as unknown as number)!, workTree, threads: opts.threads });
+              return token as unknown as CheckoutHandle;
             };
             return opts.indexPath === null ? make(0, 0) : withPath(c, opts.indexPath, make);
           }),
@@ -163,7 +175,15 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
       const j = jobs.get(token);
       if (j === undefined || running.has(token)) throw state('this checkout has already run');
       running.add(token);
+      const a = asked.get(token)!;
+      asked.delete(token);
       try {
+        const entries = call((c) => c.check(c.x.mp_co_plan(j, a.threads)));
+        if (a.threads > 1 && entries >= PARALLEL_MIN_ENTRIES) {
+          const next = () => call((c) => (c.check(c.x.mp_co_batch(j, BATCH_ENTRIES)) ? c.out(c.x.mp_out_len()) : null));
+          const record = (answer: Uint8Array) => call((c) => c.withBytes(answer, (p, n) => c.check(c.x.mp_co_record(j, p, n))));
+          await writeOnWorkers({ module, workTree: a.workTree, ...a.source }, a.threads, next, record);
+        }
         for (;;) {
           // The summary (out) or the error is read before the progress call replaces out.
           const r = call((c) => c.x.mp_co_step(j, STEP_ENTRIES));

@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { wasmHost } from './wasm-host.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -65,6 +66,10 @@ export interface WasmExports {
   mp_odb_read_commit(h: number, oid: number): number;
   mp_co_new(h: number, tree: number, wp: number, wn: number, ip: number, inn: number): number;
   mp_co_step(job: number, entries: number): number;
+  mp_co_plan(job: number, threads: number): number;
+  mp_co_batch(job: number, entries: number): number;
+  mp_co_record(job: number, p: number, n: number): number;
+  mp_cw_write(h: number, wp: number, wn: number, bp: number, bn: number): number;
   mp_co_progress(job: number): number;
   mp_co_free(job: number): void;
   mp_cc_new(h: number, tp: number, nt: number, sp: number, ns: number, before: number): number;
@@ -148,4 +153,11 @@ export function wasmModule(): { module: WebAssembly.Module } | { error: string }
   } catch (e) {
     return (compiled = { error: `${wasmPath} failed to compile: ${(e as Error).message}` });
   }
+}
+
+/** Starts the worker thread of module `name` (beside this file: the .ts one under tsx, in tests and benches). */
+export function startWasmWorker(name: string, workerData: object): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, import.meta.url), { workerData });
+  const url = new URL(`./${name}.ts`, import.meta.url).href;
+  return new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url)}); })`, { eval: true, workerData });
 }

@@ -7,7 +7,7 @@
 
 use crate::abi::{fail, oid_at, out, slice};
 use mpgit_core::error::Error;
-use mpgit_core::odb::checkout::{Plan, Progress, Summary};
+use mpgit_core::odb::checkout::{write_batch, Plan, Progress, Summary};
 use mpgit_core::odb::connect::Walk;
 use mpgit_core::odb::Odb;
 use std::collections::HashSet;
@@ -155,6 +155,73 @@ pub extern "C" fn mp_co_step(h: *mut Job, entries: usize) -> i32 {
             j.ended = true;
             fail(e)
         }
+    }
+}
+
+/// Plans the checkout (the tree flattened, the directories made; units sized for `threads`
+/// writers): the entries to write, or -1. Then either mp_co_step writes them here, or they go
+/// out in batches (mp_co_batch) to worker instances (mp_cw_write) whose answers come back
+/// (mp_co_record); mp_co_step then writes the index.
+#[no_mangle]
+pub extern "C" fn mp_co_plan(h: *mut Job, threads: usize) -> i32 {
+    let j = job(h);
+    if j.ended || j.plan.is_some() {
+        return fail(Error::state("this checkout has already run"));
+    }
+    match Plan::new(&j.odb, &j.tree, &j.work_tree, threads.max(1), &j.progress) {
+        Ok(p) => {
+            let n = p.entries();
+            j.plan = Some(p);
+            n.min(i32::MAX as usize) as i32
+        }
+        Err(e) => {
+            j.ended = true;
+            fail(e)
+        }
+    }
+}
+
+/// The next batch of at least `entries` entries (whole units) out: its length, 0 when every
+/// unit is handed out, -1.
+#[no_mangle]
+pub extern "C" fn mp_co_batch(h: *mut Job, entries: usize) -> i32 {
+    match job(h).plan.as_mut() {
+        Some(p) => match p.take_batch(entries) {
+            Some(b) => {
+                let n = b.len() as i32;
+                out(b);
+                n
+            }
+            None => 0,
+        },
+        None => fail(Error::state("the checkout is not planned")),
+    }
+}
+
+/// Records a worker's answer to a batch (mp_cw_write's output): 0, or -1.
+#[no_mangle]
+pub extern "C" fn mp_co_record(h: *mut Job, p: *const u8, n: usize) -> i32 {
+    let j = job(h);
+    match j.plan.as_mut() {
+        Some(plan) => match plan.record_batch(slice(p, n), &j.progress) {
+            Ok(()) => 0,
+            Err(e) => fail(e),
+        },
+        None => fail(Error::state("the checkout is not planned")),
+    }
+}
+
+/// In a worker instance: writes a batch (mp_co_batch's output) into the work tree, reading
+/// blobs from `h`: the answer's length (out), or -1.
+#[no_mangle]
+pub extern "C" fn mp_cw_write(h: *mut OdbHandle, wp: *const u8, wn: usize, bp: *const u8, bn: usize) -> i32 {
+    match path(wp, wn).and_then(|w| write_batch(odb(h), &w, slice(bp, bn))) {
+        Ok(a) => {
+            let n = a.len() as i32;
+            out(a);
+            n
+        }
+        Err(e) => fail(e),
     }
 }
 

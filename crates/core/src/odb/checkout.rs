@@ -18,6 +18,9 @@ use crate::oid::hex;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod batch;
+pub use batch::write_batch;
+
 /// Deepest tree nesting followed.
 const MAX_TREE_DEPTH: usize = 4096;
 /// Most entries of one directory handed to a thread at once (big directories are shared).
@@ -66,16 +69,19 @@ pub fn checkout(odb: &Odb, tree_or_commit: &[u8; 20], work_tree: &Path, index: O
 
 /// A checkout under way: the tree flattened (every name checked), its directories created, its
 /// entries in units (a directory's entries together, bounded), written either all at once
-/// (`write_rest`: on threads natively) or a few units per call (`write_some`: for a caller that
-/// must get control back now and then, as the WebAssembly core's, which has one thread), then
-/// the index (`finish`).
+/// (`write_rest`: on threads natively), a few units per call (`write_some`: for a caller that
+/// must get control back now and then, as the WebAssembly core's, which has one thread), or in
+/// batches by writers of their own (`take_batch`, `write_batch`, `record_batch`: the
+/// WebAssembly core's worker instances), then the index (`finish`).
 pub struct Plan {
     dirs: Vec<Vec<u8>>,
     items: Vec<Item>,
     /// Each unit's directory and entries.
     units: Vec<(u32, Vec<u32>)>,
-    /// Units written so far.
+    /// Units written (or handed out in batches) so far.
     next: usize,
+    /// Entries handed out in batches whose answers are not recorded yet.
+    outstanding: usize,
     stats: Vec<Option<Stat>>,
     bytes: u64,
 }
@@ -101,12 +107,17 @@ impl Plan {
         let unit = (items.len() / (threads.max(1) * UNITS_PER_THREAD)).clamp(UNIT_MIN, UNIT_MAX);
         let units = by_dir.iter().enumerate().flat_map(|(d, list)| list.chunks(unit).map(move |c| (d as u32, c.to_vec()))).collect();
         let stats = vec![None; items.len()];
-        Ok(Plan { dirs, items, units, next: 0, stats, bytes: 0 })
+        Ok(Plan { dirs, items, units, next: 0, outstanding: 0, stats, bytes: 0 })
     }
 
     /// Whether every entry is written.
     pub fn written(&self) -> bool {
-        self.next == self.units.len()
+        self.next == self.units.len() && self.outstanding == 0
+    }
+
+    /// The entries to write (files, symbolic links, gitlinks).
+    pub fn entries(&self) -> usize {
+        self.items.len()
     }
 
     fn record(&mut self, written: Vec<Written>) {
@@ -120,7 +131,7 @@ impl Plan {
     /// or none is left.
     pub fn write_some(&mut self, odb: &Odb, work_tree: &Path, entries: usize, progress: &Progress) -> Result<()> {
         let mut done = 0;
-        while done < entries && !self.written() {
+        while done < entries && self.next < self.units.len() {
             let (d, list) = &self.units[self.next];
             let w = write_unit(odb, work_tree, &self.dirs[*d as usize], &self.items, list, progress)?;
             done += list.len();

@@ -2,7 +2,7 @@
 //! --batch` judges what we read, `git status` / `git diff-files` / `git ls-files` what we
 //! check out, `git rev-list --objects` what we walk.
 
-use super::checkout::{checkout, Progress};
+use super::checkout::{checkout, write_batch, Plan, Progress};
 use super::connect::check_connected;
 use super::*;
 use crate::oid::parse_oid;
@@ -187,6 +187,41 @@ fn checkout_and_index_leave_git_status_clean() {
         let again = checkout(&odb, &oid(&head), &dst, None, threads, &Progress::default()).unwrap_err();
         assert_eq!(again.code(), "EEXIST", "{}", again);
     }
+}
+
+#[test]
+fn checkout_in_batches_written_by_other_databases_gives_the_same_index() {
+    let (d, src) = packed_variety_repo("odb-checkout-batch", "src");
+    let head = text(git(&src, &["rev-parse", "HEAD"], None)).trim().to_string();
+    let dst = d.path("dst");
+    empty_clone(&src, &dst, &head);
+    let odb = Odb::open(&dst.join(".git")).unwrap();
+    let progress = Progress::default();
+    let mut plan = Plan::new(&odb, &oid(&head), &dst, 2, &progress).unwrap();
+    // Two writers, each with a database of its own, the batches alternating between them.
+    let writers = [Odb::open(&dst.join(".git")).unwrap(), Odb::open(&dst.join(".git")).unwrap()];
+    let mut answers = Vec::new();
+    let mut k = 0;
+    while let Some(b) = plan.take_batch(3) {
+        answers.push(write_batch(&writers[k % 2], &dst, &b).unwrap());
+        k += 1;
+    }
+    assert!(k > 2 && !plan.written());
+    for a in answers.iter().rev() {
+        plan.record_batch(a, &progress).unwrap();
+    }
+    assert!(plan.written());
+    let s = plan.finish(Some(&dst.join(".git/index"))).unwrap();
+    assert_eq!(progress.done.load(std::sync::atomic::Ordering::Relaxed), s.entries);
+    assert_eq!(text(git(&dst, &["ls-files", "-s"], None)), text(git(&src, &["ls-files", "-s"], None)));
+    git(&dst, &["diff-files", "--quiet"], None);
+    assert_eq!(text(git(&dst, &["status", "--porcelain", "--ignored"], None)), "");
+    // A writer's error is the error a checkout on one thread gives (here: a file in the way).
+    let other = d.path("other");
+    std::fs::create_dir(&other).unwrap();
+    let batch = Plan::new(&odb, &oid(&head), &other, 1, &Progress::default()).unwrap().take_batch(1).unwrap();
+    let again = write_batch(&writers[0], &dst, &batch).unwrap_err();
+    assert_eq!(again.code(), "EEXIST", "{}", again);
 }
 
 /// Writes a tree object from (mode, name, id) entries, unchecked (as a hostile server could).
