@@ -1,7 +1,8 @@
 // The WebAssembly core's indexer where it differs from the native one: its resolution threads
 // (one instance each, started while the scan runs for a pack file, or at the end of a stream)
-// must give git's bytes, and a pack too large for a wasm32 instance's memory must be refused
-// before any byte is read, naming what to use instead.
+// reading the pack file by offset, must give git's bytes; and a pack of more objects than a
+// wasm32 instance's memory has room for must be refused at its header, naming what to use
+// instead (its size in bytes is no limit: test/pack-large-offset.test.ts).
 
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
@@ -10,8 +11,8 @@ import { join } from 'node:path';
 import { git, mpgit, tempDir } from './helpers/proc.js';
 
 const WASM = { MPGIT_CORE: 'wasm' };
-/** The largest pack the wasm core takes (crates/core/src/pack/portable/mod.rs MAX_PACK). */
-const MAX_PACK = 3 * 2 ** 30;
+/** The most objects the wasm core takes (crates/core/src/pack/portable/mod.rs MAX_OBJECTS). */
+const MAX_OBJECTS = Math.floor((3 * 2 ** 30) / 200);
 
 /**
  * A pack of `files` incompressible 48 KiB blobs, each also in a second version with a few bytes
@@ -60,22 +61,27 @@ test('wasm core, 2 threads: hundreds of delta trees give git\'s .idx, from a fil
   t.true(readFileSync(join(dst, 'objects', 'pack', idx!)).equals(want), 'streamed: the .idx differs from git\'s');
 });
 
-test('wasm core: a pack past its 3 GiB limit is refused up front with MPGIT_PACK_TOO_LARGE, naming the native package and MPGIT_CORE=native', async (t) => {
+test('wasm core: a pack file of more objects than its tables hold is refused at its header with MPGIT_PACK_TOO_LARGE, naming the native package and MPGIT_CORE=native', async (t) => {
   const dir = await tempDir(t);
+  const header = Buffer.alloc(12);
+  header.write('PACK', 'latin1');
+  header.writeUInt32BE(2, 4);
+  header.writeUInt32BE(MAX_OBJECTS + 1, 8);
+  // Sparse: the header, then a hole of 1 GiB that is never read.
   const big = join(dir, 'big.pack');
-  // Sparse: a pack header, then a hole to one byte past the limit (nothing is read).
   const fd = openSync(big, 'w');
   try {
-    const header = Buffer.from('PACK\0\0\0\x02\0\0\0\x01', 'latin1');
     writeSync(fd, header);
-    ftruncateSync(fd, MAX_PACK + 1);
+    ftruncateSync(fd, 2 ** 30);
   } finally {
     closeSync(fd);
   }
+  const started = Date.now();
   const r = await mpgit(['index-pack', '-o', join(dir, 'big.idx'), big], { env: WASM });
   t.is(r.code, 128, r.stderr);
-  t.regex(r.stderr, /^fatal: the pack \(3221225473 bytes or more\) is too large for the WebAssembly core/m);
+  t.regex(r.stderr, new RegExp(`^fatal: the pack has ${MAX_OBJECTS + 1} objects, too many for the WebAssembly core.*at most ${MAX_OBJECTS} objects`, 'm'));
   t.regex(r.stderr, /native package for this platform/);
   t.regex(r.stderr, /MPGIT_CORE=native/);
   t.false(existsSync(join(dir, 'big.idx')), 'an .idx was left behind');
+  t.true(Date.now() - started < 30_000, 'the refusal should come at the header, not after reading the pack');
 });

@@ -1,10 +1,10 @@
 // The pack indexer of the WebAssembly core, as the IndexerCore the pack layer uses (the same
-// contract as the addon's: docs/ARCHITECTURE.md). The bytes go to the pack file and into the
-// instance, which parses entries as they complete; at the end of input the delta trees are
-// resolved in this instance (one thread) or split over worker threads, each with an instance
-// of its own holding the pack (ts/core/wasm-worker.ts; for a pack file they start, and read
-// it, while this instance scans); the appended bases of a thin pack are deflated with pako
-// (zlib's own algorithm: git's bytes); .idx/.rev come from the instance.
+// contract as the addon's: docs/ARCHITECTURE.md). The bytes go to the pack file and through
+// the instance, which parses entries as they complete and keeps what it needs of each (not the
+// pack); at the end of input the delta trees are resolved in this instance (one thread) or
+// split over worker threads, each with an instance of its own (ts/core/wasm-worker.ts), all
+// reading entries back from the pack file by offset; the appended bases of a thin pack are
+// deflated with pako (zlib's own algorithm: git's bytes); .idx/.rev come from the instance.
 
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
@@ -18,16 +18,16 @@ import type { WorkerAnswer, WorkerRequest } from './wasm-worker.js';
 const ROOTS_PER_BATCH = 128;
 /** Batches sent to a worker ahead of its answers. */
 const BATCHES_IN_FLIGHT = 2;
-/** Bytes read from a pack file per step (indexPackFile). */
+/** Bytes read from a pack file per step (indexPackFile, and the checksum after --fix-thin). */
 const READ_CHUNK = 8 << 20;
-/** A pack file at least this big gets its resolution threads at the start (they read it while
- * this instance scans); smaller ones, and streams, only when there are roots enough to share. */
+/** A pack file at least this big gets its resolution threads at the start (made while this
+ * instance scans); smaller ones, and streams, only when there are roots enough to share. */
 const EARLY_WORKERS_BYTES = 16 << 20;
+
 
 /** A resolution thread: its answers go to `on` (set once resolving starts; until then only an error can come). */
 interface Helper {
   worker: Worker;
-  loaded: boolean;
   on: ((a: WorkerAnswer) => void) | null;
   failed: Error | null;
 }
@@ -63,7 +63,6 @@ function feed(s: State, chunk: Uint8Array): void {
   hashBehind(s, chunk);
   const x = s.w.x;
   const p = x.mp_ix_reserve(s.h, chunk.length);
-  if (p === 0) throw s.w.error();
   s.w.bytes(p, chunk.length).set(chunk);
   s.w.check(x.mp_ix_commit(s.h, 0));
 }
@@ -72,10 +71,10 @@ function hex(b: Uint8Array): string {
   return Buffer.from(b).toString('hex');
 }
 
-/** Starts the `threads - 1` resolution threads; `packLen`, when known, has them read the pack now. */
-function startHelpers(s: State, packLen: number | null): void {
+/** Starts the `threads - 1` resolution threads. */
+function startHelpers(s: State): void {
   for (let i = s.helpers.length; i < s.threads - 1; i++) {
-    const h: Helper = { worker: startWorker({ module: s.w.module, packPath: s.packPath }), loaded: false, on: null, failed: null };
+    const h: Helper = { worker: startWorker({ module: s.w.module, packPath: s.packPath }), on: null, failed: null };
     const fail = (e: Error) => {
       h.failed ??= e;
       h.on?.({ error: { message: e.message, code: (e as { code?: string }).code } });
@@ -85,10 +84,6 @@ function startHelpers(s: State, packLen: number | null): void {
     h.worker.on('exit', (code) => code && fail(new Error(`a pack resolution thread exited with ${code}`)));
     // Not keeping node alive before resolving: an indexer given up on must not hang the process.
     h.worker.unref();
-    if (packLen !== null) {
-      h.worker.postMessage({ load: packLen } satisfies WorkerRequest);
-      h.loaded = true;
-    }
     s.helpers.push(h);
   }
 }
@@ -107,9 +102,8 @@ async function resolveAll(s: State): Promise<void> {
     here(roots);
     return;
   }
-  startHelpers(s, null);
+  startHelpers(s);
   const table = s.w.out(s.w.check(x.mp_ix_table(s.h)));
-  const packLen = x.mp_ix_pack_len(s.h) >>> 0;
   let next = 0;
   let failed: unknown = null;
   // This thread's share: a batch at a time, letting the workers' answers in between.
@@ -150,8 +144,6 @@ async function resolveAll(s: State): Promise<void> {
       };
       if (h.failed) return h.on({ error: { message: h.failed.message, code: (h.failed as { code?: string }).code } });
       h.worker.ref();
-      if (!h.loaded) h.worker.postMessage({ load: packLen } satisfies WorkerRequest);
-      h.loaded = true;
       h.worker.postMessage({ table } satisfies WorkerRequest);
     });
   const workers = s.helpers.map(one);
@@ -182,7 +174,8 @@ function missing(s: State): string[] {
   return Array.from({ length: n }, (_, i) => hex(b.subarray(i * 20, i * 20 + 20)));
 }
 
-/** Appends the supplied bases git would, writing the new tail, count and trailer to the file. */
+/** Appends the supplied bases git would: the new entries where the trailer was, the new count,
+ * then the trailer, the SHA-1 of the whole file read back (as git's --fix-thin does). */
 function fixThin(s: State, level: number): number {
   const x = s.w.x;
   let appended = 0;
@@ -193,19 +186,29 @@ function fixThin(s: State, level: number): number {
     appended++;
   }
   if (!appended) return 0;
-  x.mp_ix_seal_count(s.h);
-  const sum = createHash('sha1').update(s.w.bytes(x.mp_ix_pack_ptr(s.h), x.mp_ix_pack_len(s.h))).digest();
-  s.w.withBytes(sum, (p) => x.mp_ix_seal(s.h, p));
-  s.checksum = sum;
-  const from = x.mp_ix_original_body(s.h) >>> 0;
-  const len = x.mp_ix_pack_len(s.h) >>> 0;
+  const from = x.mp_ix_original_body(s.h);
+  const tail = Buffer.from(s.w.bytes(x.mp_ix_tail_ptr(s.h), x.mp_ix_tail_len(s.h)));
+  const count = Buffer.alloc(4);
+  count.writeUInt32BE(x.mp_ix_count_after(s.h) >>> 0);
   const fd = s.fd ?? openSync(s.packPath, 'r+');
   try {
-    writeSync(fd, s.w.bytes((x.mp_ix_pack_ptr(s.h) >>> 0) + from, len - from), 0, len - from, from);
-    writeSync(fd, s.w.bytes(x.mp_ix_pack_ptr(s.h) + 8, 4), 0, 4, 8);
+    writeSync(fd, tail, 0, tail.length, from);
+    writeSync(fd, count, 0, 4, 8);
+    const sum = createHash('sha1');
+    const buf = Buffer.allocUnsafe(READ_CHUNK);
+    const end = from + tail.length;
+    for (let at = 0; at < end; ) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, end - at), at);
+      if (n === 0) throw Object.assign(new Error(`${s.packPath} is shorter than the ${end} bytes written`), { code: 'EIO' });
+      sum.update(buf.subarray(0, n));
+      at += n;
+    }
+    s.checksum = sum.digest();
+    writeSync(fd, s.checksum, 0, 20, end);
   } finally {
     if (fd !== s.fd) closeSync(fd);
   }
+  s.w.withBytes(s.checksum, (p) => x.mp_ix_seal(s.h, p));
   return appended;
 }
 
@@ -235,13 +238,15 @@ function release(s: State): void {
 
 function progress(s: State): CoreIndexProgress {
   const b = s.w.out(s.w.x.mp_ix_progress(s.h));
-  const v = (i: number) => b.readUInt32LE(i * 4);
-  return { bytes: v(0), objectsTotal: v(1), objectsReceived: v(2), deltasTotal: v(3), deltasResolved: v(4) };
+  const v = (i: number) => b.readUInt32LE(8 + i * 4);
+  return { bytes: b.readDoubleLE(0), objectsTotal: v(0), objectsReceived: v(1), deltasTotal: v(2), deltasResolved: v(3) };
 }
 
 async function endAndResolve(s: State): Promise<{ missing: string[] }> {
   try {
     s.checksum = s.w.withBytes(s.sum.digest(), (p) => s.w.out(s.w.check(s.w.x.mp_ix_end(s.h, p))));
+    // Resolving reads the entries back from the file (complete now: written as it came).
+    s.w.withBytes(Buffer.from(s.packPath), (p, n) => s.w.check(s.w.x.mp_ix_open(s.h, p, n)));
     await resolveAll(s);
     return { missing: missing(s) };
   } catch (e) {
@@ -270,7 +275,7 @@ export function wasmIndexer(module: WebAssembly.Module): IndexerCore {
     return { w, h: w.x.mp_ix_new(), sum: createHash('sha1'), held: Buffer.alloc(0), packPath, fd, threads: Math.max(1, threads), checksum: null, helpers: [] };
   };
   return {
-    packIndexerNew: (packPath, opts) => open(packPath, opts.threads, openSync(packPath, 'wx')) as unknown as PackHandle,
+    packIndexerNew: (packPath, opts) => open(packPath, opts.threads, openSync(packPath, 'wx+')) as unknown as PackHandle,
     packIndexerWrite: guarded((h, chunk: Buffer) => {
       const s = state(h);
       if (s.fd === null || s.checksum) throw Object.assign(new Error('write after the end of input'), { code: 'ERR_INVALID_STATE' });
@@ -302,9 +307,10 @@ async function indexFile(s: State, packPath: string, opts: { idxPath: string; re
     const fd = openSync(packPath, 'r');
     try {
       const size = fstatSync(fd).size;
-      // Before any byte is read: a pack too large for the instance's memory fails here.
-      s.w.check(s.w.x.mp_ix_expect(s.h, size));
-      if (size >= EARLY_WORKERS_BYTES) startHelpers(s, size);
+      // A pack of more objects than the instance's tables hold is refused at its header.
+      s.w.x.mp_ix_expect(s.h, size);
+      // A big pack's resolution threads start (their instances made) while this one scans.
+      if (size >= EARLY_WORKERS_BYTES) startHelpers(s);
       const buf = Buffer.allocUnsafe(READ_CHUNK);
       for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) feed(s, buf.subarray(0, n));
     } finally {

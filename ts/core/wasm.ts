@@ -30,8 +30,9 @@ export interface WasmExports {
   mp_ix_free(h: number): void;
   mp_ix_reserve(h: number, n: number): number;
   mp_ix_commit(h: number, unused: number): number;
+  mp_ix_open(h: number, p: number, n: number): number;
   /** `total` is passed as a double: any file size, exactly. */
-  mp_ix_expect(h: number, total: number): number;
+  mp_ix_expect(h: number, total: number): void;
   mp_ix_progress(h: number): number;
   mp_ix_end(h: number, digest: number): number;
   mp_ix_roots(h: number): number;
@@ -43,14 +44,15 @@ export interface WasmExports {
   mp_ix_thin_next(h: number): number;
   mp_ix_base_kind(h: number, k: number): number;
   mp_ix_thin_append(h: number, k: number, p: number, n: number): number;
-  mp_ix_seal_count(h: number): void;
+  mp_ix_count_after(h: number): number;
   mp_ix_seal(h: number, digest: number): void;
-  mp_ix_pack_ptr(h: number): number;
-  mp_ix_pack_len(h: number): number;
+  mp_ix_tail_ptr(h: number): number;
+  mp_ix_tail_len(h: number): number;
+  /** A double: any offset, exactly. */
   mp_ix_original_body(h: number): number;
   mp_ix_index(h: number, sum: number): number;
   mp_wk_new(): number;
-  mp_wk_pack(h: number, packLen: number): number;
+  mp_wk_open(h: number, p: number, n: number): number;
   mp_wk_table(h: number, p: number, n: number): number;
   mp_wk_resolve(h: number, p: number, n: number): number;
   mp_wk_free(h: number): void;

@@ -2,8 +2,9 @@
 
 use mpgit_core::pack::entry::Entry;
 use mpgit_core::error::{ErrorKind, Error};
-use mpgit_core::pack::portable::{resolve, too_large, Graph, Indexer};
+use mpgit_core::pack::portable::{resolve, Graph, Indexer, PackFile as PackReader};
 use std::cell::RefCell;
+use std::path::PathBuf;
 
 thread_local! {
     static ERR: RefCell<(u32, String)> = RefCell::new((0, String::new()));
@@ -141,42 +142,54 @@ pub extern "C" fn mp_ix_free(h: *mut Indexer) {
 /// Room for `n` more pack bytes: JavaScript copies them in, then calls mp_ix_commit.
 #[no_mangle]
 pub extern "C" fn mp_ix_reserve(h: *mut Indexer, n: usize) -> *mut u8 {
-    match ix(h).scan.reserve(n) {
-        Ok(b) => b.as_mut_ptr(),
-        Err(e) => {
-            fail(e);
-            std::ptr::null_mut()
-        }
-    }
-}
-
-/// The pack's whole size, when known: memory for it reserved at once, or a pack too large
-/// refused. A double: JavaScript's numbers hold any file size exactly.
-#[no_mangle]
-pub extern "C" fn mp_ix_expect(h: *mut Indexer, total: f64) -> i32 {
-    match ix(h).scan.expect(total as u64) {
-        Ok(()) => 0,
-        Err(e) => fail(e),
-    }
+    ix(h).scan.reserve(n).as_mut_ptr()
 }
 
 /// Parses what the bytes so far complete (`unused`: reserved bytes not filled).
 #[no_mangle]
 pub extern "C" fn mp_ix_commit(h: *mut Indexer, unused: usize) -> i32 {
     let i = ix(h);
-    i.scan.unreserve(unused);
+    i.scan.commit(unused);
     match i.scan.advance() {
         Ok(()) => 0,
         Err(e) => fail(e),
     }
 }
 
-/// Progress: bytes, objects total, objects received, deltas total, deltas resolved (u32 each).
+/// The pack's whole size, when known (a double: any file size, exactly): a pack of more
+/// objects than the instance holds is then refused at its header.
+#[no_mangle]
+pub extern "C" fn mp_ix_expect(h: *mut Indexer, total: f64) {
+    ix(h).scan.known_size = Some(total as u64);
+}
+
+/// A pack file's path (UTF-8 bytes), opened through the host for reading by offset.
+fn open_pack(p: *const u8, n: usize) -> Result<PackReader, Error> {
+    let path = String::from_utf8(slice(p, n).to_vec()).map(PathBuf::from).map_err(|_| Error::state("the pack's path is not UTF-8"))?;
+    PackReader::open(&path)
+}
+
+/// Opens the pack file (`n` bytes of path at `p`) that resolving reads entries back from.
+#[no_mangle]
+pub extern "C" fn mp_ix_open(h: *mut Indexer, p: *const u8, n: usize) -> i32 {
+    match open_pack(p, n) {
+        Ok(r) => {
+            ix(h).set_source(Box::new(r));
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// Progress: bytes (a double), then objects total, objects received, deltas total, deltas
+/// resolved (u32 each).
 #[no_mangle]
 pub extern "C" fn mp_ix_progress(h: *mut Indexer) -> i32 {
     let i = ix(h);
-    let v = [i.scan.pack.len() as u32, i.scan.count().unwrap_or(0), i.scan.entries.len() as u32, i.scan.deltas, i.resolved];
-    out(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+    let v = [i.scan.count().unwrap_or(0), i.scan.entries.len() as u32, i.scan.deltas, i.resolved];
+    let mut b = (i.scan.received() as f64).to_le_bytes().to_vec();
+    b.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+    out(b)
 }
 
 /// End of input: the trailer checked against `digest` (20 bytes: the SHA-1 of every byte but
@@ -210,16 +223,18 @@ pub extern "C" fn mp_ix_resolve(h: *mut Indexer, p: *const u8, n: usize) -> i32 
     }
 }
 
-/// What a worker needs besides the pack bytes: entries, whole objects' ids, REF_DELTA bases,
-/// the deltas the first pass kept inflated (the layout `mp_wk_table` reads).
+/// What a worker needs besides the pack file: entries, whole objects' ids, REF_DELTA bases,
+/// the deltas the first pass kept inflated (the layout `mp_wk_table` reads: a header of
+/// `TABLE_HEAD` bytes, counts then the body's length as a u64).
 #[no_mangle]
 pub extern "C" fn mp_ix_table(h: *mut Indexer) -> i32 {
     let i = ix(h);
     let s = &i.scan;
-    let mut v = Vec::with_capacity(16 + s.entries.len() * (ENTRY_LEN + 20) + s.ref_bases.len() * 20 + s.delta_bytes.len());
-    for n in [s.entries.len(), s.body_len(), s.ref_bases.len(), s.delta_bytes.len()] {
+    let mut v = Vec::with_capacity(TABLE_HEAD + s.entries.len() * (ENTRY_LEN + 20) + s.ref_bases.len() * 20 + s.delta_bytes.len());
+    for n in [s.entries.len(), s.ref_bases.len(), s.delta_bytes.len(), 0] {
         v.extend_from_slice(&(n as u32).to_le_bytes());
     }
+    v.extend_from_slice(&i.original_body.to_le_bytes());
     for (e, at) in s.entries.iter().zip(&s.delta_at) {
         v.extend_from_slice(&e.offset.to_le_bytes());
         v.extend_from_slice(&e.size.to_le_bytes());
@@ -234,8 +249,9 @@ pub extern "C" fn mp_ix_table(h: *mut Indexer) -> i32 {
     out(v)
 }
 
-/// Bytes per entry in a worker's table.
+/// Bytes per entry in a worker's table, and of its header.
 const ENTRY_LEN: usize = 28;
+const TABLE_HEAD: usize = 24;
 
 /// Records `n` results of workers (u32 entry index + 20-byte id each).
 #[no_mangle]
@@ -285,32 +301,33 @@ pub extern "C" fn mp_ix_thin_append(h: *mut Indexer, k: usize, p: *const u8, n: 
     }
 }
 
-/// After appending: the new count in the pack bytes, which then end where the trailer goes.
+/// After appending: the pack's new object count (JavaScript writes it, and the tail, to the file).
 #[no_mangle]
-pub extern "C" fn mp_ix_seal_count(h: *mut Indexer) {
-    ix(h).seal_count()
+pub extern "C" fn mp_ix_count_after(h: *mut Indexer) -> u32 {
+    ix(h).count_after_append()
 }
 
-/// Appends the trailer (`digest`: the SHA-1 of the pack bytes after mp_ix_seal_count).
+/// The new trailer (`digest`: the SHA-1 of the pack file with its tail and count written).
 #[no_mangle]
 pub extern "C" fn mp_ix_seal(h: *mut Indexer, digest: *const u8) {
     ix(h).seal(oid_at(digest))
 }
 
-/// Where the pack bytes are, and how many (to write the appended tail to the file).
+/// The appended entries' bytes (written to the file from mp_ix_original_body on).
 #[no_mangle]
-pub extern "C" fn mp_ix_pack_ptr(h: *mut Indexer) -> *const u8 {
-    ix(h).scan.pack.as_ptr()
+pub extern "C" fn mp_ix_tail_ptr(h: *mut Indexer) -> *const u8 {
+    ix(h).tail.as_ptr()
 }
 
 #[no_mangle]
-pub extern "C" fn mp_ix_pack_len(h: *mut Indexer) -> usize {
-    ix(h).scan.pack.len()
+pub extern "C" fn mp_ix_tail_len(h: *mut Indexer) -> usize {
+    ix(h).tail.len()
 }
 
+/// Where the received pack's trailer was: a double (any offset, exactly).
 #[no_mangle]
-pub extern "C" fn mp_ix_original_body(h: *mut Indexer) -> usize {
-    ix(h).original_body
+pub extern "C" fn mp_ix_original_body(h: *mut Indexer) -> f64 {
+    ix(h).original_body as f64
 }
 
 /// The .idx bytes then the .rev bytes out (for the checksum at `sum`); returns the .idx length.
@@ -327,13 +344,13 @@ pub extern "C" fn mp_ix_index(h: *mut Indexer, sum: *const u8) -> i32 {
     n
 }
 
-/// A worker's instance: the pack's bytes and the table from mp_ix_table.
+/// A worker's instance: the pack file (read by offset) and the table from mp_ix_table.
 #[derive(Default)]
 pub struct Worker {
-    pack: Vec<u8>,
+    source: Option<PackReader>,
     entries: Vec<Entry>,
     oids: Vec<[u8; 20]>,
-    body_len: usize,
+    body_len: u64,
     delta_bytes: Vec<u8>,
     delta_at: Vec<u32>,
     graph: Option<Graph>,
@@ -353,18 +370,16 @@ pub extern "C" fn mp_wk_new() -> *mut Worker {
     Box::into_raw(Box::default())
 }
 
-/// Room for the `pack_len` pack bytes (JavaScript reads the file into it), or null.
+/// Opens the pack file (`n` bytes of path at `p`) this worker reads entries from.
 #[no_mangle]
-pub extern "C" fn mp_wk_pack(h: *mut Worker, pack_len: usize) -> *mut u8 {
-    let w = wk(h);
-    let mut pack = Vec::new();
-    if pack.try_reserve_exact(pack_len).is_err() {
-        fail(too_large(pack_len as u64));
-        return std::ptr::null_mut();
+pub extern "C" fn mp_wk_open(h: *mut Worker, p: *const u8, n: usize) -> i32 {
+    match open_pack(p, n) {
+        Ok(r) => {
+            wk(h).source = Some(r);
+            0
+        }
+        Err(e) => fail(e),
     }
-    pack.resize(pack_len, 0);
-    w.pack = pack;
-    w.pack.as_mut_ptr()
 }
 
 /// The table from mp_ix_table (`n` bytes at `p`): entries, ids, the delta graph.
@@ -372,17 +387,24 @@ pub extern "C" fn mp_wk_pack(h: *mut Worker, pack_len: usize) -> *mut u8 {
 pub extern "C" fn mp_wk_table(h: *mut Worker, p: *const u8, n: usize) -> i32 {
     let t = slice(p, n);
     let w = wk(h);
-    let (count, nref, ndelta) = (le32(t, 0) as usize, le32(t, 8) as usize, le32(t, 12) as usize);
-    if n != 16 + count * (ENTRY_LEN + 20) + nref * 20 + ndelta {
-        return fail(Error::state("a resolution thread got a table of the wrong size"));
+    let wrong = || fail(Error::state("a resolution thread got a table of the wrong size"));
+    if n < TABLE_HEAD {
+        return wrong();
     }
-    w.body_len = le32(t, 4) as usize;
-    let mut at = 16;
+    let (count, nref, ndelta) = (le32(t, 0) as usize, le32(t, 4) as usize, le32(t, 8) as usize);
+    if n != TABLE_HEAD + count * (ENTRY_LEN + 20) + nref * 20 + ndelta {
+        return wrong();
+    }
+    w.body_len = le64(t, 16);
+    let mut at = TABLE_HEAD;
+    w.entries.reserve_exact(count);
+    w.delta_at.reserve_exact(count);
     for _ in 0..count {
         w.entries.push(Entry { offset: le64(t, at), size: le64(t, at + 8), base: le32(t, at + 16), kind: t[at + 20], hdr_len: t[at + 21], crc32: 0 });
         w.delta_at.push(le32(t, at + 24));
         at += ENTRY_LEN;
     }
+    w.oids.reserve_exact(count);
     for _ in 0..count {
         w.oids.push(oid_at(t[at..].as_ptr()));
         at += 20;
@@ -404,11 +426,11 @@ fn wk<'a>(h: *mut Worker) -> &'a mut Worker {
 pub extern "C" fn mp_wk_resolve(h: *mut Worker, p: *const u8, n: usize) -> i32 {
     let w = wk(h);
     let roots = u32s(p, n);
-    let graph = match &w.graph {
-        Some(g) => g,
-        None => return fail(Error::state("resolve before the table")),
+    let (graph, src) = match (&w.graph, &w.source) {
+        (Some(g), Some(s)) => (g, s),
+        _ => return fail(Error::state("resolve before the pack file and the table")),
     };
-    let pack = resolve::Pack { bytes: &w.pack, entries: &w.entries, body_len: w.body_len, delta_bytes: &w.delta_bytes, delta_at: &w.delta_at };
+    let pack = resolve::Pack { src, entries: &w.entries, body_len: w.body_len, delta_bytes: &w.delta_bytes, delta_at: &w.delta_at };
     let mut r = resolve::Resolver::new(pack, graph);
     for root in roots {
         if let Err(e) = r.root(root, &w.oids[root as usize]) {

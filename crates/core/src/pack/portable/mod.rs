@@ -1,8 +1,9 @@
 //! The pack indexer and object reader in plain Rust over bytes in memory: no threads, files or
-//! C, for the WebAssembly core (crates/wasm). The pack's bytes are kept in one buffer as they
-//! arrive; `scan` parses entries as they complete (headers, CRC-32, the zlib stream's end,
-//! object ids of whole objects); `resolve` rebuilds deltas from a set of roots (each worker of
-//! the caller takes a share of the roots); `thin` appends supplied bases; `Indexer::idx`/`rev`
+//! C, for the WebAssembly core (crates/wasm). The pack's bytes pass through: `scan` parses
+//! entries as they complete (headers, CRC-32, the zlib stream's end, object ids of whole
+//! objects) holding only a window of them; `resolve` rebuilds deltas from a set of roots,
+//! reading entries back from the pack file by offset (`Source`: the host's pread in wasm; each
+//! worker of the caller takes a share of the roots); `thin` appends supplied bases; `Indexer::idx`/`rev`
 //! write the files with the shared `index` writer. Entry headers, delta application and the
 //! .idx/.rev format are the native indexer's modules; object ids are SHA-1 with collision
 //! detection (sha1collisiondetection, the pure-Rust port of git's sha1dc).
@@ -15,26 +16,35 @@ pub mod thin;
 #[cfg(all(test, feature = "native"))]
 mod tests;
 
-pub use resolve::{Graph, Resolved};
+pub use resolve::{Graph, Resolved, Source};
+/// A pack file read by offset (the host's pread in the WebAssembly core): what resolving reads.
+pub use crate::odb::sys::PackReader as PackFile;
 pub use scan::Scanner;
 pub use thin::Indexer;
 
 use super::entry::object_header;
 use crate::error::{Error, ErrorKind, Result};
 
-/// The largest pack the WebAssembly core takes: the whole pack lives in a wasm32 instance's
-/// memory (4 GiB at most), which also needs room for the entry tables, the kept deltas and the
-/// objects being rebuilt. Bigger packs are refused before any byte is read where the size is
-/// known (a file), else as soon as the bytes received pass it.
-pub const MAX_PACK: u64 = 3 << 30;
+/// Bytes of a wasm32 instance's memory per object, at the peak (writing the .idx): entry,
+/// id, kept-delta index, state, graph (about 70), the table the workers get (48), the sorted
+/// index entries and the .idx/.rev bytes (about 70), with room to spare.
+pub const BYTES_PER_OBJECT: u64 = 200;
+/// Memory kept out of the per-object budget: the kept deltas (`scan::DELTA_KEEP`), the scan's
+/// window and ring, the objects being rebuilt (one delta chain), the module's own.
+pub const RESERVED_BYTES: u64 = 1 << 30;
+/// The most objects a pack may have in the WebAssembly core: what bounds it is not the pack's
+/// size (its bytes stay in the file, read back by offset) but the per-object tables in the
+/// 4 GiB of a wasm32 instance: about 16 million objects. Checked when the pack's header is
+/// read, before the tables grow.
+pub const MAX_OBJECTS: u32 = (((4u64 << 30) - RESERVED_BYTES) / BYTES_PER_OBJECT) as u32;
 
-/// The error for a pack of `bytes` (or more) past `MAX_PACK`: what to use instead.
-pub fn too_large(bytes: u64) -> Error {
+/// The error for a pack of `count` objects, past `max`: what to use instead.
+pub fn too_many(count: u64, max: u32) -> Error {
     Error {
         kind: ErrorKind::TooLarge,
         message: format!(
-            "the pack ({} bytes or more) is too large for the WebAssembly core, which holds the whole pack in its memory (at most {} bytes); the native core has no such limit: install the native package for this platform (mpgit-<os>-<cpu>), or run with MPGIT_CORE=native where it loads",
-            bytes, MAX_PACK
+            "the pack has {} objects, too many for the WebAssembly core, whose tables of objects must fit in a wasm32 instance's 4 GiB of memory (at most {} objects); the native core has no such limit: install the native package for this platform (mpgit-<os>-<cpu>), or run with MPGIT_CORE=native where it loads",
+            count, max
         ),
     }
 }

@@ -1,5 +1,7 @@
 //! The second pass: deltas rebuilt from their bases, depth first from each root (a whole object
-//! with delta children), each result hashed. A caller with several workers gives each a share
+//! with delta children), each result hashed. Entries are read back from the pack by offset
+//! (`Source`; an entry ends where the next begins), small ones through a window of
+//! `READ_WINDOW` bytes, so the pack itself is never held. A caller with several workers gives each a share
 //! of the roots: a tree of deltas is resolved where its root is, REF_DELTA children included
 //! (every worker has the whole graph), so workers never wait for each other.
 
@@ -78,22 +80,52 @@ impl Graph {
 /// What a pass rebuilt: (entry, object id) of each delta.
 pub type Resolved = Vec<(u32, [u8; 20])>;
 
+/// Where a resolver reads the pack's bytes: the pack file (the host's pread in the
+/// WebAssembly core), or bytes in memory.
+pub trait Source {
+    /// Fills `buf` with the pack's bytes from offset `at`.
+    fn read_at(&self, buf: &mut [u8], at: u64) -> Result<()>;
+}
+
+impl Source for Vec<u8> {
+    fn read_at(&self, buf: &mut [u8], at: u64) -> Result<()> {
+        let from = usize::try_from(at).ok().filter(|&f| f <= self.len() && self.len() - f >= buf.len());
+        match from {
+            Some(f) => {
+                buf.copy_from_slice(&self[f..f + buf.len()]);
+                Ok(())
+            }
+            None => Err(Error::at(at, "the pack is shorter than the entries indexed")),
+        }
+    }
+}
+
+impl Source for crate::odb::sys::PackReader {
+    fn read_at(&self, buf: &mut [u8], at: u64) -> Result<()> {
+        self.read_exact_at(buf, at).map_err(|e| Error::io(&e, format!("reading the pack at offset {}", at)))
+    }
+}
+
+/// Bytes read at a time for small entries: an entry's neighbours often come next.
+pub const READ_WINDOW: usize = 16 << 10;
+
 /// The pack as a resolver reads it.
 pub struct Pack<'a> {
-    pub bytes: &'a [u8],
+    pub src: &'a dyn Source,
     pub entries: &'a [Entry],
     /// Where the last entry's data ends (the trailer's offset).
-    pub body_len: usize,
+    pub body_len: u64,
     /// The first pass's inflated deltas (`Scanner::delta_bytes`, `delta_at`).
     pub delta_bytes: &'a [u8],
     pub delta_at: &'a [u32],
 }
 
 impl<'a> Pack<'a> {
-    fn data(&self, i: u32) -> &[u8] {
+    /// Where entry `i`'s compressed data starts and ends.
+    fn extent(&self, i: u32) -> (u64, u64) {
         let e = &self.entries[i as usize];
-        let end = self.entries.get(i as usize + 1).map_or(self.body_len, |n| n.offset as usize);
-        &self.bytes[e.data_offset() as usize..end]
+        let end = self.entries.get(i as usize + 1).map_or(self.body_len, |n| n.offset);
+        (e.data_offset(), end)
     }
 
     /// Delta `i` inflated by the first pass, if kept.
@@ -104,6 +136,30 @@ impl<'a> Pack<'a> {
         }
         let start = at as usize;
         self.delta_bytes.get(start..start + self.entries[i as usize].size as usize)
+    }
+}
+
+/// The pack bytes last read: `buf` holds those from offset `at`.
+#[derive(Default)]
+struct Window {
+    buf: Vec<u8>,
+    at: u64,
+}
+
+impl Window {
+    /// The bytes from `start` to `end`, read from `src` unless the window holds them.
+    fn get(&mut self, src: &dyn Source, start: u64, end: u64, limit: u64) -> Result<&[u8]> {
+        let n = usize::try_from(end.saturating_sub(start)).map_err(|_| Error::at(start, "entry too large for the WebAssembly core"))?;
+        let held = start >= self.at && end <= self.at + self.buf.len() as u64;
+        if !held {
+            let len = if n <= READ_WINDOW / 2 { (limit - start).min(READ_WINDOW as u64) as usize } else { n };
+            self.buf.clear();
+            self.buf.resize(len, 0);
+            self.at = start;
+            src.read_at(&mut self.buf, start)?;
+        }
+        let from = (start - self.at) as usize;
+        Ok(&self.buf[from..from + n])
     }
 }
 
@@ -118,6 +174,7 @@ struct Frame {
 pub struct Resolver<'a> {
     pack: Pack<'a>,
     graph: &'a Graph,
+    window: Window,
     d: Box<DecompressorOxide>,
     delta_buf: Vec<u8>,
     pub out: Resolved,
@@ -125,13 +182,16 @@ pub struct Resolver<'a> {
 
 impl<'a> Resolver<'a> {
     pub fn new(pack: Pack<'a>, graph: &'a Graph) -> Resolver<'a> {
-        Resolver { pack, graph, d: Box::new(DecompressorOxide::new()), delta_buf: Vec::new(), out: Vec::new() }
+        Resolver { pack, graph, window: Window::default(), d: Box::new(DecompressorOxide::new()), delta_buf: Vec::new(), out: Vec::new() }
     }
 
     fn inflate(&mut self, i: u32) -> Result<Vec<u8>> {
         let e = self.pack.entries[i as usize];
+        let (start, end) = self.pack.extent(i);
+        let z = self.window.get(self.pack.src, start, end, self.pack.body_len)?;
+        let size = usize::try_from(e.size).map_err(|_| Error::at(e.offset, "object too large for the WebAssembly core"))?;
         let mut v = Vec::new();
-        inflate::exact(&mut self.d, self.pack.data(i), e.size as usize, &mut v).ok_or_else(|| Error::at(e.offset, "inflate failed on the second pass"))?;
+        inflate::exact(&mut self.d, z, size, &mut v).ok_or_else(|| Error::at(e.offset, "inflate failed on the second pass"))?;
         Ok(v)
     }
 
@@ -166,7 +226,9 @@ impl<'a> Resolver<'a> {
             let result = match self.pack.kept_delta(c) {
                 Some(d) => delta::apply(&top.data, d),
                 None => {
-                    inflate::exact(&mut self.d, self.pack.data(c), e.size as usize, &mut self.delta_buf).ok_or_else(|| Error::at(e.offset, "inflate failed on the second pass"))?;
+                    let (start, end) = self.pack.extent(c);
+                    let z = self.window.get(self.pack.src, start, end, self.pack.body_len)?;
+                    inflate::exact(&mut self.d, z, e.size as usize, &mut self.delta_buf).ok_or_else(|| Error::at(e.offset, "inflate failed on the second pass"))?;
                     delta::apply(&top.data, &self.delta_buf)
                 }
             }

@@ -5,31 +5,47 @@
 //! of the indexing time), and nothing may follow it.
 
 use super::inflate::{Step, Stream};
-use super::{object_id, too_large, MAX_PACK};
-use crate::pack::entry::{parse_header, BaseRef, Entry, Header, OBJ_OFS_DELTA, OBJ_REF_DELTA};
+use super::{too_many, MAX_OBJECTS};
 use crate::error::{Error, Result};
+use crate::pack::entry::{object_header, parse_header, BaseRef, Entry, Header, OBJ_OFS_DELTA, OBJ_REF_DELTA};
+use sha1collisiondetection::Sha1CD;
 
 /// `delta_at` of an entry whose inflated delta is not kept (a whole object, or past `DELTA_KEEP`).
 pub const NOT_KEPT: u32 = u32::MAX;
-/// Inflated delta bytes kept from the first pass, at most.
+/// Inflated delta bytes kept from the first pass, at most (see docs/ARCHITECTURE.md: measured
+/// with bench:index-pack; the rest are read again from the pack file and inflated when resolved).
 pub const DELTA_KEEP: usize = 128 << 20;
+
+/// The fewest bytes an entry takes (a one-byte header and the shortest zlib stream).
+const MIN_ENTRY: u64 = 9;
 
 /// An entry whose zlib stream has not ended yet.
 struct Partial {
     hdr: Header,
     offset: u64,
     /// Pack position of the next compressed byte to feed.
-    next: usize,
+    next: u64,
     stream: Stream,
     base: u32,
+    crc: crc32fast::Hasher,
+    /// A whole object's id, hashed as its bytes are inflated.
+    id: Option<Box<Sha1CD>>,
+    /// A delta whose inflated bytes are kept.
+    keep: bool,
 }
 
-/// The pack so far, and what is known of its entries.
+/// What is known of the pack's entries; of its bytes only a window: from where parsing
+/// stands (an entry's header not yet whole, a stream's next input, the trailer) to the last
+/// byte received. The bytes themselves go to the pack file (the caller writes them), from
+/// which the second pass reads what it needs.
 pub struct Scanner {
-    /// Every byte received (the WebAssembly core keeps the pack in memory).
-    pub pack: Vec<u8>,
+    window: Vec<u8>,
+    /// The pack offset of `window[0]`.
+    window_at: u64,
+    /// Bytes received in all.
+    received: u64,
     /// Where the next entry starts (or the trailer, after the last one).
-    parsed: usize,
+    parsed: u64,
     count: Option<u32>,
     /// In pack order. `base`: OFS_DELTA -> the base entry's index; REF_DELTA -> `ref_bases` index.
     pub entries: Vec<Entry>,
@@ -37,8 +53,8 @@ pub struct Scanner {
     pub oids: Vec<[u8; 20]>,
     pub ref_bases: Vec<[u8; 20]>,
     pub deltas: u32,
-    /// The inflated bytes of the deltas, kept from this pass so that resolving does not
-    /// inflate them again (deltas are small: a tenth of a typical pack), up to `DELTA_KEEP`.
+    /// The inflated bytes of the deltas, kept from this pass so that resolving does not read
+    /// and inflate them again (deltas are small: a tenth of a typical pack), up to `DELTA_KEEP`.
     pub delta_bytes: Vec<u8>,
     /// Per entry: where its inflated delta starts in `delta_bytes`, or `NOT_KEPT`.
     pub delta_at: Vec<u32>,
@@ -46,8 +62,11 @@ pub struct Scanner {
     spare: Vec<u8>,
     /// The pack checksum, once the trailer is checked.
     pub checksum: Option<[u8; 20]>,
-    /// The most pack bytes taken (`MAX_PACK`; tests lower it).
-    pub max_pack: u64,
+    /// The most objects taken (`MAX_OBJECTS`; tests lower it).
+    pub max_objects: u32,
+    /// The pack's whole size, when known (a file): a count past `max_objects` that the size
+    /// can hold is refused at the header; one it cannot is a corrupt count, as natively.
+    pub known_size: Option<u64>,
     /// The most inflated delta bytes kept (`DELTA_KEEP`; tests lower it).
     pub delta_keep: usize,
 }
@@ -55,7 +74,9 @@ pub struct Scanner {
 impl Default for Scanner {
     fn default() -> Self {
         Scanner {
-            pack: Vec::new(),
+            window: Vec::new(),
+            window_at: 0,
+            received: 0,
             parsed: 0,
             count: None,
             entries: Vec::new(),
@@ -67,38 +88,36 @@ impl Default for Scanner {
             partial: None,
             spare: Vec::new(),
             checksum: None,
-            max_pack: MAX_PACK,
+            max_objects: MAX_OBJECTS,
+            known_size: None,
             delta_keep: DELTA_KEEP,
         }
     }
 }
 
 impl Scanner {
-    /// Room for `n` more bytes at the end of `pack` (the caller copies them in, then `commit`s).
-    pub fn reserve(&mut self, n: usize) -> Result<&mut [u8]> {
-        let len = self.pack.len();
-        let total = len as u64 + n as u64;
-        if total > self.max_pack {
-            return Err(too_large(total));
-        }
-        self.pack.try_reserve(n).map_err(|_| too_large(total))?;
-        self.pack.resize(len + n, 0);
-        Ok(&mut self.pack[len..])
+    /// Room for `n` more bytes after those received (the caller copies them in, then `commit`s).
+    pub fn reserve(&mut self, n: usize) -> &mut [u8] {
+        let len = self.window.len();
+        self.window.resize(len + n, 0);
+        &mut self.window[len..]
     }
 
-    /// The pack's whole size, when known (a file): reserved at once, not grown by doubling.
-    /// A size past `max_pack` is refused here, before any byte is read.
-    pub fn expect(&mut self, total: u64) -> Result<()> {
-        if total > self.max_pack {
-            return Err(too_large(total));
-        }
-        let more = (total as usize).saturating_sub(self.pack.len());
-        self.pack.try_reserve_exact(more).map_err(|_| too_large(total))
+    /// Takes the bytes of the last `reserve` but the `unused` ones not filled.
+    pub fn commit(&mut self, unused: usize) {
+        let n = self.window.len() - unused;
+        self.window.truncate(n);
+        self.received = self.window_at + n as u64;
     }
 
-    /// Takes back the part of the last `reserve` that was not filled.
-    pub fn unreserve(&mut self, unused: usize) {
-        self.pack.truncate(self.pack.len() - unused);
+    /// Pack bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Bytes held in the window (bounded: a chunk and the part of an entry it ends in).
+    pub fn window_len(&self) -> usize {
+        self.window.len()
     }
 
     /// The number of objects the header announces (once read).
@@ -106,16 +125,35 @@ impl Scanner {
         self.count
     }
 
-    /// Parses what the bytes received so far complete.
+    /// The window's bytes from pack offset `at`.
+    fn from(&self, at: u64) -> &[u8] {
+        &self.window[(at - self.window_at) as usize..]
+    }
+
+    /// Parses what the bytes received so far complete, then drops the window's bytes that
+    /// nothing needs any more.
     pub fn advance(&mut self) -> Result<()> {
+        // After an error nothing more is parsed (and an entry given up on may start before
+        // the window): the window stays as it is.
+        self.parse()?;
+        let keep = self.partial.as_ref().map_or(self.parsed, |p| p.next).min(self.received);
+        let drop = keep.saturating_sub(self.window_at) as usize;
+        if drop > 0 {
+            self.window.drain(..drop);
+            self.window_at = keep;
+        }
+        Ok(())
+    }
+
+    fn parse(&mut self) -> Result<()> {
         loop {
             let count = match self.count {
                 Some(c) => c,
                 None => {
-                    if self.pack.len() < 12 {
+                    if self.received < 12 {
                         return Ok(());
                     }
-                    let h = &self.pack[..12];
+                    let h = &self.window[..12];
                     if &h[..4] != b"PACK" {
                         return Err(Error::bad("pack signature mismatch: this is not a pack (no \"PACK\" at offset 0)"));
                     }
@@ -124,12 +162,17 @@ impl Scanner {
                         return Err(Error::bad(format!("pack version {} unsupported (at offset 4; versions 2 and 3 are)", version)));
                     }
                     let c = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
+                    // Checked before the tables grow: past it they would not fit in the instance.
+                    if c > self.max_objects && self.known_size.map_or(false, |n| n >= 32 + MIN_ENTRY * c as u64) {
+                        return Err(too_many(c as u64, self.max_objects));
+                    }
                     self.count = Some(c);
                     self.parsed = 12;
-                    // A count the bytes cannot hold (2 bytes an entry at least) is not reserved for.
-                    let cap = (c as usize).min(self.pack.len() / 2 + 1024);
+                    // A count the bytes so far cannot hold is not reserved for all at once.
+                    let cap = (c as usize).min(1 << 20);
                     self.entries.reserve(cap);
                     self.oids.reserve(cap);
+                    self.delta_at.reserve(cap);
                     c
                 }
             };
@@ -137,8 +180,12 @@ impl Scanner {
                 if self.entries.len() as u32 == count {
                     return self.trailer();
                 }
-                let offset = self.parsed as u64;
-                let hdr = match parse_header(&self.pack[self.parsed..], offset)? {
+                // A stream's count is known to be true only as its entries come.
+                if self.entries.len() as u32 == self.max_objects {
+                    return Err(too_many(count as u64, self.max_objects));
+                }
+                let offset = self.parsed;
+                let hdr = match parse_header(self.from(offset), offset)? {
                     Some(h) => h,
                     None => return Ok(()),
                 };
@@ -153,39 +200,66 @@ impl Scanner {
                         (self.ref_bases.len() - 1) as u32
                     }
                 };
-                let size = usize::try_from(hdr.size).map_err(|_| Error::at(offset, "object too large for the WebAssembly core"))?;
-                let stream = Stream::new(size, std::mem::take(&mut self.spare));
-                self.partial = Some(Partial { hdr, offset, next: self.parsed + hdr.len, stream, base });
+                let delta = hdr.kind == OBJ_OFS_DELTA || hdr.kind == OBJ_REF_DELTA;
+                let keep = delta && (self.delta_bytes.len() as u64).saturating_add(hdr.size) <= self.delta_keep as u64;
+                let spare = std::mem::take(&mut self.spare);
+                let stream = if keep { Stream::kept(hdr.size, spare) } else { Stream::passed(hdr.size, spare) };
+                let id = if delta {
+                    None
+                } else {
+                    let mut h = Box::new(Sha1CD::default());
+                    let (head, n) = object_header(hdr.kind, hdr.size);
+                    h.update(&head[..n]);
+                    Some(h)
+                };
+                let mut crc = crc32fast::Hasher::new();
+                crc.update(&self.from(offset)[..hdr.len]);
+                self.partial = Some(Partial { hdr, offset, next: offset + hdr.len as u64, stream, base, crc, id, keep });
             }
             let p = self.partial.as_mut().expect("set above");
-            match p.stream.step(&self.pack[p.next..]) {
+            let input = &self.window[(p.next - self.window_at) as usize..];
+            let id = &mut p.id;
+            let step = p.stream.step(input, &mut |piece| {
+                if let Some(h) = id.as_mut() {
+                    h.update(piece);
+                }
+            });
+            match step {
                 Step::More { consumed } => {
-                    p.next += consumed;
+                    p.crc.update(&input[..consumed]);
+                    p.next += consumed as u64;
                     return Ok(());
                 }
                 Step::Bad(why) => return Err(Error::at(p.offset, format!("bad zlib data ({})", why))),
                 Step::Long => return Err(Error::at(p.offset, format!("inflates to more than the {} bytes its header says", p.hdr.size))),
                 Step::Done { consumed } => {
+                    p.crc.update(&input[..consumed]);
                     let p = self.partial.take().expect("set above");
-                    let end = p.next + consumed;
-                    if p.stream.written as u64 != p.hdr.size {
+                    let end = p.next + consumed as u64;
+                    if p.stream.written != p.hdr.size {
                         return Err(Error::at(p.offset, format!("inflates to {} bytes, its header says {}", p.stream.written, p.hdr.size)));
                     }
                     let kind = p.hdr.kind;
-                    let data = &p.stream.out[..p.stream.written];
                     let mut at = NOT_KEPT;
-                    let oid = if kind == OBJ_OFS_DELTA || kind == OBJ_REF_DELTA {
-                        self.deltas += 1;
-                        if self.delta_bytes.len() + data.len() <= self.delta_keep {
-                            at = self.delta_bytes.len() as u32;
-                            self.delta_bytes.extend_from_slice(data);
+                    let oid = match p.id {
+                        Some(h) => match h.finalize_cd() {
+                            Ok(d) => {
+                                let mut o = [0u8; 20];
+                                o.copy_from_slice(d.as_slice());
+                                o
+                            }
+                            Err(_) => return Err(Error::at(p.offset, "SHA-1 collision attack detected in this object (sha1dc); refusing the pack")),
+                        },
+                        None => {
+                            self.deltas += 1;
+                            if p.keep {
+                                at = self.delta_bytes.len() as u32;
+                                self.delta_bytes.extend_from_slice(&p.stream.out[..p.hdr.size as usize]);
+                            }
+                            [0u8; 20]
                         }
-                        [0u8; 20]
-                    } else {
-                        object_id(kind, data, p.offset)?
                     };
-                    let crc32 = crc32fast::hash(&self.pack[p.offset as usize..end]);
-                    self.entries.push(Entry { offset: p.offset, size: p.hdr.size, base: p.base, crc32, hdr_len: p.hdr.len as u8, kind });
+                    self.entries.push(Entry { offset: p.offset, size: p.hdr.size, base: p.base, crc32: p.crc.finalize(), hdr_len: p.hdr.len as u8, kind });
                     self.oids.push(oid);
                     self.delta_at.push(at);
                     self.parsed = end;
@@ -200,7 +274,7 @@ impl Scanner {
     }
 
     fn trailer(&mut self) -> Result<()> {
-        if self.pack.len() > self.parsed + 20 {
+        if self.received > self.parsed + 20 {
             return Err(Error::bad(format!("pack has junk after its trailer, at offset {}", self.parsed + 20)));
         }
         Ok(())
@@ -210,10 +284,11 @@ impl Scanner {
     /// last 20) its trailer.
     pub fn finish(&mut self, digest: &[u8; 20]) -> Result<[u8; 20]> {
         self.advance()?;
-        let complete = self.partial.is_none() && self.count == Some(self.entries.len() as u32) && self.pack.len() == self.parsed + 20;
+        let complete = self.partial.is_none() && self.count == Some(self.entries.len() as u32) && self.received == self.parsed + 20;
         if complete {
-            if self.pack[self.parsed..] != digest[..] {
-                let (at, have) = (self.parsed, crate::oid::hex(&self.pack[self.parsed..]));
+            let trailer = self.from(self.parsed);
+            if trailer != &digest[..] {
+                let (at, have) = (self.parsed, crate::oid::hex(trailer));
                 return Err(Error::bad(format!("pack is corrupted (SHA-1 mismatch): trailer at offset {} is {}, the data hashes to {}", at, have, crate::oid::hex(digest))));
             }
             self.checksum = Some(*digest);
@@ -222,27 +297,27 @@ impl Scanner {
             Some(c) => Ok(c),
             None => Err(Error::bad(match (&self.partial, self.count) {
                 (Some(p), _) => format!("pack is truncated: it ends inside the object at offset {}", p.offset),
-                (None, None) => format!("pack is truncated: it ends at offset {} inside its 12-byte header", self.pack.len()),
+                (None, None) => format!("pack is truncated: it ends at offset {} inside its 12-byte header", self.received),
                 (None, Some(c)) if (self.entries.len() as u32) < c => format!("pack is truncated: it ends inside the object at offset {}", self.parsed),
-                _ => format!("pack is truncated: it ends at offset {} inside its 20-byte trailer", self.pack.len()),
+                _ => format!("pack is truncated: it ends at offset {} inside its 20-byte trailer", self.received),
             })),
         }
     }
 
     /// Where entry `i`'s compressed data ends (the next entry, or the trailer).
-    pub fn entry_end(&self, i: usize) -> usize {
+    pub fn entry_end(&self, i: usize) -> u64 {
         match self.entries.get(i + 1) {
-            Some(e) => e.offset as usize,
+            Some(e) => e.offset,
             None => self.parsed,
         }
     }
 
     /// Pack bytes up to the trailer.
-    pub fn body_len(&self) -> usize {
+    pub fn body_len(&self) -> u64 {
         self.parsed
     }
 
-    pub(super) fn set_body_len(&mut self, n: usize) {
+    pub(super) fn set_body_len(&mut self, n: u64) {
         self.parsed = n;
     }
 }

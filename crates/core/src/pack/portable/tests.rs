@@ -1,10 +1,11 @@
 //! The portable indexer (what the WebAssembly core runs) against `git index-pack` and the
 //! native indexer's helpers: the same .idx/.rev (and --fix-thin pack) bytes however the bytes
 //! arrive and however the roots are shared out, the kept deltas or none, clear errors on
-//! corrupt input, and the size limit. Built natively with the `portable` feature.
+//! corrupt input, the bounded window of the scan, reading entries back from a file (past
+//! 4 GiB too), and the object limit. Built natively with the `portable` feature.
 
-use super::resolve::{Pack, Resolver};
-use super::{object_id, too_large, Graph, Indexer, MAX_PACK};
+use super::resolve::{Pack, Resolver, Source};
+use super::{object_id, Graph, Indexer, PackFile, MAX_OBJECTS};
 use crate::error::{ErrorKind, Result};
 use crate::pack::entry::{OBJ_BLOB, OBJ_COMMIT};
 use crate::pack::inflate::{deflate, GIT_APPEND_LEVEL};
@@ -25,26 +26,35 @@ struct Drive {
 
 const PLAIN: Drive = Drive { chunk: 1 << 20, split: false, keep: true };
 
-/// Feeds `pack` as the JavaScript side does (reserve, copy, commit), ends the input with the
-/// SHA-1 of all but the last 20 bytes, and resolves every root. Returns the checksum.
+/// Feeds `pack` as the JavaScript side does (reserve, copy, commit: the window never holds
+/// more than a chunk), ends the input with the SHA-1 of all but the last 20 bytes, and
+/// resolves every root, reading entries back from the pack's bytes (the file in wasm).
+/// Returns the checksum.
 fn scan_and_resolve(ix: &mut Indexer, pack: &[u8], d: Drive) -> Result<[u8; 20]> {
+    scan_and_resolve_from(ix, pack, d, Box::new(pack.to_vec()))
+}
+
+fn scan_and_resolve_from(ix: &mut Indexer, pack: &[u8], d: Drive, src: Box<dyn Source>) -> Result<[u8; 20]> {
     if !d.keep {
         ix.scan.delta_keep = 0;
     }
     for c in pack.chunks(d.chunk.max(1)) {
-        ix.scan.reserve(c.len())?.copy_from_slice(c);
-        ix.scan.unreserve(0);
+        ix.scan.reserve(c.len()).copy_from_slice(c);
+        ix.scan.commit(0);
         ix.scan.advance()?;
+        assert!(ix.scan.window_len() <= d.chunk.max(64), "the window holds {} bytes", ix.scan.window_len());
     }
     let digest: [u8; 20] = Sha1::digest(&pack[..pack.len().saturating_sub(20)]).into();
     let sum = ix.end(&digest)?;
+    ix.set_source(src);
     let roots = ix.roots();
     let half = if d.split { roots.len() / 2 } else { roots.len() };
     ix.resolve(&roots[..half])?;
     if d.split {
         let s = &ix.scan;
         let graph = Graph::build(&s.entries, &s.ref_bases);
-        let pack = Pack { bytes: &s.pack, entries: &s.entries, body_len: s.body_len(), delta_bytes: &s.delta_bytes, delta_at: &s.delta_at };
+        let bytes = pack.to_vec();
+        let pack = Pack { src: &bytes, entries: &s.entries, body_len: ix.original_body, delta_bytes: &s.delta_bytes, delta_at: &s.delta_at };
         let mut r = Resolver::new(pack, &graph);
         for &root in &roots[half..] {
             r.root(root, &s.oids[root as usize])?;
@@ -95,6 +105,53 @@ fn idx_and_rev_equal_git_in_any_chunking_with_shared_roots_and_without_kept_delt
         let kept = ix.scan.delta_at.iter().filter(|&&a| a != super::scan::NOT_KEPT).count() as u32;
         assert_eq!(kept, if d.keep { ix.scan.deltas } else { 0 }, "{}", what);
     }
+    // Entries read back from the pack file (as the WebAssembly core does, through its host).
+    let path = dir.path("the.pack");
+    std::fs::write(&path, &pack).unwrap();
+    let mut ix = Indexer::default();
+    let sum = scan_and_resolve_from(&mut ix, &pack, Drive { chunk: 4096, split: true, keep: false }, Box::new(PackFile::open(&path).unwrap())).unwrap();
+    let (idx, rev) = ix.index_files(&sum);
+    assert!(idx == git_idx && rev == git_rev, "read from the file: .idx/.rev differ from git's");
+}
+
+/// Entries past 4 GiB are read at their offsets: a whole object and its OFS_DELTA child
+/// written at 5 GiB into a sparse file, resolved from there.
+#[test]
+fn entries_past_4_gib_are_read_back_at_their_offsets() {
+    use crate::pack::entry::{encode_header, Entry, OBJ_OFS_DELTA};
+    let dir = TempDir::new("portable-far");
+    let path = dir.path("far.pack");
+    let base = b"hello, delta world";
+    let d = delta(18, 20, &[0x90, 18, 2, b'!', b'!']);
+    let at = 5u64 << 30;
+    let mut bytes = encode_header(OBJ_BLOB, base.len() as u64);
+    let hdr0 = bytes.len() as u8;
+    bytes.extend(deflate(base, 6).unwrap());
+    let second = at + bytes.len() as u64;
+    // The delta's header (its base distance is not read back: the table says who its base is).
+    let mut h1 = encode_header(OBJ_OFS_DELTA, d.len() as u64);
+    h1.push((second - at) as u8);
+    let hdr1 = h1.len() as u8;
+    bytes.extend(h1);
+    bytes.extend(deflate(&d, 6).unwrap());
+    let end = at + bytes.len() as u64;
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&bytes).unwrap();
+        f.write_all(&[0; 20]).unwrap();
+    }
+    let entries = [
+        Entry { offset: at, size: base.len() as u64, base: 0, crc32: 0, hdr_len: hdr0, kind: OBJ_BLOB },
+        Entry { offset: second, size: d.len() as u64, base: 0, crc32: 0, hdr_len: hdr1, kind: OBJ_OFS_DELTA },
+    ];
+    let graph = Graph::build(&entries, &[]);
+    let file = PackFile::open(&path).unwrap();
+    let pack = Pack { src: &file, entries: &entries, body_len: end, delta_bytes: &[], delta_at: &[super::scan::NOT_KEPT; 2] };
+    let mut r = Resolver::new(pack, &graph);
+    r.root(0, &object_id(OBJ_BLOB, base, 0).unwrap()).unwrap();
+    assert_eq!(r.out, vec![(1, object_id(OBJ_BLOB, b"hello, delta world!!", 0).unwrap())]);
 }
 
 #[test]
@@ -104,7 +161,9 @@ fn kept_deltas_stop_at_their_cap_and_the_rest_are_inflated_again() {
     let (_, git_idx, _) = git_index(&repo, &dir, &pack, false);
     let mut ix = Indexer::default();
     ix.scan.delta_keep = 2000;
-    let sum = scan_and_resolve(&mut ix, &pack, Drive { chunk: 333, split: true, keep: true }).unwrap();
+    let path = dir.path("the.pack");
+    std::fs::write(&path, &pack).unwrap();
+    let sum = scan_and_resolve_from(&mut ix, &pack, Drive { chunk: 333, split: true, keep: true }, Box::new(PackFile::open(&path).unwrap())).unwrap();
     let kept = ix.scan.delta_at.iter().filter(|&&a| a != super::scan::NOT_KEPT).count() as u32;
     assert!(kept > 0 && kept < ix.scan.deltas, "kept {} of {}", kept, ix.scan.deltas);
     assert!(ix.scan.delta_bytes.len() <= 2000);
@@ -140,10 +199,15 @@ fn thin_pack_completed_like_git_fix_thin() {
             ix.thin_append(k, &z).unwrap();
         }
         assert!(ix.appended > 0);
-        ix.seal_count();
-        let sum: [u8; 20] = Sha1::digest(&ix.scan.pack).into();
+        // What the JavaScript side does to the file: the tail where the trailer was, the new
+        // count, the SHA-1 of it all as the trailer.
+        let mut done = thin[..ix.original_body as usize].to_vec();
+        done.extend_from_slice(&ix.tail);
+        done[8..12].copy_from_slice(&ix.count_after_append().to_be_bytes());
+        let sum: [u8; 20] = Sha1::digest(&done).into();
+        done.extend_from_slice(&sum);
         ix.seal(sum);
-        assert!(ix.scan.pack == git_pack, "split {}: the completed pack differs from git's --fix-thin", split);
+        assert!(done == git_pack, "split {}: the completed pack differs from git's --fix-thin", split);
         ix.check_complete().unwrap();
         let (idx, rev) = ix.index_files(&sum);
         assert!(idx == git_idx && rev == git_rev, "split {}: .idx/.rev differ from git's", split);
@@ -220,40 +284,57 @@ fn corrupt_packs_are_errors_naming_what_and_where() {
 }
 
 #[test]
-fn a_pack_past_the_limit_is_refused_naming_the_native_core() {
-    assert_eq!(MAX_PACK, 3 << 30);
-    let e = too_large(MAX_PACK + 1);
-    assert_eq!((e.kind.clone(), e.code()), (ErrorKind::TooLarge, "MPGIT_PACK_TOO_LARGE".to_string()));
-    assert!(e.message.contains("MPGIT_CORE=native") && e.message.contains("native package"), "{}", e);
-
-    // A known size: refused before anything is taken.
-    let mut ix = Indexer::default();
-    ix.scan.max_pack = 1000;
-    assert_eq!(ix.scan.expect(1001).unwrap_err().kind, ErrorKind::TooLarge);
-    assert!(ix.scan.pack.capacity() < 1000);
-    ix.scan.expect(1000).unwrap();
-    // A stream: refused at the write that passes it, whatever was taken before.
+fn a_pack_of_too_many_objects_is_refused_at_its_header_naming_the_native_core() {
+    assert!(MAX_OBJECTS > 15_000_000 && MAX_OBJECTS < 20_000_000, "{}", MAX_OBJECTS);
     let mut b = PackBuilder::new();
     for i in 0..40 {
         b.object(OBJ_BLOB, format!("blob number {} with some bytes", i).as_bytes());
     }
     let pack = b.finish();
-    assert!(pack.len() > 1000);
+    // A file whose size can hold its count: refused at the header, before the tables grow.
     let mut ix = Indexer::default();
-    ix.scan.max_pack = 1000;
-    let mut taken = 0;
-    let e = loop {
-        match ix.scan.reserve(100) {
-            Ok(buf) => {
-                buf.copy_from_slice(&pack[taken..taken + 100]);
-                taken += 100;
-                ix.scan.advance().unwrap();
-            }
-            Err(e) => break e,
-        }
-    };
-    assert_eq!((e.kind, taken), (ErrorKind::TooLarge, 1000));
-    assert!(e.message.contains("1100 bytes or more"), "{}", e.message);
+    ix.scan.max_objects = 39;
+    ix.scan.known_size = Some(pack.len() as u64);
+    ix.scan.reserve(12).copy_from_slice(&pack[..12]);
+    ix.scan.commit(0);
+    let e = ix.scan.advance().unwrap_err();
+    assert_eq!((e.kind.clone(), e.code()), (ErrorKind::TooLarge, "MPGIT_PACK_TOO_LARGE".to_string()));
+    assert!(e.message.contains("40 objects") && e.message.contains("at most 39"), "{}", e);
+    assert!(e.message.contains("MPGIT_CORE=native") && e.message.contains("native package"), "{}", e);
+    assert!(ix.scan.entries.capacity() == 0);
+    // A stream: refused when its entries pass the limit.
+    let mut ix = Indexer::default();
+    ix.scan.max_objects = 39;
+    let e = scan_and_resolve(&mut ix, &pack, Drive { chunk: 50, split: false, keep: true }).unwrap_err();
+    assert_eq!((e.kind.clone(), ix.scan.entries.len()), (ErrorKind::TooLarge, 39));
+    // A count no file of its size can hold is a corrupt pack (as natively), not a large one.
+    let mut lying = pack.clone();
+    lying[8] = 0xff;
+    let mut ix = Indexer::default();
+    ix.scan.known_size = Some(pack.len() as u64);
+    let e = scan_and_resolve(&mut ix, &lying, PLAIN).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadPack, "{}", e);
+    // At the limit, it is taken.
+    let mut ix = Indexer::default();
+    ix.scan.max_objects = 40;
+    let sum = scan_and_resolve(&mut ix, &pack, PLAIN).unwrap();
+    assert_eq!(ix.index_files(&sum).0.len(), 8 + 256 * 4 + 40 * 28 + 40);
+}
+
+/// An object bigger than the scan's ring is hashed as it is inflated, never held whole.
+#[test]
+fn a_big_object_passes_through_the_ring() {
+    let big: Vec<u8> = (0..3 * super::inflate::RING as u32 + 17).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let mut b = PackBuilder::new();
+    b.object(OBJ_BLOB, &big);
+    b.object(OBJ_COMMIT, b"tree 0\n");
+    let pack = b.finish();
+    let mut ix = Indexer::default();
+    let sum = scan_and_resolve(&mut ix, &pack, Drive { chunk: 10_000, split: false, keep: true }).unwrap();
+    assert_eq!(ix.scan.oids[0], object_id(OBJ_BLOB, &big, 0).unwrap());
+    assert_eq!(ix.scan.entries[0].crc32, crc32fast::hash(&pack[12..ix.scan.entries[1].offset as usize]));
+    ix.check_complete().unwrap();
+    ix.index_files(&sum);
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! The indexer around the two passes: which deltas are rebuilt, which REF_DELTA bases are
 //! missing, appending supplied bases to a thin pack (as `git index-pack --fix-thin`: unresolved
 //! REF_DELTAs in pack order, each missing base appended once, what it unlocks resolved at
-//! once), then the .idx/.rev bytes.
+//! once), then the .idx/.rev bytes. The appended entries are kept here (`tail`): the caller
+//! writes them to the pack file where its trailer was, then the new count and trailer.
 
-use super::resolve::{Graph, Pack, Resolver};
+use super::resolve::{Graph, Pack, Resolver, Source};
 use super::scan::Scanner;
 use super::object_id;
 use crate::pack::entry::{encode_header, is_delta, Entry, OBJ_REF_DELTA};
@@ -23,7 +24,11 @@ pub struct Indexer {
     thin_cursor: usize,
     pub appended: u32,
     /// Where the received pack's trailer was (the appended bases start there).
-    pub original_body: usize,
+    pub original_body: u64,
+    /// Where the second pass reads the pack (set before resolving: `set_source`).
+    source: Option<Box<dyn Source>>,
+    /// The appended entries' bytes, in order, from `original_body`.
+    pub tail: Vec<u8>,
 }
 
 impl Indexer {
@@ -37,8 +42,14 @@ impl Indexer {
         Ok(sum)
     }
 
-    pub fn pack(&self) -> Pack<'_> {
-        Pack { bytes: &self.scan.pack, entries: &self.scan.entries, body_len: self.scan.body_len(), delta_bytes: &self.scan.delta_bytes, delta_at: &self.scan.delta_at }
+    /// Where the pack's bytes are read back from: the pack file (or, in tests, its bytes).
+    pub fn set_source(&mut self, s: Box<dyn Source>) {
+        self.source = Some(s);
+    }
+
+    fn pack(&self) -> Result<Pack<'_>> {
+        let src = self.source.as_deref().ok_or_else(|| Error::state("resolve before the pack file is open"))?;
+        Ok(Pack { src, entries: &self.scan.entries, body_len: self.original_body, delta_bytes: &self.scan.delta_bytes, delta_at: &self.scan.delta_at })
     }
 
     pub fn roots(&self) -> Vec<u32> {
@@ -59,7 +70,7 @@ impl Indexer {
     /// Resolves the trees of `roots` here (one thread).
     pub fn resolve(&mut self, roots: &[u32]) -> Result<()> {
         let g = self.graph.as_ref().ok_or_else(|| Error::state("resolve before the end of input"))?;
-        let mut r = Resolver::new(self.pack(), g);
+        let mut r = Resolver::new(self.pack()?, g);
         for &root in roots {
             let oid = self.scan.oids[root as usize];
             r.root(root, &oid)?;
@@ -118,31 +129,33 @@ impl Indexer {
     /// what it unlocks.
     pub fn thin_append(&mut self, k: usize, deflated: &[u8]) -> Result<()> {
         let (oid, kind, data) = self.bases[k].clone();
-        let offset = self.scan.body_len();
+        let offset = self.original_body + self.tail.len() as u64;
         let mut bytes = encode_header(kind, data.len() as u64);
         let hdr_len = bytes.len() as u8;
         bytes.extend_from_slice(deflated);
         let crc32 = crc32fast::hash(&bytes);
-        self.scan.append_entry(&bytes, Entry { offset: offset as u64, size: data.len() as u64, base: 0, crc32, hdr_len, kind }, oid);
+        self.tail.extend_from_slice(&bytes);
+        self.scan.append_entry(Entry { offset, size: data.len() as u64, base: 0, crc32, hdr_len, kind }, oid, offset + bytes.len() as u64);
         self.done.push(true);
         self.appended += 1;
         let g = self.graph.as_ref().expect("end() ran");
-        let mut r = Resolver::new(self.pack(), g);
+        let mut r = Resolver::new(self.pack()?, g);
         r.base(kind, data, &oid)?;
         let out = std::mem::take(&mut r.out);
         self.apply(&out);
         Ok(())
     }
 
-    /// After appending: the new object count, written into the pack bytes (which then end
-    /// where the trailer goes: the caller hashes them and hands the digest to `seal`).
-    pub fn seal_count(&mut self) {
-        self.scan.seal_count()
+    /// After appending: the pack's new object count (the caller writes it at offset 8, the
+    /// tail after `original_body`, hashes the file and hands the digest to `seal`).
+    pub fn count_after_append(&self) -> u32 {
+        self.scan.entries.len() as u32
     }
 
-    /// Appends the trailer (`digest`: the SHA-1 of the pack bytes after `seal_count`).
+    /// The new trailer (`digest`: the SHA-1 of the pack file after the tail and count are
+    /// written), the checksum the .idx names.
     pub fn seal(&mut self, digest: [u8; 20]) {
-        self.scan.pack.extend_from_slice(&digest);
+        self.scan.checksum = Some(digest);
     }
 
     /// Deltas still without a base: an error naming how many.
@@ -168,22 +181,11 @@ impl Indexer {
 }
 
 impl Scanner {
-    /// Appends a whole entry (a thin pack's base) where the trailer was.
-    fn append_entry(&mut self, bytes: &[u8], e: Entry, oid: [u8; 20]) {
-        let body = self.body_len();
-        self.pack.truncate(body);
-        self.pack.extend_from_slice(bytes);
+    /// Records an appended entry (a thin pack's base), its data ending at `end`.
+    fn append_entry(&mut self, e: Entry, oid: [u8; 20], end: u64) {
         self.entries.push(e);
         self.oids.push(oid);
         self.delta_at.push(super::scan::NOT_KEPT);
-        self.set_body_len(body + bytes.len());
-    }
-
-    /// Rewrites the object count; the pack bytes end where the new trailer goes.
-    fn seal_count(&mut self) {
-        let body = self.body_len();
-        self.pack.truncate(body);
-        let n = self.entries.len() as u32;
-        self.pack[8..12].copy_from_slice(&n.to_be_bytes());
+        self.set_body_len(end);
     }
 }
