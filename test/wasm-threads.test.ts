@@ -19,8 +19,11 @@ function wasmAreas() {
   return wasmOdb(m.module);
 }
 
-/** Enough files that a checkout goes to the worker threads (wasm-odb.ts PARALLEL_MIN_ENTRIES). */
-const FILES = 2400;
+/**
+ * Enough files that a checkout goes to the worker threads (wasm-odb.ts PARALLEL_MIN_ENTRIES)
+ * and that they write most of it (the main thread writes only until one has started).
+ */
+const FILES = 6000;
 
 /** Explodes the packs of `repo` into loose objects (so that one can be taken away). */
 async function loosen(repo: string): Promise<void> {
@@ -106,14 +109,14 @@ test('wasm: an error in a checkout thread (a missing blob, a file in the way) fa
     const e1 = await run(wt1);
     t.is(e1.code, 'EEXIST', e1.message);
     t.is(readFileSync(join(wt1, 'f1197'), 'utf8'), 'mine\n', 'the file in the way is left alone');
-    // A blob taken away.
-    const blob = (await git(['rev-parse', `${head}:d5/f1400`], { cwd: repo })).stdout.trim();
+    // A blob taken away, in the last directory handed out (a worker's, once they have started).
+    const blob = (await git(['rev-parse', `${head}:d8/f5993`], { cwd: repo })).stdout.trim();
     unlinkSync(join(repo, 'objects', blob.slice(0, 2), blob.slice(2)));
     const wt2 = join(base, 'wt2');
     mkdirSync(wt2);
     const e2 = await run(wt2);
     t.is(e2.code, 'MPGIT_MISSING_OBJECTS', e2.message);
-    t.regex(e2.message, new RegExp(`blob ${blob} \\(d5/f1400\\) is missing`));
+    t.regex(e2.message, new RegExp(`blob ${blob} \\(d8/f5993\\) is missing`));
   } finally {
     odb.odbClose(h);
   }

@@ -18,7 +18,8 @@ export interface CheckoutWorkerData {
 
 /** A batch (mp_co_batch's bytes) to write; null ends the thread. */
 export type CheckoutRequest = { batch: Uint8Array | null };
-export type CheckoutAnswer = { answer: Uint8Array } | { error: { message: string; code?: string } };
+/** `ready` once the database is open, then an answer per batch; an error ends it. */
+export type CheckoutAnswer = { ready: true } | { answer: Uint8Array } | { error: { message: string; code?: string } };
 
 const data = workerData as CheckoutWorkerData;
 const w = new WasmCore(data.module);
@@ -39,6 +40,7 @@ try {
   for (const [pack, idx] of data.packs) {
     w.withBytes(Buffer.from(pack), (pp, pn) => w.withBytes(Buffer.from(idx), (ip, inn) => w.check(w.x.mp_odb_add_pack(h, pp, pn, ip, inn))));
   }
+  answer({ ready: true });
 } catch (e) {
   h = 0;
   fail(e);

@@ -18,12 +18,19 @@ const IN_FLIGHT = 2;
 
 /**
  * Writes every batch `next` gives (null: none left) on `threads` workers, handing each answer
- * to `record`; resolves once every batch is answered, rejects with the first error.
+ * to `record`; resolves once every batch is answered, rejects with the first error. Until a
+ * worker is ready (has started and opened the database) this thread writes batches itself
+ * (`writeHere`), a batch per turn of the event loop: a checkout done before then pays nothing
+ * for the threads.
  */
-export function writeOnWorkers(data: CheckoutWorkerData, threads: number, next: () => Uint8Array | null, record: (answer: Uint8Array) => void): Promise<void> {
+export function writeOnWorkers(data: CheckoutWorkerData, threads: number, next: () => Uint8Array | null, record: (answer: Uint8Array) => void, writeHere: (batch: Uint8Array) => Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
     const workers: Worker[] = [];
+    /** Batches at the workers, unanswered. */
     let out = 0;
+    let ready = false;
+    let drained = false;
+    let local = true;
     let ended = false;
     const end = (err: unknown) => {
       if (ended) return;
@@ -32,20 +39,46 @@ export function writeOnWorkers(data: CheckoutWorkerData, threads: number, next: 
       if (err) reject(err);
       else resolve();
     };
-    /** Sends `w` the next batch; false when there is none. */
-    const feed = (w: Worker): boolean => {
-      const b = next();
-      if (!b) return false;
+    const settle = () => {
+      if (drained && out === 0 && !local) end(null);
+    };
+    const take = (): Uint8Array | null => {
+      const b = drained ? null : next();
+      drained = !b;
+      return b;
+    };
+    const feed = (w: Worker) => {
+      const b = take();
+      if (!b) return;
       out++;
       w.postMessage({ batch: b } satisfies CheckoutRequest, [b.buffer as ArrayBuffer]);
-      return true;
     };
     const answered = (w: Worker, a: CheckoutAnswer) => {
       if (ended) return;
       if ('error' in a) return end(Object.assign(new Error(a.error.message), { code: a.error.code }));
-      out--;
-      record(a.answer);
-      if (!feed(w) && out === 0) end(null);
+      if ('ready' in a) {
+        ready = true;
+        for (let k = 0; k < IN_FLIGHT; k++) feed(w);
+      } else {
+        out--;
+        record(a.answer);
+        feed(w);
+      }
+      settle();
+    };
+    const here = () => {
+      if (ended) return;
+      try {
+        const b = ready ? null : take();
+        if (!b) {
+          local = false;
+          return settle();
+        }
+        record(writeHere(b));
+      } catch (e) {
+        return end(e);
+      }
+      setImmediate(here);
     };
     try {
       for (let i = 0; i < threads; i++) {
@@ -61,10 +94,9 @@ export function writeOnWorkers(data: CheckoutWorkerData, threads: number, next: 
         w.on('error', end);
         w.on('exit', (code) => end(new Error(`a checkout thread exited (${code}) before the checkout was written`)));
       }
-      for (let k = 0; k < IN_FLIGHT; k++) workers.forEach(feed);
-      if (out === 0) end(null);
     } catch (e) {
-      end(e);
+      return end(e);
     }
+    here();
   });
 }

@@ -182,7 +182,8 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
         if (a.threads > 1 && entries >= PARALLEL_MIN_ENTRIES) {
           const next = () => call((c) => (c.check(c.x.mp_co_batch(j, BATCH_ENTRIES)) ? c.out(c.x.mp_out_len()) : null));
           const record = (answer: Uint8Array) => call((c) => c.withBytes(answer, (p, n) => c.check(c.x.mp_co_record(j, p, n))));
-          await writeOnWorkers({ module, workTree: a.workTree, ...a.source }, a.threads, next, record);
+          const here = (batch: Uint8Array) => call((c) => c.withBytes(batch, (p, n) => c.out(c.check(c.x.mp_co_write(j, p, n)))));
+          await writeOnWorkers({ module, workTree: a.workTree, ...a.source }, a.threads, next, record, here);
         }
         for (;;) {
           // The summary (out) or the error is read before the progress call replaces out.

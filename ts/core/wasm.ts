@@ -69,6 +69,7 @@ export interface WasmExports {
   mp_co_plan(job: number, threads: number): number;
   mp_co_batch(job: number, entries: number): number;
   mp_co_record(job: number, p: number, n: number): number;
+  mp_co_write(job: number, bp: number, bn: number): number;
   mp_cw_write(h: number, wp: number, wn: number, bp: number, bn: number): number;
   mp_co_progress(job: number): number;
   mp_co_free(job: number): void;

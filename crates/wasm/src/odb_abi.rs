@@ -211,11 +211,16 @@ pub extern "C" fn mp_co_record(h: *mut Job, p: *const u8, n: usize) -> i32 {
     }
 }
 
-/// In a worker instance: writes a batch (mp_co_batch's output) into the work tree, reading
-/// blobs from `h`: the answer's length (out), or -1.
+/// Writes a batch (mp_co_batch's output) here, with the checkout's own database, as a worker
+/// would (while the workers start): the answer's length (out), or -1.
 #[no_mangle]
-pub extern "C" fn mp_cw_write(h: *mut OdbHandle, wp: *const u8, wn: usize, bp: *const u8, bn: usize) -> i32 {
-    match path(wp, wn).and_then(|w| write_batch(odb(h), &w, slice(bp, bn))) {
+pub extern "C" fn mp_co_write(h: *mut Job, bp: *const u8, bn: usize) -> i32 {
+    let j = job(h);
+    answer(write_batch(&j.odb, &j.work_tree, slice(bp, bn)))
+}
+
+fn answer(r: Result<Vec<u8>, Error>) -> i32 {
+    match r {
         Ok(a) => {
             let n = a.len() as i32;
             out(a);
@@ -223,6 +228,13 @@ pub extern "C" fn mp_cw_write(h: *mut OdbHandle, wp: *const u8, wn: usize, bp: *
         }
         Err(e) => fail(e),
     }
+}
+
+/// In a worker instance: writes a batch (mp_co_batch's output) into the work tree, reading
+/// blobs from `h`: the answer's length (out), or -1.
+#[no_mangle]
+pub extern "C" fn mp_cw_write(h: *mut OdbHandle, wp: *const u8, wn: usize, bp: *const u8, bn: usize) -> i32 {
+    answer(path(wp, wn).and_then(|w| write_batch(odb(h), &w, slice(bp, bn))))
 }
 
 fn summary(s: &Summary) -> Vec<u8> {
