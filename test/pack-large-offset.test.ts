@@ -1,8 +1,8 @@
 // Packs past 2 GiB: objects beyond offset 2^31 go to the .idx's 8-byte offset table, and
 // OFS_DELTA distances beyond 32 bits must decode. The pack is made directly: a 2.1 GiB blob
 // of zeros in stored deflate blocks, written sparse (only the block headers touch the disk),
-// between small objects and deltas. The indexer (of the core this process loads) must write
-// git's .idx and .rev for it.
+// between small objects and deltas. The indexer of the core this process loads, and that of
+// the other core through the command line, must write git's .idx and .rev for it.
 
 import test from 'ava';
 import { createHash } from 'node:crypto';
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { indexPackFile } from '../ts/pack/indexer.js';
 import { core } from '../ts/core/index.js';
-import { git } from './helpers/proc.js';
+import { git, mpgit } from './helpers/proc.js';
 
 const HUGE = 2 ** 31 + 150 * 2 ** 20;
 const STORED_BLOCK = 65535;
@@ -143,4 +143,19 @@ test(`${core.kind}: a pack past 2 GiB gets git's .idx (with its 8-byte offsets) 
   t.is(r.deltaCount, 2);
   t.true(readFileSync(idxPath).equals(f.idx), ".idx differs from git's");
   t.true(readFileSync(revPath).equals(f.rev), ".rev differs from git's");
+});
+
+// The other core too, through the command line: the WebAssembly core holds none of the pack
+// (its bytes pass through the scan, entries are read back by offset), so a pack past 2 GiB is
+// no different for it.
+const other = core.kind === 'wasm' ? 'native' : 'wasm';
+test(`${other} (mpgit index-pack, MPGIT_CORE=${other}): a pack past 2 GiB gets git's .idx and .rev`, async (t) => {
+  t.timeout(8 * 60_000);
+  const f = await hugePack();
+  const idxPath = join(f.dir, `${other}-cli.idx`);
+  const r = await mpgit(['index-pack', '--rev-index', '-o', idxPath, f.pack], { env: { MPGIT_CORE: other }, timeoutMs: 6 * 60_000 });
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout.trim(), f.sum);
+  t.true(readFileSync(idxPath).equals(f.idx), ".idx differs from git's");
+  t.true(readFileSync(idxPath.replace(/\.idx$/, '.rev')).equals(f.rev), ".rev differs from git's");
 });
