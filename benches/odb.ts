@@ -12,9 +12,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadNative } from '../ts/core/native.js';
-import { wasmModule } from '../ts/core/wasm.js';
-import { wasmOdb } from '../ts/core/wasm-odb.js';
+// The compiled modules (npm run build:ts, which the script runs first), as the installed CLI
+// runs them: a worker thread then starts from JavaScript, not through tsx's loader.
+import { loadNative } from '../dist/core/native.js';
+import { wasmModule } from '../dist/core/wasm.js';
+import { wasmOdb } from '../dist/core/wasm-odb.js';
 import type { CheckoutCore, ConnectivityCore, OdbCore } from '../ts/core/types.js';
 import { benchArgs, machine, machineLine, measure, median, printTable, round, writeJson, type Row } from './lib/bench.js';
 import { cachedRepo, presetSpec } from './lib/genrepo.js';

@@ -156,9 +156,12 @@ export function wasmModule(): { module: WebAssembly.Module } | { error: string }
   }
 }
 
+/** node's flags less tsx's loader: a compiled worker needs none, and it costs ~300 ms to start. */
+const jsExecArgv = process.execArgv.filter((a, i, all) => a !== '--import=tsx' && !(a === '--import' && all[i + 1] === 'tsx') && !(a === 'tsx' && all[i - 1] === '--import'));
+
 /** Starts the worker thread of module `name` (beside this file: the .ts one under tsx, in tests and benches). */
 export function startWasmWorker(name: string, workerData: object): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, import.meta.url), { workerData });
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, import.meta.url), { workerData, execArgv: jsExecArgv });
   const url = new URL(`./${name}.ts`, import.meta.url).href;
   return new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url)}); })`, { eval: true, workerData });
 }
