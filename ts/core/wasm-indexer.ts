@@ -115,7 +115,7 @@ async function resolveAll(s: State): Promise<void> {
       await new Promise((r) => setImmediate(r));
     }
   };
-  const one = (h: Helper) =>
+  const one = (h: Helper, t: Uint8Array) =>
     new Promise<void>((resolve, reject) => {
       // Two batches in flight per worker: it starts the next as soon as one is done, not when
       // this thread, busy with a batch of its own, gets round to answering.
@@ -144,9 +144,10 @@ async function resolveAll(s: State): Promise<void> {
       };
       if (h.failed) return h.on({ error: { message: h.failed.message, code: (h.failed as { code?: string }).code } });
       h.worker.ref();
-      h.worker.postMessage({ table } satisfies WorkerRequest);
+      // Moved, not copied (the table is tens of bytes an object): each worker gets its own.
+      h.worker.postMessage({ table: t } satisfies WorkerRequest, [t.buffer as ArrayBuffer]);
     });
-  const workers = s.helpers.map(one);
+  const workers = s.helpers.map((h, i) => one(h, i === s.helpers.length - 1 ? table : new Uint8Array(table)));
   try {
     await Promise.all([
       local().catch((e: unknown) => {
