@@ -1,12 +1,12 @@
-//! The pack indexer and object reader in plain Rust over bytes in memory: no threads, files or
-//! C, for the WebAssembly core (crates/wasm). The pack's bytes pass through: `scan` parses
-//! entries as they complete (headers, CRC-32, the zlib stream's end, object ids of whole
-//! objects) holding only a window of them; `resolve` rebuilds deltas from a set of roots,
-//! reading entries back from the pack file by offset (`Source`: the host's pread in wasm; each
-//! worker of the caller takes a share of the roots); `thin` appends supplied bases; `Indexer::idx`/`rev`
-//! write the files with the shared `index` writer. Entry headers, delta application and the
-//! .idx/.rev format are the native indexer's modules; object ids are SHA-1 with collision
-//! detection (sha1collisiondetection, the pure-Rust port of git's sha1dc).
+//! The pack indexer in plain Rust, for the WebAssembly core (crates/wasm): no threads or C.
+//! The pack's bytes pass through `scan`, which parses entries as they complete (headers,
+//! CRC-32, the zlib stream's end, object ids of whole objects) holding only a window of them;
+//! `resolve` rebuilds deltas from a set of roots (each worker of the caller takes a share),
+//! reading entries back from the pack file by offset (`Source`: the host's pread in wasm);
+//! `thin` appends supplied bases; `Indexer::index_files` writes the .idx/.rev with the shared
+//! `index` writer. Entry headers, delta application and the .idx/.rev format are the native
+//! indexer's modules; object ids are SHA-1 with collision detection (sha1collisiondetection,
+//! the pure-Rust port of git's sha1dc).
 
 pub mod inflate;
 pub mod resolve;
