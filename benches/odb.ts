@@ -61,7 +61,8 @@ function cores(): Core[] {
   const out: Core[] = [];
   const n = loadNative();
   if (!n.core?.odb || !n.core.checkout || !n.core.connectivity) throw new Error(`the native core is not built (npm run build:native): ${n.error}`);
-  out.push({ name: `native (${availableParallelism()} threads)`, threads: availableParallelism(), odb: n.core.odb, checkout: n.core.checkout, connectivity: n.core.connectivity });
+  // The native core at 1 thread too: the wasm rows' threads compared with equal threads.
+  for (const threads of [...new Set([1, availableParallelism()])]) out.push({ name: `native (${threads} thread${threads > 1 ? 's' : ''})`, threads, odb: n.core.odb, checkout: n.core.checkout, connectivity: n.core.connectivity });
   const m = wasmModule();
   if ('error' in m) throw new Error(`the wasm core is not built (npm run build:wasm): ${m.error}`);
   // The walk runs on the calling thread whatever the threads; checkout on that many workers.

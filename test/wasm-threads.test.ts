@@ -122,6 +122,32 @@ test('wasm: an error in a checkout thread (a missing blob, a file in the way) fa
   }
 });
 
+test('wasm: planning a checkout of many directories lets a timer fire before the first entry is written', async (t) => {
+  const base = await tempDir(t);
+  const repo = join(base, 'r.git');
+  await initBare(repo);
+  const dirs = 1500;
+  const parts = ['blob\nmark :1\ndata 2\nx\n', 'commit refs/heads/main\ncommitter A <a@example.com> 1700000000 +0000\ndata 5\ndirs\n'];
+  for (let i = 0; i < dirs; i++) parts.push(`M 100644 :1 a/d${i}/f\n`);
+  await git(['fast-import', '--quiet'], { cwd: repo, input: parts.join('') + '\n' });
+  const head = (await git(['rev-parse', 'refs/heads/main'], { cwd: repo })).stdout.trim();
+  const { odb, checkout } = wasmAreas();
+  const h = odb.odbOpen(repo);
+  const wt = join(base, 'wt');
+  mkdirSync(wt);
+  try {
+    const job = checkout.checkoutNew(h, head, wt, { threads: 1, indexPath: join(base, 'index') });
+    const seen: { done: number; total: number }[] = [];
+    const timer = setInterval(() => seen.push(checkout.checkoutProgress(job)), 0);
+    const r = await checkout.checkoutRun(job).finally(() => clearInterval(timer));
+    t.is(r.entries, dirs);
+    t.true(seen.some((p) => p.total === 0), `a tick while the tree was being read: ${JSON.stringify(seen.slice(0, 3))}`);
+    t.is(readdirSync(join(wt, 'a')).length, dirs);
+  } finally {
+    odb.odbClose(h);
+  }
+});
+
 /** A bare repository of `commits` commits, each adding a file to one of 50 directories (loose objects). */
 async function history(repo: string, commits: number): Promise<string> {
   await initBare(repo);

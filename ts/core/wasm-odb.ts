@@ -20,6 +20,8 @@ function ids(oids: string[]): Buffer {
 
 /** Entries a checkout writes between two returns to the event loop (tens of milliseconds). */
 const STEP_ENTRIES = 512;
+/** Trees a checkout's plan reads (then directories it makes) between two returns to the event loop. */
+const PLAN_STEP = 256;
 /** Fewest entries a checkout writes on worker threads (fewer: on this thread, as starting them costs more). */
 const PARALLEL_MIN_ENTRIES = 2000;
 /** Objects the connectivity walk reads between two returns to the event loop (about 10 ms). */
@@ -178,7 +180,15 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
       const a = asked.get(token)!;
       asked.delete(token);
       try {
-        const entries = call((c) => c.check(c.x.mp_co_plan(j, a.threads)));
+        let entries = 0;
+        for (;;) {
+          const r = call((c) => c.check(c.x.mp_co_plan(j, a.threads, PLAN_STEP)));
+          if (r === 0) {
+            entries = call((c) => c.out(8).readDoubleLE(0));
+            break;
+          }
+          await new Promise((resolve) => setImmediate(resolve));
+        }
         if (a.threads > 1 && entries >= PARALLEL_MIN_ENTRIES) {
           const next = () => call((c) => (c.check(c.x.mp_co_batch(j, BATCH_ENTRIES)) ? c.out(c.x.mp_out_len()) : null));
           const record = (answer: Uint8Array) => call((c) => c.withBytes(answer, (p, n) => c.check(c.x.mp_co_record(j, p, n))));

@@ -66,7 +66,7 @@ export interface WasmExports {
   mp_odb_read_commit(h: number, oid: number): number;
   mp_co_new(h: number, tree: number, wp: number, wn: number, ip: number, inn: number): number;
   mp_co_step(job: number, entries: number): number;
-  mp_co_plan(job: number, threads: number): number;
+  mp_co_plan(job: number, threads: number, budget: number): number;
   mp_co_batch(job: number, entries: number): number;
   mp_co_record(job: number, p: number, n: number): number;
   mp_co_write(job: number, bp: number, bn: number): number;

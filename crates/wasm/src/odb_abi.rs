@@ -7,7 +7,7 @@
 
 use crate::abi::{fail, oid_at, out, slice};
 use mpgit_core::error::Error;
-use mpgit_core::odb::checkout::{write_batch, Plan, Progress, Summary};
+use mpgit_core::odb::checkout::{write_batch, Plan, Planning, Progress, Summary};
 use mpgit_core::odb::connect::Walk;
 use mpgit_core::odb::Odb;
 use std::collections::HashSet;
@@ -105,6 +105,7 @@ pub struct Job {
     work_tree: PathBuf,
     index: Option<PathBuf>,
     progress: Progress,
+    planning: Option<Planning>,
     plan: Option<Plan>,
     ended: bool,
 }
@@ -119,7 +120,7 @@ fn job<'a>(h: *mut Job) -> &'a mut Job {
 pub extern "C" fn mp_co_new(h: *mut OdbHandle, tree: *const u8, wp: *const u8, wn: usize, ip: *const u8, in_: usize) -> *mut Job {
     let made = path(wp, wn).and_then(|w| Ok((w, if ip.is_null() { None } else { Some(path(ip, in_)?) })));
     match made {
-        Ok((work_tree, index)) => Box::into_raw(Box::new(Job { odb: odb(h).clone(), tree: oid_at(tree), work_tree, index, progress: Progress::default(), plan: None, ended: false })),
+        Ok((work_tree, index)) => Box::into_raw(Box::new(Job { odb: odb(h).clone(), tree: oid_at(tree), work_tree, index, progress: Progress::default(), planning: None, plan: None, ended: false })),
         Err(e) => {
             fail(e);
             std::ptr::null_mut()
@@ -158,21 +159,35 @@ pub extern "C" fn mp_co_step(h: *mut Job, entries: usize) -> i32 {
     }
 }
 
-/// Plans the checkout (the tree flattened, the directories made; units sized for `threads`
-/// writers): the entries to write, or -1. Then either mp_co_step writes them here, or they go
-/// out in batches (mp_co_batch) to worker instances (mp_cw_write) whose answers come back
-/// (mp_co_record); mp_co_step then writes the index.
+/// Plans the checkout, `budget` trees (then directories) at a time: the tree flattened and
+/// checked, the directories made, the units sized for `threads` writers. 1 while there is more
+/// to do; 0 when planned, out = the entries to write (f64); -1. Then either mp_co_step writes
+/// them here, or they go out in batches (mp_co_batch) to worker instances (mp_cw_write) whose
+/// answers come back (mp_co_record); mp_co_step then writes the index.
 #[no_mangle]
-pub extern "C" fn mp_co_plan(h: *mut Job, threads: usize) -> i32 {
+pub extern "C" fn mp_co_plan(h: *mut Job, threads: usize, budget: usize) -> i32 {
     let j = job(h);
     if j.ended || j.plan.is_some() {
         return fail(Error::state("this checkout has already run"));
     }
-    match Plan::new(&j.odb, &j.tree, &j.work_tree, threads.max(1), &j.progress) {
-        Ok(p) => {
-            let n = p.entries();
+    let step = match j.planning.take() {
+        Some(p) => Ok(p),
+        None => Planning::start(&j.odb, &j.tree),
+    }
+    .and_then(|mut p| Ok((p.step(&j.odb, &j.work_tree, budget.max(1), &j.progress)?, p)))
+    .and_then(|(done, p)| {
+        if !done {
+            j.planning = Some(p);
+            return Ok(None);
+        }
+        p.finish(threads.max(1)).map(Some)
+    });
+    match step {
+        Ok(None) => 1,
+        Ok(Some(p)) => {
+            out((p.entries() as f64).to_le_bytes().to_vec());
             j.plan = Some(p);
-            n.min(i32::MAX as usize) as i32
+            0
         }
         Err(e) => {
             j.ended = true;

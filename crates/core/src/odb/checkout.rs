@@ -10,16 +10,18 @@
 
 use super::index_file::{self, Stat};
 use super::sys;
-use super::parse::{self, MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_SYMLINK, MODE_TREE};
+use super::parse::{MODE_EXEC, MODE_GITLINK, MODE_SYMLINK};
 use super::{Odb, Error, Result};
 use crate::pack::entry::type_name;
-use crate::pack::entry::{OBJ_BLOB, OBJ_COMMIT, OBJ_TREE};
+use crate::pack::entry::OBJ_BLOB;
 use crate::oid::hex;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod batch;
+mod planning;
 pub use batch::write_batch;
+pub use planning::Planning;
 
 /// Deepest tree nesting followed.
 const MAX_TREE_DEPTH: usize = 4096;
@@ -88,26 +90,9 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(odb: &Odb, tree_or_commit: &[u8; 20], work_tree: &Path, threads: usize, progress: &Progress) -> Result<Plan> {
-        let root = odb.read_existing(tree_or_commit, "tree")?;
-        let tree = match root.kind {
-            OBJ_TREE => *tree_or_commit,
-            OBJ_COMMIT => parse::commit(&root.data, tree_or_commit)?.tree,
-            k => return Err(Error::bad(format!("{} is a {}, expected a tree or a commit", hex(tree_or_commit), type_name(k)))),
-        };
-        let (dirs, items) = flatten(odb, &tree)?;
-        progress.total.store(items.len() as u64, Ordering::Relaxed);
-        for d in &dirs[1..] {
-            sys::create_dir(work_tree, d)?;
-        }
-        // A directory's entries together, in bounded units.
-        let mut by_dir: Vec<Vec<u32>> = vec![Vec::new(); dirs.len()];
-        for (i, it) in items.iter().enumerate() {
-            by_dir[it.dir as usize].push(i as u32);
-        }
-        let unit = (items.len() / (threads.max(1) * UNITS_PER_THREAD)).clamp(UNIT_MIN, UNIT_MAX);
-        let units = by_dir.iter().enumerate().flat_map(|(d, list)| list.chunks(unit).map(move |c| (d as u32, c.to_vec()))).collect();
-        let stats = vec![None; items.len()];
-        Ok(Plan { dirs, items, units, next: 0, outstanding: 0, stats, bytes: 0 })
+        let mut p = Planning::start(odb, tree_or_commit)?;
+        p.step(odb, work_tree, usize::MAX, progress)?;
+        p.finish(threads)
     }
 
     /// Whether every entry is written.
@@ -178,52 +163,6 @@ impl Plan {
         }
         Ok(Summary { entries: self.items.len() as u64, directories: (self.dirs.len() - 1) as u64, bytes: self.bytes })
     }
-}
-
-/// The directories (parents before children; the first is the root, "") and the other
-/// entries of `tree`, with their modes as a checkout writes them.
-fn flatten(odb: &Odb, tree: &[u8; 20]) -> Result<(Vec<Vec<u8>>, Vec<Item>)> {
-    let mut dirs: Vec<Vec<u8>> = vec![Vec::new()];
-    let mut items = Vec::new();
-    let mut stack: Vec<([u8; 20], u32, usize)> = vec![(*tree, 0, 0)];
-    while let Some((oid, dir, depth)) = stack.pop() {
-        if depth > MAX_TREE_DEPTH {
-            return Err(Error::bad(format!("tree {} nests deeper than {} levels", hex(&oid), MAX_TREE_DEPTH)));
-        }
-        let obj = odb.read_existing(&oid, "tree")?;
-        if obj.kind != OBJ_TREE {
-            return Err(Error::bad(format!("{} is a {}, expected a tree", hex(&oid), type_name(obj.kind))));
-        }
-        let entries = parse::tree(&obj.data, &oid, true)?;
-        // Two entries with one name (a link and a directory through it, say) would have the
-        // second written over or through the first: git's fsck calls it duplicateEntries.
-        let mut names: Vec<&[u8]> = entries.iter().map(|e| e.name).collect();
-        names.sort_unstable();
-        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::bad(format!("tree {} has two entries named {:?}; the repository is corrupt or hostile", hex(&oid), String::from_utf8_lossy(w[0]))));
-        }
-        for e in entries {
-            let prefix = &dirs[dir as usize];
-            let mut path = Vec::with_capacity(prefix.len() + 1 + e.name.len());
-            path.extend_from_slice(prefix);
-            if !prefix.is_empty() {
-                path.push(b'/');
-            }
-            path.extend_from_slice(e.name);
-            if e.mode == MODE_TREE {
-                dirs.push(path);
-                stack.push((e.oid, (dirs.len() - 1) as u32, depth + 1));
-            } else {
-                let mode = match e.mode {
-                    MODE_GITLINK | MODE_SYMLINK => e.mode,
-                    m if m & 0o111 != 0 => MODE_EXEC,
-                    _ => MODE_FILE,
-                };
-                items.push(Item { name_at: path.len() - e.name.len(), path, dir, mode, oid: e.oid });
-            }
-        }
-    }
-    Ok((dirs, items))
 }
 
 /// Writes the entries `list` of the directory `dir`; their stats (None for gitlinks) and sizes.
