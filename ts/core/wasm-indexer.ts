@@ -59,12 +59,18 @@ function hashBehind(s: State, chunk: Uint8Array): void {
   s.held = Buffer.from(all.subarray(Math.max(0, all.length - 20)));
 }
 
+/** Bytes handed to the instance at a time: its scan's window holds about this much. */
+const FEED_STEP = 1 << 20;
+
 function feed(s: State, chunk: Uint8Array): void {
   hashBehind(s, chunk);
   const x = s.w.x;
-  const p = x.mp_ix_reserve(s.h, chunk.length);
-  s.w.bytes(p, chunk.length).set(chunk);
-  s.w.check(x.mp_ix_commit(s.h, 0));
+  for (let at = 0; at < chunk.length; at += FEED_STEP) {
+    const part = chunk.subarray(at, Math.min(at + FEED_STEP, chunk.length));
+    const p = x.mp_ix_reserve(s.h, part.length);
+    s.w.bytes(p, part.length).set(part);
+    s.w.check(x.mp_ix_commit(s.h, 0));
+  }
 }
 
 function hex(b: Uint8Array): string {

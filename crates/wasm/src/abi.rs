@@ -337,6 +337,9 @@ pub extern "C" fn mp_ix_index(h: *mut Indexer, sum: *const u8) -> i32 {
     if let Err(e) = i.check_complete() {
         return fail(e);
     }
+    // The output buffer may still hold the workers' table (tens of bytes an object): let it
+    // go before the .idx is built, so that the two never take memory at once.
+    out(Vec::new());
     let (mut idx, rev) = i.index_files(&oid_at(sum));
     let n = idx.len() as i32;
     idx.extend_from_slice(&rev);
