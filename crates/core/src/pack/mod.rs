@@ -8,7 +8,8 @@
 //! the codecs; `entry` the per-entry header.
 
 //! Without the `native` feature (the WebAssembly core) only the shared modules build: `entry`,
-//! `delta`, `index` and `portable` (the indexer and object reader over bytes in memory).
+//! `delta`, `index`, `window` (entries read back by offset) and `portable` (the indexer whose
+//! scan holds a window of the pack, not the pack).
 
 pub mod delta;
 pub mod entry;
@@ -25,6 +26,7 @@ pub mod resolve;
 pub mod scan;
 #[cfg(feature = "native")]
 pub mod sha1dc;
+pub mod window;
 
 pub use crate::error::{Error, ErrorKind, Result};
 #[cfg(feature = "native")]

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use super::inflate::{InflateError, Inflater};
 use super::scan::{collision, object_id};
 use super::Progress;
+use super::window::{Reader, KEEP_MAX};
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -70,9 +71,6 @@ enum Task {
     Child(Arc<Base>, u32, Option<Arc<Vec<u8>>>),
 }
 
-/// Bytes one read fetches around small entries.
-const READ_WINDOW: usize = 16 << 10;
-
 /// Per-thread reading and inflating state.
 struct Local {
     inflater: Inflater,
@@ -82,9 +80,6 @@ struct Local {
     result: Vec<u8>,
 }
 
-/// Reused buffers larger than this are let go rather than kept for the next object.
-const KEEP_MAX: usize = 1 << 20;
-
 fn keep(v: Vec<u8>) -> Vec<u8> {
     if v.capacity() > KEEP_MAX {
         Vec::new()
@@ -93,24 +88,14 @@ fn keep(v: Vec<u8>) -> Vec<u8> {
     }
 }
 
-/// Compressed bytes read from the pack: a window around small entries, else exactly the entry.
-#[derive(Default)]
-struct Reader {
-    compressed: Vec<u8>,
-    window: Vec<u8>,
-    window_at: u64,
-    window_len: usize,
-}
-
 impl<'a> Pack<'a> {
     fn end_of(&self, i: usize) -> u64 {
         self.entries.get(i + 1).map_or(self.entries_end, |e| e.offset)
     }
 
-    /// The compressed bytes [start, end), from the thread's read window when they are small:
-    /// nearby entries are often needed together, and one read serves them.
+    /// The compressed bytes [start, end), from the thread's read window when they are small
+    /// (`window::Reader`).
     fn compressed<'l>(&self, local: &'l mut Reader, start: u64, end: u64) -> Result<&'l [u8]> {
-        let len = (end - start) as usize;
         let read = |buf: &mut [u8], at: u64| -> Result<usize> {
             let mut got = 0;
             while got < buf.len() {
@@ -123,29 +108,7 @@ impl<'a> Pack<'a> {
             }
             Ok(got)
         };
-        if len <= READ_WINDOW / 4 {
-            let in_window = start >= local.window_at && end <= local.window_at + local.window_len as u64;
-            if !in_window {
-                local.window.resize(READ_WINDOW, 0);
-                let want = (self.entries_end - start).min(READ_WINDOW as u64) as usize;
-                local.window_len = read(&mut local.window[..want], start)?;
-                local.window_at = start;
-                if local.window_len < len {
-                    return Err(Error::bad(format!("pack is truncated on disk at offset {}", start + local.window_len as u64)));
-                }
-            }
-            let from = (start - local.window_at) as usize;
-            return Ok(&local.window[from..from + len]);
-        }
-        // Big entries get a buffer of their own, not kept for the next (see `keep`).
-        if local.compressed.capacity() > KEEP_MAX {
-            local.compressed = Vec::new();
-        }
-        local.compressed.resize(len, 0);
-        if read(&mut local.compressed, start)? < len {
-            return Err(Error::bad(format!("pack is truncated on disk before offset {}", end)));
-        }
-        Ok(&local.compressed)
+        local.get(start, end, self.entries_end, read)
     }
 
     /// The inflated data of entry `i` (an object, or a delta).

@@ -1,14 +1,16 @@
 //! The second pass: deltas rebuilt from their bases, depth first from each root (a whole object
 //! with delta children), each result hashed. Entries are read back from the pack by offset
-//! (`Source`; an entry ends where the next begins), small ones through a window of
-//! `READ_WINDOW` bytes, so the pack itself is never held. A caller with several workers gives each a share
-//! of the roots: a tree of deltas is resolved where its root is, REF_DELTA children included
-//! (every worker has the whole graph), so workers never wait for each other.
+//! (`Source`, through `window::Reader` as the native indexer reads them: an entry ends where
+//! the next begins, small ones come from a window), so the pack itself is never held. A
+//! caller with several workers gives each a share of the roots: a tree of deltas is resolved
+//! where its root is, REF_DELTA children included (every worker has the whole graph), so
+//! workers never wait for each other.
 
 use super::inflate;
 use super::object_id;
 use super::scan::NOT_KEPT;
 use crate::pack::delta;
+use crate::pack::window::Reader;
 use crate::pack::entry::{is_delta, Entry, OBJ_REF_DELTA};
 use crate::error::{Error, Result};
 use miniz_oxide::inflate::core::DecompressorOxide;
@@ -106,9 +108,6 @@ impl Source for crate::odb::sys::PackReader {
     }
 }
 
-/// Bytes read at a time for small entries: an entry's neighbours often come next.
-pub const READ_WINDOW: usize = 16 << 10;
-
 /// The pack as a resolver reads it.
 pub struct Pack<'a> {
     pub src: &'a dyn Source,
@@ -139,28 +138,9 @@ impl<'a> Pack<'a> {
     }
 }
 
-/// The pack bytes last read: `buf` holds those from offset `at`.
-#[derive(Default)]
-struct Window {
-    buf: Vec<u8>,
-    at: u64,
-}
-
-impl Window {
-    /// The bytes from `start` to `end`, read from `src` unless the window holds them.
-    fn get(&mut self, src: &dyn Source, start: u64, end: u64, limit: u64) -> Result<&[u8]> {
-        let n = usize::try_from(end.saturating_sub(start)).map_err(|_| Error::at(start, "entry too large for the WebAssembly core"))?;
-        let held = start >= self.at && end <= self.at + self.buf.len() as u64;
-        if !held {
-            let len = if n <= READ_WINDOW / 2 { (limit - start).min(READ_WINDOW as u64) as usize } else { n };
-            self.buf.clear();
-            self.buf.resize(len, 0);
-            self.at = start;
-            src.read_at(&mut self.buf, start)?;
-        }
-        let from = (start - self.at) as usize;
-        Ok(&self.buf[from..from + n])
-    }
+/// The compressed bytes [start, end) of the pack in `src`.
+fn read<'r>(reader: &'r mut Reader, src: &dyn Source, start: u64, end: u64, limit: u64) -> Result<&'r [u8]> {
+    reader.get(start, end, limit, |buf, at| src.read_at(buf, at).map(|()| buf.len()))
 }
 
 struct Frame {
@@ -174,7 +154,7 @@ struct Frame {
 pub struct Resolver<'a> {
     pack: Pack<'a>,
     graph: &'a Graph,
-    window: Window,
+    reader: Reader,
     d: Box<DecompressorOxide>,
     delta_buf: Vec<u8>,
     pub out: Resolved,
@@ -182,13 +162,13 @@ pub struct Resolver<'a> {
 
 impl<'a> Resolver<'a> {
     pub fn new(pack: Pack<'a>, graph: &'a Graph) -> Resolver<'a> {
-        Resolver { pack, graph, window: Window::default(), d: Box::new(DecompressorOxide::new()), delta_buf: Vec::new(), out: Vec::new() }
+        Resolver { pack, graph, reader: Reader::default(), d: Box::new(DecompressorOxide::new()), delta_buf: Vec::new(), out: Vec::new() }
     }
 
     fn inflate(&mut self, i: u32) -> Result<Vec<u8>> {
         let e = self.pack.entries[i as usize];
         let (start, end) = self.pack.extent(i);
-        let z = self.window.get(self.pack.src, start, end, self.pack.body_len)?;
+        let z = read(&mut self.reader, self.pack.src, start, end, self.pack.body_len)?;
         let size = usize::try_from(e.size).map_err(|_| Error::at(e.offset, "object too large for the WebAssembly core"))?;
         let mut v = Vec::new();
         inflate::exact(&mut self.d, z, size, &mut v).ok_or_else(|| Error::at(e.offset, "inflate failed on the second pass"))?;
@@ -227,7 +207,7 @@ impl<'a> Resolver<'a> {
                 Some(d) => delta::apply(&top.data, d),
                 None => {
                     let (start, end) = self.pack.extent(c);
-                    let z = self.window.get(self.pack.src, start, end, self.pack.body_len)?;
+                    let z = read(&mut self.reader, self.pack.src, start, end, self.pack.body_len)?;
                     inflate::exact(&mut self.d, z, e.size as usize, &mut self.delta_buf).ok_or_else(|| Error::at(e.offset, "inflate failed on the second pass"))?;
                     delta::apply(&top.data, &self.delta_buf)
                 }
