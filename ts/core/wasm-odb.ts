@@ -24,6 +24,11 @@ const STEP_ENTRIES = 512;
 const PLAN_STEP = 256;
 /** Fewest entries a checkout writes on worker threads (fewer: on this thread, as starting them costs more). */
 const PARALLEL_MIN_ENTRIES = 2000;
+/**
+ * Most checkout threads: each holds a copy of every .idx (read whole: wasm maps nothing) and a
+ * delta base cache of its own, and file creation gains little past a few threads.
+ */
+const MAX_CHECKOUT_THREADS = 8;
 /** Objects the connectivity walk reads between two returns to the event loop (about 10 ms). */
 const WALK_STEP_OBJECTS = 1024;
 
@@ -179,21 +184,22 @@ export function wasmOdb(module: WebAssembly.Module): WasmOdbAreas {
       running.add(token);
       const a = asked.get(token)!;
       asked.delete(token);
+      const threads = Math.min(a.threads, MAX_CHECKOUT_THREADS);
       try {
         let entries = 0;
         for (;;) {
-          const r = call((c) => c.check(c.x.mp_co_plan(j, a.threads, PLAN_STEP)));
+          const r = call((c) => c.check(c.x.mp_co_plan(j, threads, PLAN_STEP)));
           if (r === 0) {
             entries = call((c) => c.out(8).readDoubleLE(0));
             break;
           }
           await new Promise((resolve) => setImmediate(resolve));
         }
-        if (a.threads > 1 && entries >= PARALLEL_MIN_ENTRIES) {
+        if (threads > 1 && entries >= PARALLEL_MIN_ENTRIES) {
           const next = () => call((c) => (c.check(c.x.mp_co_batch(j, BATCH_ENTRIES)) ? c.out(c.x.mp_out_len()) : null));
           const record = (answer: Uint8Array) => call((c) => c.withBytes(answer, (p, n) => c.check(c.x.mp_co_record(j, p, n))));
           const here = (batch: Uint8Array) => call((c) => c.withBytes(batch, (p, n) => c.out(c.check(c.x.mp_co_write(j, p, n)))));
-          await writeOnWorkers({ module, workTree: a.workTree, ...a.source }, a.threads, next, record, here);
+          await writeOnWorkers({ module, workTree: a.workTree, ...a.source }, threads, next, record, here);
         }
         for (;;) {
           // The summary (out) or the error is read before the progress call replaces out.
