@@ -131,7 +131,9 @@ async function resolveAll(s: State): Promise<void> {
           const batch = roots.slice(next, Math.min(next + ROOTS_PER_BATCH, n));
           next += batch.length;
           inFlight++;
-          h.worker.postMessage({ roots: batch } satisfies WorkerRequest);
+          // With the kept deltas of these trees only: a worker holds none beyond its batch.
+          const deltas = s.w.out(s.w.withBytes(new Uint8Array(batch.buffer), (p) => s.w.check(x.mp_ix_batch(s.h, p, batch.length))));
+          h.worker.postMessage({ roots: batch, deltas } satisfies WorkerRequest, [batch.buffer, deltas.buffer as ArrayBuffer]);
         }
         if (inFlight === 0) h.worker.postMessage({ roots: null } satisfies WorkerRequest);
       };

@@ -38,6 +38,7 @@ export interface WasmExports {
   mp_ix_roots(h: number): number;
   mp_ix_resolve(h: number, p: number, n: number): number;
   mp_ix_table(h: number): number;
+  mp_ix_batch(h: number, p: number, n: number): number;
   mp_ix_apply(h: number, p: number, n: number): void;
   mp_ix_missing(h: number): number;
   mp_ix_add_base(h: number, oid: number, kind: number, p: number, n: number): number;
@@ -54,7 +55,7 @@ export interface WasmExports {
   mp_wk_new(): number;
   mp_wk_open(h: number, p: number, n: number): number;
   mp_wk_table(h: number, p: number, n: number): number;
-  mp_wk_resolve(h: number, p: number, n: number): number;
+  mp_wk_resolve(h: number, p: number, n: number, dp: number, dn: number): number;
   mp_wk_free(h: number): void;
   mp_err_errno(): number;
   // The object database, checkout, connectivity check (crates/wasm/src/odb_abi.rs).

@@ -2,6 +2,7 @@
 
 use mpgit_core::pack::entry::Entry;
 use mpgit_core::error::{ErrorKind, Error};
+use mpgit_core::pack::portable::scan::NOT_KEPT;
 use mpgit_core::pack::portable::{resolve, Graph, Indexer, PackFile as PackReader};
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -223,35 +224,47 @@ pub extern "C" fn mp_ix_resolve(h: *mut Indexer, p: *const u8, n: usize) -> i32 
     }
 }
 
-/// What a worker needs besides the pack file: entries, whole objects' ids, REF_DELTA bases,
-/// the deltas the first pass kept inflated (the layout `mp_wk_table` reads: a header of
-/// `TABLE_HEAD` bytes, counts then the body's length as a u64).
+/// What a worker needs besides the pack file: entries, whole objects' ids, REF_DELTA bases
+/// (the layout `mp_wk_table` reads: a header of `TABLE_HEAD` bytes, the two counts then the
+/// body's length as a u64). The kept deltas come with each batch (mp_ix_batch).
 #[no_mangle]
 pub extern "C" fn mp_ix_table(h: *mut Indexer) -> i32 {
     let i = ix(h);
     let s = &i.scan;
-    let mut v = Vec::with_capacity(TABLE_HEAD + s.entries.len() * (ENTRY_LEN + 20) + s.ref_bases.len() * 20 + s.delta_bytes.len());
-    for n in [s.entries.len(), s.ref_bases.len(), s.delta_bytes.len(), 0] {
+    let mut v = Vec::with_capacity(TABLE_HEAD + s.entries.len() * (ENTRY_LEN + 20) + s.ref_bases.len() * 20);
+    for n in [s.entries.len(), s.ref_bases.len()] {
         v.extend_from_slice(&(n as u32).to_le_bytes());
     }
     v.extend_from_slice(&i.original_body.to_le_bytes());
-    for (e, at) in s.entries.iter().zip(&s.delta_at) {
+    for e in &s.entries {
         v.extend_from_slice(&e.offset.to_le_bytes());
         v.extend_from_slice(&e.size.to_le_bytes());
         v.extend_from_slice(&e.base.to_le_bytes());
         v.extend_from_slice(&[e.kind, e.hdr_len, 0, 0]);
-        v.extend_from_slice(&at.to_le_bytes());
     }
     for o in s.oids.iter().chain(&s.ref_bases) {
         v.extend_from_slice(o);
     }
-    v.extend_from_slice(&s.delta_bytes);
+    out(v)
+}
+
+/// The kept deltas a worker needs for a batch of `n` roots (u32 indices at `p`): their number
+/// k, k entry indices (u32), then their bytes one after another (each its entry's size), out.
+#[no_mangle]
+pub extern "C" fn mp_ix_batch(h: *mut Indexer, p: *const u8, n: usize) -> i32 {
+    let (kept, bytes) = ix(h).batch_deltas(&u32s(p, n));
+    let mut v = Vec::with_capacity(4 + kept.len() * 4 + bytes.len());
+    v.extend_from_slice(&(kept.len() as u32).to_le_bytes());
+    for c in &kept {
+        v.extend_from_slice(&c.to_le_bytes());
+    }
+    v.extend_from_slice(&bytes);
     out(v)
 }
 
 /// Bytes per entry in a worker's table, and of its header.
-const ENTRY_LEN: usize = 28;
-const TABLE_HEAD: usize = 24;
+const ENTRY_LEN: usize = 24;
+const TABLE_HEAD: usize = 16;
 
 /// Records `n` results of workers (u32 entry index + 20-byte id each).
 #[no_mangle]
@@ -394,27 +407,24 @@ pub extern "C" fn mp_wk_table(h: *mut Worker, p: *const u8, n: usize) -> i32 {
     if n < TABLE_HEAD {
         return wrong();
     }
-    let (count, nref, ndelta) = (le32(t, 0) as usize, le32(t, 4) as usize, le32(t, 8) as usize);
-    if n != TABLE_HEAD + count * (ENTRY_LEN + 20) + nref * 20 + ndelta {
+    let (count, nref) = (le32(t, 0) as usize, le32(t, 4) as usize);
+    if n != TABLE_HEAD + count * (ENTRY_LEN + 20) + nref * 20 {
         return wrong();
     }
-    w.body_len = le64(t, 16);
+    w.body_len = le64(t, 8);
     let mut at = TABLE_HEAD;
     w.entries.reserve_exact(count);
-    w.delta_at.reserve_exact(count);
     for _ in 0..count {
         w.entries.push(Entry { offset: le64(t, at), size: le64(t, at + 8), base: le32(t, at + 16), kind: t[at + 20], hdr_len: t[at + 21], crc32: 0 });
-        w.delta_at.push(le32(t, at + 24));
         at += ENTRY_LEN;
     }
+    w.delta_at = vec![NOT_KEPT; count];
     w.oids.reserve_exact(count);
     for _ in 0..count {
         w.oids.push(oid_at(t[at..].as_ptr()));
         at += 20;
     }
     let ref_bases: Vec<[u8; 20]> = (0..nref).map(|k| oid_at(t[at + k * 20..].as_ptr())).collect();
-    at += nref * 20;
-    w.delta_bytes = t[at..].to_vec();
     w.graph = Some(Graph::build(&w.entries, &ref_bases));
     0
 }
@@ -424,29 +434,70 @@ fn wk<'a>(h: *mut Worker) -> &'a mut Worker {
     unsafe { &mut *h }
 }
 
-/// Resolves the trees of `n` roots; results (u32 entry + 20-byte id each) out; returns their number.
+/// Resolves the trees of `n` roots (u32 indices at `p`) with the kept deltas mp_ix_batch gave
+/// for them (`dn` bytes at `dp`); results (u32 entry + 20-byte id each) out; returns their number.
 #[no_mangle]
-pub extern "C" fn mp_wk_resolve(h: *mut Worker, p: *const u8, n: usize) -> i32 {
+pub extern "C" fn mp_wk_resolve(h: *mut Worker, p: *const u8, n: usize, dp: *const u8, dn: usize) -> i32 {
     let w = wk(h);
     let roots = u32s(p, n);
-    let (graph, src) = match (&w.graph, &w.source) {
-        (Some(g), Some(s)) => (g, s),
-        _ => return fail(Error::state("resolve before the pack file and the table")),
+    let kept = match w.take_batch(slice(dp, dn)) {
+        Ok(k) => k,
+        Err(e) => return fail(e),
     };
-    let pack = resolve::Pack { src, entries: &w.entries, body_len: w.body_len, delta_bytes: &w.delta_bytes, delta_at: &w.delta_at };
-    let mut r = resolve::Resolver::new(pack, graph);
-    for root in roots {
-        if let Err(e) = r.root(root, &w.oids[root as usize]) {
-            return fail(e);
+    let r = w.resolve(&roots);
+    for c in kept {
+        w.delta_at[c as usize] = NOT_KEPT;
+    }
+    match r {
+        Ok(v) => out(v) / 24,
+        Err(e) => fail(e),
+    }
+}
+
+impl Worker {
+    /// The batch's kept deltas into place (their entries returned, to be forgotten after).
+    fn take_batch(&mut self, b: &[u8]) -> Result<Vec<u32>, Error> {
+        let bad = || Error::state("a resolution thread got a batch of the wrong size");
+        if b.len() < 4 {
+            return Err(bad());
         }
+        let k = le32(b, 0) as usize;
+        let data = 4 + k * 4;
+        if b.len() < data {
+            return Err(bad());
+        }
+        let kept: Vec<u32> = (0..k).map(|j| le32(b, 4 + j * 4)).collect();
+        let mut at = 0usize;
+        for &c in &kept {
+            let e = self.entries.get(c as usize).ok_or_else(bad)?;
+            self.delta_at[c as usize] = at as u32;
+            at += e.size as usize;
+        }
+        if data + at != b.len() {
+            return Err(bad());
+        }
+        self.delta_bytes = b[data..].to_vec();
+        Ok(kept)
     }
-    let res = std::mem::take(&mut r.out);
-    let mut v = Vec::with_capacity(res.len() * 24);
-    for (i, o) in &res {
-        v.extend_from_slice(&i.to_le_bytes());
-        v.extend_from_slice(o);
+
+    /// The trees of `roots`, as (u32 entry + 20-byte id) records.
+    fn resolve(&self, roots: &[u32]) -> Result<Vec<u8>, Error> {
+        let (graph, src) = match (&self.graph, &self.source) {
+            (Some(g), Some(s)) => (g, s),
+            _ => return Err(Error::state("resolve before the pack file and the table")),
+        };
+        let pack = resolve::Pack { src, entries: &self.entries, body_len: self.body_len, delta_bytes: &self.delta_bytes, delta_at: &self.delta_at };
+        let mut r = resolve::Resolver::new(pack, graph);
+        for &root in roots {
+            r.root(root, &self.oids[root as usize])?;
+        }
+        let mut v = Vec::with_capacity(r.out.len() * 24);
+        for (i, o) in &r.out {
+            v.extend_from_slice(&i.to_le_bytes());
+            v.extend_from_slice(o);
+        }
+        Ok(v)
     }
-    out(v) / 24
 }
 
 #[no_mangle]

@@ -66,6 +66,17 @@ impl Graph {
         v
     }
 
+    /// The deltas below root `root` (id `oid`) known before resolving: its children and
+    /// their OFS_DELTA descendants (a REF_DELTA child of a delta names an id known only once
+    /// that delta is rebuilt).
+    pub fn known_below(&self, root: u32, oid: &[u8; 20], out: &mut Vec<u32>) {
+        let mut stack = self.children(Some(root), oid);
+        while let Some(c) = stack.pop() {
+            out.push(c);
+            stack.extend_from_slice(self.ofs(c));
+        }
+    }
+
     /// Whole objects that are some delta's base, in pack order.
     pub fn roots(&self, entries: &[Entry], oids: &[[u8; 20]]) -> Vec<u32> {
         (0..entries.len() as u32)

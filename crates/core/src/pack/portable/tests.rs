@@ -54,12 +54,23 @@ fn scan_and_resolve_from(ix: &mut Indexer, pack: &[u8], d: Drive, src: Box<dyn S
         let s = &ix.scan;
         let graph = Graph::build(&s.entries, &s.ref_bases);
         let bytes = pack.to_vec();
-        let pack = Pack { src: &bytes, entries: &s.entries, body_len: ix.original_body, delta_bytes: &s.delta_bytes, delta_at: &s.delta_at };
-        let mut r = Resolver::new(pack, &graph);
-        for &root in &roots[half..] {
-            r.root(root, &s.oids[root as usize])?;
+        // As a worker has them: only the kept deltas of its batch, each batch on its own.
+        let mut out = Vec::new();
+        for batch in roots[half..].chunks(3) {
+            let (kept, delta_bytes) = ix.batch_deltas(batch);
+            let mut delta_at = vec![super::scan::NOT_KEPT; s.entries.len()];
+            let mut at = 0;
+            for &c in &kept {
+                delta_at[c as usize] = at;
+                at += s.entries[c as usize].size as u32;
+            }
+            let pack = Pack { src: &bytes, entries: &s.entries, body_len: ix.original_body, delta_bytes: &delta_bytes, delta_at: &delta_at };
+            let mut r = Resolver::new(pack, &graph);
+            for &root in batch {
+                r.root(root, &s.oids[root as usize])?;
+            }
+            out.append(&mut r.out);
         }
-        let out = std::mem::take(&mut r.out);
         ix.apply(&out);
     }
     Ok(sum)
@@ -104,6 +115,8 @@ fn idx_and_rev_equal_git_in_any_chunking_with_shared_roots_and_without_kept_delt
         // Kept: every delta, in one buffer; not kept: none.
         let kept = ix.scan.delta_at.iter().filter(|&&a| a != super::scan::NOT_KEPT).count() as u32;
         assert_eq!(kept, if d.keep { ix.scan.deltas } else { 0 }, "{}", what);
+        // The workers' batches find every kept delta (this pack's are all OFS_DELTAs).
+        assert_eq!(ix.batch_deltas(&ix.roots()).0.len() as u32, kept, "{}", what);
     }
     // Entries read back from the pack file (as the WebAssembly core does, through its host).
     let path = dir.path("the.pack");

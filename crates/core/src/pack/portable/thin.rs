@@ -80,6 +80,27 @@ impl Indexer {
         Ok(())
     }
 
+    /// The kept deltas of the trees below `roots` (what a worker resolving them needs of
+    /// them, rather than all of them): their entries, and their bytes one after another.
+    /// Deltas not among them are read back from the pack and inflated, as those not kept.
+    pub fn batch_deltas(&self, roots: &[u32]) -> (Vec<u32>, Vec<u8>) {
+        let (mut below, mut kept, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+        if let Some(g) = &self.graph {
+            for &r in roots {
+                g.known_below(r, &self.scan.oids[r as usize], &mut below);
+            }
+        }
+        for c in below {
+            let at = self.scan.delta_at[c as usize];
+            if at != super::scan::NOT_KEPT {
+                let n = self.scan.entries[c as usize].size as usize;
+                kept.push(c);
+                bytes.extend_from_slice(&self.scan.delta_bytes[at as usize..at as usize + n]);
+            }
+        }
+        (kept, bytes)
+    }
+
     /// REF_DELTA bases neither in the pack nor rebuilt, in pack order of first use.
     pub fn missing(&self) -> Vec<[u8; 20]> {
         let mut seen = std::collections::HashSet::new();
