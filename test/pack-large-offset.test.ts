@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { indexPackFile } from '../ts/pack/indexer.js';
 import { core } from '../ts/core/index.js';
-import { git, mpgit } from './helpers/proc.js';
+import { measure } from '../benches/lib/bench.js';
+import { git, MPGIT } from './helpers/proc.js';
 
 const HUGE = 2 ** 31 + 150 * 2 ** 20;
 const STORED_BLOCK = 65535;
@@ -149,13 +150,15 @@ test(`${core.kind}: a pack past 2 GiB gets git's .idx (with its 8-byte offsets) 
 // (its bytes pass through the scan, entries are read back by offset), so a pack past 2 GiB is
 // no different for it.
 const other = core.kind === 'wasm' ? 'native' : 'wasm';
-test(`${other} (mpgit index-pack, MPGIT_CORE=${other}): a pack past 2 GiB gets git's .idx and .rev`, async (t) => {
+test(`${other} (mpgit index-pack, MPGIT_CORE=${other}): a pack past 2 GiB gets git's .idx and .rev, in well under its size of memory`, async (t) => {
   t.timeout(8 * 60_000);
   const f = await hugePack();
   const idxPath = join(f.dir, `${other}-cli.idx`);
-  const r = await mpgit(['index-pack', '--rev-index', '-o', idxPath, f.pack], { env: { MPGIT_CORE: other }, timeoutMs: 6 * 60_000 });
-  t.is(r.code, 0, r.stderr);
+  const r = await measure(process.execPath, [MPGIT, 'index-pack', '--rev-index', '-o', idxPath, f.pack], { env: { MPGIT_CORE: other } });
   t.is(r.stdout.trim(), f.sum);
+  // Neither core holds the pack: its 2.1 GiB pass through, and are read back by offset.
+  t.log(`${other}: ${(r.wallMs / 1000).toFixed(1)} s, peak RSS ${Math.round(r.peakRssMB)} MB`);
+  t.true(r.peakRssMB < 512, `the indexer peaked at ${Math.round(r.peakRssMB)} MB for a ${Math.round(HUGE / 2 ** 20)} MiB object`);
   t.true(readFileSync(idxPath).equals(f.idx), ".idx differs from git's");
   t.true(readFileSync(idxPath.replace(/\.idx$/, '.rev')).equals(f.rev), ".rev differs from git's");
 });
