@@ -1,94 +1,25 @@
 //! The N-API surface we use, declared by hand and wrapped safely.
 //!
 //! The `napi` crates are not packaged for Debian, and we use only a few dozen functions of
-//! node's stable C ABI (js_native_api.h / node_api.h, N-API version 8), so we declare them here.
-//! The symbols are not linked: `-Wl,--unresolved-symbols=ignore-all` (.cargo/config.toml) leaves
-//! them for the dynamic loader, which resolves them from the node binary when it loads the addon.
+//! node's stable C ABI (N-API version 8), so we declare them ourselves, once, in `napi/sys.rs`:
+//! bound by the dynamic loader on Unix, looked up in the host executable on Windows.
 //!
-//! Everything unsafe stays in this file. The rest of the addon sees `Env`, `Value`, `JsError`
-//! and `Args`, and registers plain Rust functions with `Env::export`; panics are caught at the
-//! boundary and turned into JavaScript exceptions.
+//! Everything unsafe stays in this module (this file and napi/sys.rs). The rest of the addon
+//! sees `Env`, `Value`, `JsError` and `Args`, and registers plain Rust functions with
+//! `Env::export`; panics are caught at the boundary and turned into JavaScript exceptions.
 
-#![allow(non_camel_case_types)]
+mod sys;
 
+use self::sys::*;
 use std::ffi::{c_void, CString};
 use std::os::raw::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
-type napi_env = *mut c_void;
-type napi_value = *mut c_void;
-type napi_callback_info = *mut c_void;
-type napi_deferred = *mut c_void;
-type napi_async_work = *mut c_void;
-type napi_status = i32;
-type napi_callback = unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value;
-type napi_finalize = unsafe extern "C" fn(napi_env, *mut c_void, *mut c_void);
-type napi_async_execute_callback = unsafe extern "C" fn(napi_env, *mut c_void);
-type napi_async_complete_callback = unsafe extern "C" fn(napi_env, napi_status, *mut c_void);
-
-const NAPI_OK: napi_status = 0;
 const NAPI_AUTO_LENGTH: usize = usize::MAX;
 // napi_valuetype
 const NAPI_UNDEFINED: i32 = 0;
 const NAPI_NULL: i32 = 1;
-
-extern "C" {
-    fn napi_create_function(
-        env: napi_env,
-        name: *const c_char,
-        len: usize,
-        cb: napi_callback,
-        data: *mut c_void,
-        result: *mut napi_value,
-    ) -> napi_status;
-    fn napi_get_cb_info(
-        env: napi_env,
-        info: napi_callback_info,
-        argc: *mut usize,
-        argv: *mut napi_value,
-        this: *mut napi_value,
-        data: *mut *mut c_void,
-    ) -> napi_status;
-    fn napi_set_named_property(env: napi_env, obj: napi_value, name: *const c_char, v: napi_value) -> napi_status;
-    fn napi_get_named_property(env: napi_env, obj: napi_value, name: *const c_char, r: *mut napi_value) -> napi_status;
-    fn napi_typeof(env: napi_env, v: napi_value, r: *mut i32) -> napi_status;
-    fn napi_get_value_string_utf8(env: napi_env, v: napi_value, buf: *mut c_char, size: usize, r: *mut usize) -> napi_status;
-    fn napi_get_value_double(env: napi_env, v: napi_value, r: *mut f64) -> napi_status;
-    fn napi_get_value_bool(env: napi_env, v: napi_value, r: *mut bool) -> napi_status;
-    fn napi_get_buffer_info(env: napi_env, v: napi_value, data: *mut *mut c_void, len: *mut usize) -> napi_status;
-    fn napi_create_string_utf8(env: napi_env, s: *const c_char, len: usize, r: *mut napi_value) -> napi_status;
-    fn napi_create_double(env: napi_env, v: f64, r: *mut napi_value) -> napi_status;
-    fn napi_get_boolean(env: napi_env, v: bool, r: *mut napi_value) -> napi_status;
-    fn napi_get_undefined(env: napi_env, r: *mut napi_value) -> napi_status;
-    fn napi_get_null(env: napi_env, r: *mut napi_value) -> napi_status;
-    fn napi_create_object(env: napi_env, r: *mut napi_value) -> napi_status;
-    fn napi_create_array_with_length(env: napi_env, len: usize, r: *mut napi_value) -> napi_status;
-    fn napi_set_element(env: napi_env, arr: napi_value, i: u32, v: napi_value) -> napi_status;
-    fn napi_is_array(env: napi_env, v: napi_value, r: *mut bool) -> napi_status;
-    fn napi_get_array_length(env: napi_env, arr: napi_value, r: *mut u32) -> napi_status;
-    fn napi_get_element(env: napi_env, arr: napi_value, i: u32, r: *mut napi_value) -> napi_status;
-    fn napi_create_buffer_copy(env: napi_env, len: usize, data: *const c_void, out: *mut *mut c_void, r: *mut napi_value) -> napi_status;
-    fn napi_create_error(env: napi_env, code: napi_value, msg: napi_value, r: *mut napi_value) -> napi_status;
-    fn napi_throw(env: napi_env, err: napi_value) -> napi_status;
-    fn napi_is_exception_pending(env: napi_env, r: *mut bool) -> napi_status;
-    fn napi_create_external(env: napi_env, data: *mut c_void, fin: napi_finalize, hint: *mut c_void, r: *mut napi_value) -> napi_status;
-    fn napi_get_value_external(env: napi_env, v: napi_value, r: *mut *mut c_void) -> napi_status;
-    fn napi_create_promise(env: napi_env, d: *mut napi_deferred, p: *mut napi_value) -> napi_status;
-    fn napi_resolve_deferred(env: napi_env, d: napi_deferred, v: napi_value) -> napi_status;
-    fn napi_reject_deferred(env: napi_env, d: napi_deferred, v: napi_value) -> napi_status;
-    fn napi_create_async_work(
-        env: napi_env,
-        resource: napi_value,
-        name: napi_value,
-        exec: napi_async_execute_callback,
-        complete: napi_async_complete_callback,
-        data: *mut c_void,
-        r: *mut napi_async_work,
-    ) -> napi_status;
-    fn napi_queue_async_work(env: napi_env, w: napi_async_work) -> napi_status;
-    fn napi_delete_async_work(env: napi_env, w: napi_async_work) -> napi_status;
-}
 
 /// An error to throw in JavaScript: `code` becomes `err.code` (e.g. "EADDRINUSE",
 /// "MPGIT_BAD_PACK"), so TypeScript can tell errors apart without parsing messages.
@@ -487,6 +418,14 @@ impl Object {
 
 /// Node calls this when it loads the addon; `register` fills in the exports.
 pub fn module_init(env: napi_env, exports: napi_value, register: fn(Env, Value) -> JsResult<()>) -> napi_value {
+    // Before any N-API call: on Windows the functions are found now (a no-op elsewhere).
+    if let Err(message) = sys::load() {
+        #[cfg(windows)]
+        sys::throw_load_error(env, &message);
+        #[cfg(not(windows))]
+        let _ = message;
+        return ptr::null_mut();
+    }
     let env = Env(env);
     value_or_throw(env, guarded(|| register(env, Value(exports))).map(|()| exports))
 }
