@@ -29,15 +29,25 @@ fn native() {
     }
     // Statically: the addon then needs nothing beyond libc (and the zlib every system has), so
     // the prebuilt package runs where libdeflate is not installed. Debian's libdeflate.a is PIC.
-    match static_libdeflate() {
-        Some(dir) => {
+    let vcpkg = vcpkg_dirs();
+    match static_libdeflate(&vcpkg) {
+        Some((dir, name)) => {
             println!("cargo:rustc-link-search=native={}", dir);
-            println!("cargo:rustc-link-lib=static=deflate");
+            println!("cargo:rustc-link-lib=static={}", name);
         }
+        // MSVC finds libraries only where it is told: no system copy to fall back on.
+        None if std::env::var("CARGO_CFG_TARGET_ENV").map_or(false, |e| e == "msvc") => panic!(
+            "mpgit-core: no static libdeflate for this MSVC target: searched {} for {}. Install it with `vcpkg install libdeflate:{}` (and set VCPKG_ROOT), or set MPGIT_LIBDEFLATE_DIR",
+            searched(&vcpkg),
+            MSVC_NAMES.iter().map(|n| format!("{}.lib", n)).collect::<Vec<_>>().join(", "),
+            vcpkg_triplet()
+        ),
         None => println!("cargo:rustc-link-lib=deflate"),
     }
     // libdeflate has no run-time version call: reports name the headers it was built against.
-    let header = ["/usr/include/libdeflate.h", "/usr/local/include/libdeflate.h", "/opt/homebrew/include/libdeflate.h"].into_iter().find_map(|p| std::fs::read_to_string(p).ok());
+    let mut headers: Vec<String> = vcpkg.iter().map(|lib| format!("{}/../include", lib)).collect();
+    headers.extend(["/usr/include", "/usr/local/include", "/opt/homebrew/include"].iter().map(|d| d.to_string()));
+    let header = headers.iter().find_map(|d| std::fs::read_to_string(format!("{}/libdeflate.h", d)).ok());
     let version = header
         .as_deref()
         .and_then(|h| h.lines().find_map(|l| l.strip_prefix("#define LIBDEFLATE_VERSION_STRING")))
@@ -46,20 +56,71 @@ fn native() {
     println!("cargo:rustc-env=MPGIT_LIBDEFLATE_VERSION={}", version);
 }
 
+/// libdeflate's static library as vcpkg installs it for MSVC, by libdeflate version: CMake
+/// builds (1.15 on) name it deflatestatic.lib or deflate.lib, the older Makefile.msc
+/// libdeflatestatic.lib. libdeflate.lib comes last: there it is a DLL's import library, but a
+/// static triplet's lib dir holds no DLL's.
 #[cfg(feature = "native")]
-/// The directory holding libdeflate.a (MPGIT_LIBDEFLATE_DIR, else the usual library dirs of a
-/// Unix target: a Windows target's library is never in them, even when checked from Linux).
-fn static_libdeflate() -> Option<String> {
+const MSVC_NAMES: [&str; 4] = ["deflatestatic", "deflate", "libdeflatestatic", "libdeflate"];
+
+#[cfg(feature = "native")]
+/// The directory holding a static libdeflate and its link name: MPGIT_LIBDEFLATE_DIR first, then
+/// for a Unix target the usual library dirs (libdeflate.a; a Windows target's library is never
+/// in them, even when checked from Linux), for MSVC vcpkg's static triplet (`vcpkg_dirs`).
+fn static_libdeflate(vcpkg: &[String]) -> Option<(String, &'static str)> {
     println!("cargo:rerun-if-env-changed=MPGIT_LIBDEFLATE_DIR");
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let unix = std::env::var_os("CARGO_CFG_UNIX").is_some();
-    let multiarch = format!("/usr/lib/{}-linux-gnu", arch);
+    let msvc = std::env::var("CARGO_CFG_TARGET_ENV").map_or(false, |e| e == "msvc");
     let mut dirs = vec![std::env::var("MPGIT_LIBDEFLATE_DIR").ok()];
     if unix {
         // Homebrew's on Apple silicon is /opt/homebrew (release.yml's darwin-arm64 runner).
+        let multiarch = format!("/usr/lib/{}-linux-gnu", arch);
         dirs.extend([Some(multiarch), Some("/usr/lib".into()), Some("/usr/local/lib".into()), Some("/opt/homebrew/lib".into())]);
     }
-    dirs.into_iter().flatten().find(|d| std::path::Path::new(d).join("libdeflate.a").exists())
+    if msvc {
+        dirs.extend(vcpkg.iter().cloned().map(Some));
+    }
+    let names: Vec<(String, &'static str)> = if msvc {
+        MSVC_NAMES.iter().map(|n| (format!("{}.lib", n), *n)).collect()
+    } else {
+        vec![("libdeflate.a".to_string(), "deflate")]
+    };
+    dirs.into_iter().flatten().find_map(|d| {
+        let found = names.iter().find(|(file, _)| std::path::Path::new(&d).join(file).exists());
+        found.map(|(_, name)| (d.clone(), *name))
+    })
+}
+
+#[cfg(feature = "native")]
+/// vcpkg's static triplet for the target: x64-windows-static (release.yml installs it).
+fn vcpkg_triplet() -> String {
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    format!("{}-windows-static", if arch == "aarch64" { "arm64" } else { "x64" })
+}
+
+#[cfg(feature = "native")]
+/// The library dirs of vcpkg's static triplet, under $VCPKG_ROOT and $VCPKG_INSTALLATION_ROOT
+/// (what GitHub's Windows images set), for an MSVC target only.
+fn vcpkg_dirs() -> Vec<String> {
+    println!("cargo:rerun-if-env-changed=VCPKG_ROOT");
+    println!("cargo:rerun-if-env-changed=VCPKG_INSTALLATION_ROOT");
+    if std::env::var("CARGO_CFG_TARGET_ENV").map_or(true, |e| e != "msvc") {
+        return Vec::new();
+    }
+    let roots = ["VCPKG_ROOT", "VCPKG_INSTALLATION_ROOT"].iter().filter_map(|v| std::env::var(v).ok()).filter(|r| !r.is_empty());
+    roots.map(|r| format!("{}/installed/{}/lib", r, vcpkg_triplet())).collect()
+}
+
+#[cfg(feature = "native")]
+/// What was searched, for the error: MPGIT_LIBDEFLATE_DIR and vcpkg's dirs (or their absence).
+fn searched(vcpkg: &[String]) -> String {
+    let mut dirs: Vec<String> = std::env::var("MPGIT_LIBDEFLATE_DIR").ok().into_iter().collect();
+    dirs.extend(vcpkg.iter().cloned());
+    if vcpkg.is_empty() {
+        dirs.push("$VCPKG_ROOT/$VCPKG_INSTALLATION_ROOT (neither is set)".into());
+    }
+    dirs.join(", ")
 }
 
 /// `mpgit_avx512` where rustc has the AVX-512 intrinsics (stable since 1.89): the SHA-1

@@ -6,6 +6,10 @@ fn main() {
     println!("cargo:rerun-if-env-changed=MPGIT_LIBZ_DIR");
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    // Elsewhere zlib is linked as libz-sys links it. On Windows (MSVC) that is statically too:
+    // crates.io's libz-sys takes vcpkg's zlib (release.yml sets VCPKG_ROOT and +crt-static, so
+    // the vcpkg crate picks the x64-windows-static triplet the workflow installs), else it
+    // compiles its bundled copy. macOS has a system libz in every install.
     if os != "linux" {
         return;
     }
