@@ -106,9 +106,11 @@ async function assertCloneOf(t: ExecutionContext, dir: string, src: string): Pro
   t.deepEqual(listing(dir), listing(archive), 'work tree equals git archive of HEAD');
   // The pack layer's .idx is the one git would write for the same pack.
   const packDir = join(gitDir, 'objects', 'pack');
+  // A directory of the test's own: two tests can receive the same pack (same name).
+  const refDir = await tempDir(t, 'mpgit-ref-idx-');
   for (const f of readdirSync(packDir).filter((n) => n.endsWith('.pack'))) {
     const idx = join(packDir, f.replace(/\.pack$/, '.idx'));
-    const ref = join(archive, '..', `${f}.git.idx`);
+    const ref = join(refDir, `${f}.git.idx`);
     await git(['index-pack', '-o', ref, join(packDir, f)]);
     t.true(readFileSync(idx).equals(readFileSync(ref)), `${f}: .idx equals git index-pack's`);
   }
