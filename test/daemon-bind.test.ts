@@ -75,10 +75,17 @@ test('a daemon restarted with connections in TIME-WAIT listens again at once', a
   const first = await startDaemon(t, [`--base-path=${dir}`]);
   // Connections the server closes first leave TIME-WAIT on the server's side: refusals (the
   // daemon hangs up after its ERR) and protocol v0 clones (upload-pack exits after the pack).
-  for (let i = 0; i < 3; i++) await run('git', ['ls-remote', first.url('missing.git')]);
+  // Which side closes first is a race on a loaded machine: connect until the server holds one
+  // (bounded), so that the restart below really meets a TIME-WAIT.
   await git(['-c', 'protocol.version=0', 'clone', '-q', first.url('repo.git'), join(dir, 'c0')]);
-  const tw = await runOk('ss', ['-Htan', 'state', 'time-wait', `( sport = :${first.port} )`]);
-  t.regex(tw.stdout, new RegExp(`127\\.0\\.0\\.1:${first.port}\\s`), `server-side TIME-WAIT expected:\n${tw.stdout}`);
+  const serverTimeWait = () => runOk('ss', ['-Htan', 'state', 'time-wait', `( sport = :${first.port} )`]);
+  const serverSide = new RegExp(`127\\.0\\.0\\.1:${first.port}\\s`);
+  let tw = await serverTimeWait();
+  for (let i = 0; i < 30 && !serverSide.test(tw.stdout); i++) {
+    await run('git', ['ls-remote', first.url('missing.git')]);
+    tw = await serverTimeWait();
+  }
+  t.regex(tw.stdout, serverSide, `server-side TIME-WAIT expected:\n${tw.stdout}`);
 
   first.proc.kill('SIGKILL');
   await first.proc.exited;
